@@ -1,0 +1,89 @@
+import { randomInt } from 'node:crypto';
+import { ApiClient } from '../client/apiClient.js';
+import { unlockKeystore, writeKeystore } from '../client/keystoreFiles.js';
+import { Session } from '../client/session.js';
+import type { ScryptParams } from '../records/keystore.js';
+import type { NetworkLayout, NetworkNode } from './networkSetup.js';
+import { newUserKeys } from './networkSetup.js';
+
+/**
+ * Demo users for a local cluster, created through the nodes' APIs as real signed transactions: per
+ * hospital an admin (from genesis), a doctor, an auditor and two patients, with a few records and
+ * grants across hospitals so every role has something to look at.
+ */
+export interface DemoUser {
+  id: string;
+  role: string;
+  hospital: string;
+  password: string;
+  api: string;
+}
+
+const WORDS = ['Amber', 'Birch', 'Cedar', 'Delta', 'Ember', 'Fjord', 'Grove', 'Harbor', 'Indigo', 'Juniper', 'Kestrel', 'Lumen', 'Maple', 'Nimbus', 'Orchid', 'Pebble', 'Quartz', 'Raven', 'Sierra', 'Tundra'];
+
+/** A readable password that meets the policy (three character classes, 12+ characters). */
+export function demoPassword(): string {
+  const word = () => WORDS[randomInt(WORDS.length)]!;
+  return `${word()}-${word()}-${randomInt(10, 100)}!`;
+}
+
+async function login(node: NetworkNode, id: string, password: string): Promise<Session> {
+  return Session.connect(node.apiUrl, unlockKeystore(node.keystoreDir, id, password));
+}
+
+export async function createDemoUsers(layout: NetworkLayout, kdf?: ScryptParams): Promise<DemoUser[]> {
+  const users: DemoUser[] = [];
+  const sessions = new Map<string, Session>();
+  const letterOf = (n: NetworkNode) => n.hospital.slice('hosp-'.length);
+
+  for (const node of layout.nodes) {
+    users.push({ id: node.admin.id, role: 'admin', hospital: node.hospital, password: node.admin.password, api: node.apiUrl });
+    const admin = await login(node, node.admin.id, node.admin.password);
+    for (const role of ['doctor', 'auditor'] as const) {
+      const id = `${role === 'doctor' ? 'dr' : 'aud'}-${letterOf(node)}`;
+      const keys = newUserKeys(id, role, node.hospital);
+      const password = demoPassword();
+      writeKeystore(node.keystoreDir, keys, password, kdf);
+      const enrolled = await admin.enrol(id, role, keys.signPublic, keys.encPublic!);
+      if (enrolled.denied) throw new Error(`enrolling ${id} was denied: ${enrolled.denied}`);
+      sessions.set(id, await login(node, id, password));
+      users.push({ id, role, hospital: node.hospital, password, api: node.apiUrl });
+    }
+    for (const n of [1, 2]) {
+      const id = `pat-${letterOf(node)}${n}`;
+      const keys = newUserKeys(id, 'patient', node.hospital);
+      const password = demoPassword();
+      writeKeystore(node.keystoreDir, keys, password, kdf);
+      const session = new Session(new ApiClient(node.apiUrl), keys, node.hospital);
+      const registered = await session.registerPatient();
+      if (registered.denied) throw new Error(`registering ${id} was denied: ${registered.denied}`);
+      sessions.set(id, session);
+      users.push({ id, role: 'patient', hospital: node.hospital, password, api: node.apiUrl });
+    }
+  }
+
+  // Records and grants, some across hospitals: a patient's doctor may work at another hospital.
+  const nodes = layout.nodes;
+  for (let i = 0; i < nodes.length; i++) {
+    const here = letterOf(nodes[i]!);
+    const next = letterOf(nodes[(i + 1) % nodes.length]!);
+    const patient = sessions.get(`pat-${here}1`)!;
+    await must(patient.createRecord(patient.userId, { title: 'Admission check', vitals: { temperature: 36.6 + i / 10, bloodPressure: `${118 + i}/${78 + i}` }, notes: 'Routine admission vitals.' }));
+    await must(patient.grant(`dr-${here}`));
+    if (next !== here) await must(patient.grant(`dr-${next}`));
+    await must(patient.grant(`aud-${here}`));
+    const doctor = sessions.get(`dr-${next}`)!;
+    await must(doctor.createRecord(patient.userId, { title: 'Follow-up', vitals: { temperature: 37.1, bloodPressure: '125/82', heartRate: 72 }, notes: 'Follow-up visit.' }));
+    const second = sessions.get(`pat-${here}2`)!;
+    await must(second.createRecord(second.userId, { title: 'Self-reported', vitals: { temperature: 36.9 } }));
+    await must(second.book(`dr-${here}`, Date.now() + (i + 1) * 86_400_000));
+    await must(sessions.get(`dr-${here}`)!.requestAccess(second.userId));
+  }
+  return users;
+}
+
+async function must<T extends { denied?: string }>(p: Promise<T>): Promise<T> {
+  const r = await p;
+  if (r.denied) throw new Error(`demo setup action denied: ${r.denied}`);
+  return r;
+}

@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiClient } from '../client/apiClient.js';
+import type { StatusResponse } from '../node/api/contract.js';
+
+/** The package's CLI entry point, so a node runs as its own OS process exactly as a user would start it. */
+export const CLI_ENTRY = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/medledger.js');
+
+/**
+ * One node as a separate OS process (`medledger node --config FILE`), with its output in a log file.
+ * The child exits when our end of its stdin closes, so no node outlives the process that started it.
+ */
+export class NodeProcess {
+  private child: ChildProcess | null = null;
+  private log: WriteStream | null = null;
+  private exited: Promise<number | null> = Promise.resolve(null);
+  readonly api: ApiClient;
+
+  constructor(
+    readonly name: string,
+    readonly configFile: string,
+    readonly apiUrl: string,
+    readonly logFile = join(dirname(configFile), 'node.log'),
+  ) {
+    this.api = new ApiClient(apiUrl);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  start(): void {
+    if (this.running) throw new Error(`${this.name} is already running`);
+    this.log = createWriteStream(this.logFile, { flags: 'a' });
+    const child = spawn(process.execPath, [CLI_ENTRY, 'node', '--config', this.configFile, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdout!.pipe(this.log, { end: false });
+    child.stderr!.pipe(this.log, { end: false });
+    this.exited = new Promise((res) => child.once('exit', (code) => res(code)));
+    this.child = child;
+  }
+
+  /** Waits until the node's API answers (and, optionally, until a condition on its status holds). */
+  async waitReady(timeoutMs = 30_000, until?: (s: StatusResponse) => boolean): Promise<StatusResponse> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer';
+    while (Date.now() < deadline) {
+      if (!this.running) throw new Error(`${this.name} exited while starting (see ${this.logFile})`);
+      try {
+        const status = await this.api.status();
+        if (!until || until(status)) return status;
+        last = `height ${status.height}, peers ${status.peers.length}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${this.name} not ready after ${timeoutMs} ms: ${last}`);
+  }
+
+  /** SIGTERM and wait for a clean exit; SIGKILL after the grace period. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.child || !this.running) return this.closeLog();
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+    this.closeLog();
+  }
+
+  /** kill -9: the crash case. */
+  async kill(): Promise<void> {
+    if (!this.child || !this.running) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+    this.closeLog();
+  }
+
+  private closeLog(): void {
+    this.log?.end();
+    this.log = null;
+  }
+}

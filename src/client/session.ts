@@ -1,0 +1,272 @@
+import { fromBase64 } from '../records/crypto/bytes.js';
+import { createSigner, type Signer } from '../records/crypto/signature.js';
+import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
+import { blobId, openBlob, rewrapForGrantee, sealBlob, type Recipient, type WrappedKey } from '../records/envelope.js';
+import { MedLedgerError } from '../records/errors.js';
+import { newAppointmentId, newFileId, newRecordId, type StaffRole } from '../records/ids.js';
+import { fileContentSchema, recordContentSchema, type FileContent, type RecordContent } from '../records/content.js';
+import type { UserKeys } from '../records/keystore.js';
+import type { RecordMeta } from '../records/state/types.js';
+import { signTx } from '../records/tx/codec.js';
+import type { AuditFilter, TxBody, TxType, UnsignedTx } from '../records/tx/types.js';
+import type { AuditEvent } from '../records/audit.js';
+import type { Overview, SubmitTxResponse, WireBlob, WireWrappedKey } from '../node/api/contract.js';
+import { ApiClient } from './apiClient.js';
+
+/** Strictly increasing nonces per user and process: time in microseconds, bumped on collision. */
+class NonceSource {
+  private last = 0;
+  next(): number {
+    this.last = Math.max(Date.now() * 1000, this.last + 1);
+    return this.last;
+  }
+}
+
+export interface DecryptedRecord {
+  meta: RecordMeta;
+  content?: RecordContent;
+  files: { file: string; version: number; content?: FileContent; error?: string }[];
+  error?: string;
+}
+
+/** The outcome of one audited action, as the user sees it. */
+export interface ActionOutcome<T = undefined> {
+  id: string;
+  event?: AuditEvent;
+  /** Present when the action was refused: the stable reason code on the ledger. */
+  denied?: string;
+  value?: T;
+}
+
+const fromWireKey = (k: WireWrappedKey): WrappedKey => ({ epk: fromBase64(k.epk), w: fromBase64(k.w) });
+
+/**
+ * A signed-in user talking to one node: builds and signs transactions, encrypts record contents for the
+ * right recipients before they leave this process, and decrypts what the node returns. Keys and
+ * plaintext stay here; the node only ever receives signatures and ciphertext.
+ */
+export class Session {
+  readonly signer: Signer;
+  private readonly nonces = new NonceSource();
+
+  constructor(
+    readonly api: ApiClient,
+    readonly keys: UserKeys,
+    /** The hospital of the node this session talks to (the `via` of its transactions). */
+    readonly hospital: string,
+  ) {
+    this.signer = createSigner(keys.signSecret);
+  }
+
+  static async connect(apiUrl: string, keys: UserKeys): Promise<Session> {
+    const api = new ApiClient(apiUrl);
+    const status = await api.status();
+    return new Session(api, keys, status.hospital);
+  }
+
+  get userId(): string {
+    return this.keys.userId;
+  }
+
+  private me() {
+    if (!this.keys.encSecret || !this.keys.encPublic) throw new MedLedgerError('FORBIDDEN', `${this.userId} has no encryption key`);
+    return { id: this.userId, secretKey: this.keys.encSecret, publicKey: this.keys.encPublic };
+  }
+
+  /** Signs and submits one transaction, waiting for it to be final. */
+  async act<T extends TxType>(
+    type: T,
+    fields: { patient?: string; record?: string; body: TxBody<T> },
+    payload?: { bytes: Uint8Array; hash: Uint8Array },
+  ): Promise<SubmitTxResponse> {
+    const unsigned = {
+      v: 1,
+      type,
+      actor: this.userId,
+      key: this.signer.publicKey,
+      via: this.hospital,
+      nonce: this.nonces.next(),
+      time: Date.now(),
+      ...(fields.patient ? { patient: fields.patient } : {}),
+      ...(fields.record ? { record: fields.record } : {}),
+      ...(payload ? { payload: payload.hash } : {}),
+      body: fields.body,
+    } as UnsignedTx<T>;
+    const tx = signTx(unsigned, this.signer);
+    const res = await this.api.submit(tx, payload?.bytes);
+    if (res.status !== 'committed') throw new MedLedgerError('UNAVAILABLE', `transaction ${res.id.slice(0, 12)} is not final yet; it may still be committed`);
+    return res;
+  }
+
+  private outcome<T>(res: SubmitTxResponse, value?: T): ActionOutcome<T> {
+    const denied = res.event?.outcome === 'denied' ? (res.event.reason ?? 'denied') : undefined;
+    return { id: res.id, ...(res.event ? { event: res.event } : {}), ...(denied ? { denied } : {}), ...(value !== undefined && !denied ? { value } : {}) };
+  }
+
+  // ---- registration and staff ----------------------------------------------------------------
+
+  async registerPatient(): Promise<ActionOutcome> {
+    if (!this.keys.encPublic) throw new MedLedgerError('MALFORMED', 'a patient needs an encryption key');
+    return this.outcome(await this.act('registerPatient', { body: { encKey: this.keys.encPublic } }));
+  }
+
+  async enrol(user: string, role: StaffRole, signKey: Uint8Array, encKey: Uint8Array): Promise<ActionOutcome> {
+    return this.outcome(await this.act('enrolUser', { body: { user, role, signKey, encKey } }));
+  }
+
+  async deactivate(user: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('deactivateUser', { body: { user } }));
+  }
+
+  overview(): Promise<Overview> {
+    return this.api.me(this.userId, this.signer);
+  }
+
+  // ---- records -------------------------------------------------------------------------------
+
+  private async recipients(patient: string): Promise<Recipient[]> {
+    const { recipients } = await this.api.recipients(this.userId, this.signer, patient);
+    return recipients.map((r) => {
+      if (!r.encKey) throw new MedLedgerError('MALFORMED', `${r.id} has no encryption key`);
+      return { id: r.id, encKey: fromBase64(r.encKey) };
+    });
+  }
+
+  private async sealFor(patient: string, blob: string, plaintext: Uint8Array) {
+    const recipients = await this.recipients(patient);
+    const sealed = sealBlob(plaintext, blob, recipients);
+    return { recipients: recipients.map((r) => r.id), payload: { bytes: sealed.payload, hash: sealed.hash } };
+  }
+
+  async createRecord(patient: string, content: RecordContent): Promise<ActionOutcome<string>> {
+    const checked = recordContentSchema.parse(content);
+    const record = newRecordId();
+    const { recipients, payload } = await this.sealFor(patient, blobId(record, 'content', 1), encodeCanonical(checked));
+    return this.outcome(await this.act('createRecord', { patient, record, body: { recipients } }, payload), record);
+  }
+
+  async updateRecord(patient: string, record: string, currentVersion: number, content: RecordContent): Promise<ActionOutcome> {
+    const checked = recordContentSchema.parse(content);
+    const version = currentVersion + 1;
+    const { recipients, payload } = await this.sealFor(patient, blobId(record, 'content', version), encodeCanonical(checked));
+    return this.outcome(await this.act('updateRecord', { patient, record, body: { recipients, version } }, payload));
+  }
+
+  /** Copies a record's current content into a new record of the same patient (read, then re-encrypt). */
+  async copyRecord(patient: string, from: string): Promise<ActionOutcome<string>> {
+    const source = await this.readRecord(patient, from);
+    if (source.denied || !source.value?.content) return { id: source.id, ...(source.event ? { event: source.event } : {}), denied: source.denied ?? 'content-unavailable' };
+    const record = newRecordId();
+    const { recipients, payload } = await this.sealFor(patient, blobId(record, 'content', 1), encodeCanonical(source.value.content));
+    return this.outcome(await this.act('copyRecord', { patient, record, body: { from, recipients } }, payload), record);
+  }
+
+  async deleteRecord(patient: string, record: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('deleteRecord', { patient, record, body: {} }));
+  }
+
+  async listRecords(patient: string): Promise<ActionOutcome<RecordMeta[]>> {
+    const res = await this.act('listRecords', { patient, body: {} });
+    return this.outcome(res, res.result?.kind === 'records' ? res.result.records : undefined);
+  }
+
+  async readRecord(patient: string, record: string, version?: number): Promise<ActionOutcome<DecryptedRecord>> {
+    const res = await this.act('readRecord', { patient, record, body: version !== undefined ? { version } : {} });
+    if (res.result?.kind !== 'record') return this.outcome(res);
+    const r = res.result;
+    const decrypted: DecryptedRecord = { meta: r.record, files: [] };
+    if (r.content) {
+      try {
+        decrypted.content = recordContentSchema.parse(decodeCanonical(this.open(r.content)));
+      } catch (err) {
+        decrypted.error = (err as Error).message;
+      }
+    } else decrypted.error = 'content no longer stored on this node';
+    for (const f of r.files) {
+      try {
+        decrypted.files.push({ file: f.file, version: f.version, content: fileContentSchema.parse(decodeCanonical(this.open(f))) });
+      } catch (err) {
+        decrypted.files.push({ file: f.file, version: f.version, error: (err as Error).message });
+      }
+    }
+    return this.outcome(res, decrypted);
+  }
+
+  private open(blob: WireBlob): Uint8Array {
+    if (!blob.key) throw new MedLedgerError('FORBIDDEN', 'no data key was shared with you for this version');
+    return openBlob({ n: fromBase64(blob.n), c: fromBase64(blob.c) }, fromWireKey(blob.key), blob.blob, this.me());
+  }
+
+  async attachFile(patient: string, record: string, file: FileContent): Promise<ActionOutcome<string>> {
+    const checked = fileContentSchema.parse(file);
+    const fileId = newFileId();
+    const { recipients, payload } = await this.sealFor(patient, blobId(record, fileId, 1), encodeCanonical(checked));
+    return this.outcome(await this.act('attachFile', { patient, record, body: { file: fileId, recipients } }, payload), fileId);
+  }
+
+  async replaceFile(patient: string, record: string, fileId: string, currentVersion: number, file: FileContent): Promise<ActionOutcome> {
+    const checked = fileContentSchema.parse(file);
+    const version = currentVersion + 1;
+    const { recipients, payload } = await this.sealFor(patient, blobId(record, fileId, version), encodeCanonical(checked));
+    return this.outcome(await this.act('replaceFile', { patient, record, body: { file: fileId, recipients, version } }, payload));
+  }
+
+  async removeFile(patient: string, record: string, fileId: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('removeFile', { patient, record, body: { file: fileId } }));
+  }
+
+  // ---- access --------------------------------------------------------------------------------
+
+  /** Wraps the data keys of all my records for the grantee (SPEC §4), then grants. */
+  private async rewrapPayload(grantee: string) {
+    const target = await this.api.user(grantee);
+    if (!target.encKey) throw new MedLedgerError('MALFORMED', `${grantee} has no encryption key`);
+    const { keys } = await this.api.patientKeys(this.userId, this.signer, this.userId);
+    const sealed = rewrapForGrantee(
+      keys.map((k) => ({ blob: k.blob, key: fromWireKey(k.key) })),
+      this.me(),
+      { id: grantee, encKey: fromBase64(target.encKey) },
+    );
+    return { bytes: sealed.payload, hash: sealed.hash };
+  }
+
+  async grant(grantee: string): Promise<ActionOutcome> {
+    const payload = await this.rewrapPayload(grantee);
+    return this.outcome(await this.act('grantAccess', { patient: this.userId, body: { grantee } }, payload));
+  }
+
+  async revoke(grantee: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('revokeAccess', { patient: this.userId, body: { grantee } }));
+  }
+
+  async requestAccess(patient: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('requestAccess', { patient, body: {} }));
+  }
+
+  async approveRequest(requester: string): Promise<ActionOutcome> {
+    const payload = await this.rewrapPayload(requester);
+    return this.outcome(await this.act('approveRequest', { patient: this.userId, body: { requester } }, payload));
+  }
+
+  async denyRequest(requester: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('denyRequest', { patient: this.userId, body: { requester } }));
+  }
+
+  // ---- appointments --------------------------------------------------------------------------
+
+  async book(doctor: string, at: number): Promise<ActionOutcome<string>> {
+    const appointment = newAppointmentId();
+    return this.outcome(await this.act('bookAppointment', { patient: this.userId, body: { appointment, doctor, at } }), appointment);
+  }
+
+  async cancel(patient: string, appointment: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('cancelAppointment', { patient, body: { appointment } }));
+  }
+
+  // ---- audit ---------------------------------------------------------------------------------
+
+  async queryAudit(filter: AuditFilter, page: { limit?: number; cursor?: string } = {}): Promise<ActionOutcome<{ events: AuditEvent[]; cursor?: string }>> {
+    const res = await this.act('queryAudit', { body: { filter, ...(page.limit ? { limit: page.limit } : {}), ...(page.cursor ? { cursor: page.cursor } : {}) } });
+    return this.outcome(res, res.result?.kind === 'audit' ? { events: res.result.events, ...(res.result.cursor ? { cursor: res.result.cursor } : {}) } : undefined);
+  }
+}

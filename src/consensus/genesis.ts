@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { fromHex } from '../records/crypto/bytes.js';
+import { sha256 } from '../records/crypto/hash.js';
+import { encodeCanonical } from '../records/encoding.js';
+import { hospitalIdSchema, userIdSchema } from '../records/ids.js';
+import { MemoryState } from '../records/state/memoryState.js';
+import type { StateChange } from '../records/state/types.js';
+
+/**
+ * The genesis file: the network's founding statement, identical on every node. It names the hospitals
+ * (validators, in proposer order), their admins, and the consensus parameters all validators share.
+ */
+const hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 32 bytes of lowercase hex');
+
+export const consensusParamsSchema = z.strictObject({
+  /** Wait after a commit before the next height's round 0: the block period. */
+  periodMs: z.number().int().min(10).max(60_000).default(500),
+  /** With an empty mempool the proposer waits this long before proposing an empty (heartbeat) block. */
+  emptyBlockIntervalMs: z.number().int().min(10).max(600_000).default(5_000),
+  timeoutProposeMs: z.number().int().min(50).max(60_000).default(1_500),
+  timeoutVoteMs: z.number().int().min(50).max(60_000).default(1_000),
+  /** Added per round, so timeouts grow until the slowest honest validator is heard. */
+  timeoutDeltaMs: z.number().int().min(0).max(60_000).default(500),
+  maxBlockTxs: z.number().int().min(1).max(20_000).default(4_000),
+  maxBlockBytes: z.number().int().min(64 * 1024).max(8 * 1024 * 1024).default(3 * 1024 * 1024),
+});
+export type ConsensusParams = z.infer<typeof consensusParamsSchema>;
+
+export const genesisSchema = z.strictObject({
+  network: z.string().regex(/^[a-z0-9][a-z0-9-]{1,39}$/),
+  time: z.number().int().nonnegative(),
+  hospitals: z
+    .array(
+      z.strictObject({
+        id: hospitalIdSchema,
+        name: z.string().min(1).max(100),
+        /** Ed25519 public key that signs this hospital's blocks and votes. */
+        validatorKey: hex32,
+        /** libp2p peer id of the hospital's node (the connection allow-list). */
+        peerId: z.string().min(10).max(100),
+        admin: z.strictObject({ id: userIdSchema, signKey: hex32, encKey: hex32.optional() }),
+      }),
+    )
+    .min(1)
+    .max(100),
+  consensus: consensusParamsSchema.default(consensusParamsSchema.parse({})),
+});
+export type GenesisFile = z.infer<typeof genesisSchema>;
+
+export interface Validator {
+  index: number;
+  hospital: string;
+  key: Uint8Array;
+  peerId: string;
+}
+
+export interface Genesis {
+  file: GenesisFile;
+  /** SHA-256 of the canonical encoding of the file: block 0's parent, so it names this network's history. */
+  hash: Uint8Array;
+  validators: Validator[];
+  params: ConsensusParams;
+}
+
+export function parseGenesis(raw: unknown): Genesis {
+  const parsed = genesisSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(`invalid genesis file: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const file = parsed.data;
+  const ids = new Set(file.hospitals.map((h) => h.id));
+  if (ids.size !== file.hospitals.length) throw new Error('invalid genesis file: duplicate hospital id');
+  if (new Set(file.hospitals.map((h) => h.admin.id)).size !== file.hospitals.length) throw new Error('invalid genesis file: duplicate admin id');
+  return {
+    file,
+    hash: sha256(encodeCanonical(file)),
+    validators: file.hospitals.map((h, index) => ({ index, hospital: h.id, key: fromHex(h.validatorKey), peerId: h.peerId })),
+    params: file.consensus,
+  };
+}
+
+/** The state before block 1: hospitals and their admins. */
+export function genesisChanges(genesis: Genesis): StateChange[] {
+  const changes: StateChange[] = [];
+  for (const h of genesis.file.hospitals) {
+    changes.push({ table: 'hospitals', key: h.id, value: { id: h.id, name: h.name, admin: h.admin.id } });
+    changes.push({
+      table: 'users',
+      key: h.admin.id,
+      value: {
+        id: h.admin.id,
+        role: 'admin',
+        hospital: h.id,
+        signKey: fromHex(h.admin.signKey),
+        ...(h.admin.encKey ? { encKey: fromHex(h.admin.encKey) } : {}),
+        active: true,
+        lastNonce: 0,
+        since: genesis.file.time,
+      },
+    });
+  }
+  return changes;
+}
+
+export function genesisState(genesis: Genesis): MemoryState {
+  const state = new MemoryState();
+  state.write(genesisChanges(genesis));
+  return state;
+}

@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import type { AuditEvent } from '../../records/audit.js';
+import type { Appointment, RecordMeta } from '../../records/state/types.js';
+
+/**
+ * The node's HTTP API wire formats (JSON; binary fields base64). Shared by the server and the client so
+ * that both sides agree by construction.
+ */
+const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64');
+
+export const submitTxRequestSchema = z.strictObject({
+  tx: b64,
+  payload: b64.optional(),
+  /** Wait until the transaction is final (default true); results of reads and queries need it. */
+  wait: z.boolean().default(true),
+  timeoutMs: z.number().int().min(100).max(120_000).default(30_000),
+});
+export type SubmitTxRequest = z.input<typeof submitTxRequestSchema>;
+
+export const submitBatchRequestSchema = z.strictObject({
+  txs: z.array(z.strictObject({ tx: b64, payload: b64.optional() })).min(1).max(2_000),
+});
+
+export interface WireWrappedKey {
+  epk: string;
+  w: string;
+}
+
+export interface WireBlob {
+  blob: string;
+  /** AEAD nonce and ciphertext of the blob: opened on the client only. */
+  n: string;
+  c: string;
+  /** The blob's data key wrapped for the requesting user, if one was shared with them. */
+  key?: WireWrappedKey;
+}
+
+export interface ReadRecordResult {
+  kind: 'record';
+  record: RecordMeta;
+  content?: WireBlob;
+  files: (WireBlob & { file: string; version: number })[];
+}
+export interface ListRecordsResult {
+  kind: 'records';
+  records: RecordMeta[];
+}
+export interface QueryAuditResult {
+  kind: 'audit';
+  events: AuditEvent[];
+  cursor?: string;
+}
+export type TxResult = ReadRecordResult | ListRecordsResult | QueryAuditResult;
+
+export interface SubmitTxResponse {
+  id: string;
+  status: 'committed' | 'pending';
+  height?: number;
+  event?: AuditEvent;
+  result?: TxResult;
+}
+
+export interface SubmitBatchResponse {
+  accepted: string[];
+  rejected: { index: number; code: string; message: string }[];
+}
+
+export interface IntegrityStatus {
+  ok: boolean;
+  /** Height verified so far by the monitor. */
+  verifiedHeight: number;
+  alert?: { height: number; problem: string; since: number };
+}
+
+export interface StatusResponse {
+  node: string;
+  hospital: string;
+  network: string;
+  peerId: string;
+  height: number;
+  headHash: string;
+  finalizedHeight: number;
+  finalizedHash: string;
+  peers: string[];
+  validators: number;
+  round: number;
+  mempool: number;
+  integrity: IntegrityStatus;
+  sync?: { target: number; active: boolean };
+}
+
+export interface PublicUser {
+  id: string;
+  role: string;
+  hospital: string;
+  active: boolean;
+  signKey: string;
+  encKey?: string;
+}
+
+export interface Overview {
+  user: PublicUser;
+  /** Patient: who has access and who asked for it. */
+  grants?: { user: string; kind: string; since: number }[];
+  requests?: { user: string; kind: string; at: number }[];
+  /** Doctor / auditor: patients who granted access, and own pending requests. */
+  patients?: { patient: string; since: number }[];
+  pendingRequests?: { patient: string; at: number }[];
+  appointments?: Appointment[];
+  /** Admin: own hospital's staff. */
+  staff?: PublicUser[];
+}
+
+export interface ErrorResponse {
+  error: { code: string; message: string };
+}

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { fromBase64, toBase64 } from '../../records/crypto/bytes.js';
+import { verifySignature } from '../../records/crypto/signature.js';
+import { MedLedgerError } from '../../records/errors.js';
+import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, requestSigningMessage } from '../../records/requestAuth.js';
+import type { User } from '../../records/state/types.js';
+import type { MedLedgerNode } from '../node.js';
+import { overviewOf, publicUser, recipientsFor } from '../views.js';
+import { submitBatchRequestSchema, submitTxRequestSchema } from './contract.js';
+import type { RequestContext, Route } from './http.js';
+
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body ?? {});
+  if (!parsed.success) {
+    throw new MedLedgerError('MALFORMED', `invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** Checks a signed request: a known, active user's key over method, path and a fresh time. */
+function authenticate(node: MedLedgerNode, ctx: RequestContext): User {
+  const header = (name: string) => {
+    const v = ctx.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const userId = header(AUTH_HEADERS.user);
+  const time = Number(header(AUTH_HEADERS.time));
+  const sig = header(AUTH_HEADERS.sig);
+  if (!userId || !sig || !Number.isFinite(time)) throw new MedLedgerError('BAD_SIGNATURE', 'this request must be signed by a user');
+  if (Math.abs(Date.now() - time) > REQUEST_MAX_SKEW_MS) throw new MedLedgerError('BAD_TIME', 'request time is too far from the node clock');
+  const user = node.ledger.state.get('users', userId);
+  if (!user) throw new MedLedgerError('UNKNOWN_ACTOR', `unknown user ${userId}`);
+  let sigBytes: Uint8Array;
+  try {
+    sigBytes = fromBase64(sig);
+  } catch {
+    throw new MedLedgerError('BAD_SIGNATURE', 'malformed request signature');
+  }
+  if (!verifySignature(user.signKey, requestSigningMessage(ctx.method, ctx.url, time), sigBytes)) {
+    throw new MedLedgerError('BAD_SIGNATURE', 'request signature does not verify');
+  }
+  if (!user.active) throw new MedLedgerError('FORBIDDEN', `${userId} is deactivated`);
+  return user;
+}
+
+export function apiRoutes(node: MedLedgerNode): Route[] {
+  const routes: Route[] = [
+    { method: 'GET', pattern: '/v1/status', handler: async () => ({ body: node.status() }) },
+    {
+      method: 'POST',
+      pattern: '/v1/tx',
+      handler: async (ctx) => {
+        const result = await node.submit(parseBody(submitTxRequestSchema, ctx.body));
+        return { status: result.status === 'committed' ? 200 : 202, body: result };
+      },
+    },
+    { method: 'POST', pattern: '/v1/txs', handler: async (ctx) => ({ body: node.submitBatch(parseBody(submitBatchRequestSchema, ctx.body)) }) },
+    {
+      method: 'GET',
+      pattern: '/v1/users/:id',
+      handler: async (ctx) => {
+        const user = node.ledger.state.get('users', ctx.params.id!);
+        if (!user) throw new MedLedgerError('NOT_FOUND', `unknown user ${ctx.params.id}`);
+        return { body: publicUser(user) };
+      },
+    },
+    { method: 'GET', pattern: '/v1/me', handler: async (ctx) => ({ body: overviewOf(node.ledger, authenticate(node, ctx)) }) },
+    {
+      method: 'GET',
+      pattern: '/v1/patients/:id/recipients',
+      handler: async (ctx) => ({ body: { recipients: recipientsFor(node.ledger, authenticate(node, ctx), ctx.params.id!) } }),
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/patients/:id/keys',
+      handler: async (ctx) => {
+        const user = authenticate(node, ctx);
+        if (user.id !== ctx.params.id) throw new MedLedgerError('FORBIDDEN', 'only the patient may list their wrapped keys');
+        const keys = await node.ledger.store.keysOfPatient(user.id, user.id);
+        return { body: { keys: keys.map(({ blob, key }) => ({ blob, key: { epk: toBase64(key.epk), w: toBase64(key.w) } })) } };
+      },
+    },
+  ];
+  if (node.config.testControls) {
+    routes.push({
+      method: 'POST',
+      pattern: '/v1/test/blocked-peers',
+      handler: async (ctx) => {
+        const { peers } = parseBody(z.strictObject({ peers: z.array(z.string()) }), ctx.body);
+        await node.host.setBlockedPeers(peers);
+        return { body: { blocked: peers } };
+      },
+    });
+  }
+  return routes;
+}

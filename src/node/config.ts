@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { hospitalIdSchema } from '../records/ids.js';
+
+/** A node's configuration file (JSON). Relative paths are resolved against the file's directory. */
+const loopbackHost = z.string().regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/, 'the API listens on a loopback address (127.0.0.0/8) only');
+
+export const nodeConfigSchema = z.strictObject({
+  name: z.string().min(1).max(60),
+  hospital: hospitalIdSchema,
+  dataDir: z.string(),
+  genesisFile: z.string(),
+  /** Ed25519 validator secret of this hospital (JSON `{ "secretKey": hex }`, mode 0600). */
+  validatorKeyFile: z.string(),
+  /** libp2p identity; created on first start when missing. Defaults to <dataDir>/peer.key. */
+  peerKeyFile: z.string().optional(),
+  /** Where users' keystore files live for the TUI and CLI on this host. Defaults to <dataDir>/keystores. */
+  keystoreDir: z.string().optional(),
+  api: z.strictObject({ host: loopbackHost.default('127.0.0.1'), port: z.number().int().min(0).max(65535) }),
+  p2p: z.strictObject({
+    listen: z.array(z.string()).min(1),
+    announce: z.array(z.string()).default([]),
+    /** The other hospitals' nodes: dialled at start and redialled when they go away. */
+    peers: z.array(z.strictObject({ peerId: z.string(), addrs: z.array(z.string()) })).default([]),
+  }),
+  limits: z
+    .strictObject({
+      maxRequestBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+      mempoolMaxTxs: z.number().int().min(10).default(100_000),
+      mempoolMaxBytes: z.number().int().min(1024 * 1024).default(512 * 1024 * 1024),
+    })
+    .default({ maxRequestBytes: 4 * 1024 * 1024, mempoolMaxTxs: 100_000, mempoolMaxBytes: 512 * 1024 * 1024 }),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Enables /v1/test/* endpoints (network partition toggles). Never on in production. */
+  testControls: z.boolean().default(false),
+});
+export type NodeConfig = z.infer<typeof nodeConfigSchema> & { peerKeyFile: string; keystoreDir: string; configDir: string };
+
+export function parseNodeConfig(raw: unknown, configDir: string): NodeConfig {
+  const parsed = nodeConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(`invalid node config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const c = parsed.data;
+  const at = (p: string) => resolve(configDir, p);
+  const dataDir = at(c.dataDir);
+  return {
+    ...c,
+    configDir,
+    dataDir,
+    genesisFile: at(c.genesisFile),
+    validatorKeyFile: at(c.validatorKeyFile),
+    peerKeyFile: c.peerKeyFile ? at(c.peerKeyFile) : resolve(dataDir, 'peer.key'),
+    keystoreDir: c.keystoreDir ? at(c.keystoreDir) : resolve(dataDir, 'keystores'),
+  };
+}
+
+export function loadNodeConfig(file: string): NodeConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read node config ${file}: ${(err as Error).message}`);
+  }
+  return parseNodeConfig(raw, dirname(resolve(file)));
+}

@@ -1,0 +1,460 @@
+import type { Logger } from 'pino';
+import { bytesEqual, fromHex, toHex } from '../records/crypto/bytes.js';
+import { sha256 } from '../records/crypto/hash.js';
+import type { Signer } from '../records/crypto/signature.js';
+import { MedLedgerError } from '../records/errors.js';
+import { headerHash } from '../consensus/block.js';
+import { buildBlock, type ExecutedBlock } from '../consensus/blockExecution.js';
+import { checkProposal, signProposal, type Proposal } from '../consensus/proposal.js';
+import * as tm from '../consensus/tendermint.js';
+import { certificateFromVotes, signVote, type Certificate, type SignedVote } from '../consensus/votes.js';
+import type { Ledger } from './ledger.js';
+import type { Mempool, PendingTx } from './mempool.js';
+import { K } from './store/keys.js';
+
+/** Equivocation evidence: two signed, conflicting messages of one validator (SPEC §5). */
+export interface Evidence {
+  kind: 'vote' | 'proposal';
+  validator: number;
+  height: number;
+  round: number;
+  first: SignedVote | { block: string };
+  second: SignedVote | { block: string };
+  seenAt: number;
+}
+
+export interface EngineDeps {
+  ledger: Ledger;
+  mempool: Mempool;
+  /** This node's validator index and key; null runs the node as an observer. */
+  self: { index: number; signer: Signer } | null;
+  publishProposal(p: Proposal): void;
+  publishVotes(votes: SignedVote[]): void;
+  /** Called when peers are seen at a height above ours: the sync manager fetches what we lack. */
+  behind(height: number, peer?: string): void;
+  /** A transaction left the mempool without being committed (invalid at block building). */
+  dropped(entry: PendingTx, error: MedLedgerError): void;
+  logger: Logger;
+}
+
+interface KnownBlock {
+  proposal: Proposal;
+  executed: ExecutedBlock | null;
+  error?: string;
+  persisted?: boolean;
+}
+
+/**
+ * The imperative shell around the pure Tendermint state machine: it signs and gossips what the machine
+ * decides, arms its timers, validates proposed blocks against the ledger, persists the round state
+ * before every vote (so a restart never double-signs), and commits decided blocks with their certificate.
+ * Every input goes through one queue, so the machine sees one input at a time.
+ */
+export class ConsensusEngine {
+  private rs: tm.RoundState;
+  private readonly ctx: tm.Context;
+  private readonly known = new Map<string, KnownBlock>();
+  private readonly votes = new Map<string, SignedVote>();
+  private readonly ownProposals = new Map<number, Proposal>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly futureMessages: { height: number; run: () => void }[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  private lastCommitAt = Date.now();
+  private waitingToPropose: { height: number; round: number } | null = null;
+  private resendCounter = 0;
+  private stopped = false;
+
+  constructor(private readonly deps: EngineDeps) {
+    const n = deps.ledger.genesis.validators.length;
+    this.ctx = { n, self: deps.self?.index ?? null, proposer: (h, r) => tm.proposerIndex(n, h, r) };
+    this.rs = tm.initialState(deps.ledger.height + 1);
+  }
+
+  get height(): number {
+    return this.rs.height;
+  }
+
+  get round(): number {
+    return this.rs.round;
+  }
+
+  private get params() {
+    return this.deps.ledger.genesis.params;
+  }
+
+  private get network(): string {
+    return this.deps.ledger.genesis.file.network;
+  }
+
+  /** Restores the persisted round state of the next height (after a crash) or starts it fresh. */
+  async start(): Promise<void> {
+    const saved = (await this.deps.ledger.store.getMeta(K.consensus)) as { rs: tm.RoundState; votes: SignedVote[] } | undefined;
+    if (saved && saved.rs.height === this.deps.ledger.height + 1) {
+      this.rs = saved.rs;
+      for (const v of saved.votes) this.votes.set(voteKey(v), v);
+      for (const [, value] of await this.deps.ledger.store.listMeta('m/cblock/')) {
+        const proposal = value as Proposal;
+        if (proposal.height === this.rs.height) await this.learnBlock(proposal);
+      }
+      this.deps.logger.info({ height: this.rs.height, round: this.rs.round, step: this.rs.step }, 'consensus state restored');
+      if (this.rs.started) this.armStepTimeout();
+      else this.scheduleStart();
+    } else {
+      this.scheduleStart();
+    }
+  }
+
+  /** Stops timers and waits for the step in progress, so nothing touches the store after it closes. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.queue;
+  }
+
+  /** Serialises all work on the machine; errors are logged, never thrown into gossip or timers. */
+  private enqueue(work: () => Promise<void> | void): Promise<void> {
+    this.queue = this.queue.then(async () => {
+      if (this.stopped) return;
+      try {
+        await work();
+      } catch (err) {
+        this.deps.logger.error({ err }, 'consensus step failed');
+      }
+    });
+    return this.queue;
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  private scheduleStart(): void {
+    const height = this.rs.height;
+    const wait = Math.max(0, this.lastCommitAt + this.params.periodMs - Date.now());
+    this.later(wait, () => void this.enqueue(() => this.feed({ kind: 'startHeight', height })));
+  }
+
+  // ---- inputs from the network -------------------------------------------------------------
+
+  /** A proposal whose signature was checked by gossip validation. */
+  onProposal(p: Proposal, peer?: string): void {
+    void this.enqueue(async () => {
+      if (p.height < this.rs.height) return;
+      if (p.height > this.rs.height) return this.future(p.height, peer, () => this.onProposal(p, peer));
+      const known = await this.learnBlock(p);
+      const hash = toHex(sha256Header(p));
+      await this.feed({ kind: 'proposal', height: p.height, round: p.round, value: hash, validRound: p.validRound, valid: known.executed !== null });
+    });
+  }
+
+  /** A vote whose signature was checked by gossip validation. */
+  onVote(v: SignedVote, peer?: string): void {
+    void this.enqueue(async () => {
+      if (v.height < this.rs.height) return;
+      if (v.height > this.rs.height) return this.future(v.height, peer, () => this.onVote(v, peer));
+      const key = voteKey(v);
+      const first = this.votes.get(key);
+      if (first && !sameValue(first.block, v.block)) {
+        await this.recordEvidence({ kind: 'vote', validator: v.validator, height: v.height, round: v.round, first, second: v, seenAt: Date.now() });
+        return;
+      }
+      if (!first) this.votes.set(key, v);
+      await this.feed({ kind: 'vote', vote: { type: v.type, height: v.height, round: v.round, validator: v.validator, value: v.block ? toHex(v.block) : null } });
+    });
+  }
+
+  /** Re-gossips our own messages of this height (a peer reconnected, or a round timed out). */
+  resendOwn(): void {
+    void this.enqueue(() => {
+      const own = [...this.votes.values()].filter((v) => v.validator === this.ctx.self && v.height === this.rs.height);
+      if (own.length > 0) this.deps.publishVotes(own);
+      const proposal = this.ownProposals.get(this.rs.round);
+      if (proposal) this.deps.publishProposal(proposal);
+      this.resendCounter++;
+    });
+  }
+
+  get resends(): number {
+    return this.resendCounter;
+  }
+
+  /** Messages from a height above ours: keep a few to replay, and ask the sync manager to catch up. */
+  private future(height: number, peer: string | undefined, replay: () => void): void {
+    if (height === this.rs.height + 1 && this.futureMessages.length < 200) this.futureMessages.push({ height, run: replay });
+    this.deps.behind(height - 1, peer);
+  }
+
+  /**
+   * Runs sync work inside the engine's queue, so sync never races a consensus commit. `commit` stores a
+   * block whose certificate the caller verified, and moves the engine to the next height.
+   */
+  withLedger<T>(fn: (commit: (executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>) => Promise<void>) => Promise<T> | T): Promise<T> {
+    let result!: T;
+    const commit = async (executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>) => {
+      await this.deps.ledger.commit(executed, cert, payloads);
+      await this.enterNextHeight(executed);
+    };
+    let failure: unknown = null;
+    return this.enqueue(async () => {
+      try {
+        result = await fn(commit);
+      } catch (err) {
+        failure = err;
+      }
+    }).then(() => {
+      if (failure) throw failure;
+      return result;
+    });
+  }
+
+  /** The mempool gained a transaction: a proposer waiting on an empty mempool can propose now. */
+  onMempoolTx(): void {
+    const waiting = this.waitingToPropose;
+    if (!waiting) return;
+    this.waitingToPropose = null;
+    void this.enqueue(() => this.proposeNew(waiting.height, waiting.round));
+  }
+
+  // ---- the machine -------------------------------------------------------------------------
+
+  private async feed(input: tm.Input): Promise<void> {
+    const { state, outputs } = tm.step(this.rs, input, this.ctx);
+    const votesOut = outputs.some((o) => o.kind === 'vote');
+    this.rs = state;
+    // Persist before signing: after a crash we restore what we voted and cannot sign a different vote.
+    if (votesOut) await this.persist();
+    for (const out of outputs) await this.carryOut(out);
+  }
+
+  private async carryOut(out: tm.Output): Promise<void> {
+    switch (out.kind) {
+      case 'propose':
+        if (out.value === null) await this.proposeNew(out.height, out.round);
+        else await this.repropose(out.height, out.round, out.value, out.validRound);
+        return;
+      case 'vote':
+        return this.castVote(out.vote);
+      case 'scheduleTimeout':
+        return this.armTimeout(out.step, out.height, out.round);
+      case 'decide':
+        return this.decide(out.height, out.round, out.value);
+      case 'equivocation':
+        return; // onVote already kept the signed pair as evidence before the machine saw the second vote
+      case 'roundSkip':
+        this.deps.logger.info({ height: out.height, round: out.round }, 'round skipped ahead');
+        return;
+    }
+  }
+
+  private armTimeout(step: tm.TimeoutStep, height: number, round: number): void {
+    let ms = tm.timeoutMs(step, round, { timeoutPropose: this.params.timeoutProposeMs, timeoutVote: this.params.timeoutVoteMs, timeoutDelta: this.params.timeoutDeltaMs });
+    // The proposer holds back an empty block; with nothing to order, others wait for it just as long.
+    if (step === 'propose' && round === 0 && this.deps.mempool.size === 0) ms += this.params.emptyBlockIntervalMs;
+    this.later(ms, () =>
+      void this.enqueue(async () => {
+        if (this.rs.height === height && this.rs.round === round) this.resendOwnNow();
+        await this.feed({ kind: 'timeout', step, height, round });
+      }),
+    );
+  }
+
+  /** After a restart, re-arm the timer of the step we were in. */
+  private armStepTimeout(): void {
+    const step = this.rs.step === 'decided' ? 'precommit' : this.rs.step;
+    this.armTimeout(step, this.rs.height, this.rs.round);
+  }
+
+  private resendOwnNow(): void {
+    const own = [...this.votes.values()].filter((v) => v.validator === this.ctx.self && v.height === this.rs.height);
+    if (own.length > 0) this.deps.publishVotes(own);
+  }
+
+  private async proposeNew(height: number, round: number): Promise<void> {
+    if (!this.deps.self || this.rs.height !== height || this.rs.round !== round || this.rs.step !== 'propose') return;
+    const { ledger, mempool } = this.deps;
+    const idleFor = Date.now() - this.lastCommitAt;
+    if (mempool.size === 0 && round === 0 && idleFor < this.params.emptyBlockIntervalMs) {
+      this.waitingToPropose = { height, round };
+      this.later(this.params.emptyBlockIntervalMs - idleFor, () => this.onMempoolTx());
+      return;
+    }
+    this.waitingToPropose = null;
+    const pending = mempool.candidates(this.params.maxBlockTxs * 2);
+    const payloadOf = new Map(pending.map((p) => [p.tx.idHex, p.payload]));
+    const { executed, dropped } = buildBlock({
+      genesis: ledger.genesis,
+      parent: ledger.headRef,
+      lastCommit: await ledger.headCertificate(),
+      state: ledger.state,
+      candidates: pending.map((p) => p.tx),
+      sizeOf: (tx) => tx.bytes.length + (payloadOf.get(tx.idHex)?.length ?? 0),
+      round,
+      time: Date.now(),
+      signer: this.deps.self.signer,
+    });
+    for (const { tx, error } of dropped) {
+      const entry = mempool.remove(tx.idHex);
+      if (entry) this.deps.dropped(entry, error);
+    }
+    const proposal = signProposal(
+      this.network,
+      { height, round, validRound: -1, block: executed.block, payloads: executed.txs.map((t) => payloadOf.get(t.idHex) ?? null) },
+      this.deps.self.signer,
+    );
+    this.known.set(executed.hashHex, { proposal, executed, persisted: true });
+    await this.persistBlock(executed.hashHex, proposal);
+    this.ownProposals.set(round, proposal);
+    this.deps.publishProposal(proposal);
+    this.deps.logger.debug({ height, round, txs: executed.txs.length }, 'proposed block');
+    await this.feed({ kind: 'proposal', height, round, value: executed.hashHex, validRound: -1, valid: true });
+  }
+
+  private async repropose(height: number, round: number, value: string, validRound: number): Promise<void> {
+    const known = this.known.get(value);
+    if (!this.deps.self || !known) return;
+    const { block, payloads } = known.proposal;
+    const proposal = signProposal(this.network, { height, round, validRound, block, payloads }, this.deps.self.signer);
+    this.ownProposals.set(round, proposal);
+    this.deps.publishProposal(proposal);
+    await this.feed({ kind: 'proposal', height, round, value, validRound, valid: known.executed !== null });
+  }
+
+  private async castVote(vote: tm.Vote): Promise<void> {
+    if (!this.deps.self) return;
+    const signed = signVote(
+      { type: vote.type, network: this.network, height: vote.height, round: vote.round, validator: vote.validator, block: vote.value ? fromHex(vote.value) : null },
+      this.deps.self.signer,
+    );
+    this.votes.set(voteKey(signed), signed);
+    await this.persist();
+    this.deps.publishVotes([signed]);
+    await this.feed({ kind: 'vote', vote });
+  }
+
+  private async decide(height: number, round: number, value: string): Promise<void> {
+    const known = this.known.get(value);
+    if (!known?.executed) throw new Error(`decided block ${value.slice(0, 12)} at height ${height} is not known as valid`);
+    const precommits = [...this.votes.values()].filter((v) => v.type === 'precommit' && v.height === height && v.round === round && v.block && toHex(v.block) === value);
+    const cert = certificateFromVotes(precommits);
+    const payloads = new Map<string, Uint8Array>();
+    known.executed.txs.forEach((tx, i) => {
+      const p = known.proposal.payloads[i];
+      if (p) payloads.set(tx.idHex, p);
+    });
+    await this.deps.ledger.commit(known.executed, cert, payloads);
+    this.deps.logger.debug({ height, round, txs: known.executed.txs.length }, 'committed block');
+    await this.enterNextHeight(known.executed);
+  }
+
+  private async enterNextHeight(executed: ExecutedBlock): Promise<void> {
+    for (const tx of executed.txs) this.deps.mempool.remove(tx.idHex);
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.known.clear();
+    this.votes.clear();
+    this.ownProposals.clear();
+    this.waitingToPropose = null;
+    this.lastCommitAt = Date.now();
+    this.rs = tm.initialState(this.deps.ledger.height + 1);
+    await this.deps.ledger.store.putMeta([[K.consensus, null], ...(await this.storedBlockKeys()).map((k) => [k, null] as [string, null])]);
+    const replay = this.futureMessages.splice(0).filter((m) => m.height === this.rs.height);
+    for (const m of replay) m.run();
+    this.scheduleStart();
+  }
+
+  // ---- blocks and persistence --------------------------------------------------------------
+
+  /**
+   * Executes a proposed block for the next height once per hash and remembers the verdict. Synchronous,
+   * so gossip validation can reject an invalid block before it is forwarded.
+   */
+  assess(p: Proposal): 'valid' | 'invalid' {
+    const hash = toHex(sha256Header(p));
+    let known = this.known.get(hash);
+    if (!known) {
+      try {
+        const executed = this.deps.ledger.validateNext(p.block, Date.now());
+        checkPayloadsPresent(executed, p);
+        known = { proposal: p, executed };
+      } catch (err) {
+        known = { proposal: p, executed: null, error: (err as Error).message };
+        this.deps.logger.warn({ height: p.height, round: p.round, reason: (err as Error).message }, 'invalid proposal');
+      }
+      if (p.height === this.deps.ledger.height + 1) this.known.set(hash, known);
+    }
+    return known.executed ? 'valid' : 'invalid';
+  }
+
+  private async learnBlock(p: Proposal): Promise<KnownBlock> {
+    const hash = toHex(sha256Header(p));
+    this.assess(p);
+    const known = this.known.get(hash) ?? { proposal: p, executed: null, error: 'not for the next height' };
+    // Kept on disk while undecided: a restarted validator locked on this block can still re-propose it.
+    if (known.executed && !known.persisted) {
+      await this.persistBlock(hash, p);
+      known.persisted = true;
+    }
+    return known;
+  }
+
+  private async persist(): Promise<void> {
+    const ownVotes = [...this.votes.values()].filter((v) => v.validator === this.ctx.self);
+    await this.deps.ledger.store.putMeta([[K.consensus, { rs: this.rs, votes: ownVotes }]]);
+  }
+
+  private async persistBlock(hashHex: string, p: Proposal): Promise<void> {
+    await this.deps.ledger.store.putMeta([[K.consensusBlock(hashHex), p]]);
+  }
+
+  private async storedBlockKeys(): Promise<string[]> {
+    return (await this.deps.ledger.store.listMeta('m/cblock/')).map(([k]) => k);
+  }
+
+  private async recordEvidence(e: Evidence): Promise<void> {
+    this.deps.logger.warn({ validator: e.validator, height: e.height, round: e.round, kind: e.kind }, 'equivocation evidence');
+    await this.deps.ledger.store.putMeta([[K.evidence(e.height, `${e.kind}-${e.validator}-${e.round}`), e]]);
+  }
+
+  /** A second, different proposal from one proposer for one round is evidence too. */
+  async noteConflictingProposal(p: Proposal): Promise<void> {
+    const own = [...this.known.values()].find((k) => k.proposal.height === p.height && k.proposal.round === p.round);
+    if (!own) return;
+    const a = toHex(sha256Header(own.proposal));
+    const b = toHex(sha256Header(p));
+    if (a === b) return;
+    await this.recordEvidence({ kind: 'proposal', validator: this.ctx.proposer(p.height, p.round), height: p.height, round: p.round, first: { block: a }, second: { block: b }, seenAt: Date.now() });
+  }
+
+  checkProposal(p: Proposal): string | null {
+    return checkProposal(p, this.deps.ledger.genesis.validators, this.network);
+  }
+}
+
+function sha256Header(p: Proposal): Uint8Array {
+  return headerHash(p.block.header);
+}
+
+function voteKey(v: { type: string; height: number; round: number; validator: number }): string {
+  return `${v.type}/${v.height}/${v.round}/${v.validator}`;
+}
+
+function sameValue(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  return a === null || b === null ? a === b : bytesEqual(a, b);
+}
+
+/** A validator votes only for blocks whose payloads it holds: final blocks are always available. */
+function checkPayloadsPresent(executed: ExecutedBlock, p: Proposal): void {
+  executed.txs.forEach((tx, i) => {
+    const payload = p.payloads[i];
+    if (tx.tx.payload) {
+      if (!payload || !bytesEqual(sha256(payload), tx.tx.payload)) throw new MedLedgerError('INVALID_BLOCK', `payload of transaction ${i} missing or wrong`);
+    } else if (payload) {
+      throw new MedLedgerError('INVALID_BLOCK', `transaction ${i} carries an unexpected payload`);
+    }
+  });
+}

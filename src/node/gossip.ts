@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
+import { isMedLedgerError } from '../records/errors.js';
+import { bytes, uintSchema } from '../records/ids.js';
+import { MAX_TX_BYTES, MAX_PAYLOAD_BYTES } from '../records/tx/types.js';
+import { proposalSchema, type Proposal } from '../consensus/proposal.js';
+import { signedVoteSchema, verifyVote, type SignedVote } from '../consensus/votes.js';
+import type { ConsensusEngine } from './consensusEngine.js';
+import type { Ledger } from './ledger.js';
+import type { Mempool } from './mempool.js';
+import type { GossipHandler, Verdict } from './p2p/host.js';
+import { admitTx } from './txAdmission.js';
+
+/**
+ * Gossip wire formats and validation (SPEC §6). Validation decides accept / reject / ignore and never
+ * changes chain state itself: accepted transactions enter the mempool, accepted consensus messages go to
+ * the engine. Reject is for provably bad data (the sender is penalised); ignore is for data that is
+ * merely useless now (duplicates, stale heights, races).
+ */
+export const TOPICS = ['tx', 'block', 'vote'] as const;
+
+const txBatchSchema = z.strictObject({
+  txs: z.array(z.strictObject({ tx: bytes(), payload: bytes().optional() })).min(1).max(5_000),
+});
+/** `n` makes a deliberate re-send a new gossip message (ids are content hashes). */
+const proposalMessageSchema = z.strictObject({ proposal: proposalSchema, n: uintSchema });
+const votesMessageSchema = z.strictObject({ votes: z.array(signedVoteSchema).min(1).max(64), n: uintSchema });
+
+export function maxGossipBytes(maxBlockBytes: number): number {
+  return maxBlockBytes + 256 * 1024;
+}
+
+export function encodeTxBatch(txs: { tx: Uint8Array; payload?: Uint8Array }[]): Uint8Array {
+  return encodeCanonical({ txs });
+}
+
+let resendNonce = 0;
+export function encodeProposal(proposal: Proposal): Uint8Array {
+  return encodeCanonical({ proposal, n: resendNonce++ });
+}
+export function encodeVotes(votes: SignedVote[]): Uint8Array {
+  return encodeCanonical({ votes, n: resendNonce++ });
+}
+
+function parse<T>(schema: z.ZodType<T>, data: Uint8Array): T | null {
+  try {
+    const parsed = schema.safeParse(decodeCanonical(data, 'gossip message'));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface GossipDeps {
+  ledger: Ledger;
+  mempool: Mempool;
+  engine: ConsensusEngine;
+  logger: Logger;
+}
+
+export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number], GossipHandler> {
+  const { ledger, mempool, engine, logger } = deps;
+
+  const tx: GossipHandler = {
+    validate(data, from): Verdict {
+      const batch = parse(txBatchSchema, data);
+      if (!batch) return 'reject';
+      let added = 0;
+      for (const item of batch.txs) {
+        if (item.tx.length > MAX_TX_BYTES || (item.payload?.length ?? 0) > MAX_PAYLOAD_BYTES) return 'reject';
+        try {
+          if (admitTx({ ledger, mempool }, item.tx, item.payload, { now: Date.now() }).status === 'added') added++;
+        } catch (err) {
+          // Forged or malformed data is the sender's fault; a stale nonce or full mempool is not.
+          if (isMedLedgerError(err) && ['MALFORMED', 'BAD_SIGNATURE', 'TOO_LARGE'].includes(err.code)) {
+            logger.debug({ from, code: err.code }, 'rejected gossiped transaction');
+            return 'reject';
+          }
+        }
+      }
+      if (added > 0) engine.onMempoolTx();
+      return added > 0 ? 'accept' : 'ignore';
+    },
+  };
+
+  const block: GossipHandler = {
+    validate(data, from): Verdict {
+      const msg = parse(proposalMessageSchema, data);
+      if (!msg) return 'reject';
+      const p = msg.proposal;
+      const problem = engine.checkProposal(p);
+      if (problem) {
+        logger.debug({ from, height: p.height, problem }, 'rejected proposal');
+        return 'reject';
+      }
+      if (p.height <= ledger.height) return 'ignore';
+      if (p.height === ledger.height + 1) {
+        // A proposal for the next height is executed now: an invalid block is provably bad.
+        const verdict = engine.assess(p);
+        if (verdict === 'invalid') return 'reject';
+      }
+      engine.onProposal(p, from);
+      return 'accept';
+    },
+  };
+
+  const vote: GossipHandler = {
+    validate(data, from): Verdict {
+      const msg = parse(votesMessageSchema, data);
+      if (!msg) return 'reject';
+      const validators = ledger.genesis.validators;
+      for (const v of msg.votes) {
+        if (v.network !== ledger.genesis.file.network || !verifyVote(v, validators)) return 'reject';
+      }
+      const fresh = msg.votes.filter((v) => v.height > ledger.height);
+      if (fresh.length === 0) return 'ignore';
+      for (const v of fresh) engine.onVote(v, from);
+      return 'accept';
+    },
+  };
+
+  return { tx, block, vote };
+}

@@ -1,0 +1,73 @@
+import { EventEmitter } from 'node:events';
+import type { AuditEvent } from '../records/audit.js';
+import type { MemoryState } from '../records/state/memoryState.js';
+import { genesisBlock, headerHash, type Block, type BlockHeader } from '../consensus/block.js';
+import { validateBlock, type ExecutedBlock, type ParentRef } from '../consensus/blockExecution.js';
+import { genesisChanges, type Genesis } from '../consensus/genesis.js';
+import type { Certificate } from '../consensus/votes.js';
+import type { LedgerStore } from './store/ledgerStore.js';
+import { BoundedVerifiedCache } from './verifiedCache.js';
+
+export interface CommittedBlock {
+  executed: ExecutedBlock;
+  cert: Certificate;
+}
+
+/**
+ * The node's view of the finalized chain: head, in-memory state and the store, kept in step. Only
+ * final blocks (with a commit certificate) are ever written, so nothing here is ever rolled back.
+ */
+export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
+  readonly verified = new BoundedVerifiedCache();
+  private head!: ParentRef;
+
+  private constructor(
+    readonly store: LedgerStore,
+    readonly genesis: Genesis,
+    readonly state: MemoryState,
+  ) {
+    super();
+  }
+
+  static async open(store: LedgerStore, genesis: Genesis): Promise<Ledger> {
+    await store.initGenesis(genesis.hash, genesisBlock(genesis), genesisChanges(genesis));
+    const ledger = new Ledger(store, genesis, await store.loadState());
+    const head = store.head()!;
+    const header = (await store.getHeader(head.height))!;
+    ledger.head = { header: header.header, hash: header.hash };
+    return ledger;
+  }
+
+  get height(): number {
+    return this.head.header.height;
+  }
+
+  get headRef(): ParentRef {
+    return this.head;
+  }
+
+  get headHeader(): BlockHeader {
+    return this.head.header;
+  }
+
+  /** Validates a block proposed or synced for the next height against the current state. */
+  validateNext(block: Block, now?: number): ExecutedBlock {
+    return validateBlock(block, this.head, this.state, { genesis: this.genesis, verified: this.verified, ...(now !== undefined ? { now } : {}) });
+  }
+
+  /** The head block's certificate: what the next block carries as its lastCommit. */
+  async headCertificate(): Promise<Certificate | null> {
+    return this.height === 0 ? null : ((await this.store.getCertificate(this.height)) ?? null);
+  }
+
+  async commit(executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>): Promise<void> {
+    await this.store.commitBlock(executed, cert, payloads);
+    this.state.write(executed.changes);
+    this.head = { header: executed.block.header, hash: headerHash(executed.block.header) };
+    this.emit('committed', { executed, cert });
+  }
+
+  eventsOf(block: CommittedBlock): AuditEvent[] {
+    return block.executed.events;
+  }
+}

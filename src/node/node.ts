@@ -1,0 +1,250 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { z } from 'zod';
+import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.js';
+import { createSigner } from '../records/crypto/signature.js';
+import { MedLedgerError, isMedLedgerError } from '../records/errors.js';
+import { parseGenesis, type Genesis } from '../consensus/genesis.js';
+import type { SubmitBatchResponse, SubmitTxResponse, StatusResponse } from './api/contract.js';
+import { submitBatchRequestSchema, submitTxRequestSchema } from './api/contract.js';
+import { createApiServer } from './api/http.js';
+import { apiRoutes } from './api/routes.js';
+import type { NodeConfig } from './config.js';
+import { ConsensusEngine } from './consensusEngine.js';
+import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, maxGossipBytes, TOPICS } from './gossip.js';
+import { Ledger } from './ledger.js';
+import { Mempool } from './mempool.js';
+import { loadOrCreatePeerKey } from './p2p/peerKey.js';
+import { P2PHost } from './p2p/host.js';
+import { LedgerStore } from './store/ledgerStore.js';
+import { SYNC_PROTOCOL, SyncManager } from './sync.js';
+import { admitTx } from './txAdmission.js';
+import { TxTracker } from './txTracker.js';
+import { resultOf } from './views.js';
+import { decodeTx } from '../records/tx/codec.js';
+
+const validatorKeyFileSchema = z.strictObject({ secretKey: z.string().regex(/^[0-9a-f]{64}$/) });
+
+export function readGenesisFile(file: string): Genesis {
+  return parseGenesis(JSON.parse(readFileSync(file, 'utf8')));
+}
+
+/** Batches locally submitted transactions into gossip messages (gossipsub has no backpressure). */
+class TxOutbox {
+  private items: { tx: Uint8Array; payload?: Uint8Array }[] = [];
+  private bytes = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly publish: (data: Uint8Array) => void,
+    private readonly flushMs = 20,
+    private readonly maxBytes = 512 * 1024,
+  ) {}
+
+  push(tx: Uint8Array, payload?: Uint8Array): void {
+    this.items.push(payload ? { tx, payload } : { tx });
+    this.bytes += tx.length + (payload?.length ?? 0);
+    if (this.bytes >= this.maxBytes) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.items.length === 0) return;
+    const items = this.items;
+    this.items = [];
+    this.bytes = 0;
+    this.publish(encodeTxBatch(items));
+  }
+}
+
+/**
+ * One hospital's node: the ledger (LevelDB + state), the consensus engine, the libp2p host with gossip
+ * and sync, and the loopback HTTP API — wired together, started and stopped as one.
+ */
+export class MedLedgerNode {
+  readonly mempool: Mempool;
+  readonly tracker: TxTracker;
+  engine!: ConsensusEngine;
+  host!: P2PHost;
+  sync!: SyncManager;
+  private server!: Server;
+  private outbox!: TxOutbox;
+  private apiUrl = '';
+
+  private constructor(
+    readonly config: NodeConfig,
+    readonly genesis: Genesis,
+    readonly ledger: Ledger,
+    readonly logger: Logger,
+  ) {
+    this.mempool = new Mempool({ maxTxs: config.limits.mempoolMaxTxs, maxBytes: config.limits.mempoolMaxBytes });
+    this.tracker = new TxTracker(ledger);
+  }
+
+  static async start(config: NodeConfig, logger: Logger = pino({ level: config.logLevel, base: { node: config.name } })): Promise<MedLedgerNode> {
+    mkdirSync(config.dataDir, { recursive: true });
+    const genesis = readGenesisFile(config.genesisFile);
+    const hospitalIndex = genesis.validators.findIndex((v) => v.hospital === config.hospital);
+    if (hospitalIndex < 0) throw new Error(`hospital ${config.hospital} is not in the genesis file`);
+    const validatorKey = validatorKeyFileSchema.parse(JSON.parse(readFileSync(config.validatorKeyFile, 'utf8')));
+    const signer = createSigner(fromHex(validatorKey.secretKey));
+    if (!bytesEqual(signer.publicKey, genesis.validators[hospitalIndex]!.key)) {
+      throw new Error(`validator key in ${config.validatorKeyFile} is not ${config.hospital}'s key in the genesis file`);
+    }
+    const store = await LedgerStore.open(join(config.dataDir, 'ledger'));
+    const ledger = await Ledger.open(store, genesis);
+    const node = new MedLedgerNode(config, genesis, ledger, logger);
+    await node.wire(hospitalIndex, signer);
+    return node;
+  }
+
+  private async wire(selfIndex: number, signer: ReturnType<typeof createSigner>): Promise<void> {
+    const { config, genesis, ledger, logger, mempool } = this;
+    this.sync = new SyncManager({ ledger, engine: () => this.engine, host: () => this.host, logger, maxBlockBytes: genesis.params.maxBlockBytes });
+    this.engine = new ConsensusEngine({
+      ledger,
+      mempool,
+      self: { index: selfIndex, signer },
+      publishProposal: (p) => this.publish('block', encodeProposal(p)),
+      publishVotes: (votes) => this.publish('vote', encodeVotes(votes)),
+      behind: (height, peer) => this.sync.behind(height, peer),
+      dropped: (entry, error) => this.tracker.fail(entry.tx.idHex, error),
+      logger,
+    });
+    this.outbox = new TxOutbox((data) => this.publish('tx', data));
+
+    const privateKey = await loadOrCreatePeerKey(config.peerKeyFile);
+    const ownPeerId = genesis.validators[selfIndex]!.peerId;
+    this.host = await P2PHost.start(
+      {
+        network: genesis.file.network,
+        privateKey,
+        listen: config.p2p.listen,
+        announce: config.p2p.announce,
+        allowedPeers: genesis.validators.map((v) => v.peerId).filter((id) => id !== ownPeerId),
+        staticPeers: config.p2p.peers,
+        topics: [...TOPICS],
+        maxMessageBytes: maxGossipBytes(genesis.params.maxBlockBytes),
+        logger: logger.child({ module: 'p2p' }),
+      },
+      gossipHandlers({ ledger, mempool, engine: this.engine, logger }),
+    );
+    if (this.host.peerId !== ownPeerId) {
+      throw new Error(`peer key ${config.peerKeyFile} has id ${this.host.peerId}, but the genesis file names ${ownPeerId} for ${config.hospital}`);
+    }
+    await this.host.handle(SYNC_PROTOCOL, (request) => this.sync.serve(request));
+    this.host.onPeerConnect((peer) => {
+      this.engine.resendOwn();
+      // A reconnecting peer may be ahead: one request finds out.
+      this.sync.behind(Number.MAX_SAFE_INTEGER, peer);
+    });
+    await this.engine.start();
+
+    this.server = createApiServer(apiRoutes(this), { maxBodyBytes: config.limits.maxRequestBytes, logger: logger.child({ module: 'api' }) });
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(config.api.port, config.api.host, () => resolve());
+    });
+    const address = this.server.address() as AddressInfo;
+    this.apiUrl = `http://${config.api.host}:${address.port}`;
+    const expire = setInterval(() => {
+      for (const e of this.mempool.expire(Date.now())) this.tracker.fail(e.tx.idHex, new MedLedgerError('BAD_TIME', 'transaction expired before it could be included'));
+    }, 30_000);
+    expire.unref();
+    logger.info({ api: this.apiUrl, peerId: this.host.peerId, height: ledger.height }, 'node ready');
+  }
+
+  get api(): string {
+    return this.apiUrl;
+  }
+
+  private publish(topic: string, data: Uint8Array): void {
+    this.host.publish(topic, data).catch((err: Error) => this.logger.warn({ topic, err: err.message }, 'publish failed'));
+  }
+
+  status(): StatusResponse {
+    const head = this.ledger.headRef;
+    const hash = toHex(head.hash);
+    return {
+      node: this.config.name,
+      hospital: this.config.hospital,
+      network: this.genesis.file.network,
+      peerId: this.host.peerId,
+      height: this.ledger.height,
+      headHash: hash,
+      // Only final blocks are ever stored: the head is the finalized head.
+      finalizedHeight: this.ledger.height,
+      finalizedHash: hash,
+      peers: this.host.connectedPeers(),
+      validators: this.genesis.validators.length,
+      round: this.engine.round,
+      mempool: this.mempool.size,
+      integrity: { ok: true, verifiedHeight: this.ledger.height },
+      sync: { active: this.sync.progress.active, target: this.sync.progress.target },
+    };
+  }
+
+  /** A user's signed transaction: admitted, gossiped, and (by default) awaited until final. */
+  async submit(req: ReturnType<typeof submitTxRequestSchema.parse>): Promise<SubmitTxResponse> {
+    const bytes = fromBase64(req.tx);
+    const payload = req.payload !== undefined ? fromBase64(req.payload) : undefined;
+    const tx = decodeTx(bytes, this.ledger.verified);
+    // Idempotent re-submission: a transaction already final answers with its event.
+    const location = await this.ledger.store.txLocation(tx.idHex);
+    if (location) return this.committedResponse(tx.idHex, tx.tx, location.height, location.index);
+    const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now: Date.now() });
+    const waiting = req.wait ? this.tracker.wait(tx.idHex, req.timeoutMs) : null;
+    if (admission.status === 'added') {
+      this.outbox.push(bytes, payload);
+      this.engine.onMempoolTx();
+    }
+    if (!waiting) return { id: tx.idHex, status: 'pending' };
+    const event = await waiting;
+    if (!event) return { id: tx.idHex, status: 'pending' };
+    const result = await resultOf(this.ledger, tx.tx, event);
+    return { id: tx.idHex, status: 'committed', height: event.height, event, ...(result ? { result } : {}) };
+  }
+
+  private async committedResponse(id: string, t: ReturnType<typeof decodeTx>['tx'], height: number, index: number): Promise<SubmitTxResponse> {
+    const event = (await this.ledger.store.getEvent(height, index))!;
+    const result = await resultOf(this.ledger, t, event);
+    return { id, status: 'committed', height, event, ...(result ? { result } : {}) };
+  }
+
+  /** Bulk submission without waiting (load generators, imports). */
+  submitBatch(req: ReturnType<typeof submitBatchRequestSchema.parse>): SubmitBatchResponse {
+    const accepted: string[] = [];
+    const rejected: SubmitBatchResponse['rejected'] = [];
+    const now = Date.now();
+    req.txs.forEach((item, index) => {
+      try {
+        const bytes = fromBase64(item.tx);
+        const payload = item.payload !== undefined ? fromBase64(item.payload) : undefined;
+        const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now });
+        if (admission.status === 'added') this.outbox.push(bytes, payload);
+        accepted.push(admission.tx.idHex);
+      } catch (err) {
+        if (!isMedLedgerError(err) && !(err instanceof TypeError)) throw err;
+        rejected.push({ index, code: isMedLedgerError(err) ? err.code : 'MALFORMED', message: (err as Error).message });
+      }
+    });
+    if (accepted.length > 0) this.engine.onMempoolTx();
+    return { accepted, rejected };
+  }
+
+  async stop(): Promise<void> {
+    await this.engine.stop();
+    this.outbox.flush();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+    await this.host.stop();
+    await this.ledger.store.close();
+    this.logger.info('node stopped');
+  }
+}

@@ -1,0 +1,138 @@
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { bytesEqual } from '../records/crypto/bytes.js';
+import { sha256 } from '../records/crypto/hash.js';
+import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
+import { bytes, uintSchema } from '../records/ids.js';
+import { decodeBlock } from '../consensus/block.js';
+import { certificateSchema, verifyCertificate } from '../consensus/votes.js';
+import type { ConsensusEngine } from './consensusEngine.js';
+import type { Ledger } from './ledger.js';
+import type { P2PHost } from './p2p/host.js';
+import { payloadKind } from './payloads.js';
+
+/**
+ * Block sync (SPEC §6): `/medledger/<network>/sync/1` serves finalized blocks by height range with their
+ * certificates and surviving payloads. A node that starts behind, or hears of heights above its own,
+ * fetches what it lacks and fully validates every block before committing it.
+ */
+export const SYNC_PROTOCOL = 'sync';
+const MAX_RANGE = 256;
+const MAX_FRAME_BYTES = 24 * 1024 * 1024;
+
+const requestSchema = z.strictObject({ from: uintSchema, to: uintSchema });
+const frameSchema = z.strictObject({
+  block: bytes(),
+  cert: certificateSchema,
+  payloads: z.array(z.strictObject({ index: uintSchema, payload: bytes(), redacted: z.boolean() })),
+});
+
+export interface SyncProgress {
+  active: boolean;
+  target: number;
+  fetched: number;
+  startedAt?: number;
+}
+
+export class SyncManager {
+  readonly progress: SyncProgress = { active: false, target: 0, fetched: 0 };
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly deps: { ledger: Ledger; engine: () => ConsensusEngine; host: () => P2PHost; logger: Logger; maxBlockBytes: number },
+  ) {}
+
+  /** Serves a range of finalized blocks to a peer. */
+  async *serve(request: Uint8Array): AsyncIterable<Uint8Array> {
+    const parsed = requestSchema.safeParse(decodeCanonical(request, 'sync request'));
+    if (!parsed.success) return;
+    const { ledger } = this.deps;
+    const to = Math.min(parsed.data.to, parsed.data.from + MAX_RANGE - 1, ledger.height);
+    for (let h = Math.max(1, parsed.data.from); h <= to; h++) {
+      const block = await ledger.store.getBlock(h);
+      const cert = await ledger.store.getCertificate(h);
+      if (!block || !cert) return;
+      const payloads: { index: number; payload: Uint8Array; redacted: boolean }[] = [];
+      for (let i = 0; i < block.txs.length; i++) {
+        const stored = await ledger.store.getPayload(txIdOf(block.txs[i]!));
+        if (stored) payloads.push({ index: i, payload: stored.payload, redacted: stored.redacted });
+      }
+      yield encodeCanonical({ block: (await ledger.store.getBlockBytes(h))!, cert, payloads });
+    }
+  }
+
+  /** Peers are at `height` or above: fetch up to it unless a sync is already under way. */
+  behind(height: number, peer?: string): void {
+    if (height <= this.deps.ledger.height) return;
+    this.progress.target = Math.max(this.progress.target, height);
+    if (this.running) return;
+    this.running = this.run(peer).finally(() => {
+      this.running = null;
+      this.progress.active = false;
+    });
+  }
+
+  private async run(preferred?: string): Promise<void> {
+    const { ledger, logger } = this.deps;
+    this.progress.active = true;
+    this.progress.startedAt = Date.now();
+    const startHeight = ledger.height;
+    let failures = 0;
+    while (ledger.height < this.progress.target && failures < 5) {
+      const peers = this.deps.host().connectedPeers();
+      const peer = preferred && peers.includes(preferred) && failures === 0 ? preferred : peers[failures % Math.max(1, peers.length)];
+      if (!peer) return;
+      try {
+        const got = await this.fetchRange(peer, ledger.height + 1, this.progress.target);
+        if (got === 0) failures++;
+      } catch (err) {
+        failures++;
+        logger.warn({ peer, err: (err as Error).message }, 'sync from peer failed');
+      }
+    }
+    if (ledger.height > startHeight) {
+      const secs = (Date.now() - this.progress.startedAt) / 1000;
+      logger.info({ from: startHeight, to: ledger.height, seconds: secs }, `sync done: ${ledger.height - startHeight} blocks`);
+    }
+  }
+
+  private async fetchRange(peer: string, from: number, to: number): Promise<number> {
+    const { ledger, logger } = this.deps;
+    const engine = this.deps.engine();
+    const request = encodeCanonical({ from, to: Math.min(to, from + MAX_RANGE - 1) });
+    let count = 0;
+    for await (const frameBytes of this.deps.host().request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
+      const frame = frameSchema.parse(decodeCanonical(frameBytes, 'sync frame'));
+      const block = decodeBlock(frame.block, this.deps.maxBlockBytes * 2);
+      // Validation and commit run in the consensus queue, so sync and consensus never race.
+      const committed = await engine.withLedger(async (commit) => {
+        if (block.header.height !== ledger.height + 1) return false;
+        const executed = ledger.validateNext(block);
+        verifyCertificate(frame.cert, ledger.genesis.validators, ledger.genesis.file.network, { height: block.header.height, block: executed.hash });
+        const payloads = new Map<string, Uint8Array>();
+        for (const { index, payload, redacted } of frame.payloads) {
+          const tx = executed.txs[index];
+          if (!tx || !tx.tx.payload) continue;
+          const kind = payloadKind(tx.tx);
+          // A payload must match its hash, unless a record deletion redacted keys out of a grant's payload.
+          if (bytesEqual(sha256(payload), tx.tx.payload) || (redacted && kind?.kind === 'grant')) payloads.set(tx.idHex, payload);
+        }
+        await commit(executed, frame.cert, payloads);
+        return true;
+      });
+      if (!committed) continue;
+      count++;
+      this.progress.fetched++;
+      if (ledger.height % 100 === 0 || ledger.height === this.progress.target) {
+        logger.info({ height: ledger.height, target: this.progress.target }, `sync ${ledger.height}/${this.progress.target}`);
+      }
+    }
+    return count;
+  }
+}
+
+function txIdOf(txBytes: Uint8Array): string {
+  // The id is the hash of the unsigned part; decoding here is cheap next to the disk reads around it.
+  const outer = decodeCanonical(txBytes) as { tx: unknown };
+  return Buffer.from(sha256(encodeCanonical(outer.tx))).toString('hex');
+}

@@ -1,0 +1,31 @@
+import { decode, encode, rfc8949EncodeOptions } from 'cborg';
+import { bytesEqual } from './crypto/bytes.js';
+import { MedLedgerError } from './errors.js';
+
+/**
+ * Canonical CBOR (RFC 8949 §4.2.1 core deterministic encoding): the same value gives the same bytes on
+ * every machine, which is what makes hashes and signatures over encoded data meaningful.
+ */
+const ENCODE_OPTIONS = { ...rfc8949EncodeOptions, ignoreUndefinedProperties: true };
+
+export function encodeCanonical(value: unknown): Uint8Array {
+  // An optional field set to undefined encodes like an absent one, so one value has one encoding.
+  return encode(value, ENCODE_OPTIONS);
+}
+
+/**
+ * Strict decode: minimal integer and length forms, no duplicate keys, no undefined, and the bytes must
+ * be exactly the canonical encoding of what they decode to (so one value has exactly one valid encoding).
+ */
+export function decodeCanonical(bytes: Uint8Array, what = 'message'): unknown {
+  let value: unknown;
+  try {
+    value = decode(bytes, { strict: true, rejectDuplicateMapKeys: true, allowUndefined: false, allowIndefinite: false, allowInfinity: false, allowNaN: false, useMaps: false });
+  } catch (err) {
+    throw new MedLedgerError('MALFORMED', `${what} is not valid CBOR: ${(err as Error).message}`);
+  }
+  if (!bytesEqual(encodeCanonical(value), bytes)) {
+    throw new MedLedgerError('MALFORMED', `${what} is not in canonical CBOR form`);
+  }
+  return value;
+}

@@ -1,0 +1,121 @@
+import { actionOf, type AuditEvent } from '../audit.js';
+import { bytesEqual } from '../crypto/bytes.js';
+import { MedLedgerError } from '../errors.js';
+import type { Tx, TxType, UnsignedTx } from '../tx/types.js';
+import { authorize } from './permissions.js';
+import { OverlayState } from './memoryState.js';
+import type { StateChange, StateView, User } from './types.js';
+
+export interface ApplyContext {
+  height: number;
+  index: number;
+  /** The block's time: the reference for the transaction time window, so validation is deterministic. */
+  blockTime: number;
+}
+
+/** How far a transaction's signed time may lie before / after the block that includes it. */
+export const TX_MAX_AGE_MS = 10 * 60_000;
+export const TX_MAX_FUTURE_MS = 60_000;
+
+export type ApplyResult =
+  | { valid: true; event: AuditEvent; changes: StateChange[] }
+  | { valid: false; error: MedLedgerError };
+
+function invalid(code: MedLedgerError['code'], message: string): ApplyResult {
+  return { valid: false, error: new MedLedgerError(code, message) };
+}
+
+/**
+ * Validity: may this transaction be in a block at all? Invalid transactions (replays, wrong keys,
+ * impersonation, stale times) are dropped; every valid one is executed and leaves an audit event.
+ */
+function checkValidity(state: StateView, t: UnsignedTx, ctx: ApplyContext): ApplyResult | User | null {
+  if (t.time + TX_MAX_AGE_MS < ctx.blockTime || t.time > ctx.blockTime + TX_MAX_FUTURE_MS) {
+    return invalid('BAD_TIME', `transaction time ${t.time} is outside the window of block time ${ctx.blockTime}`);
+  }
+  if (!state.get('hospitals', t.via)) return invalid('MALFORMED', `unknown hospital ${t.via}`);
+  const actor = state.get('users', t.actor);
+  if (t.type === 'registerPatient') {
+    if (actor) {
+      return bytesEqual(actor.signKey, t.key) && t.nonce <= actor.lastNonce
+        ? invalid('REPLAY', `registration of ${t.actor} was already applied`)
+        : invalid('USER_EXISTS', `user id ${t.actor} is already taken`);
+    }
+    return null;
+  }
+  if (!actor) return invalid('UNKNOWN_ACTOR', `unknown user ${t.actor}`);
+  if (!bytesEqual(actor.signKey, t.key)) return invalid('KEY_MISMATCH', `transaction is not signed with ${t.actor}'s key`);
+  if (t.nonce <= actor.lastNonce) return invalid('REPLAY', `stale nonce ${t.nonce} for ${t.actor} (last ${actor.lastNonce})`);
+  return actor;
+}
+
+function eventPatient(t: UnsignedTx): string | undefined {
+  if (t.patient) return t.patient;
+  if (t.type === 'registerPatient') return t.actor;
+  if (t.type === 'queryAudit') return (t as UnsignedTx<'queryAudit'>).body.filter.patient;
+  return undefined;
+}
+
+function eventSubject(t: UnsignedTx): string | undefined {
+  const body = t.body as Record<string, unknown>;
+  for (const field of ['grantee', 'requester', 'user', 'doctor'] as const) {
+    if (typeof body[field] === 'string') return body[field] as string;
+  }
+  return undefined;
+}
+
+/**
+ * The state transition: pure over plain data. Returns the audit event and the state changes of one
+ * transaction — for a denied action, the event says why and the only change is the consumed nonce.
+ */
+export function apply(state: StateView, tx: Tx, ctx: ApplyContext): ApplyResult {
+  const t = tx.tx;
+  const validity = checkValidity(state, t, ctx);
+  if (validity && 'valid' in validity) return validity;
+  const overlay = new OverlayState(state);
+
+  let agent: User;
+  let decision: { allowed: true } | { allowed: false; reason: string };
+  if (t.type === 'registerPatient') {
+    agent = {
+      id: t.actor,
+      role: 'patient',
+      hospital: t.via,
+      signKey: t.key,
+      encKey: (t as UnsignedTx<'registerPatient'>).body.encKey,
+      active: true,
+      lastNonce: t.nonce,
+      since: t.time,
+      grants: {},
+      requests: {},
+    };
+    overlay.write([{ table: 'users', key: agent.id, value: agent }]);
+    decision = { allowed: true };
+  } else {
+    agent = validity as User;
+    decision = agent.active ? authorize(overlay, t, agent) : { allowed: false, reason: 'deactivated' };
+    if (!decision.allowed) overlay.discard();
+    // The nonce is consumed whatever the outcome, so a denied transaction cannot be replayed either.
+    const latest = overlay.get('users', agent.id) ?? agent;
+    overlay.write([{ table: 'users', key: agent.id, value: { ...latest, lastNonce: t.nonce } }]);
+  }
+
+  const event: AuditEvent = {
+    tx: tx.idHex,
+    height: ctx.height,
+    index: ctx.index,
+    type: t.type as TxType,
+    action: actionOf[t.type],
+    recorded: t.time,
+    outcome: decision.allowed ? 'success' : 'denied',
+    agent: { user: agent.id, role: agent.role, hospital: agent.hospital },
+    source: t.via,
+  };
+  if (!decision.allowed) event.reason = decision.reason;
+  const patient = eventPatient(t);
+  if (patient) event.patient = patient;
+  if (t.record) event.record = t.record;
+  const subject = eventSubject(t);
+  if (subject) event.subject = subject;
+  return { valid: true, event, changes: overlay.changes() };
+}

@@ -1,0 +1,308 @@
+import type { StaffRole } from '../ids.js';
+import type { UnsignedTx } from '../tx/types.js';
+import type { RecordMeta, StateChange, StateView, User } from './types.js';
+
+/**
+ * The permission table of SPEC §3, one rule per transaction type. A rule either denies with a stable
+ * reason code or writes its effects into the overlay it is given.
+ */
+export type Decision = { allowed: true } | { allowed: false; reason: string };
+type Writable = StateView & { write(changes: StateChange[]): void };
+type Rule<T extends UnsignedTx['type']> = (s: Writable, t: UnsignedTx<T>, agent: User) => Decision;
+
+const ALLOW: Decision = { allowed: true };
+const deny = (reason: string): Decision => ({ allowed: false, reason });
+
+function patientOf(s: StateView, id: string | undefined): User | undefined {
+  const user = id ? s.get('users', id) : undefined;
+  return user?.role === 'patient' ? user : undefined;
+}
+
+function grantKind(patient: User, userId: string): StaffRole | undefined {
+  return patient.grants?.[userId]?.kind;
+}
+
+type Mode = 'write' | 'read' | 'files';
+
+/** Who may touch a patient's records: the patient; a granted doctor; a granted auditor for reading only. */
+function recordAccess(s: StateView, t: UnsignedTx, agent: User, mode: Mode): Decision | User {
+  const patient = patientOf(s, t.patient);
+  if (!patient) return deny('unknown-patient');
+  switch (agent.role) {
+    case 'patient':
+      return agent.id === patient.id ? patient : deny('not-own-data');
+    case 'doctor':
+      return grantKind(patient, agent.id) === 'doctor' ? patient : deny('no-grant');
+    case 'auditor':
+      if (mode !== 'read') return deny('role-not-allowed');
+      return grantKind(patient, agent.id) === 'auditor' ? patient : deny('no-grant');
+    default:
+      return deny('role-not-allowed');
+  }
+}
+
+/** The record must exist, belong to the named patient and not be deleted. */
+function existingRecord(s: StateView, patient: User, recordId: string | undefined): Decision | RecordMeta {
+  const record = recordId ? s.get('records', recordId) : undefined;
+  if (!record || record.patient !== patient.id) return deny('record-not-found');
+  if (record.deleted) return deny('record-deleted');
+  return record;
+}
+
+/** The data key of new content must be wrapped for exactly the patient and every active grantee. */
+export function requiredRecipients(s: StateView, patient: User): string[] {
+  const ids = [patient.id];
+  for (const grantee of Object.keys(patient.grants ?? {})) {
+    if (s.get('users', grantee)?.active) ids.push(grantee);
+  }
+  return ids.sort();
+}
+
+function checkRecipients(s: StateView, patient: User, recipients: string[]): Decision | null {
+  const given = [...new Set(recipients)].sort();
+  const required = requiredRecipients(s, patient);
+  if (given.length !== recipients.length || given.join(',') !== required.join(',')) return deny('recipients-mismatch');
+  return null;
+}
+
+const isDecision = (v: unknown): v is Decision => typeof v === 'object' && v !== null && 'allowed' in v;
+
+function putRecord(s: Writable, record: RecordMeta): void {
+  s.write([{ table: 'records', key: record.id, value: record }]);
+}
+
+function putUser(s: Writable, user: User): void {
+  s.write([{ table: 'users', key: user.id, value: user }]);
+}
+
+const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
+  registerPatient: () => ALLOW, // handled by apply: it creates the actor itself
+
+  enrolUser(s, t, agent) {
+    if (agent.role !== 'admin') return deny('role-not-allowed');
+    if (s.get('users', t.body.user)) return deny('user-exists');
+    putUser(s, {
+      id: t.body.user,
+      role: t.body.role,
+      hospital: agent.hospital,
+      signKey: t.body.signKey,
+      encKey: t.body.encKey,
+      active: true,
+      lastNonce: 0,
+      since: t.time,
+    });
+    return ALLOW;
+  },
+
+  deactivateUser(s, t, agent) {
+    if (agent.role !== 'admin') return deny('role-not-allowed');
+    const target = s.get('users', t.body.user);
+    if (!target) return deny('user-not-found');
+    if (target.hospital !== agent.hospital || (target.role !== 'doctor' && target.role !== 'auditor')) return deny('not-own-staff');
+    if (!target.active) return deny('already-inactive');
+    putUser(s, { ...target, active: false });
+    return ALLOW;
+  },
+
+  createRecord(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'write');
+    if (isDecision(patient)) return patient;
+    if (s.get('records', t.record!)) return deny('record-exists');
+    const mismatch = checkRecipients(s, patient, t.body.recipients);
+    if (mismatch) return mismatch;
+    putRecord(s, { id: t.record!, patient: patient.id, createdBy: agent.id, createdAt: t.time, updatedAt: t.time, version: 1, deleted: false, files: {} });
+    return ALLOW;
+  },
+
+  updateRecord(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'write');
+    if (isDecision(patient)) return patient;
+    const record = existingRecord(s, patient, t.record);
+    if (isDecision(record)) return record;
+    // The new version number is part of the ciphertext's associated data, and stops lost updates.
+    if (t.body.version !== record.version + 1) return deny('version-conflict');
+    const mismatch = checkRecipients(s, patient, t.body.recipients);
+    if (mismatch) return mismatch;
+    putRecord(s, { ...record, version: t.body.version, updatedAt: t.time });
+    return ALLOW;
+  },
+
+  copyRecord(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'write');
+    if (isDecision(patient)) return patient;
+    const source = existingRecord(s, patient, t.body.from);
+    if (isDecision(source)) return source;
+    if (s.get('records', t.record!)) return deny('record-exists');
+    const mismatch = checkRecipients(s, patient, t.body.recipients);
+    if (mismatch) return mismatch;
+    putRecord(s, { id: t.record!, patient: patient.id, createdBy: agent.id, createdAt: t.time, updatedAt: t.time, version: 1, deleted: false, copiedFrom: source.id, files: {} });
+    return ALLOW;
+  },
+
+  deleteRecord(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'write');
+    if (isDecision(patient)) return patient;
+    const record = existingRecord(s, patient, t.record);
+    if (isDecision(record)) return record;
+    putRecord(s, { ...record, deleted: true, updatedAt: t.time });
+    return ALLOW;
+  },
+
+  readRecord(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'read');
+    if (isDecision(patient)) return patient;
+    const record = existingRecord(s, patient, t.record);
+    if (isDecision(record)) return record;
+    if (t.body.version !== undefined && (t.body.version < 1 || t.body.version > record.version)) return deny('version-not-found');
+    return ALLOW;
+  },
+
+  listRecords(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'read');
+    return isDecision(patient) ? patient : ALLOW;
+  },
+
+  attachFile(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'files');
+    if (isDecision(patient)) return patient;
+    const record = existingRecord(s, patient, t.record);
+    if (isDecision(record)) return record;
+    if (record.files[t.body.file]) return deny('file-exists');
+    const mismatch = checkRecipients(s, patient, t.body.recipients);
+    if (mismatch) return mismatch;
+    putRecord(s, { ...record, updatedAt: t.time, files: { ...record.files, [t.body.file]: { version: 1 } } });
+    return ALLOW;
+  },
+
+  replaceFile(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'files');
+    if (isDecision(patient)) return patient;
+    const record = existingRecord(s, patient, t.record);
+    if (isDecision(record)) return record;
+    const file = record.files[t.body.file];
+    if (!file || file.removed) return deny('file-not-found');
+    if (t.body.version !== file.version + 1) return deny('version-conflict');
+    const mismatch = checkRecipients(s, patient, t.body.recipients);
+    if (mismatch) return mismatch;
+    putRecord(s, { ...record, updatedAt: t.time, files: { ...record.files, [t.body.file]: { version: t.body.version } } });
+    return ALLOW;
+  },
+
+  removeFile(s, t, agent) {
+    const patient = recordAccess(s, t, agent, 'files');
+    if (isDecision(patient)) return patient;
+    const record = existingRecord(s, patient, t.record);
+    if (isDecision(record)) return record;
+    const file = record.files[t.body.file];
+    if (!file || file.removed) return deny('file-not-found');
+    // The entry stays (marked removed) so the file id, part of its blobs' identity, is never reused.
+    putRecord(s, { ...record, updatedAt: t.time, files: { ...record.files, [t.body.file]: { ...file, removed: true } } });
+    return ALLOW;
+  },
+
+  grantAccess(s, t, agent) {
+    if (agent.role !== 'patient') return deny('role-not-allowed');
+    if (agent.id !== t.patient) return deny('not-own-data');
+    const grantee = s.get('users', t.body.grantee);
+    if (!grantee || (grantee.role !== 'doctor' && grantee.role !== 'auditor')) return deny('grantee-not-staff');
+    if (!grantee.active) return deny('grantee-inactive');
+    if (agent.grants?.[grantee.id]) return deny('already-granted');
+    const requests = { ...agent.requests };
+    delete requests[grantee.id];
+    putUser(s, { ...agent, grants: { ...agent.grants, [grantee.id]: { kind: grantee.role, since: t.time } }, requests });
+    return ALLOW;
+  },
+
+  revokeAccess(s, t, agent) {
+    if (agent.role !== 'patient') return deny('role-not-allowed');
+    if (agent.id !== t.patient) return deny('not-own-data');
+    if (!agent.grants?.[t.body.grantee]) return deny('no-grant-to-revoke');
+    const grants = { ...agent.grants };
+    delete grants[t.body.grantee];
+    putUser(s, { ...agent, grants });
+    return ALLOW;
+  },
+
+  requestAccess(s, t, agent) {
+    if (agent.role !== 'doctor' && agent.role !== 'auditor') return deny('role-not-allowed');
+    const patient = patientOf(s, t.patient);
+    if (!patient) return deny('unknown-patient');
+    if (patient.grants?.[agent.id]) return deny('already-granted');
+    if (patient.requests?.[agent.id]) return deny('request-pending');
+    putUser(s, { ...patient, requests: { ...patient.requests, [agent.id]: { kind: agent.role, at: t.time } } });
+    return ALLOW;
+  },
+
+  approveRequest(s, t, agent) {
+    if (agent.role !== 'patient') return deny('role-not-allowed');
+    if (agent.id !== t.patient) return deny('not-own-data');
+    const request = agent.requests?.[t.body.requester];
+    if (!request) return deny('no-pending-request');
+    if (!s.get('users', t.body.requester)?.active) return deny('grantee-inactive');
+    const requests = { ...agent.requests };
+    delete requests[t.body.requester];
+    putUser(s, { ...agent, requests, grants: { ...agent.grants, [t.body.requester]: { kind: request.kind, since: t.time } } });
+    return ALLOW;
+  },
+
+  denyRequest(s, t, agent) {
+    if (agent.role !== 'patient') return deny('role-not-allowed');
+    if (agent.id !== t.patient) return deny('not-own-data');
+    if (!agent.requests?.[t.body.requester]) return deny('no-pending-request');
+    const requests = { ...agent.requests };
+    delete requests[t.body.requester];
+    putUser(s, { ...agent, requests });
+    return ALLOW;
+  },
+
+  bookAppointment(s, t, agent) {
+    if (agent.role !== 'patient') return deny('role-not-allowed');
+    if (agent.id !== t.patient) return deny('not-own-data');
+    const doctor = s.get('users', t.body.doctor);
+    if (!doctor || doctor.role !== 'doctor' || !doctor.active) return deny('not-a-doctor');
+    if (t.body.at < t.time) return deny('in-the-past');
+    if (s.get('appointments', t.body.appointment)) return deny('appointment-exists');
+    const slot = `${doctor.id}@${t.body.at}`;
+    if (s.get('slots', slot)) return deny('slot-taken');
+    s.write([
+      { table: 'appointments', key: t.body.appointment, value: { id: t.body.appointment, patient: agent.id, doctor: doctor.id, at: t.body.at, status: 'booked', bookedBy: agent.id } },
+      { table: 'slots', key: slot, value: t.body.appointment },
+    ]);
+    return ALLOW;
+  },
+
+  cancelAppointment(s, t, agent) {
+    const appointment = s.get('appointments', t.body.appointment);
+    if (!appointment || appointment.patient !== t.patient) return deny('appointment-not-found');
+    const mayCancel = (agent.role === 'patient' && agent.id === appointment.patient) || (agent.role === 'doctor' && agent.id === appointment.doctor);
+    if (!mayCancel) return deny(agent.role === 'patient' ? 'not-own-data' : 'role-not-allowed');
+    if (appointment.status !== 'booked') return deny('already-cancelled');
+    s.write([
+      { table: 'appointments', key: appointment.id, value: { ...appointment, status: 'cancelled' } },
+      { table: 'slots', key: `${appointment.doctor}@${appointment.at}`, value: null },
+    ]);
+    return ALLOW;
+  },
+
+  queryAudit(s, t, agent) {
+    const f = t.body.filter;
+    if (agent.role === 'admin') {
+      if (f.patient !== undefined) return deny('role-not-allowed');
+      if (f.hospital !== agent.hospital) return deny('not-own-hospital');
+      if (f.user !== undefined) {
+        const user = s.get('users', f.user);
+        if (!user || user.role === 'patient' || user.hospital !== agent.hospital) return deny('not-own-staff');
+      }
+      return ALLOW;
+    }
+    if (f.hospital !== undefined) return deny('role-not-allowed');
+    const patient = patientOf(s, f.patient);
+    if (!patient) return deny('unknown-patient');
+    if (agent.role === 'patient') return agent.id === patient.id ? ALLOW : deny('not-own-data');
+    return grantKind(patient, agent.id) === agent.role ? ALLOW : deny('no-grant');
+  },
+};
+
+export function authorize(s: Writable, t: UnsignedTx, agent: User): Decision {
+  return (rules[t.type] as Rule<typeof t.type>)(s, t as never, agent);
+}

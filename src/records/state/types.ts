@@ -1,0 +1,66 @@
+import type { Role, StaffRole } from '../ids.js';
+
+/** The replicated state: plain data, identical on every node after the same blocks. */
+export interface User {
+  id: string;
+  role: Role;
+  /** The hospital that enrolled a staff member, or where a patient registered. */
+  hospital: string;
+  signKey: Uint8Array;
+  /** X25519 key that record data keys are wrapped to (absent for admins). */
+  encKey?: Uint8Array;
+  active: boolean;
+  lastNonce: number;
+  since: number;
+  /** Patients only: active grants by grantee id. */
+  grants?: Record<string, { kind: StaffRole; since: number }>;
+  /** Patients only: pending access requests by requester id. */
+  requests?: Record<string, { kind: StaffRole; at: number }>;
+}
+
+export interface Hospital {
+  id: string;
+  name: string;
+  admin: string;
+}
+
+export interface RecordMeta {
+  id: string;
+  patient: string;
+  createdBy: string;
+  createdAt: number;
+  updatedAt: number;
+  /** Content version, 1 at creation; each update adds one. */
+  version: number;
+  deleted: boolean;
+  copiedFrom?: string;
+  /** Attached files by file id with their current version; removed files keep their entry. */
+  files: Record<string, { version: number; removed?: boolean }>;
+}
+
+export interface Appointment {
+  id: string;
+  patient: string;
+  doctor: string;
+  at: number;
+  status: 'booked' | 'cancelled';
+  bookedBy: string;
+}
+
+export interface Tables {
+  users: User;
+  hospitals: Hospital;
+  records: RecordMeta;
+  appointments: Appointment;
+  /** `${doctor}@${at}` → appointment id, so one doctor is not booked twice for one slot. */
+  slots: string;
+}
+export type TableName = keyof Tables;
+export const tableNames: TableName[] = ['users', 'hospitals', 'records', 'appointments', 'slots'];
+
+export interface StateView {
+  get<T extends TableName>(table: T, key: string): Tables[T] | undefined;
+}
+
+/** One write produced by `apply`; `value: null` deletes. */
+export type StateChange = { [T in TableName]: { table: T; key: string; value: Tables[T] | null } }[TableName];

@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import {
+  appointmentIdSchema,
+  bytes,
+  fileIdSchema,
+  hospitalIdSchema,
+  recordIdSchema,
+  staffRoleSchema,
+  uintSchema,
+  userIdSchema,
+} from '../ids.js';
+
+/**
+ * Transaction wire format (SPEC §2). A transaction is the signed statement of one user action; its id is
+ * SHA-256 of the canonical encoding of the unsigned part. Bodies are strict: unknown fields are malformed.
+ */
+
+const recipients = z.array(userIdSchema).min(1).max(256);
+const empty = z.strictObject({});
+
+export const auditFilterSchema = z.strictObject({
+  patient: userIdSchema.optional(),
+  user: userIdSchema.optional(),
+  record: recordIdSchema.optional(),
+  hospital: hospitalIdSchema.optional(),
+  action: z.enum(['C', 'R', 'U', 'D', 'E']).optional(),
+  outcome: z.enum(['success', 'denied']).optional(),
+  from: uintSchema.optional(),
+  to: uintSchema.optional(),
+});
+export type AuditFilter = z.infer<typeof auditFilterSchema>;
+
+/** Per-type body schema, and which top-level fields the type needs. */
+export const txKinds = {
+  registerPatient: { body: z.strictObject({ encKey: bytes(32) }), patient: false, record: false, payload: false },
+  enrolUser: {
+    body: z.strictObject({ user: userIdSchema, role: staffRoleSchema, signKey: bytes(32), encKey: bytes(32) }),
+    patient: false,
+    record: false,
+    payload: false,
+  },
+  deactivateUser: { body: z.strictObject({ user: userIdSchema }), patient: false, record: false, payload: false },
+  createRecord: { body: z.strictObject({ recipients }), patient: true, record: true, payload: true },
+  updateRecord: { body: z.strictObject({ recipients, version: uintSchema }), patient: true, record: true, payload: true },
+  copyRecord: { body: z.strictObject({ from: recordIdSchema, recipients }), patient: true, record: true, payload: true },
+  deleteRecord: { body: empty, patient: true, record: true, payload: false },
+  readRecord: { body: z.strictObject({ version: uintSchema.optional() }), patient: true, record: true, payload: false },
+  listRecords: { body: empty, patient: true, record: false, payload: false },
+  attachFile: { body: z.strictObject({ file: fileIdSchema, recipients }), patient: true, record: true, payload: true },
+  replaceFile: { body: z.strictObject({ file: fileIdSchema, recipients, version: uintSchema }), patient: true, record: true, payload: true },
+  removeFile: { body: z.strictObject({ file: fileIdSchema }), patient: true, record: true, payload: false },
+  grantAccess: { body: z.strictObject({ grantee: userIdSchema }), patient: true, record: false, payload: true },
+  revokeAccess: { body: z.strictObject({ grantee: userIdSchema }), patient: true, record: false, payload: false },
+  requestAccess: { body: empty, patient: true, record: false, payload: false },
+  approveRequest: { body: z.strictObject({ requester: userIdSchema }), patient: true, record: false, payload: true },
+  denyRequest: { body: z.strictObject({ requester: userIdSchema }), patient: true, record: false, payload: false },
+  bookAppointment: {
+    body: z.strictObject({ appointment: appointmentIdSchema, doctor: userIdSchema, at: uintSchema }),
+    patient: true,
+    record: false,
+    payload: false,
+  },
+  cancelAppointment: { body: z.strictObject({ appointment: appointmentIdSchema }), patient: true, record: false, payload: false },
+  queryAudit: {
+    body: z.strictObject({ filter: auditFilterSchema, limit: z.number().int().min(1).max(500).optional(), cursor: z.string().max(64).optional() }),
+    patient: false,
+    record: false,
+    payload: false,
+  },
+} as const;
+
+export type TxType = keyof typeof txKinds;
+export const txTypes = Object.keys(txKinds) as TxType[];
+export type TxBody<T extends TxType> = z.infer<(typeof txKinds)[T]['body']>;
+
+export const unsignedTxSchema = z.strictObject({
+  v: z.literal(1),
+  type: z.enum(txTypes as [TxType, ...TxType[]]),
+  actor: userIdSchema,
+  /** The signer's Ed25519 public key: signatures verify without state, state checks it is the actor's key. */
+  key: bytes(32),
+  /** The hospital whose node received the transaction (the audit event's `source`). */
+  via: hospitalIdSchema,
+  nonce: uintSchema,
+  time: uintSchema,
+  patient: userIdSchema.optional(),
+  record: recordIdSchema.optional(),
+  /** SHA-256 of the off-chain payload (ciphertext and wrapped keys), which deletion can purge. */
+  payload: bytes(32).optional(),
+  body: z.record(z.string(), z.unknown()),
+});
+
+export type UnsignedTxBase = z.infer<typeof unsignedTxSchema>;
+export type UnsignedTx<T extends TxType = TxType> = Omit<UnsignedTxBase, 'type' | 'body'> & { type: T; body: TxBody<T> };
+
+export const signedTxSchema = z.strictObject({ tx: z.unknown(), sig: bytes(64) });
+
+/** A decoded, structurally valid and signature-checked transaction. */
+export interface Tx<T extends TxType = TxType> {
+  readonly id: Uint8Array;
+  readonly idHex: string;
+  readonly tx: UnsignedTx<T>;
+  readonly sig: Uint8Array;
+  /** Canonical bytes of `{tx, sig}`: the RFC 6962 Merkle leaf of the block. */
+  readonly bytes: Uint8Array;
+}
+
+export const MAX_TX_BYTES = 16 * 1024;
+export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
