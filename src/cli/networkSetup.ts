@@ -37,7 +37,9 @@ export interface NetworkLayout {
 export interface NetworkOptions {
   dir: string;
   nodes: number;
+  /** API ports are basePort+i and p2p ports basePort+100+i, unless `ports` names them. */
   basePort: number;
+  ports?: { api: number; p2p: number }[];
   network?: string;
   consensus?: Partial<ConsensusParams>;
   testControls?: boolean;
@@ -94,8 +96,8 @@ export async function createNetwork(opts: NetworkOptions): Promise<NetworkLayout
       peerId,
       admin: { id: adminId, signKey: toHex(admin.signPublic), encKey: toHex(admin.encPublic!) },
     });
-    const apiPort = opts.basePort + i;
-    const p2pPort = opts.basePort + 100 + i;
+    const apiPort = opts.ports?.[i]?.api ?? opts.basePort + i;
+    const p2pPort = opts.ports?.[i]?.p2p ?? opts.basePort + 100 + i;
     nodes.push({ name: hospital, hospital, dir, configFile: join(dir, 'node.json'), dataDir, keystoreDir, apiPort, p2pPort, apiUrl: `http://127.0.0.1:${apiPort}`, peerId, admin: { id: adminId, password } });
   }
   const genesis: GenesisFile = { network, time: Date.now(), hospitals, consensus: consensusParamsSchema.parse(opts.consensus ?? {}) };
