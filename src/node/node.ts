@@ -20,7 +20,7 @@ import { Mempool } from './mempool.js';
 import { loadOrCreatePeerKey } from './p2p/peerKey.js';
 import { P2PHost } from './p2p/host.js';
 import { LedgerStore } from './store/ledgerStore.js';
-import { SYNC_PROTOCOL, SyncManager } from './sync.js';
+import { SYNC_MAX_FRAME_BYTES, SYNC_PROTOCOL, SyncManager } from './sync.js';
 import { admitTx } from './txAdmission.js';
 import { TxTracker } from './txTracker.js';
 import { resultOf } from './views.js';
@@ -137,7 +137,7 @@ export class MedLedgerNode {
     if (this.host.peerId !== ownPeerId) {
       throw new Error(`peer key ${config.peerKeyFile} has id ${this.host.peerId}, but the genesis file names ${ownPeerId} for ${config.hospital}`);
     }
-    await this.host.handle(SYNC_PROTOCOL, (request) => this.sync.serve(request));
+    await this.host.handle(SYNC_PROTOCOL, (request) => this.sync.serve(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
     this.host.onPeerConnect((peer) => {
       this.engine.resendOwn();
       // A reconnecting peer may be ahead: one request finds out.
@@ -186,6 +186,7 @@ export class MedLedgerNode {
       mempool: this.mempool.size,
       integrity: { ok: true, verifiedHeight: this.ledger.height },
       sync: { active: this.sync.progress.active, target: this.sync.progress.target },
+      penalties: this.host.penalties(),
     };
   }
 

@@ -10,6 +10,7 @@ import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
 import type { P2PHost } from './p2p/host.js';
 import { payloadKind } from './payloads.js';
+import { txIdOfBytes } from '../records/tx/codec.js';
 
 /**
  * Block sync (SPEC §6): `/medledger/<network>/sync/1` serves finalized blocks by height range with their
@@ -18,7 +19,7 @@ import { payloadKind } from './payloads.js';
  */
 export const SYNC_PROTOCOL = 'sync';
 const MAX_RANGE = 256;
-const MAX_FRAME_BYTES = 24 * 1024 * 1024;
+export const SYNC_MAX_FRAME_BYTES = 24 * 1024 * 1024;
 
 const requestSchema = z.strictObject({ from: uintSchema, to: uintSchema });
 const frameSchema = z.strictObject({
@@ -54,7 +55,7 @@ export class SyncManager {
       if (!block || !cert) return;
       const payloads: { index: number; payload: Uint8Array; redacted: boolean }[] = [];
       for (let i = 0; i < block.txs.length; i++) {
-        const stored = await ledger.store.getPayload(txIdOf(block.txs[i]!));
+        const stored = await ledger.store.getPayload(txIdOfBytes(block.txs[i]!));
         if (stored) payloads.push({ index: i, payload: stored.payload, redacted: stored.redacted });
       }
       yield encodeCanonical({ block: (await ledger.store.getBlockBytes(h))!, cert, payloads });
@@ -101,7 +102,7 @@ export class SyncManager {
     const engine = this.deps.engine();
     const request = encodeCanonical({ from, to: Math.min(to, from + MAX_RANGE - 1) });
     let count = 0;
-    for await (const frameBytes of this.deps.host().request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
+    for await (const frameBytes of this.deps.host().request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
       const frame = frameSchema.parse(decodeCanonical(frameBytes, 'sync frame'));
       const block = decodeBlock(frame.block, this.deps.maxBlockBytes * 2);
       // Validation and commit run in the consensus queue, so sync and consensus never race.
@@ -129,10 +130,4 @@ export class SyncManager {
     }
     return count;
   }
-}
-
-function txIdOf(txBytes: Uint8Array): string {
-  // The id is the hash of the unsigned part; decoding here is cheap next to the disk reads around it.
-  const outer = decodeCanonical(txBytes) as { tx: unknown };
-  return Buffer.from(sha256(encodeCanonical(outer.tx))).toString('hex');
 }

@@ -87,6 +87,23 @@ export interface StatusResponse {
   mempool: number;
   integrity: IntegrityStatus;
   sync?: { target: number; active: boolean };
+  /** Peers whose gossip this node rejected, with any ban in force. */
+  penalties?: Record<string, { rejected: number; bannedUntil?: number }>;
+}
+
+/** A finalized block as the chain endpoint lists it (ids only: contents need an audited read). */
+export interface ChainBlock {
+  height: number;
+  hash: string;
+  parent: string;
+  time: number;
+  round: number;
+  proposer: number;
+  txRoot: string;
+  eventsRoot: string;
+  txs: string[];
+  /** The commit certificate stored with the block: its round and the validators who signed it. */
+  cert?: { round: number; signers: number[] };
 }
 
 export interface PublicUser {

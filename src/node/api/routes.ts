@@ -8,6 +8,7 @@ import type { MedLedgerNode } from '../node.js';
 import { overviewOf, publicUser, recipientsFor } from '../views.js';
 import { submitBatchRequestSchema, submitTxRequestSchema } from './contract.js';
 import type { RequestContext, Route } from './http.js';
+import { listBlocks, MAX_BLOCKS_PER_PAGE } from '../chainView.js';
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
@@ -78,6 +79,28 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         if (user.id !== ctx.params.id) throw new MedLedgerError('FORBIDDEN', 'only the patient may list their wrapped keys');
         const keys = await node.ledger.store.keysOfPatient(user.id, user.id);
         return { body: { keys: keys.map(({ blob, key }) => ({ blob, key: { epk: toBase64(key.epk), w: toBase64(key.w) } })) } };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/chain/blocks',
+      handler: async (ctx) => {
+        const from = Number(ctx.query.get('from') ?? 0);
+        const to = Number(ctx.query.get('to') ?? from + MAX_BLOCKS_PER_PAGE - 1);
+        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
+        return { body: { blocks: await listBlocks(node.ledger, from, to) } };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/tx/:id',
+      handler: async (ctx) => {
+        const id = ctx.params.id!;
+        if (!/^[0-9a-f]{64}$/.test(id)) throw new MedLedgerError('MALFORMED', 'transaction id must be 64 hex digits');
+        const location = await node.ledger.store.txLocation(id);
+        if (location) return { body: { id, status: 'committed', ...location } };
+        if (node.mempool.has(id)) return { body: { id, status: 'pending' } };
+        throw new MedLedgerError('NOT_FOUND', `transaction ${id} is unknown to this node`);
       },
     },
   ];

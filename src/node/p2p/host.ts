@@ -249,8 +249,6 @@ export class P2PHost {
     this.libp2p.addEventListener('peer:connect', (evt) => {
       const peer = evt.detail.toString();
       this.log.debug({ peer }, 'peer connected');
-      const sp = this.staticPeers.get(peer);
-      if (sp) sp.delayMs = this.redialMinMs;
       this.watchUntilGossipReady(peer);
     });
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
@@ -258,7 +256,10 @@ export class P2PHost {
       this.log.debug({ peer }, 'peer disconnected');
       this.announcedPeers.delete(peer);
       const sp = this.staticPeers.get(peer);
-      if (sp && !this.stopped) this.scheduleDial(sp, sp.delayMs);
+      if (sp && !this.stopped) {
+        this.scheduleDial(sp, sp.delayMs);
+        sp.delayMs = Math.min(sp.delayMs * 2, this.redialMaxMs);
+      }
     });
 
     // Subscribe before dialling so the first exchange with each peer already carries our subscriptions.
@@ -497,8 +498,9 @@ export class P2PHost {
     sp.dialing = true;
     try {
       await this.libp2p.peerStore.merge(sp.id, { multiaddrs: sp.addrs });
+      // Success does not reset the backoff: a peer that refuses us after the handshake still lets the
+      // dial succeed for a moment. The backoff resets once the peer is gossip-ready (emitPeerConnect).
       await this.libp2p.dial(sp.id, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) });
-      sp.delayMs = this.redialMinMs;
     } catch (err) {
       if (this.stopped) return;
       this.log.debug({ peer: sp.idStr, retryInMs: sp.delayMs, err: errMessage(err) }, 'dial to static peer failed');
@@ -543,6 +545,8 @@ export class P2PHost {
   }
 
   private emitPeerConnect(peer: string): void {
+    const sp = this.staticPeers.get(peer);
+    if (sp) sp.delayMs = this.redialMinMs;
     for (const fn of this.connectListeners) {
       try {
         fn(peer);

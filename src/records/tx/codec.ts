@@ -68,3 +68,9 @@ export function decodeTx(bytes: Uint8Array, verified?: { has(idHex: string): boo
   }
   return { id, idHex, tx, sig: outer.data.sig, bytes };
 }
+
+/** The id of an already-validated transaction from its bytes (no signature check: for stored blocks). */
+export function txIdOfBytes(bytes: Uint8Array): string {
+  const outer = decodeCanonical(bytes, 'transaction') as { tx: unknown };
+  return toHex(sha256(encodeCanonical(outer.tx)));
+}

@@ -1,0 +1,62 @@
+import type { Session } from '../../src/client/session.js';
+import { signTx } from '../../src/records/tx/codec.js';
+import type { Tx, UnsignedTx } from '../../src/records/tx/types.js';
+import type { ApiClient } from '../../src/client/apiClient.js';
+import type { ChainBlock } from '../../src/node/api/contract.js';
+
+let nonceFloor = Date.now() * 1000;
+
+/** A signed listRecords transaction of a patient on their own data: cheap, valid, and always audited. */
+export function auditedRead(patient: Session): Tx {
+  nonceFloor = Math.max(nonceFloor + 1, Date.now() * 1000);
+  const unsigned: UnsignedTx<'listRecords'> = {
+    v: 1,
+    type: 'listRecords',
+    actor: patient.userId,
+    key: patient.signer.publicKey,
+    via: patient.hospital,
+    nonce: nonceFloor,
+    time: Date.now(),
+    patient: patient.userId,
+    body: {},
+  };
+  return signTx(unsigned, patient.signer);
+}
+
+/**
+ * Submits transactions in batches to the given nodes for a bounded time and count, without waiting
+ * for finality; returns the ids the nodes accepted. Stops by itself.
+ */
+export async function runLoad(targets: { api: ApiClient; patient: Session }[], opts: { batches: number; batchSize: number; pauseMs: number; stop?: () => boolean }): Promise<string[]> {
+  const accepted: string[] = [];
+  for (let b = 0; b < opts.batches && !opts.stop?.(); b++) {
+    for (const t of targets) {
+      const txs = Array.from({ length: opts.batchSize }, () => ({ tx: auditedRead(t.patient) }));
+      try {
+        const res = await t.api.submitBatch(txs);
+        accepted.push(...res.accepted);
+      } catch {
+        // a node that is down: the load keeps going to the others
+      }
+    }
+    await new Promise((r) => setTimeout(r, opts.pauseMs));
+  }
+  return accepted;
+}
+
+/** All finalized blocks of a node from height 1 to `to`. */
+export async function chainOf(api: ApiClient, to: number): Promise<ChainBlock[]> {
+  const blocks: ChainBlock[] = [];
+  for (let from = 1; from <= to; from += 500) {
+    const page = await api.get<{ blocks: ChainBlock[] }>(`/v1/chain/blocks?from=${from}&to=${Math.min(to, from + 499)}`);
+    blocks.push(...page.blocks);
+  }
+  return blocks;
+}
+
+/** Where each transaction id sits in a chain. */
+export function positions(chain: ChainBlock[]): Map<string, string> {
+  const at = new Map<string, string>();
+  for (const b of chain) b.txs.forEach((id, i) => at.set(id, `${b.height}/${i}`));
+  return at;
+}
