@@ -34,5 +34,9 @@ export function readKeystoreFile(dir: string, userId: string): KeystoreFile | un
 
 /** Unlocks a user's keys: NOT_FOUND (unknown user), WRONG_PASSWORD, or TAMPERED. */
 export function unlockKeystore(dir: string, userId: string, password: string): UserKeys {
-  return openKeystore(readKeystoreFile(dir, userId), password);
+  const raw = readKeystoreFile(dir, userId);
+  // The file name is the login: a keystore of another user placed under this name must not unlock as it.
+  const owner = typeof raw === 'object' && raw !== null ? (raw as { userId?: unknown }).userId : undefined;
+  if (owner !== undefined && owner !== userId) throw new MedLedgerError('TAMPERED', `keystore file of ${userId} holds the keys of ${String(owner)}`);
+  return openKeystore(raw, password);
 }

@@ -30,12 +30,22 @@ export interface ProposalRecord {
   valid: boolean;
 }
 
-/** Everything received for one round of the current height. Keys of vote maps are validator indices. */
+/** Validator index (decimal string key) → value(s). */
+export type VoteTally<T> = { prevote: Record<string, T>; precommit: Record<string, T> };
+
+/** Everything received for one round of the current height. */
 export interface RoundRecord {
   proposal: ProposalRecord | null;
-  /** Validator index (decimal string key) → the value of the first vote counted from it. */
-  votes: { prevote: Record<string, string | null>; precommit: Record<string, string | null> };
-  /** Validators already reported for equivocation in this round, per vote type (one report each). */
+  /** The first vote of each validator. */
+  votes: VoteTally<string | null>;
+  /**
+   * An equivocating validator's further votes, for values that can matter (see recordVote). As in the
+   * paper, such a validator counts towards each value it voted for, never twice towards one: safe, since
+   * quorums overlap in an honest validator, and needed for liveness, since honest nodes may have counted
+   * different ones of its votes first and must still see the same polkas.
+   */
+  conflicting: VoteTally<(string | null)[]>;
+  /** Validators already reported for equivocation in this round, per vote type. */
   equivocators: { prevote: number[]; precommit: number[] };
   /** Once-only upon-rules of Algorithm 1 that already fired in this round. */
   prevoteTimeoutScheduled: boolean; // line 34
@@ -134,297 +144,352 @@ export function initialState(height: number): RoundState {
 /** Applies one input. Never mutates `state`; returns the next state and what the caller must do. */
 export function step(state: RoundState, input: Input, ctx: Context): { state: RoundState; outputs: Output[] } {
   checkContext(ctx);
-  let s = structuredClone(state);
-  const out: Output[] = [];
-  switch (input.kind) {
-    case 'startHeight':
-      s = startHeight(s, input.height, ctx, out);
-      break;
-    case 'proposal':
-      recordProposal(s, input, ctx);
-      break;
-    case 'vote':
-      recordVote(s, input.vote, ctx, out);
-      break;
-    case 'timeout':
-      onTimeout(s, input, ctx, out);
-      break;
+  const t = new Transition(state, ctx);
+  t.apply(input);
+  return { state: t.state, outputs: t.outputs };
+}
+
+/**
+ * One call of step(). The state is copied on write: the top level and the round map at once, a round's
+ * record only when it changes, so a step costs little however many rounds the height has seen.
+ */
+class Transition {
+  state: RoundState;
+  readonly outputs: Output[] = [];
+  /** Round records that belong to this transition's state and may be modified in place. */
+  private readonly owned = new Set<RoundRecord>();
+
+  constructor(
+    state: RoundState,
+    private readonly ctx: Context,
+  ) {
+    this.state = { ...state, rounds: { ...state.rounds } };
   }
-  // Upon-rules may enable each other (a vote completes a polka, which enables a decision…): run to a fixpoint.
-  while (s.started && s.step !== 'decided' && fireOneRule(s, ctx, out)) {
-    // each firing changes the step, the round or a once-only flag, so this terminates
-  }
-  (globalThis as any).__hook?.(out, s);
-  return { state: s, outputs: out };
-}
 
-// ---- inputs ----
-
-function startHeight(s: RoundState, height: number, ctx: Context, out: Output[]): RoundState {
-  // Restarting the current height would forget our votes (and could double-sign): ignore repeats and the past.
-  if (height < s.height || (height === s.height && s.started)) return s;
-  const next = height === s.height ? s : initialState(height);
-  next.started = true;
-  startRound(next, 0, ctx, out);
-  return next;
-}
-
-function recordProposal(s: RoundState, p: Extract<Input, { kind: 'proposal' }>, ctx: Context): void {
-  if (p.height !== s.height || !isRound(p.round) || typeof p.value !== 'string') return;
-  // validRound must be -1 or a round before this one: anything else cannot satisfy line 22 or 28.
-  if (!Number.isInteger(p.validRound) || p.validRound < -1 || p.validRound >= p.round) return;
-  if (s.rounds[p.round]?.proposal) return; // only the proposer's first proposal of a round counts
-  if (!admitFutureMessage(s, ctx, ctx.proposer(s.height, p.round), p.round)) return;
-  roundRecord(s, p.round).proposal = { value: p.value, validRound: p.validRound, valid: p.valid === true };
-}
-
-function recordVote(s: RoundState, vote: Vote, ctx: Context, out: Output[]): void {
-  if (vote.height !== s.height || !isRound(vote.round)) return; // other heights: the caller syncs
-  if (vote.type !== 'prevote' && vote.type !== 'precommit') return;
-  if (!Number.isInteger(vote.validator) || vote.validator < 0 || vote.validator >= ctx.n) return;
-  if (vote.value !== null && typeof vote.value !== 'string') return;
-  const key = String(vote.validator);
-  const existing = s.rounds[vote.round];
-  if (existing && Object.hasOwn(existing.votes[vote.type], key)) {
-    const firstValue = existing.votes[vote.type][key] ?? null;
-    if (firstValue === vote.value) return; // a duplicate is counted once
-    // A second, different vote is not counted. One (first, second) pair proves the equivocation, so each
-    // validator is reported once per round and type; this also bounds what a byzantine validator can add.
-    const reported = existing.equivocators[vote.type];
-    if (reported.includes(vote.validator)) return;
-    reported.push(vote.validator);
-    const { type, height, round, validator } = vote;
-    out.push({
-      kind: 'equivocation',
-      first: { type, height, round, validator, value: firstValue },
-      second: { type, height, round, validator, value: vote.value },
-    });
-    return;
-  }
-  if (!admitFutureMessage(s, ctx, vote.validator, vote.round)) return;
-  roundRecord(s, vote.round).votes[vote.type][key] = vote.value;
-}
-
-/** Lines 57-66: a timeout only acts if the height, round (and step) it was armed for are still current. */
-function onTimeout(s: RoundState, t: Extract<Input, { kind: 'timeout' }>, ctx: Context, out: Output[]): void {
-  if (!s.started || s.step === 'decided' || t.height !== s.height || t.round !== s.round) return;
-  if (t.step === 'propose' && s.step === 'propose') {
-    castVote(s, ctx, 'prevote', null, out);
-    s.step = 'prevote';
-  } else if (t.step === 'prevote' && s.step === 'prevote') {
-    castVote(s, ctx, 'precommit', null, out);
-    s.step = 'precommit';
-  } else if (t.step === 'precommit') {
-    startRound(s, s.round + 1, ctx, out);
-  }
-}
-
-// ---- Algorithm 1 ----
-
-/** Lines 10-21. */
-function startRound(s: RoundState, round: number, ctx: Context, out: Output[]): void {
-  s.round = round;
-  s.step = 'propose';
-  const alreadyProposed = s.rounds[round]?.proposal != null; // e.g. our own proposal, seen again after a restart
-  if (ctx.self !== null && ctx.proposer(s.height, round) === ctx.self && !alreadyProposed) {
-    if (s.validValue !== null) {
-      // Re-propose the value a polka formed for; it was valid when we saw it, so record it right away.
-      out.push({ kind: 'propose', height: s.height, round, value: s.validValue, validRound: s.validRound });
-      roundRecord(s, round).proposal = { value: s.validValue, validRound: s.validRound, valid: true };
-    } else {
-      // The caller builds a fresh block and feeds it back as a 'proposal' input.
-      out.push({ kind: 'propose', height: s.height, round, value: null, validRound: -1 });
+  apply(input: Input): void {
+    switch (input.kind) {
+      case 'startHeight':
+        this.startHeight(input.height);
+        break;
+      case 'proposal':
+        this.recordProposal(input);
+        break;
+      case 'vote':
+        this.recordVote(input.vote);
+        break;
+      case 'timeout':
+        this.onTimeout(input);
+        break;
+    }
+    // Upon-rules may enable each other (a vote completes a polka, which enables a decision…): run to a fixpoint.
+    while (this.state.started && this.state.step !== 'decided' && this.fireOneRule()) {
+      // each firing changes the step, the round or a once-only flag, so this terminates
     }
   }
-  // Unlike the paper (but like CometBFT) the proposer arms this timeout too: if building its block fails
-  // or is slow, it prevotes nil instead of holding up everyone else's quorum.
-  out.push({ kind: 'scheduleTimeout', step: 'propose', height: s.height, round });
-}
 
-/** Fires the first applicable upon-rule; returns whether one fired. Order only matters among rules that
- * are enabled together, where any order is a valid execution of the algorithm. */
-function fireOneRule(s: RoundState, ctx: Context, out: Output[]): boolean {
-  return (
-    decideIfCommitted(s, ctx, out) ||
-    skipToHigherRound(s, ctx, out) ||
-    prevoteOnProposal(s, ctx, out) ||
-    lockOnPolka(s, ctx, out) ||
-    precommitNilOnNilPolka(s, ctx, out) ||
-    schedulePrevoteTimeout(s, ctx, out) ||
-    schedulePrecommitTimeout(s, ctx, out)
-  );
-}
+  // ---- inputs ----
 
-/** Line 49: a proposal and a quorum of precommits for it, in ANY round, decide the height. */
-function decideIfCommitted(s: RoundState, ctx: Context, out: Output[]): boolean {
-  const q = quorum(ctx.n);
-  for (const round of roundsAscending(s)) {
-    const rec = s.rounds[round]!;
-    if (!rec.proposal?.valid) continue;
-    const value = rec.proposal.value;
-    if (countFor(rec.votes.precommit, value) < q) continue;
-    s.step = 'decided';
-    s.decision = { round, value };
-    const commit = Object.entries(rec.votes.precommit)
-      .filter(([, v]) => v === value)
-      .map(([validator]): Vote => ({ type: 'precommit', height: s.height, round, validator: Number(validator), value }))
-      .sort((a, b) => a.validator - b.validator);
-    out.push({ kind: 'decide', height: s.height, round, value, commit });
-    return true;
+  private startHeight(height: number): void {
+    const s = this.state;
+    // Restarting the current height would forget our votes (and could double-sign): ignore repeats and the past.
+    if (height < s.height || (height === s.height && s.started)) return;
+    if (height > s.height) this.state = initialState(height);
+    this.state.started = true;
+    this.startRound(0);
   }
-  return false;
-}
 
-/** Line 55: f+1 validators (so at least one honest) already voted in a higher round: catch up to it. */
-function skipToHigherRound(s: RoundState, ctx: Context, out: Output[]): boolean {
-  const needed = maxFaulty(ctx.n) + 1;
-  const higher = roundsAscending(s).filter((r) => r > s.round).reverse();
-  for (const round of higher) {
-    const votes = s.rounds[round]!.votes;
-    const voters = new Set([...Object.keys(votes.prevote), ...Object.keys(votes.precommit)]);
-    if (voters.size >= needed) {
-      out.push({ kind: 'roundSkip', height: s.height, round });
-      startRound(s, round, ctx, out);
+  private recordProposal(p: Extract<Input, { kind: 'proposal' }>): void {
+    const s = this.state;
+    if (p.height !== s.height || !isRound(p.round) || typeof p.value !== 'string') return;
+    // validRound must be -1 or a round before this one: anything else cannot satisfy line 22 or 28.
+    if (!Number.isInteger(p.validRound) || p.validRound < -1 || p.validRound >= p.round) return;
+    if (s.rounds[p.round]?.proposal) return; // only the proposer's first proposal of a round counts
+    if (!this.admitFutureMessage(this.ctx.proposer(s.height, p.round), p.round)) return;
+    this.edit(p.round).proposal = { value: p.value, validRound: p.validRound, valid: p.valid === true };
+  }
+
+  private recordVote(vote: Vote): void {
+    const s = this.state;
+    if (vote.height !== s.height || !isRound(vote.round)) return; // other heights: the caller syncs
+    if (vote.type !== 'prevote' && vote.type !== 'precommit') return;
+    if (!Number.isInteger(vote.validator) || vote.validator < 0 || vote.validator >= this.ctx.n) return;
+    if (vote.value !== null && typeof vote.value !== 'string') return;
+    const { type, height, round, validator, value } = vote;
+    const key = String(validator);
+    const existing = s.rounds[round];
+    if (existing && Object.hasOwn(existing.votes[type], key)) {
+      const firstValue = existing.votes[type][key] ?? null;
+      const kept = existing.conflicting[type][key] ?? [];
+      if (firstValue === value || kept.includes(value)) return; // a duplicate is counted once
+      // Keep (and count) a conflicting vote only for nil or a value someone proposed or voted for: the rules
+      // need a proposal of the value (or nil), and this bounds what a byzantine validator can make us store.
+      const worthKeeping = this.couldMatter(round, value);
+      // Each kept pair is reported once; the others only if this validator was not reported here before.
+      if (!worthKeeping && existing.equivocators[type].includes(validator)) return;
+      const rec = this.edit(round);
+      if (worthKeeping) rec.conflicting[type][key] = [...kept, value];
+      if (!rec.equivocators[type].includes(validator)) rec.equivocators[type].push(validator);
+      this.outputs.push({
+        kind: 'equivocation',
+        first: { type, height, round, validator, value: firstValue },
+        second: { type, height, round, validator, value },
+      });
+      return;
+    }
+    if (!this.admitFutureMessage(validator, round)) return;
+    this.edit(round).votes[type][key] = value;
+  }
+
+  /** Lines 57-66: a timeout only acts if the height, round (and step) it was armed for are still current. */
+  private onTimeout(t: Extract<Input, { kind: 'timeout' }>): void {
+    const s = this.state;
+    if (!s.started || s.step === 'decided' || t.height !== s.height || t.round !== s.round) return;
+    if (t.step === 'propose' && s.step === 'propose') {
+      this.castVote('prevote', null);
+      s.step = 'prevote';
+    } else if (t.step === 'prevote' && s.step === 'prevote') {
+      this.castVote('precommit', null);
+      s.step = 'precommit';
+    } else if (t.step === 'precommit') {
+      this.startRound(s.round + 1);
+    }
+  }
+
+  // ---- Algorithm 1 ----
+
+  /** Lines 10-21. */
+  private startRound(round: number): void {
+    const s = this.state;
+    const self = this.ctx.self;
+    s.round = round;
+    s.step = 'propose';
+    const alreadyProposed = s.rounds[round]?.proposal != null; // e.g. our own proposal, seen again after a restart
+    if (self !== null && this.ctx.proposer(s.height, round) === self && !alreadyProposed) {
+      if (s.validValue !== null) {
+        // Re-propose the value a polka formed for; it was valid when we saw it, so record it right away.
+        this.outputs.push({ kind: 'propose', height: s.height, round, value: s.validValue, validRound: s.validRound });
+        this.edit(round).proposal = { value: s.validValue, validRound: s.validRound, valid: true };
+      } else {
+        // The caller builds a fresh block and feeds it back as a 'proposal' input.
+        this.outputs.push({ kind: 'propose', height: s.height, round, value: null, validRound: -1 });
+      }
+    }
+    // Unlike the paper (but like CometBFT) the proposer arms this timeout too: if building its block fails
+    // or is slow, it prevotes nil instead of holding up everyone else's quorum.
+    this.outputs.push({ kind: 'scheduleTimeout', step: 'propose', height: s.height, round });
+  }
+
+  /** Fires the first applicable upon-rule; returns whether one fired. Order only matters among rules that
+   * are enabled together, where any order is a valid execution of the algorithm. */
+  private fireOneRule(): boolean {
+    return (
+      this.decideIfCommitted() ||
+      this.skipToHigherRound() ||
+      this.prevoteOnProposal() ||
+      this.lockOnPolka() ||
+      this.precommitNilOnNilPolka() ||
+      this.schedulePrevoteTimeout() ||
+      this.schedulePrecommitTimeout()
+    );
+  }
+
+  /** Line 49: a proposal and a quorum of precommits for it, in ANY round, decide the height. */
+  private decideIfCommitted(): boolean {
+    const s = this.state;
+    for (const round of roundsAscending(s)) {
+      const rec = s.rounds[round]!;
+      if (!rec.proposal?.valid) continue;
+      const value = rec.proposal.value;
+      if (votersFor(rec, 'precommit', value).length < quorum(this.ctx.n)) continue;
+      s.step = 'decided';
+      s.decision = { round, value };
+      const commit = votersFor(rec, 'precommit', value).map(
+        (validator): Vote => ({ type: 'precommit', height: s.height, round, validator, value }),
+      );
+      this.outputs.push({ kind: 'decide', height: s.height, round, value, commit });
       return true;
     }
+    return false;
   }
-  return false;
-}
 
-/** Lines 22-33: prevote the current round's proposal, or nil if it is invalid or conflicts with our lock. */
-function prevoteOnProposal(s: RoundState, ctx: Context, out: Output[]): boolean {
-  const proposal = s.rounds[s.round]?.proposal;
-  if (s.step !== 'propose' || !proposal) return false;
-  const { value, validRound, valid } = proposal;
-  let acceptable: boolean;
-  if (validRound === -1) {
-    // line 22: a fresh value is fine unless we are locked on another one
-    acceptable = valid && (s.lockedRound === -1 || s.lockedValue === value);
-  } else {
-    // line 28: a re-proposal claims a polka at validRound; wait until we have seen that polka ourselves
-    const claimed = s.rounds[validRound];
-    if (!claimed || countFor(claimed.votes.prevote, value) < quorum(ctx.n)) return false;
-    // a polka newer than (or equal to) our lock may unlock us
-    acceptable = valid && (s.lockedRound <= validRound || s.lockedValue === value);
+  /** Line 55: f+1 validators (so at least one honest) already voted in a higher round: catch up to it. */
+  private skipToHigherRound(): boolean {
+    const s = this.state;
+    const needed = maxFaulty(this.ctx.n) + 1;
+    const higher = roundsAscending(s).filter((r) => r > s.round).reverse();
+    for (const round of higher) {
+      const votes = s.rounds[round]!.votes;
+      const voters = new Set([...Object.keys(votes.prevote), ...Object.keys(votes.precommit)]);
+      if (voters.size >= needed) {
+        this.outputs.push({ kind: 'roundSkip', height: s.height, round });
+        this.startRound(round);
+        return true;
+      }
+    }
+    return false;
   }
-  castVote(s, ctx, 'prevote', acceptable ? value : null, out);
-  s.step = 'prevote';
-  return true;
-}
 
-/** Line 36: a polka for the valid proposal of this round: lock and precommit (if still prevoting), and
- * remember it as the value to re-propose. */
-function lockOnPolka(s: RoundState, ctx: Context, out: Output[]): boolean {
-  const rec = s.rounds[s.round];
-  if (!rec || rec.polkaHandled || !rec.proposal?.valid) return false;
-  if (s.step !== 'prevote' && s.step !== 'precommit') return false;
-  const value = rec.proposal.value;
-  if (countFor(rec.votes.prevote, value) < quorum(ctx.n)) return false;
-  rec.polkaHandled = true;
-  if (s.step === 'prevote') {
-    s.lockedValue = value;
-    s.lockedRound = s.round;
-    castVote(s, ctx, 'precommit', value, out);
+  /** Lines 22-33: prevote the current round's proposal, or nil if it is invalid or conflicts with our lock. */
+  private prevoteOnProposal(): boolean {
+    const s = this.state;
+    const proposal = s.rounds[s.round]?.proposal;
+    if (s.step !== 'propose' || !proposal) return false;
+    const { value, validRound, valid } = proposal;
+    let acceptable: boolean;
+    if (validRound === -1) {
+      // line 22: a fresh value is fine unless we are locked on another one
+      acceptable = valid && (s.lockedRound === -1 || s.lockedValue === value);
+    } else {
+      // line 28: a re-proposal claims a polka at validRound; wait until we have seen that polka ourselves
+      const claimed = s.rounds[validRound];
+      if (!claimed || votersFor(claimed, 'prevote', value).length < quorum(this.ctx.n)) return false;
+      // a polka newer than (or as old as) our lock may unlock us
+      acceptable = valid && (s.lockedRound <= validRound || s.lockedValue === value);
+    }
+    this.castVote('prevote', acceptable ? value : null);
+    s.step = 'prevote';
+    return true;
+  }
+
+  /** Line 36: a polka for this round's valid proposal: lock and precommit it (if still prevoting), and
+   * remember it as the value to re-propose. */
+  private lockOnPolka(): boolean {
+    const s = this.state;
+    const rec = s.rounds[s.round];
+    if (!rec || rec.polkaHandled || !rec.proposal?.valid) return false;
+    if (s.step !== 'prevote' && s.step !== 'precommit') return false;
+    const value = rec.proposal.value;
+    if (votersFor(rec, 'prevote', value).length < quorum(this.ctx.n)) return false;
+    this.edit(s.round).polkaHandled = true;
+    if (s.step === 'prevote') {
+      s.lockedValue = value;
+      s.lockedRound = s.round;
+      this.castVote('precommit', value);
+      s.step = 'precommit';
+    }
+    s.validValue = value;
+    s.validRound = s.round;
+    return true;
+  }
+
+  /** Line 44: a quorum prevoted nil. */
+  private precommitNilOnNilPolka(): boolean {
+    const s = this.state;
+    const rec = s.rounds[s.round];
+    if (s.step !== 'prevote' || !rec || votersFor(rec, 'prevote', null).length < quorum(this.ctx.n)) return false;
+    this.castVote('precommit', null);
     s.step = 'precommit';
+    return true;
   }
-  s.validValue = value;
-  s.validRound = s.round;
-  return true;
-}
 
-/** Line 44: a quorum prevoted nil. */
-function precommitNilOnNilPolka(s: RoundState, ctx: Context, out: Output[]): boolean {
-  const rec = s.rounds[s.round];
-  if (s.step !== 'prevote' || !rec || countFor(rec.votes.prevote, null) < quorum(ctx.n)) return false;
-  castVote(s, ctx, 'precommit', null, out);
-  s.step = 'precommit';
-  return true;
-}
+  /** Line 34: a quorum of prevotes that agree on nothing yet; give the rest a bounded time to arrive. */
+  private schedulePrevoteTimeout(): boolean {
+    const s = this.state;
+    const rec = s.rounds[s.round];
+    if (s.step !== 'prevote' || !rec || rec.prevoteTimeoutScheduled) return false;
+    if (Object.keys(rec.votes.prevote).length < quorum(this.ctx.n)) return false;
+    this.edit(s.round).prevoteTimeoutScheduled = true;
+    this.outputs.push({ kind: 'scheduleTimeout', step: 'prevote', height: s.height, round: s.round });
+    return true;
+  }
 
-/** Line 34: a quorum of prevotes that agree on nothing yet; give the rest a bounded time to arrive. */
-function schedulePrevoteTimeout(s: RoundState, ctx: Context, out: Output[]): boolean {
-  const rec = s.rounds[s.round];
-  if (s.step !== 'prevote' || !rec || rec.prevoteTimeoutScheduled) return false;
-  if (Object.keys(rec.votes.prevote).length < quorum(ctx.n)) return false;
-  rec.prevoteTimeoutScheduled = true;
-  out.push({ kind: 'scheduleTimeout', step: 'prevote', height: s.height, round: s.round });
-  return true;
-}
+  /** Line 47: a quorum of precommits that decide nothing yet; move on to the next round after a while. */
+  private schedulePrecommitTimeout(): boolean {
+    const s = this.state;
+    const rec = s.rounds[s.round];
+    if (!rec || rec.precommitTimeoutScheduled) return false;
+    if (Object.keys(rec.votes.precommit).length < quorum(this.ctx.n)) return false;
+    this.edit(s.round).precommitTimeoutScheduled = true;
+    this.outputs.push({ kind: 'scheduleTimeout', step: 'precommit', height: s.height, round: s.round });
+    return true;
+  }
 
-/** Line 47: a quorum of precommits that decide nothing yet; move on to the next round after a while. */
-function schedulePrecommitTimeout(s: RoundState, ctx: Context, out: Output[]): boolean {
-  const rec = s.rounds[s.round];
-  if (!rec || rec.precommitTimeoutScheduled) return false;
-  if (Object.keys(rec.votes.precommit).length < quorum(ctx.n)) return false;
-  rec.precommitTimeoutScheduled = true;
-  out.push({ kind: 'scheduleTimeout', step: 'precommit', height: s.height, round: s.round });
-  return true;
-}
+  // ---- helpers ----
 
-// ---- helpers ----
+  /**
+   * Emits our vote for the current round and counts it at once (the returned state, persisted by the caller
+   * before signing, thus remembers it). If we already voted in this slot, e.g. before a crash, nothing is
+   * emitted: a validator never signs two votes for one height, round and type.
+   */
+  private castVote(type: VoteType, value: string | null): void {
+    const self = this.ctx.self;
+    if (self === null) return; // observers only follow
+    const s = this.state;
+    const key = String(self);
+    if (s.rounds[s.round] && Object.hasOwn(s.rounds[s.round]!.votes[type], key)) return;
+    this.edit(s.round).votes[type][key] = value;
+    this.outputs.push({ kind: 'vote', vote: { type, height: s.height, round: s.round, validator: self, value } });
+  }
 
-/**
- * Emits our vote for the current round and counts it at once (the returned state, persisted by the caller
- * before signing, thus remembers it). If we already voted in this slot, e.g. before a crash, nothing is
- * emitted: a validator never signs two votes for one height, round and type.
- */
-function castVote(s: RoundState, ctx: Context, type: VoteType, value: string | null, out: Output[]): void {
-  if (ctx.self === null) return; // observers only follow
-  const tally = roundRecord(s, s.round).votes[type];
-  const key = String(ctx.self);
-  if (Object.hasOwn(tally, key)) return;
-  tally[key] = value;
-  out.push({ kind: 'vote', vote: { type, height: s.height, round: s.round, validator: ctx.self, value } });
-}
-
-/**
- * Bounds what one validator can store above our round (see FUTURE_ROUNDS_PER_VALIDATOR): a message for a
- * new, higher round evicts that validator's messages from its lowest such round; one lower than all of them
- * is dropped. Our own messages are never evicted (we must remember our votes).
- */
-function admitFutureMessage(s: RoundState, ctx: Context, validator: number, round: number): boolean {
-  if (round <= s.round || validator === ctx.self) return true;
-  const key = String(validator);
-  const futureRounds = roundsAscending(s).filter((r) => {
-    if (r <= s.round) return false;
-    const rec = s.rounds[r]!;
-    return (
-      Object.hasOwn(rec.votes.prevote, key) ||
-      Object.hasOwn(rec.votes.precommit, key) ||
-      (rec.proposal !== null && ctx.proposer(s.height, r) === validator)
-    );
-  });
-  if (futureRounds.includes(round) || futureRounds.length < FUTURE_ROUNDS_PER_VALIDATOR) return true;
-  const lowest = futureRounds[0]!;
-  if (round < lowest) return false;
-  const rec = s.rounds[lowest]!;
-  delete rec.votes.prevote[key];
-  delete rec.votes.precommit[key];
-  if (ctx.proposer(s.height, lowest) === validator) rec.proposal = null;
-  rec.equivocators.prevote = rec.equivocators.prevote.filter((v) => v !== validator);
-  rec.equivocators.precommit = rec.equivocators.precommit.filter((v) => v !== validator);
-  const empty =
-    rec.proposal === null &&
-    Object.keys(rec.votes.prevote).length === 0 &&
-    Object.keys(rec.votes.precommit).length === 0;
-  if (empty) delete s.rounds[lowest];
-  return true;
-}
-
-function roundRecord(s: RoundState, round: number): RoundRecord {
-  let rec = s.rounds[round];
-  if (!rec) {
-    rec = {
-      proposal: null,
-      votes: { prevote: {}, precommit: {} },
-      equivocators: { prevote: [], precommit: [] },
-      prevoteTimeoutScheduled: false,
-      polkaHandled: false,
-      precommitTimeoutScheduled: false,
+  /**
+   * Bounds what one validator can store above our round (see FUTURE_ROUNDS_PER_VALIDATOR): a message for a
+   * new, higher round evicts that validator's messages from its lowest such round; one lower than all of
+   * them is dropped. Our own messages are never evicted (we must remember our votes).
+   */
+  private admitFutureMessage(validator: number, round: number): boolean {
+    const s = this.state;
+    if (round <= s.round || validator === this.ctx.self) return true;
+    const key = String(validator);
+    const isFrom = (r: number) => {
+      const rec = s.rounds[r]!;
+      return (
+        Object.hasOwn(rec.votes.prevote, key) ||
+        Object.hasOwn(rec.votes.precommit, key) ||
+        (rec.proposal !== null && this.ctx.proposer(s.height, r) === validator)
+      );
     };
-    s.rounds[round] = rec;
+    const futureRounds = roundsAscending(s).filter((r) => r > s.round && isFrom(r));
+    if (futureRounds.includes(round) || futureRounds.length < FUTURE_ROUNDS_PER_VALIDATOR) return true;
+    const lowest = futureRounds[0]!;
+    if (round < lowest) return false;
+    const rec = this.edit(lowest);
+    delete rec.votes.prevote[key];
+    delete rec.votes.precommit[key];
+    delete rec.conflicting.prevote[key];
+    delete rec.conflicting.precommit[key];
+    if (this.ctx.proposer(s.height, lowest) === validator) rec.proposal = null;
+    rec.equivocators.prevote = rec.equivocators.prevote.filter((v) => v !== validator);
+    rec.equivocators.precommit = rec.equivocators.precommit.filter((v) => v !== validator);
+    const empty =
+      rec.proposal === null && Object.keys(rec.votes.prevote).length === 0 && Object.keys(rec.votes.precommit).length === 0;
+    if (empty) delete s.rounds[lowest];
+    return true;
   }
-  return rec;
+
+  /** Nil, the value of a proposal of this height, or a value another validator voted for in this round. */
+  private couldMatter(round: number, value: string | null): boolean {
+    if (value === null) return true;
+    const rounds = Object.values(this.state.rounds);
+    if (rounds.some((rec) => rec.proposal?.value === value)) return true;
+    const rec = this.state.rounds[round];
+    return rec !== undefined && (Object.values(rec.votes.prevote).includes(value) || Object.values(rec.votes.precommit).includes(value));
+  }
+
+  /** The record of a round, writable: created if absent, copied first if it still belongs to the input. */
+  private edit(round: number): RoundRecord {
+    const current = this.state.rounds[round];
+    if (current && this.owned.has(current)) return current;
+    const rec: RoundRecord = current
+      ? {
+          ...current,
+          proposal: current.proposal && { ...current.proposal },
+          votes: { prevote: { ...current.votes.prevote }, precommit: { ...current.votes.precommit } },
+          conflicting: { prevote: { ...current.conflicting.prevote }, precommit: { ...current.conflicting.precommit } },
+          equivocators: { prevote: [...current.equivocators.prevote], precommit: [...current.equivocators.precommit] },
+        }
+      : {
+          proposal: null,
+          votes: { prevote: {}, precommit: {} },
+          conflicting: { prevote: {}, precommit: {} },
+          equivocators: { prevote: [], precommit: [] },
+          prevoteTimeoutScheduled: false,
+          polkaHandled: false,
+          precommitTimeoutScheduled: false,
+        };
+    this.owned.add(rec);
+    this.state.rounds[round] = rec;
+    return rec;
+  }
 }
 
 function roundsAscending(s: RoundState): number[] {
@@ -433,10 +498,13 @@ function roundsAscending(s: RoundState): number[] {
     .sort((a, b) => a - b);
 }
 
-function countFor(tally: Record<string, string | null>, value: string | null): number {
-  let count = 0;
-  for (const v of Object.values(tally)) if (v === value) count++;
-  return count;
+/** Validators (ascending) with a vote of this type for this value in this round, each counted once. */
+function votersFor(rec: RoundRecord, type: VoteType, value: string | null): number[] {
+  const voters: number[] = [];
+  for (const [key, first] of Object.entries(rec.votes[type])) {
+    if (first === value || rec.conflicting[type][key]?.includes(value)) voters.push(Number(key));
+  }
+  return voters.sort((a, b) => a - b);
 }
 
 function isRound(round: number): boolean {

@@ -143,6 +143,7 @@ export class ConsensusEngine {
 
   /** A proposal whose signature was checked by gossip validation. */
   onProposal(p: Proposal, peer?: string): void {
+    this.deps.logger.trace({ height: p.height, round: p.round }, 'proposal received');
     void this.enqueue(async () => {
       if (p.height < this.rs.height) return;
       if (p.height > this.rs.height) return this.future(p.height, peer, () => this.onProposal(p, peer));
@@ -154,6 +155,7 @@ export class ConsensusEngine {
 
   /** A vote whose signature was checked by gossip validation. */
   onVote(v: SignedVote, peer?: string): void {
+    this.deps.logger.trace({ height: v.height, round: v.round, type: v.type, validator: v.validator }, 'vote received');
     void this.enqueue(async () => {
       if (v.height < this.rs.height) return;
       if (v.height > this.rs.height) return this.future(v.height, peer, () => this.onVote(v, peer));
@@ -333,6 +335,7 @@ export class ConsensusEngine {
     this.votes.set(voteKey(signed), signed);
     await this.persist();
     this.deps.publishVotes([signed]);
+    this.deps.logger.debug({ height: vote.height, round: vote.round, type: vote.type, nil: vote.value === null }, 'voted');
     await this.feed({ kind: 'vote', vote });
   }
 

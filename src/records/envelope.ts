@@ -55,7 +55,14 @@ export function wrapKey(dataKey: Uint8Array, blob: string, recipient: string, re
 }
 
 export function unwrapKey(wrapped: WrappedKey, blob: string, recipient: string, secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  const kek = wrappingKey(sharedSecret(secretKey, wrapped.epk), wrapped.epk, publicKey, blob, recipient);
+  let shared: Uint8Array;
+  try {
+    shared = sharedSecret(secretKey, wrapped.epk);
+  } catch {
+    // A low-order ephemeral key (all-zero shared secret) is refused by X25519: an altered wrapped key.
+    throw new MedLedgerError('TAMPERED', 'wrapped key has an invalid ephemeral public key');
+  }
+  const kek = wrappingKey(shared, wrapped.epk, publicKey, blob, recipient);
   return open(kek, ZERO_NONCE, wrapped.w, utf8(blob));
 }
 

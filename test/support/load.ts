@@ -27,14 +27,18 @@ export function auditedRead(patient: Session): Tx {
  * Submits transactions in batches to the given nodes for a bounded time and count, without waiting
  * for finality; returns the ids the nodes accepted. Stops by itself.
  */
-export async function runLoad(targets: { api: ApiClient; patient: Session }[], opts: { batches: number; batchSize: number; pauseMs: number; stop?: () => boolean }): Promise<string[]> {
+export async function runLoad(
+  targets: { api: ApiClient; patient: Session }[],
+  opts: { batches: number; batchSize: number; pauseMs: number; stop?: () => boolean; acceptedBy?: string[][] },
+): Promise<string[]> {
   const accepted: string[] = [];
   for (let b = 0; b < opts.batches && !opts.stop?.(); b++) {
-    for (const t of targets) {
+    for (const [i, t] of targets.entries()) {
       const txs = Array.from({ length: opts.batchSize }, () => ({ tx: auditedRead(t.patient) }));
       try {
         const res = await t.api.submitBatch(txs);
         accepted.push(...res.accepted);
+        opts.acceptedBy?.[i]?.push(...res.accepted);
       } catch {
         // a node that is down: the load keeps going to the others
       }

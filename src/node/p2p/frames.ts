@@ -21,6 +21,7 @@ export class P2PRequestError extends Error {
 
 // 2^53 needs 8 varint bytes; anything longer is garbage, not a length.
 const MAX_VARINT_BYTES = 8;
+const HIGH_WATER_BYTES = 1024 * 1024;
 
 export function encodeFrame(data: Uint8Array): Uint8Array {
   let n = data.byteLength;
@@ -37,9 +38,10 @@ export function encodeFrame(data: Uint8Array): Uint8Array {
 }
 
 /**
- * Reads length-prefixed frames from a stream until the remote closes its writable end. Holds at most
- * about `highWaterBytes` of unread data: beyond that the stream is paused, which stops yamux window
- * updates so the sender stalls instead of our memory growing while the consumer is busy.
+ * Reads length-prefixed frames from a stream until the remote closes its writable end. While the consumer
+ * is busy with a frame and more than HIGH_WATER_BYTES are buffered, the stream is paused: that stops yamux
+ * window updates, so the sender stalls instead of our memory growing. A frame larger than that is still
+ * read whole, since the reader is waiting for it.
  */
 export class FrameReader {
   private readonly chunks: Uint8Array[] = [];
@@ -48,14 +50,12 @@ export class FrameReader {
   private failure: Error | undefined;
   private paused = false;
   private wake: (() => void) | undefined;
-  private readonly highWaterBytes: number;
 
   constructor(
     private readonly stream: Stream,
     private readonly maxFrameBytes: number,
     private readonly describe: string,
   ) {
-    this.highWaterBytes = Math.max(1024 * 1024, maxFrameBytes + MAX_VARINT_BYTES);
     stream.addEventListener('message', this.onMessage);
     stream.addEventListener('remoteCloseWrite', this.onEnd);
     stream.addEventListener('close', this.onClose);
@@ -68,7 +68,7 @@ export class FrameReader {
     for (;;) {
       const frame = this.takeFrame();
       if (frame) {
-        if (this.paused && this.buffered < this.highWaterBytes) this.setPaused(false);
+        if (this.paused && this.buffered < HIGH_WATER_BYTES) this.setPaused(false);
         return frame;
       }
       if (this.failure) throw this.failure;
@@ -104,8 +104,8 @@ export class FrameReader {
     if (chunk.byteLength === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.byteLength;
-    if (!this.paused && this.buffered >= this.highWaterBytes) this.setPaused(true);
-    this.wake?.();
+    if (this.wake) this.wake();
+    else if (!this.paused && this.buffered >= HIGH_WATER_BYTES) this.setPaused(true);
   };
 
   private readonly onEnd = (): void => {

@@ -86,8 +86,10 @@ const DIAL_TIMEOUT_MS = 5_000;
 // Response frames produced in the same tick are written together: one writeV is much cheaper than many writes.
 const RESPONSE_BATCH_BYTES = 256 * 1024;
 const RESPONSE_BATCH_FRAMES = 256;
+const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 // gossipsub's graylist threshold (default -80): peers scoring below it are ignored entirely.
 const GRAYLIST_THRESHOLD = -80;
+const APP_SCORE_CREDIT = 10;
 
 interface StaticPeer {
   id: PeerId;
@@ -132,7 +134,7 @@ export class P2PHost {
     private readonly handlers: Record<string, GossipHandler>,
   ) {
     this.peerId = peerIdFromPrivateKey(cfg.privateKey).toString();
-    this.log = (cfg.logger ?? pino({ level: 'silent' })).child({ module: 'p2p' });
+    this.log = cfg.logger ?? pino({ level: 'silent' });
     this.allowed = new Set(cfg.allowedPeers.filter((p) => p !== this.peerId));
     this.maxRejects = cfg.penalty?.maxRejects ?? DEFAULT_MAX_REJECTS;
     this.rejectWindowMs = cfg.penalty?.windowMs ?? DEFAULT_REJECT_WINDOW_MS;
@@ -223,6 +225,10 @@ export class P2PHost {
           maxInboundDataLength: Math.max(4 * 1024 * 1024, 4 * cfg.maxMessageBytes + 256 * 1024),
           scoreParams: {
             topics: Object.fromEntries(fullTopics.map((t) => [t, this.topicScoreParams()])),
+            // Admitted peers start with some credit (score APP_SCORE_CREDIT), so an occasional reject does not
+            // evict an honest peer from the mesh; only a burst of invalid messages drives the score negative.
+            appSpecificScore: (peer) => (this.allowed.has(peer) ? 1 : 0),
+            appSpecificWeight: APP_SCORE_CREDIT,
             // All local-cluster peers share one IP; colocation is not a sign of a Sybil attack here.
             IPColocationFactorWeight: 0,
           },
@@ -262,6 +268,8 @@ export class P2PHost {
       }
     });
 
+    // Known addresses up front, so request() to a static peer works even before the first dial completes.
+    for (const sp of this.staticPeers.values()) await this.libp2p.peerStore.merge(sp.id, { multiaddrs: sp.addrs });
     // Subscribe before dialling so the first exchange with each peer already carries our subscriptions.
     for (const t of fullTopics) pubsub.subscribe(t);
     for (const sp of this.staticPeers.values()) this.scheduleDial(sp, 0);
@@ -308,10 +316,17 @@ export class P2PHost {
   }
 
   async setBlockedPeers(peerIds: string[]): Promise<void> {
+    const ids = peerIds.map((p) => {
+      try {
+        return peerIdFromString(p);
+      } catch {
+        throw new Error(`setBlockedPeers: '${p}' is not a peer id`);
+      }
+    });
     const previous = this.blocked;
-    this.blocked = new Set(peerIds);
-    this.log.debug({ blocked: peerIds }, 'blocked peers set');
-    await Promise.allSettled(peerIds.filter((p) => !previous.has(p)).map((p) => this.libp2p.hangUp(peerIdFromString(p))));
+    this.blocked = new Set(ids.map((id) => id.toString()));
+    this.log.debug({ blocked: [...this.blocked] }, 'blocked peers set');
+    await Promise.allSettled(ids.map((id) => this.libp2p.hangUp(id)));
     for (const p of previous) {
       const sp = this.staticPeers.get(p);
       if (sp && !this.blocked.has(p)) {
@@ -454,9 +469,12 @@ export class P2PHost {
     if (sp) this.scheduleDial(sp, this.banMs + 10);
   }
 
-  /** Gossipsub's own scoring: only invalid deliveries count, scaled so graylisting comes just after our ban. */
+  /**
+   * Gossipsub's own scoring: only invalid deliveries count, scaled so that graylisting (everything from the
+   * peer ignored) needs about as many rejects in quick succession as our own ban.
+   */
   private topicScoreParams(): TopicScoreParams {
-    const weight = GRAYLIST_THRESHOLD / (this.maxRejects + 1) ** 2;
+    const weight = (GRAYLIST_THRESHOLD - APP_SCORE_CREDIT) / (this.maxRejects + 1) ** 2;
     return {
       topicWeight: 1,
       // Off: in a small, quiet permissioned network these would penalise honest peers for low traffic.
@@ -577,7 +595,15 @@ export class P2PHost {
         const out = batch;
         batch = [];
         batchBytes = 0;
-        await lp.writeV(out, { signal: AbortSignal.timeout(limits.timeoutMs) });
+        const signal = AbortSignal.timeout(limits.timeoutMs);
+        await lp.writeV(out, { signal });
+        // libp2p's 'drain' fires on every window update, not when the write buffer is empty, so waiting for
+        // one drain still lets the buffer grow by a batch per update. Hold the handler until it is mostly sent.
+        while (stream.writeBufferLength > SEND_HIGH_WATER_BYTES) {
+          if (stream.writableNeedsDrain) await stream.onDrain({ signal });
+          else await new Promise((resolve) => setImmediate(resolve));
+          signal.throwIfAborted();
+        }
       };
       let pending = frames.next();
       for (;;) {

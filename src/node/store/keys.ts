@@ -31,6 +31,9 @@ export const K = {
   /** wrapped data key of a blob for one user → {tx whose payload carries it, key}. */
   wrappedKey: (blob: string, user: string) => `wk/${blob}\0${user}`,
   wrappedKeyPrefix: (blob: string) => `wk/${blob}\0`,
+  /** A grant payload (by transaction id) that carries a key of the blob: every one is redacted on deletion. */
+  blobGrant: (blob: string, txIdHex: string) => `gb/${blob}\0${txIdHex}`,
+  blobGrantPrefix: (blob: string) => `gb/${blob}\0`,
   /** blobs of a record, and of a patient. */
   recordBlob: (record: string, blob: string) => `rb/${record}\0${blob}`,
   recordBlobPrefix: (record: string) => `rb/${record}\0`,

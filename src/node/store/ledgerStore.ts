@@ -327,6 +327,8 @@ async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlo
   }
   for (const { blob, user, key } of payloadKeys(kind, payload)) {
     batch.put(K.wrappedKey(blob, user), encodeCanonical({ tx: txIdHex, key }));
+    // A later grant to the same user overwrites the wrapped-key entry, so remember every grant payload.
+    if (kind.kind === 'grant') batch.put(K.blobGrant(blob, txIdHex), EMPTY);
   }
 }
 
@@ -354,6 +356,13 @@ async function purgeRecord(batch: PendingBatch, record: string): Promise<void> {
         grantPayloads.get(source)!.add(blob);
       }
       batch.del(wkKey);
+    }
+    const grantPrefix = K.blobGrantPrefix(blob);
+    for (const gbKey of await batch.keysWithPrefix(grantPrefix)) {
+      const source = gbKey.slice(grantPrefix.length);
+      if (!grantPayloads.has(source)) grantPayloads.set(source, new Set());
+      grantPayloads.get(source)!.add(blob);
+      batch.del(gbKey);
     }
     batch.del(rbKey);
     patient ??= await findPatientBlobOwner(batch, blob);

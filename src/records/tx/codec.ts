@@ -1,4 +1,4 @@
-import { concatBytes, toHex, utf8 } from '../crypto/bytes.js';
+import { concatBytes, toBase64, toHex, utf8 } from '../crypto/bytes.js';
 import { sha256 } from '../crypto/hash.js';
 import { verifySignature, type Signer } from '../crypto/signature.js';
 import { decodeCanonical, encodeCanonical } from '../encoding.js';
@@ -60,11 +60,15 @@ export function decodeTx(bytes: Uint8Array, verified?: { has(idHex: string): boo
   const tx = parseUnsignedTx(outer.data.tx);
   const id = txId(tx);
   const idHex = toHex(id);
-  if (!verified?.has(idHex)) {
+  // The signature is not part of the id, so the cache is consulted under a key bound to id and signature:
+  // a known id carried with another (forged) signature must be verified, not waved through.
+  const verifiedKey = verified ? `sig:${toBase64(sha256(id, outer.data.sig))}` : '';
+  if (!verified?.has(verifiedKey)) {
     if (!verifySignature(tx.key, txSigningMessage(id), outer.data.sig)) {
       throw new MedLedgerError('BAD_SIGNATURE', `transaction ${idHex.slice(0, 12)} has an invalid signature`);
     }
-    verified?.add(idHex);
+    verified?.add(verifiedKey);
+    verified?.add(idHex); // "this id was seen verified"; never consulted to skip a signature check
   }
   return { id, idHex, tx, sig: outer.data.sig, bytes };
 }
