@@ -160,12 +160,14 @@ export class ConsensusEngine {
       if (v.height < this.rs.height) return;
       if (v.height > this.rs.height) return this.future(v.height, peer, () => this.onVote(v, peer));
       const key = voteKey(v);
-      const first = this.votes.get(key);
-      if (first && !sameValue(first.block, v.block)) {
-        await this.recordEvidence({ kind: 'vote', validator: v.validator, height: v.height, round: v.round, first, second: v, seenAt: Date.now() });
-        return;
+      if (this.votes.has(key)) return;
+      const conflicting = [...this.votes.values()].find((o) => o.type === v.type && o.height === v.height && o.round === v.round && o.validator === v.validator);
+      if (conflicting) {
+        await this.recordEvidence({ kind: 'vote', validator: v.validator, height: v.height, round: v.round, first: conflicting, second: v, seenAt: Date.now() });
       }
-      if (!first) this.votes.set(key, v);
+      // Conflicting votes still go to the machine: it counts each validator at most once per value, which
+      // keeps honest nodes that saw the two votes in different orders able to reach the same polka.
+      this.votes.set(key, v);
       await this.feed({ kind: 'vote', vote: { type: v.type, height: v.height, round: v.round, validator: v.validator, value: v.block ? toHex(v.block) : null } });
     });
   }
@@ -442,12 +444,9 @@ function sha256Header(p: Proposal): Uint8Array {
   return headerHash(p.block.header);
 }
 
-function voteKey(v: { type: string; height: number; round: number; validator: number }): string {
-  return `${v.type}/${v.height}/${v.round}/${v.validator}`;
-}
-
-function sameValue(a: Uint8Array | null, b: Uint8Array | null): boolean {
-  return a === null || b === null ? a === b : bytesEqual(a, b);
+/** One key per signed vote: a byzantine validator's two conflicting votes are both kept. */
+function voteKey(v: SignedVote): string {
+  return `${v.type}/${v.height}/${v.round}/${v.validator}/${v.block ? toHex(v.block) : 'nil'}`;
 }
 
 /** A validator votes only for blocks whose payloads it holds: final blocks are always available. */

@@ -11,6 +11,7 @@ import type { Ledger } from './ledger.js';
 import type { Mempool } from './mempool.js';
 import type { GossipHandler, Verdict } from './p2p/host.js';
 import { admitTx } from './txAdmission.js';
+import { txIdOfBytes } from '../records/tx/codec.js';
 
 /**
  * Gossip wire formats and validation (SPEC §6). Validation decides accept / reject / ignore and never
@@ -63,7 +64,7 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
   const { ledger, mempool, engine, logger } = deps;
 
   const tx: GossipHandler = {
-    validate(data, from): Verdict {
+    async validate(data, from): Promise<Verdict> {
       const batch = parse(txBatchSchema, data);
       if (!batch) return 'reject';
       let added = 0;
@@ -72,9 +73,15 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
         try {
           if (admitTx({ ledger, mempool }, item.tx, item.payload, { now: Date.now() }).status === 'added') added++;
         } catch (err) {
-          // Forged or malformed data is the sender's fault; a stale nonce or full mempool is not.
+          // Forged or malformed data is the sender's fault, and so is re-publishing a transaction that is
+          // already final (each is gossiped once by the node that received it). A stale nonce on a new
+          // transaction or a full mempool is not.
           if (isMedLedgerError(err) && ['MALFORMED', 'BAD_SIGNATURE', 'TOO_LARGE'].includes(err.code)) {
             logger.debug({ from, code: err.code }, 'rejected gossiped transaction');
+            return 'reject';
+          }
+          if (isMedLedgerError(err, 'REPLAY') && (await ledger.store.txLocation(txIdOfBytes(item.tx)))) {
+            logger.debug({ from }, 'rejected replayed transaction');
             return 'reject';
           }
         }

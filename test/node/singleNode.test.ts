@@ -99,12 +99,12 @@ describe('a single node as a separate process, driven over its API', () => {
     it('malformed JSON, unknown fields, bad base64 and oversized bodies', async () => {
       const bad = await post('/v1/tx', '{not json');
       expect(bad.status).toBe(400);
-      expect((await bad.json()).error.code).toBe('MALFORMED');
+      expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('MALFORMED');
       const unknown = await post('/v1/tx', JSON.stringify({ tx: 'AAAA', surprise: 1 }));
       expect(unknown.status).toBe(400);
       const garbage = await post('/v1/tx', JSON.stringify({ tx: toBase64(new Uint8Array([1, 2, 3])) }));
       expect(garbage.status).toBe(400);
-      expect((await garbage.json()).error.message).toMatch(/not valid CBOR|malformed/);
+      expect(((await garbage.json()) as { error: { message: string } }).error.message).toMatch(/not valid CBOR|malformed/);
       const huge = await post('/v1/tx', Buffer.alloc(5 * 1024 * 1024, 'a'));
       expect(huge.status).toBe(413);
     });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { fromBase64, toBase64 } from '../../records/crypto/bytes.js';
+import { encodeCanonical } from '../../records/encoding.js';
 import { verifySignature } from '../../records/crypto/signature.js';
 import { MedLedgerError } from '../../records/errors.js';
 import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, requestSigningMessage } from '../../records/requestAuth.js';
@@ -89,6 +90,24 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         const to = Number(ctx.query.get('to') ?? from + MAX_BLOCKS_PER_PAGE - 1);
         if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
         return { body: { blocks: await listBlocks(node.ledger, from, to) } };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/chain/raw',
+      handler: async (ctx) => {
+        // Encoded blocks and certificates, for independent re-verification (verify, sync by hand).
+        const from = Number(ctx.query.get('from') ?? 0);
+        const to = Math.min(Number(ctx.query.get('to') ?? from), from + 99);
+        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
+        const blocks: { height: number; block: string; cert?: string }[] = [];
+        for (let h = from; h <= Math.min(to, node.ledger.height); h++) {
+          const bytes = await node.ledger.store.getBlockBytes(h);
+          if (!bytes) break;
+          const cert = await node.ledger.store.getCertificate(h);
+          blocks.push({ height: h, block: toBase64(bytes), ...(cert ? { cert: toBase64(encodeCanonical(cert)) } : {}) });
+        }
+        return { body: { blocks } };
       },
     },
     {

@@ -71,12 +71,17 @@ export class FrameReader {
         if (this.paused && this.buffered < HIGH_WATER_BYTES) this.setPaused(false);
         return frame;
       }
+      if (this.paused) {
+        // Need more bytes. Resuming hands over what the stream held back synchronously, even when the
+        // remote has already closed (libp2p signals remoteCloseWrite before paused data is read).
+        this.setPaused(false);
+        continue;
+      }
       if (this.failure) throw this.failure;
       if (this.ended) {
         if (this.buffered === 0) return undefined;
         throw new P2PRequestError('protocol', `${this.describe}: stream ended inside a frame (${this.buffered} bytes left over)`);
       }
-      if (this.paused) this.setPaused(false); // need more bytes to complete this frame
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
         throw new P2PRequestError('timeout', `${this.describe}: no response frame within ${idleTimeoutMs} ms`);

@@ -374,7 +374,7 @@ export class P2PHost {
     try {
       const signal = AbortSignal.timeout(timeoutMs);
       try {
-        if (!stream.send(encodeFrame(request))) await stream.onDrain({ signal });
+        if (!stream.send(encodeFrame(request))) await nextDrain(stream, signal);
         await stream.close({ signal }); // half-close: the request is complete
       } catch (err) {
         if (signal.aborted) throw new P2PRequestError('timeout', `${describe}: sending the request took over ${timeoutMs} ms`, { cause: err });
@@ -600,7 +600,7 @@ export class P2PHost {
         // libp2p's 'drain' fires on every window update, not when the write buffer is empty, so waiting for
         // one drain still lets the buffer grow by a batch per update. Hold the handler until it is mostly sent.
         while (stream.writeBufferLength > SEND_HIGH_WATER_BYTES) {
-          if (stream.writableNeedsDrain) await stream.onDrain({ signal });
+          if (stream.writableNeedsDrain) await nextDrain(stream, signal);
           else await new Promise((resolve) => setImmediate(resolve));
           signal.throwIfAborted();
         }
@@ -648,6 +648,36 @@ const GOSSIP_READY_POLL_MS = 25;
 const GOSSIP_READY_TIMEOUT_MS = 10_000;
 // The multiaddr protocol code of /p2p/<peer id>.
 const PROTOCOL_CODE_P2P = 421;
+
+/**
+ * The next 'drain' event. Not stream.onDrain(): in @libp2p/utils 7.4 its promise is never reset, so after
+ * the first drain it resolves at once forever and a wait loop on it spins without yielding.
+ */
+function nextDrain(stream: Stream, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      stream.removeEventListener('drain', onDrain);
+      stream.removeEventListener('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onDrain = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (evt: { error?: Error }): void => {
+      cleanup();
+      reject(evt.error ?? new Error('stream closed while waiting to send'));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      reject(signal.reason as Error);
+    };
+    if (signal.aborted) return onAbort();
+    stream.addEventListener('drain', onDrain);
+    stream.addEventListener('close', onClose);
+    signal.addEventListener('abort', onAbort);
+  });
+}
 
 function errMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

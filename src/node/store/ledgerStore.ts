@@ -326,6 +326,9 @@ async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlo
     batch.put(K.patientBlob(kind.patient, kind.blob), EMPTY);
   }
   for (const { blob, user, key } of payloadKeys(kind, payload)) {
+    // A grant only wraps the granting patient's own existing blobs: a key named after anyone else's blob
+    // would overwrite the grantee's real key for it.
+    if (kind.kind === 'grant' && (await batch.get(K.patientBlob(kind.patient, blob))) === undefined) continue;
     batch.put(K.wrappedKey(blob, user), encodeCanonical({ tx: txIdHex, key }));
     // A later grant to the same user overwrites the wrapped-key entry, so remember every grant payload.
     if (kind.kind === 'grant') batch.put(K.blobGrant(blob, txIdHex), EMPTY);
