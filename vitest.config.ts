@@ -1,11 +1,33 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Two groups: fast in-process tests run in parallel first; then the tests that start real node
+ * processes run one file at a time (each starts up to four nodes, and the machine has two cores).
+ */
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'test/**/*.test.tsx'],
     setupFiles: ['./src/polyfill.ts'],
     pool: 'forks',
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    hookTimeout: 90_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/records/**/*.test.ts', 'test/consensus/**/*.test.ts', 'test/p2p/**/*.test.ts', 'test/node/store.test.ts', 'test/tui/**/*.test.tsx'],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'processes',
+          include: ['test/node/singleNode.test.ts', 'test/network/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
