@@ -185,6 +185,7 @@ export class MedLedgerNode {
       round: this.engine.round,
       mempool: this.mempool.size,
       integrity: { ok: true, verifiedHeight: this.ledger.height },
+      keystoreDir: this.config.keystoreDir,
       sync: { active: this.sync.progress.active, target: this.sync.progress.target },
       penalties: this.host.penalties(),
     };

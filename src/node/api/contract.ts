@@ -86,6 +86,8 @@ export interface StatusResponse {
   round: number;
   mempool: number;
   integrity: IntegrityStatus;
+  /** Where this node's users' keystore files live (the TUI and CLI on this host unlock them there). */
+  keystoreDir: string;
   sync?: { target: number; active: boolean };
   /** Peers whose gossip this node rejected, with any ban in force. */
   penalties?: Record<string, { rejected: number; bannedUntil?: number }>;
