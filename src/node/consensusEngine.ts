@@ -197,10 +197,12 @@ export class ConsensusEngine {
    * Runs sync work inside the engine's queue, so sync never races a consensus commit. `commit` stores a
    * block whose certificate the caller verified, and moves the engine to the next height.
    */
-  withLedger<T>(fn: (commit: (executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>) => Promise<void>) => Promise<T> | T): Promise<T> {
+  withLedger<T>(
+    fn: (commit: (executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted: ReadonlySet<string>) => Promise<void>) => Promise<T> | T,
+  ): Promise<T> {
     let result!: T;
-    const commit = async (executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>) => {
-      await this.deps.ledger.commit(executed, cert, payloads);
+    const commit = async (executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted: ReadonlySet<string>) => {
+      await this.deps.ledger.commit(executed, cert, payloads, redacted);
       await this.enterNextHeight(executed);
     };
     let failure: unknown = null;

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import type { AuditEvent } from '../records/audit.js';
 import type { MemoryState } from '../records/state/memoryState.js';
 import { genesisBlock, headerHash, type Block, type BlockHeader } from '../consensus/block.js';
 import { validateBlock, type ExecutedBlock, type ParentRef } from '../consensus/blockExecution.js';
@@ -60,14 +59,11 @@ export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
     return this.height === 0 ? null : ((await this.store.getCertificate(this.height)) ?? null);
   }
 
-  async commit(executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>): Promise<void> {
-    await this.store.commitBlock(executed, cert, payloads);
+  /** `redacted`: payloads a record deletion already redacted at the peer they were synced from. */
+  async commit(executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted?: ReadonlySet<string>): Promise<void> {
+    await this.store.commitBlock(executed, cert, payloads, redacted);
     this.state.write(executed.changes);
     this.head = { header: executed.block.header, hash: headerHash(executed.block.header) };
     this.emit('committed', { executed, cert });
-  }
-
-  eventsOf(block: CommittedBlock): AuditEvent[] {
-    return block.executed.events;
   }
 }

@@ -111,14 +111,19 @@ export class SyncManager {
         const executed = ledger.validateNext(block);
         verifyCertificate(frame.cert, ledger.genesis.validators, ledger.genesis.file.network, { height: block.header.height, block: executed.hash });
         const payloads = new Map<string, Uint8Array>();
+        const redactedIds = new Set<string>();
         for (const { index, payload, redacted } of frame.payloads) {
           const tx = executed.txs[index];
           if (!tx || !tx.tx.payload) continue;
-          const kind = payloadKind(tx.tx);
-          // A payload must match its hash, unless a record deletion redacted keys out of a grant's payload.
-          if (bytesEqual(sha256(payload), tx.tx.payload) || (redacted && kind?.kind === 'grant')) payloads.set(tx.idHex, payload);
+          // A payload must match its hash, unless a record deletion redacted keys out of a grant's payload
+          // (the store then keeps only keys of the patient's own blobs, and a wrong key only fails to open).
+          if (bytesEqual(sha256(payload), tx.tx.payload)) payloads.set(tx.idHex, payload);
+          else if (redacted && payloadKind(tx.tx)?.kind === 'grant') {
+            payloads.set(tx.idHex, payload);
+            redactedIds.add(tx.idHex);
+          }
         }
-        await commit(executed, frame.cert, payloads);
+        await commit(executed, frame.cert, payloads, redactedIds);
         return true;
       });
       if (!committed) continue;

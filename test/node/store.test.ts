@@ -514,15 +514,24 @@ describe('audit indexes over 10,000 events', () => {
 // 3. Payloads: storage, grants, and the purge on record deletion
 // ---------------------------------------------------------------------------------------------------
 
-/** Files of the LevelDB directory that contain any of the needles. */
+/** Files of the store (the LevelDB directory and its payload files) that contain any of the needles. */
 async function scanDir(dir: string, needles: Uint8Array[]): Promise<string[]> {
   const hits: string[] = [];
-  for (const name of await readdir(dir)) {
-    const bytes = await readFile(join(dir, name));
-    needles.forEach((n, i) => {
-      if (bytes.indexOf(n) >= 0) hits.push(`${name}#${i}`);
-    });
-  }
+  const walk = async (d: string): Promise<void> => {
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      const path = join(d, entry.name);
+      if (entry.isDirectory()) {
+        await walk(path);
+        continue;
+      }
+      const bytes = await readFile(path);
+      needles.forEach((n, i) => {
+        if (bytes.indexOf(n) >= 0) hits.push(`${path.slice(dir.length)}#${i}`);
+      });
+    }
+  };
+  await walk(dir);
+  await walk(`${dir}-payloads`);
   return hits;
 }
 

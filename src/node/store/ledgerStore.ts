@@ -9,6 +9,7 @@ import { decodeBlock, encodeBlock, headerHash, type Block, type BlockHeader } fr
 import type { ExecutedBlock } from '../../consensus/blockExecution.js';
 import { certificateSchema, type Certificate } from '../../consensus/votes.js';
 import { payloadKeys, payloadKind } from '../payloads.js';
+import { PayloadFiles } from './payloadFiles.js';
 import { indexKey, indexPrefix, K, padTime, parseSeqKey, seqKey, SEQ_LENGTH, timeIndexRoot, type IndexName } from './keys.js';
 import type { WrappedKey } from '../../records/envelope.js';
 
@@ -33,7 +34,28 @@ export interface AuditPage {
  */
 class PendingBatch {
   readonly ops = new Map<string, Value | null>();
-  constructor(private readonly db: ClassicLevel<string, Value>) {}
+  /** Payload files to write (bytes) or remove (null) together with the batch. */
+  private readonly files = new Map<string, Uint8Array | null>();
+  constructor(
+    private readonly db: ClassicLevel<string, Value>,
+    private readonly payloadFiles?: PayloadFiles,
+  ) {}
+
+  putPayload(txIdHex: string, bytes: Uint8Array): void {
+    this.put(K.payload(txIdHex), EMPTY);
+    this.files.set(txIdHex, bytes);
+  }
+  delPayload(txIdHex: string): void {
+    this.del(K.payload(txIdHex));
+    this.del(K.redacted(txIdHex));
+    this.files.set(txIdHex, null);
+  }
+  async getPayload(txIdHex: string): Promise<Uint8Array | undefined> {
+    const pending = this.files.get(txIdHex);
+    if (pending !== undefined) return pending ?? undefined;
+    if ((await this.get(K.payload(txIdHex))) === undefined) return undefined;
+    return this.payloadFiles?.read(txIdHex);
+  }
 
   put(key: string, value: Value): void {
     this.ops.set(key, value);
@@ -57,7 +79,12 @@ class PendingBatch {
     return [...keys];
   }
   async write(): Promise<void> {
+    for (const [txIdHex, bytes] of this.files) if (bytes) this.payloadFiles!.stage(txIdHex, bytes);
     await this.db.batch([...this.ops].map(([key, value]) => (value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value })));
+    for (const [txIdHex, bytes] of this.files) {
+      if (bytes) this.payloadFiles!.promote(txIdHex);
+      else this.payloadFiles!.remove(txIdHex);
+    }
   }
 }
 
@@ -68,15 +95,21 @@ class PendingBatch {
 export class LedgerStore {
   private constructor(
     readonly db: ClassicLevel<string, Value>,
+    readonly payloadFiles: PayloadFiles,
     private headCache: ChainHead | null,
   ) {}
 
+  /** Opens the LevelDB at `dir`; payload files live in `<dir>-payloads`. */
   static async open(dir: string): Promise<LedgerStore> {
     const db = new ClassicLevel<string, Value>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
     await db.open();
     const head = await db.get(K.head);
     const parsed = head ? (decodeCanonical(head) as ChainHead) : null;
-    return new LedgerStore(db, parsed);
+    const payloadFiles = new PayloadFiles(`${dir}-payloads`);
+    const referenced = new Set<string>();
+    for await (const key of db.keys({ gte: 'p/', lt: 'p/\xff' })) referenced.add(key.slice(2));
+    payloadFiles.reconcile((txIdHex) => referenced.has(txIdHex));
+    return new LedgerStore(db, payloadFiles, parsed);
   }
 
   async close(): Promise<void> {
@@ -96,7 +129,7 @@ export class LedgerStore {
       if (!bytesEqual(existing, genesisHash)) throw new Error('data directory belongs to a different genesis file');
       return;
     }
-    const batch = new PendingBatch(this.db);
+    const batch = new PendingBatch(this.db, this.payloadFiles);
     batch.put(K.genesis, genesisHash);
     const hash = headerHash(block0.header);
     batch.put(K.block(0), encodeBlock(block0));
@@ -143,14 +176,14 @@ export class LedgerStore {
    * Persists a finalized block with its certificate, the state changes and audit events it produced,
    * the indexes, and the payloads it brought — purging the payloads of records it deleted.
    */
-  async commitBlock(executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>): Promise<void> {
+  async commitBlock(executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted: ReadonlySet<string> = new Set()): Promise<void> {
     const { block, hash, hashHex, txs, events, changes } = executed;
     const h = block.header.height;
     const head = this.headCache;
     if (!head || head.height !== h - 1 || !bytesEqual(head.hash, block.header.parent)) {
       throw new Error(`block ${h} does not extend the stored head ${head?.height}`);
     }
-    const batch = new PendingBatch(this.db);
+    const batch = new PendingBatch(this.db, this.payloadFiles);
     batch.put(K.block(h), encodeBlock(block));
     batch.put(K.cert(h), encodeCanonical(cert));
     batch.put(K.blockByHash(hashHex), encodeCanonical(h));
@@ -167,7 +200,7 @@ export class LedgerStore {
       for (const [index, value] of indexEntries(event)) batch.put(indexKey(index, value, seq), EMPTY);
       if (event.outcome !== 'success') continue;
       const payload = payloads.get(tx.idHex);
-      if (payload) await storePayload(batch, tx.idHex, tx.tx, payload);
+      if (payload) await storePayload(batch, tx.idHex, tx.tx, payload, redacted.has(tx.idHex));
       if (tx.tx.type === 'deleteRecord' && tx.tx.record) await purgeRecord(batch, tx.tx.record);
     }
     const newHead: ChainHead = { height: h, hash };
@@ -247,7 +280,8 @@ export class LedgerStore {
   // ---- payloads and keys ---------------------------------------------------------------------
 
   async getPayload(txIdHex: string): Promise<{ payload: Uint8Array; redacted: boolean } | undefined> {
-    const payload = await this.db.get(K.payload(txIdHex));
+    if ((await this.db.get(K.payload(txIdHex))) === undefined) return undefined;
+    const payload = this.payloadFiles.read(txIdHex);
     if (!payload) return undefined;
     return { payload, redacted: (await this.db.get(K.redacted(txIdHex))) !== undefined };
   }
@@ -256,7 +290,7 @@ export class LedgerStore {
   async getBlob(blob: string, user: string): Promise<{ payload: Uint8Array; key: WrappedKey | undefined } | undefined> {
     const tx = await this.db.get(K.blob(blob));
     if (!tx) return undefined;
-    const payload = await this.db.get(K.payload(new TextDecoder().decode(tx)));
+    const payload = (await this.getPayload(new TextDecoder().decode(tx)))?.payload;
     if (!payload) return undefined;
     const wk = await this.db.get(K.wrappedKey(blob, user));
     return { payload, key: wk ? (decodeCanonical(wk) as { key: WrappedKey }).key : undefined };
@@ -316,10 +350,11 @@ function matches(e: AuditEvent, f: AuditFilter & { staffOnly?: boolean }): boole
   return true;
 }
 
-async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlock['txs'][number]['tx'], payload: Uint8Array): Promise<void> {
+async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlock['txs'][number]['tx'], payload: Uint8Array, redacted: boolean): Promise<void> {
   const kind = payloadKind(t);
   if (!kind) return;
-  batch.put(K.payload(txIdHex), payload);
+  batch.putPayload(txIdHex, payload);
+  if (redacted) batch.put(K.redacted(txIdHex), EMPTY);
   if (kind.kind === 'blob') {
     batch.put(K.blob(kind.blob), new TextEncoder().encode(txIdHex));
     batch.put(K.recordBlob(kind.record, kind.blob), EMPTY);
@@ -348,7 +383,7 @@ async function purgeRecord(batch: PendingBatch, record: string): Promise<void> {
     const blobTx = await batch.get(K.blob(blob));
     if (blobTx) {
       const txIdHex = new TextDecoder().decode(blobTx);
-      batch.del(K.payload(txIdHex));
+      batch.delPayload(txIdHex);
       batch.del(K.blob(blob));
     }
     for (const wkKey of await batch.keysWithPrefix(K.wrappedKeyPrefix(blob))) {
@@ -372,11 +407,11 @@ async function purgeRecord(batch: PendingBatch, record: string): Promise<void> {
     if (patient) batch.del(K.patientBlob(patient, blob));
   }
   for (const [txIdHex, blobs] of grantPayloads) {
-    const payload = await batch.get(K.payload(txIdHex));
+    const payload = await batch.getPayload(txIdHex);
     if (!payload) continue;
     const p = decodeCanonical(payload) as { keys: Record<string, unknown> };
     for (const blob of blobs) delete p.keys[blob];
-    batch.put(K.payload(txIdHex), encodeCanonical(p));
+    batch.putPayload(txIdHex, encodeCanonical(p));
     batch.put(K.redacted(txIdHex), EMPTY);
   }
 }

@@ -50,8 +50,8 @@ export function signTx<T extends TxType>(unsigned: UnsignedTx<T>, signer: Signer
 }
 
 /**
- * Decodes wire bytes into a verified transaction. `verified` is the per-node cache of ids whose signature
- * was already checked, so that a transaction seen in gossip and again in a block is verified once.
+ * Decodes wire bytes into a verified transaction. `verified` is the per-node cache of (id, signature)
+ * pairs already checked, so that a transaction seen in gossip and again in a block is verified once.
  */
 export function decodeTx(bytes: Uint8Array, verified?: { has(idHex: string): boolean; add(idHex: string): void }): Tx {
   if (bytes.length > MAX_TX_BYTES) throw new MedLedgerError('TOO_LARGE', `transaction is ${bytes.length} bytes (limit ${MAX_TX_BYTES})`);
@@ -68,7 +68,6 @@ export function decodeTx(bytes: Uint8Array, verified?: { has(idHex: string): boo
       throw new MedLedgerError('BAD_SIGNATURE', `transaction ${idHex.slice(0, 12)} has an invalid signature`);
     }
     verified?.add(verifiedKey);
-    verified?.add(idHex); // "this id was seen verified"; never consulted to skip a signature check
   }
   return { id, idHex, tx, sig: outer.data.sig, bytes };
 }
