@@ -1,11 +1,11 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { toHex } from '../records/crypto/bytes.js';
-import { generateEncryptionKeyPair } from '../records/crypto/keyAgreement.js';
 import { generateSigningKeyPair } from '../records/crypto/signature.js';
 import type { ScryptParams, UserKeys } from '../records/keystore.js';
 import { consensusParamsSchema, type ConsensusParams, type GenesisFile } from '../consensus/genesis.js';
 import { writeKeystore } from '../client/keystoreFiles.js';
+import { newUserKeys } from '../client/userKeys.js';
 import { loadOrCreatePeerKey } from '../node/p2p/peerKey.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 
@@ -52,18 +52,8 @@ export interface NetworkOptions {
 const letters = 'abcdefghijklmnopqrstuvwxyz';
 export const hospitalIdOf = (i: number) => `hosp-${letters[i] ?? i}`;
 
-export function newUserKeys(userId: string, role: UserKeys['role'], hospital: string, withEncryption = true): UserKeys {
-  const sign = generateSigningKeyPair();
-  const enc = withEncryption ? generateEncryptionKeyPair() : undefined;
-  return {
-    userId,
-    role,
-    hospital,
-    signSecret: sign.secretKey,
-    signPublic: sign.publicKey,
-    ...(enc ? { encSecret: enc.secretKey, encPublic: enc.publicKey } : {}),
-  };
-}
+/** Kept here for existing callers; the client layer owns key generation. */
+export { newUserKeys };
 
 function writePrivateJson(file: string, value: unknown): void {
   writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });

@@ -23,6 +23,8 @@ export class NodeProcess {
     readonly configFile: string,
     readonly apiUrl: string,
     readonly logFile = join(dirname(configFile), 'node.log'),
+    /** Extra arguments for the node's Node.js runtime (e.g. --cpu-prof for a benchmark). */
+    private readonly runtimeArgs: string[] = [],
   ) {
     this.api = new ApiClient(apiUrl);
   }
@@ -38,7 +40,7 @@ export class NodeProcess {
   start(): void {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.log = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [CLI_ENTRY, 'node', '--config', this.configFile, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...this.runtimeArgs, CLI_ENTRY, 'node', '--config', this.configFile, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdout!.pipe(this.log, { end: false });
     child.stderr!.pipe(this.log, { end: false });
     this.exited = new Promise((res) => child.once('exit', (code) => res(code)));

@@ -14,7 +14,7 @@ const hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 32 bytes of lowercase
 
 export const consensusParamsSchema = z.strictObject({
   /** Wait after a commit before the next height's round 0: the block period. */
-  periodMs: z.number().int().min(10).max(60_000).default(500),
+  periodMs: z.number().int().min(10).max(60_000).default(250),
   /** With an empty mempool the proposer waits this long before proposing an empty (heartbeat) block. */
   emptyBlockIntervalMs: z.number().int().min(10).max(600_000).default(5_000),
   timeoutProposeMs: z.number().int().min(50).max(60_000).default(1_500),

@@ -290,6 +290,7 @@ export class ConsensusEngine {
       return;
     }
     this.waitingToPropose = null;
+    const started = performance.now();
     const pending = mempool.candidates(this.params.maxBlockTxs * 2);
     const payloadOf = new Map(pending.map((p) => [p.tx.idHex, p.payload]));
     const { executed, dropped } = buildBlock({
@@ -316,7 +317,7 @@ export class ConsensusEngine {
     await this.persistBlock(executed.hashHex, proposal);
     this.ownProposals.set(round, proposal);
     this.deps.publishProposal(proposal);
-    this.deps.logger.debug({ height, round, txs: executed.txs.length }, 'proposed block');
+    this.deps.logger.debug({ height, round, txs: executed.txs.length, ms: Math.round(performance.now() - started) }, 'proposed block');
     await this.feed({ kind: 'proposal', height, round, value: executed.hashHex, validRound: -1, valid: true });
   }
 
@@ -353,8 +354,9 @@ export class ConsensusEngine {
       const p = known.proposal.payloads[i];
       if (p) payloads.set(tx.idHex, p);
     });
+    const started = performance.now();
     await this.deps.ledger.commit(known.executed, cert, payloads);
-    this.deps.logger.debug({ height, round, txs: known.executed.txs.length }, 'committed block');
+    this.deps.logger.debug({ height, round, txs: known.executed.txs.length, ms: Math.round(performance.now() - started) }, 'committed block');
     await this.enterNextHeight(known.executed);
   }
 
@@ -385,9 +387,11 @@ export class ConsensusEngine {
     let known = this.known.get(hash);
     if (!known) {
       try {
+        const started = performance.now();
         const executed = this.deps.ledger.validateNext(p.block, Date.now());
         checkPayloadsPresent(executed, p);
         known = { proposal: p, executed };
+        this.deps.logger.debug({ height: p.height, round: p.round, txs: executed.txs.length, ms: Math.round(performance.now() - started) }, 'validated proposal');
       } catch (err) {
         known = { proposal: p, executed: null, error: (err as Error).message };
         this.deps.logger.warn({ height: p.height, round: p.round, reason: (err as Error).message }, 'invalid proposal');
