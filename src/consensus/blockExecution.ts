@@ -9,15 +9,30 @@ import { decodeTx } from '../records/tx/codec.js';
 import type { Tx } from '../records/tx/types.js';
 import { certificateHash, headerHash, signHeader, verifyHeaderSignature, ZERO_HASH, type Block, type BlockHeader } from './block.js';
 import type { Genesis } from './genesis.js';
-import { merkleRoot } from './merkle.js';
+import { leafHash, merkleRoot, rootOfLeafHashes } from './merkle.js';
 import { proposerIndex } from './tendermint.js';
 import { verifyCertificate, type Certificate } from './votes.js';
 import type { Signer } from '../records/crypto/signature.js';
 
-/** Ids whose signatures this node already checked: each signature is verified once per node. */
-export interface VerifiedCache {
-  has(idHex: string): boolean;
-  add(idHex: string): void;
+/**
+ * Transactions this node already decoded and whose signatures it checked, by RFC 6962 leaf hash (which
+ * covers the exact signed bytes). A transaction seen in gossip is then not decoded or verified again when
+ * it arrives in a block: each signature is verified once per node.
+ */
+export interface TxCache {
+  get(leafHex: string): Tx | undefined;
+  set(leafHex: string, tx: Tx): void;
+}
+
+/** Decodes and verifies a transaction unless the cache already holds these exact bytes. */
+export function decodeTxCached(bytes: Uint8Array, leaf: Uint8Array, cache?: TxCache): Tx {
+  if (!cache) return decodeTx(bytes);
+  const key = toHex(leaf);
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const tx = decodeTx(bytes);
+  cache.set(key, tx);
+  return tx;
 }
 
 export interface ParentRef {
@@ -55,7 +70,7 @@ export function validateBlock(
   block: Block,
   parent: ParentRef,
   state: StateView,
-  ctx: { genesis: Genesis; verified?: VerifiedCache; now?: number },
+  ctx: { genesis: Genesis; txCache?: TxCache; now?: number },
 ): ExecutedBlock {
   const { header } = block;
   const { genesis } = ctx;
@@ -74,7 +89,8 @@ export function validateBlock(
 
   if (block.txs.length !== header.txCount) invalidBlock(h, 'transaction count does not match');
   if (block.txs.length > genesis.params.maxBlockTxs) invalidBlock(h, 'too many transactions');
-  if (!bytesEqual(merkleRoot(block.txs), header.txRoot)) invalidBlock(h, 'transaction root does not match');
+  const leaves = block.txs.map(leafHash);
+  if (!bytesEqual(rootOfLeafHashes(leaves), header.txRoot)) invalidBlock(h, 'transaction root does not match');
 
   const overlay = new OverlayState(state);
   const txs: Tx[] = [];
@@ -83,7 +99,7 @@ export function validateBlock(
   block.txs.forEach((bytes, index) => {
     let tx: Tx;
     try {
-      tx = decodeTx(bytes, ctx.verified);
+      tx = decodeTxCached(bytes, leaves[index]!, ctx.txCache);
     } catch (err) {
       invalidBlock(h, `transaction ${index}: ${(err as Error).message}`);
     }

@@ -5,7 +5,7 @@ import { validateBlock, type ExecutedBlock, type ParentRef } from '../consensus/
 import { genesisChanges, type Genesis } from '../consensus/genesis.js';
 import type { Certificate } from '../consensus/votes.js';
 import type { LedgerStore } from './store/ledgerStore.js';
-import { BoundedVerifiedCache } from './verifiedCache.js';
+import { BoundedTxCache } from './txCache.js';
 
 export interface CommittedBlock {
   executed: ExecutedBlock;
@@ -17,7 +17,7 @@ export interface CommittedBlock {
  * final blocks (with a commit certificate) are ever written, so nothing here is ever rolled back.
  */
 export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
-  readonly verified = new BoundedVerifiedCache();
+  readonly txCache = new BoundedTxCache();
   private head!: ParentRef;
 
   private constructor(
@@ -51,7 +51,7 @@ export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
 
   /** Validates a block proposed or synced for the next height against the current state. */
   validateNext(block: Block, now?: number): ExecutedBlock {
-    return validateBlock(block, this.head, this.state, { genesis: this.genesis, verified: this.verified, ...(now !== undefined ? { now } : {}) });
+    return validateBlock(block, this.head, this.state, { genesis: this.genesis, txCache: this.txCache, ...(now !== undefined ? { now } : {}) });
   }
 
   /** The head block's certificate: what the next block carries as its lastCommit. */

@@ -24,7 +24,9 @@ import { SYNC_MAX_FRAME_BYTES, SYNC_PROTOCOL, SyncManager } from './sync.js';
 import { admitTx } from './txAdmission.js';
 import { TxTracker } from './txTracker.js';
 import { resultOf } from './views.js';
-import { decodeTx } from '../records/tx/codec.js';
+import { decodeTxCached } from '../consensus/blockExecution.js';
+import { leafHash } from '../consensus/merkle.js';
+import type { decodeTx } from '../records/tx/codec.js';
 
 const validatorKeyFileSchema = z.strictObject({ secretKey: z.string().regex(/^[0-9a-f]{64}$/) });
 
@@ -195,7 +197,7 @@ export class MedLedgerNode {
   async submit(req: ReturnType<typeof submitTxRequestSchema.parse>): Promise<SubmitTxResponse> {
     const bytes = fromBase64(req.tx);
     const payload = req.payload !== undefined ? fromBase64(req.payload) : undefined;
-    const tx = decodeTx(bytes, this.ledger.verified);
+    const tx = decodeTxCached(bytes, leafHash(bytes), this.ledger.txCache);
     // Idempotent re-submission: a transaction already final answers with its event.
     const location = await this.ledger.store.txLocation(tx.idHex);
     if (location) return this.committedResponse(tx.idHex, tx.tx, location.height, location.index);

@@ -1,6 +1,7 @@
 import { MedLedgerError } from '../records/errors.js';
 import { apply } from '../records/state/apply.js';
-import { decodeTx } from '../records/tx/codec.js';
+import { decodeTxCached } from '../consensus/blockExecution.js';
+import { leafHash } from '../consensus/merkle.js';
 import type { Tx } from '../records/tx/types.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool } from './mempool.js';
@@ -19,7 +20,7 @@ export function admitTx(
   payload: Uint8Array | undefined,
   opts: { viaHospital?: string; now: number },
 ): Admission {
-  const tx = decodeTx(bytes, deps.ledger.verified);
+  const tx = decodeTxCached(bytes, leafHash(bytes), deps.ledger.txCache);
   if (opts.viaHospital !== undefined && tx.tx.via !== opts.viaHospital) {
     throw new MedLedgerError('MALFORMED', `transaction names hospital ${tx.tx.via} as its source, but this node is ${opts.viaHospital}`);
   }

@@ -406,17 +406,18 @@ describe('transactions', () => {
       expectInvalid(withTxs(b2.block, [encodeCanonical({ tx: {}, sig: new Uint8Array(64) })]), parent1, state1, 'transaction 0: malformed transaction');
     });
 
-    it('a valid transaction the nodes verified before, carried with a forged signature (the verified cache must not vouch for it)', () => {
-      const verified = new Set<string>();
+    it('a valid transaction the nodes verified before, carried with a forged signature (the transaction cache must not vouch for it)', () => {
+      const txCache = new Map<string, Tx>();
       // This node saw and verified the genuine transaction (e.g. in gossip)...
-      validateBlock(b2.block, parent1, state1, { genesis, verified });
+      validateBlock(b2.block, parent1, state1, { genesis, txCache });
+      expect(txCache.size).toBe(b2.block.txs.length);
       // ...then a block carries the same unsigned transaction with another, invalid signature.
       const sig = Uint8Array.from(grant.sig);
       sig[5]! ^= 0x10;
       const forged = encodeCanonical({ tx: grant.tx, sig });
       let thrown: unknown;
       try {
-        validateBlock(withTxs(b2.block, [listDenied.bytes, forged, listAllowed.bytes]), parent1, state1, { genesis, verified });
+        validateBlock(withTxs(b2.block, [listDenied.bytes, forged, listAllowed.bytes]), parent1, state1, { genesis, txCache });
       } catch (err) {
         thrown = err;
       }

@@ -251,16 +251,13 @@ describe('codec', () => {
     expect(badSignature).toBeGreaterThan(0);
   });
 
-  it('a signature from the verified cache is not re-checked, but a tampered transaction has another id', () => {
-    const verified = new Set<string>();
-    decodeTx(tx.bytes, verified);
-    expect(verified.size).toBe(1);
-    decodeTx(tx.bytes, verified);
-    expect(verified.size).toBe(1);
+  it('decodes to the id signTx computed, and a tampered field breaks the signature', () => {
+    expect(decodeTx(tx.bytes).idHex).toBe(tx.idHex);
     const at = indexOf(tx.bytes, utf8('pat-1'));
     const bytes = tx.bytes.slice();
     bytes[at + 4] = '7'.charCodeAt(0);
-    expectCode(() => decodeTx(bytes, verified), 'BAD_SIGNATURE');
+    expect(decodeTx(bytes, { verify: false }).idHex).not.toBe(tx.idHex);
+    expectCode(() => decodeTx(bytes), 'BAD_SIGNATURE');
   });
 
   it('truncated or extended bytes are MALFORMED', () => {

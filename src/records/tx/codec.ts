@@ -1,4 +1,4 @@
-import { concatBytes, toBase64, toHex, utf8 } from '../crypto/bytes.js';
+import { concatBytes, toHex, utf8 } from '../crypto/bytes.js';
 import { sha256 } from '../crypto/hash.js';
 import { verifySignature, type Signer } from '../crypto/signature.js';
 import { decodeCanonical, encodeCanonical } from '../encoding.js';
@@ -50,30 +50,25 @@ export function signTx<T extends TxType>(unsigned: UnsignedTx<T>, signer: Signer
 }
 
 /**
- * Decodes wire bytes into a verified transaction. `verified` is the per-node cache of (id, signature)
- * pairs already checked, so that a transaction seen in gossip and again in a block is verified once.
+ * Decodes wire bytes into a transaction and verifies the user's signature. `verify: false` is only for
+ * callers that checked the signature themselves (a pool of verification workers).
  */
-export function decodeTx(bytes: Uint8Array, verified?: { has(idHex: string): boolean; add(idHex: string): void }): Tx {
+export function decodeTx(bytes: Uint8Array, opts: { verify?: boolean } = {}): Tx {
   if (bytes.length > MAX_TX_BYTES) throw new MedLedgerError('TOO_LARGE', `transaction is ${bytes.length} bytes (limit ${MAX_TX_BYTES})`);
   const outer = signedTxSchema.safeParse(decodeCanonical(bytes, 'transaction'));
   if (!outer.success) throw new MedLedgerError('MALFORMED', `malformed signed transaction: ${describe(outer.error.issues)}`);
   const tx = parseUnsignedTx(outer.data.tx);
-  const id = txId(tx);
+  // The bytes are canonical {tx, sig}: "tx" sorts first, so the unsigned part is the slice between the
+  // 4-byte map/key header and the 70-byte "sig" entry — already its canonical encoding, no re-encode.
+  const id = sha256(bytes.subarray(4, bytes.length - 70));
   const idHex = toHex(id);
-  // The signature is not part of the id, so the cache is consulted under a key bound to id and signature:
-  // a known id carried with another (forged) signature must be verified, not waved through.
-  const verifiedKey = verified ? `sig:${toBase64(sha256(id, outer.data.sig))}` : '';
-  if (!verified?.has(verifiedKey)) {
-    if (!verifySignature(tx.key, txSigningMessage(id), outer.data.sig)) {
-      throw new MedLedgerError('BAD_SIGNATURE', `transaction ${idHex.slice(0, 12)} has an invalid signature`);
-    }
-    verified?.add(verifiedKey);
+  if (opts.verify !== false && !verifySignature(tx.key, txSigningMessage(id), outer.data.sig)) {
+    throw new MedLedgerError('BAD_SIGNATURE', `transaction ${idHex.slice(0, 12)} has an invalid signature`);
   }
   return { id, idHex, tx, sig: outer.data.sig, bytes };
 }
 
 /** The id of an already-validated transaction from its bytes (no signature check: for stored blocks). */
 export function txIdOfBytes(bytes: Uint8Array): string {
-  const outer = decodeCanonical(bytes, 'transaction') as { tx: unknown };
-  return toHex(sha256(encodeCanonical(outer.tx)));
+  return toHex(sha256(bytes.subarray(4, bytes.length - 70)));
 }
