@@ -42,6 +42,8 @@ const { values } = parseArgs({
     'base-port': { type: 'string', default: '7650' },
     sync: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    /** CPU profile of the syncing node into this directory. */
+    profile: { type: 'string' },
   },
 });
 const EVENTS = Number(values.events);
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
 
   // ---- 4. memory of a node on this data ----
   const a = new NodeProcess('hosp-a', layout.nodes[0]!.configFile, layout.nodes[0]!.apiUrl);
-  const b = new NodeProcess('hosp-b', layout.nodes[1]!.configFile, layout.nodes[1]!.apiUrl);
+  const b = new NodeProcess('hosp-b', layout.nodes[1]!.configFile, layout.nodes[1]!.apiUrl, undefined, values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []);
   try {
     a.start();
     await a.waitReady(300_000);

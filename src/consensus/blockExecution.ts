@@ -5,7 +5,8 @@ import { MedLedgerError } from '../records/errors.js';
 import { apply } from '../records/state/apply.js';
 import { OverlayState } from '../records/state/memoryState.js';
 import type { StateChange, StateView } from '../records/state/types.js';
-import { decodeTx } from '../records/tx/codec.js';
+import { decodeTx, txSigningMessage } from '../records/tx/codec.js';
+import type { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
 import type { Tx } from '../records/tx/types.js';
 import { certificateHash, headerHash, signHeader, verifyHeaderSignature, ZERO_HASH, type Block, type BlockHeader } from './block.js';
 import type { Genesis } from './genesis.js';
@@ -47,15 +48,34 @@ export interface ExecutedBlock {
   hashHex: string;
   txs: Tx[];
   events: AuditEvent[];
+  /** Canonical encodings of the events (the eventsRoot leaves), kept so the store does not encode again. */
+  eventBytes: Uint8Array[];
   changes: StateChange[];
 }
 
-export function eventsRoot(events: AuditEvent[]): Uint8Array {
-  return merkleRoot(events.map((e) => encodeCanonical(e)));
+export function encodeEvents(events: AuditEvent[]): Uint8Array[] {
+  return events.map((e) => encodeCanonical(e));
 }
 
 function invalidBlock(height: number, why: string): never {
   throw new MedLedgerError('INVALID_BLOCK', `block ${height}: ${why}`);
+}
+
+/**
+ * Checks the signatures of many transactions on worker threads and caches the good ones, so that the
+ * validation that follows finds them verified. Bad or undecodable ones are left for validation to report.
+ */
+export async function preverifyTransactions(txBytes: Uint8Array[], pool: SignatureWorkerPool, cache: TxCache): Promise<void> {
+  const decoded: { leaf: Uint8Array; tx: Tx }[] = [];
+  for (const bytes of txBytes) {
+    try {
+      decoded.push({ leaf: leafHash(bytes), tx: decodeTx(bytes, { verify: false }) });
+    } catch {
+      // malformed: validateBlock names it
+    }
+  }
+  const ok = await pool.verify(decoded.map(({ tx }) => ({ key: tx.tx.key, message: txSigningMessage(tx.id), sig: tx.sig })));
+  decoded.forEach(({ leaf, tx }, i) => ok[i] && cache.set(toHex(leaf), tx));
 }
 
 /** Allowed clock skew of a proposer ahead of a validator's own clock. */
@@ -111,9 +131,10 @@ export function validateBlock(
     txs.push(tx);
     events.push(result.event);
   });
-  if (!bytesEqual(eventsRoot(events), header.eventsRoot)) invalidBlock(h, 'audit events root does not match the execution');
+  const eventBytes = encodeEvents(events);
+  if (!bytesEqual(merkleRoot(eventBytes), header.eventsRoot)) invalidBlock(h, 'audit events root does not match the execution');
   const hash = headerHash(header);
-  return { block, hash, hashHex: toHex(hash), txs, events, changes: overlay.changes() };
+  return { block, hash, hashHex: toHex(hash), txs, events, eventBytes, changes: overlay.changes() };
 }
 
 function checkLastCommit(block: Block, parent: ParentRef, genesis: Genesis): void {
@@ -169,6 +190,7 @@ export function buildBlock(args: {
     events.push(result.event);
     size += txSize;
   }
+  const eventBytes = encodeEvents(events);
   const header: BlockHeader = {
     v: 1,
     network: genesis.file.network,
@@ -178,11 +200,11 @@ export function buildBlock(args: {
     parent: parent.hash,
     proposer,
     txRoot: merkleRoot(txs.map((t) => t.bytes)),
-    eventsRoot: eventsRoot(events),
+    eventsRoot: merkleRoot(eventBytes),
     txCount: txs.length,
     lastCommit: certificateHash(args.lastCommit),
   };
   const block: Block = { header, sig: signHeader(header, args.signer), txs: txs.map((t) => t.bytes), lastCommit: args.lastCommit };
   const hash = headerHash(header);
-  return { executed: { block, hash, hashHex: toHex(hash), txs, events, changes: overlay.changes() }, dropped };
+  return { executed: { block, hash, hashHex: toHex(hash), txs, events, eventBytes, changes: overlay.changes() }, dropped };
 }

@@ -248,6 +248,7 @@ export class MedLedgerNode {
     this.server.closeAllConnections();
     await closed;
     await this.host.stop();
+    await this.sync.close();
     await this.ledger.store.close();
     this.logger.info('node stopped');
   }

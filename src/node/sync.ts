@@ -4,7 +4,9 @@ import { bytesEqual } from '../records/crypto/bytes.js';
 import { sha256 } from '../records/crypto/hash.js';
 import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
 import { bytes, uintSchema } from '../records/ids.js';
-import { decodeBlock } from '../consensus/block.js';
+import { decodeBlock, type Block } from '../consensus/block.js';
+import { preverifyTransactions } from '../consensus/blockExecution.js';
+import { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
 import { certificateSchema, verifyCertificate } from '../consensus/votes.js';
 import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
@@ -28,6 +30,8 @@ const frameSchema = z.strictObject({
   payloads: z.array(z.strictObject({ index: uintSchema, payload: bytes(), redacted: z.boolean() })),
 });
 
+type SyncChunk = { block: Block; frame: z.infer<typeof frameSchema> }[];
+
 export interface SyncProgress {
   active: boolean;
   target: number;
@@ -37,6 +41,7 @@ export interface SyncProgress {
 
 export class SyncManager {
   readonly progress: SyncProgress = { active: false, target: 0, fetched: 0 };
+  private pool: SignatureWorkerPool | undefined;
   private running: Promise<void> | null = null;
 
   constructor(
@@ -91,6 +96,8 @@ export class SyncManager {
         logger.warn({ peer, err: (err as Error).message }, 'sync from peer failed');
       }
     }
+    // Peers had nothing more (or went away): we are as far as anyone could take us for now.
+    this.progress.target = ledger.height;
     if (ledger.height > startHeight) {
       const secs = (Date.now() - this.progress.startedAt) / 1000;
       logger.info({ from: startHeight, to: ledger.height, seconds: secs }, `sync done: ${ledger.height - startHeight} blocks`);
@@ -98,15 +105,51 @@ export class SyncManager {
   }
 
   private async fetchRange(peer: string, from: number, to: number): Promise<number> {
-    const { ledger, logger } = this.deps;
-    const engine = this.deps.engine();
     const request = encodeCanonical({ from, to: Math.min(to, from + MAX_RANGE - 1) });
-    let count = 0;
+    let chunk: SyncChunk = [];
+    let chunkTxs = 0;
+    // Pipeline: while one chunk's blocks are validated and committed, the next chunk's signatures are
+    // checked on worker threads and further frames are read from the network. At most two chunks wait.
+    let committing: Promise<number> = Promise.resolve(0);
+    let queued = 0;
+    const dispatch = async (c: SyncChunk) => {
+      this.pool ??= new SignatureWorkerPool();
+      const verified = preverifyTransactions(c.flatMap((x) => x.block.txs), this.pool, this.deps.ledger.txCache);
+      const before = committing;
+      queued++;
+      committing = (async () => {
+        const n = await before;
+        await verified;
+        const done = n + (await this.commitChunk(c));
+        queued--;
+        return done;
+      })();
+      // Observed later (awaited below or by the caller); this only keeps an early failure from being unhandled.
+      committing.catch(() => undefined);
+      if (queued >= 2) await before;
+    };
     for await (const frameBytes of this.deps.host().request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
       const frame = frameSchema.parse(decodeCanonical(frameBytes, 'sync frame'));
       const block = decodeBlock(frame.block, this.deps.maxBlockBytes * 2);
+      chunk.push({ block, frame });
+      chunkTxs += block.txs.length;
+      if (chunk.length >= 32 || chunkTxs >= 4_000) {
+        await dispatch(chunk);
+        chunk = [];
+        chunkTxs = 0;
+      }
+    }
+    if (chunk.length > 0) await dispatch(chunk);
+    return committing;
+  }
+
+  /** Validates and commits a chunk of blocks in order (their signatures were checked on workers). */
+  private async commitChunk(chunk: SyncChunk): Promise<number> {
+    const { ledger, logger } = this.deps;
+    let count = 0;
+    for (const { block, frame } of chunk) {
       // Validation and commit run in the consensus queue, so sync and consensus never race.
-      const committed = await engine.withLedger(async (commit) => {
+      const committed = await this.deps.engine().withLedger(async (commit) => {
         if (block.header.height !== ledger.height + 1) return false;
         const executed = ledger.validateNext(block);
         verifyCertificate(frame.cert, ledger.genesis.validators, ledger.genesis.file.network, { height: block.header.height, block: executed.hash });
@@ -134,5 +177,9 @@ export class SyncManager {
       }
     }
     return count;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { certificateHash, decodeBlock, encodeBlock, genesisBlock, headerHash, signHeader, ZERO_HASH, EMPTY_ROOT, type Block, type BlockHeader } from '../../src/consensus/block.js';
-import { buildBlock, eventsRoot, MAX_CLOCK_DRIFT_MS, validateBlock, type ExecutedBlock, type ParentRef } from '../../src/consensus/blockExecution.js';
+import { buildBlock, encodeEvents, MAX_CLOCK_DRIFT_MS, validateBlock, type ExecutedBlock, type ParentRef } from '../../src/consensus/blockExecution.js';
 import { genesisState, parseGenesis, type Genesis } from '../../src/consensus/genesis.js';
 import { merkleRoot } from '../../src/consensus/merkle.js';
 import { certificateFromVotes, signVote, type Certificate } from '../../src/consensus/votes.js';
@@ -163,7 +163,7 @@ describe('a valid chain 0 → 1 → 2 validates', () => {
       ['registerPatient', 'success', 'pat-1', 1, 0],
       ['enrolUser', 'success', 'admin-a', 1, 1],
     ]);
-    expect(toHex(b1.block.header.eventsRoot)).toBe(toHex(eventsRoot(exec.events)));
+    expect(toHex(b1.block.header.eventsRoot)).toBe(toHex(merkleRoot(encodeEvents(exec.events))));
     expect(toHex(b1.block.header.txRoot)).toBe(toHex(merkleRoot([regPatient.bytes, enrolDoctor.bytes])));
     expect(b1.block.lastCommit).toBeNull();
     expect(toHex(b1.block.header.lastCommit)).toBe(toHex(ZERO_HASH));

@@ -196,7 +196,7 @@ export class LedgerStore {
       const event = events[i]!;
       const seq = seqKey(h, i);
       batch.put(K.txLocation(tx.idHex), new TextEncoder().encode(seq));
-      batch.put(K.event(seq), encodeCanonical(event));
+      batch.put(K.event(seq), executed.eventBytes[i]!);
       for (const [index, value] of indexEntries(event)) batch.put(indexKey(index, value, seq), EMPTY);
       if (event.outcome !== 'success') continue;
       const payload = payloads.get(tx.idHex);
