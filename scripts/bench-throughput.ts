@@ -9,7 +9,7 @@
  * processes are started and stopped by this script (by PID), on 127.0.0.1 only.
  */
 import '../src/polyfill.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +39,13 @@ const SECONDS = Number(values.seconds);
 const RATE = Number(values.rate);
 const PATIENTS = Number(values.patients);
 const MAX_EVENTS = 200_000;
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -133,13 +140,16 @@ async function main(): Promise<void> {
 
     // ---- phase 1: saturation ----
     const submitted: { id: string; at: number }[] = [];
+    const cpu0 = procs.map((p) => cpuSeconds(p.pid));
+    const self0 = process.cpuUsage();
     const startHeight = (await apis[0]!.status()).height;
     const t0 = performance.now();
     let k = 0;
     const inflight = new Set<Promise<void>>();
     while (performance.now() - t0 < SECONDS * 1000 && submitted.length < MAX_EVENTS) {
+      // Each patient's transactions go through their own hospital's node, as a real client's would.
       const node = k % NODES;
-      const batch = Array.from({ length: 250 }, () => ({ tx: sign(patients[(k++ * 7) % PATIENTS]!) }));
+      const batch = Array.from({ length: 250 }, () => ({ tx: sign(patients[((k++ * 7) % (PATIENTS / NODES)) * NODES + node]!) }));
       const at = performance.now();
       const job = apis[node]!.submitBatch(batch).then((r) => {
         for (const id of r.accepted) submitted.push({ id, at });
@@ -160,6 +170,9 @@ async function main(): Promise<void> {
     const lastFinal = Math.max(...finals);
     const satRate = finals.length / ((lastFinal - t0) / 1000);
     const endHeight = watcher.minHeight();
+    const nodeCpu = procs.map((p, i) => cpuSeconds(p.pid) - cpu0[i]!);
+    const selfCpu = process.cpuUsage(self0);
+    console.log(`saturation: CPU per node ${nodeCpu.map((c) => c.toFixed(1)).join(', ')} s (${((1e6 * nodeCpu.reduce((a, b) => a + b, 0)) / NODES / finals.length).toFixed(0)} µs per event per node); load generator ${((selfCpu.user + selfCpu.system) / 1e6).toFixed(1)} s`);
     console.log(`saturation: ${submitted.length} events submitted in ${((submitEnd - t0) / 1000).toFixed(1)} s; ${finals.length} final on all ${NODES} replicas after ${((lastFinal - t0) / 1000).toFixed(1)} s`);
     console.log(`saturation: ${satRate.toFixed(0)} events/s final on all replicas (${endHeight - startHeight} blocks, ${(finals.length / Math.max(1, endHeight - startHeight)).toFixed(0)} events/block)`);
 
@@ -173,7 +186,7 @@ async function main(): Promise<void> {
     while (performance.now() - t1 < SECONDS * 1000 && paced.length < MAX_EVENTS) {
       due += tick;
       const node = j % NODES;
-      const batch = Array.from({ length: perTick }, () => ({ tx: sign(patients[(j++ * 13) % PATIENTS]!) }));
+      const batch = Array.from({ length: perTick }, () => ({ tx: sign(patients[((j++ * 13) % (PATIENTS / NODES)) * NODES + node]!) }));
       const at = performance.now();
       void apis[node]!.submitBatch(batch).then((r) => r.accepted.forEach((id) => paced.push({ id, at })));
       const wait = due - performance.now();

@@ -46,7 +46,7 @@ export function encodeVotes(votes: SignedVote[]): Uint8Array {
 
 function parse<T>(schema: z.ZodType<T>, data: Uint8Array): T | null {
   try {
-    const parsed = schema.safeParse(decodeCanonical(data, 'gossip message'));
+    const parsed = schema.safeParse(decodeCanonical(data, 'gossip message', { requireCanonical: false }));
     return parsed.success ? parsed.data : null;
   } catch {
     return null;

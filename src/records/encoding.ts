@@ -16,15 +16,17 @@ export function encodeCanonical(value: unknown): Uint8Array {
 /**
  * Strict decode: minimal integer and length forms, no duplicate keys, no undefined, and the bytes must
  * be exactly the canonical encoding of what they decode to (so one value has exactly one valid encoding).
+ * `requireCanonical: false` skips only the last check, for envelopes (gossip batches, proposals) whose
+ * bytes are never hashed or signed themselves: what they carry is checked on its own.
  */
-export function decodeCanonical(bytes: Uint8Array, what = 'message'): unknown {
+export function decodeCanonical(bytes: Uint8Array, what = 'message', opts: { requireCanonical?: boolean } = {}): unknown {
   let value: unknown;
   try {
     value = decode(bytes, { strict: true, rejectDuplicateMapKeys: true, allowUndefined: false, allowIndefinite: false, allowInfinity: false, allowNaN: false, useMaps: false });
   } catch (err) {
     throw new MedLedgerError('MALFORMED', `${what} is not valid CBOR: ${(err as Error).message}`);
   }
-  if (!bytesEqual(encodeCanonical(value), bytes)) {
+  if (opts.requireCanonical !== false && !bytesEqual(encodeCanonical(value), bytes)) {
     throw new MedLedgerError('MALFORMED', `${what} is not in canonical CBOR form`);
   }
   return value;
