@@ -61,7 +61,7 @@ export class ConsensusEngine {
   private queue: Promise<void> = Promise.resolve();
   private lastCommitAt = Date.now();
   private waitingToPropose: { height: number; round: number } | null = null;
-  private resendCounter = 0;
+  private catchUpArmed = false;
   private stopped = false;
 
   constructor(private readonly deps: EngineDeps) {
@@ -174,23 +174,26 @@ export class ConsensusEngine {
 
   /** Re-gossips our own messages of this height (a peer reconnected, or a round timed out). */
   resendOwn(): void {
-    void this.enqueue(() => {
-      const own = [...this.votes.values()].filter((v) => v.validator === this.ctx.self && v.height === this.rs.height);
-      if (own.length > 0) this.deps.publishVotes(own);
-      const proposal = this.ownProposals.get(this.rs.round);
-      if (proposal) this.deps.publishProposal(proposal);
-      this.resendCounter++;
-    });
-  }
-
-  get resends(): number {
-    return this.resendCounter;
+    void this.enqueue(() => this.resendOwnNow());
   }
 
   /** Messages from a height above ours: keep a few to replay, and ask the sync manager to catch up. */
   private future(height: number, peer: string | undefined, replay: () => void): void {
-    if (height === this.rs.height + 1 && this.futureMessages.length < 200) this.futureMessages.push({ height, run: replay });
-    this.deps.behind(height - 1, peer);
+    if (height > this.rs.height + 1) {
+      this.deps.behind(height - 1, peer);
+      return;
+    }
+    // One height ahead is normal for a node that is a moment slower than the others: keep the message for
+    // the next height, and sync only if our own decision has not come by the time a proposal would time out.
+    if (this.futureMessages.length < 200) this.futureMessages.push({ height, run: replay });
+    if (!this.catchUpArmed) {
+      this.catchUpArmed = true;
+      const stuckAt = this.rs.height;
+      this.later(this.params.timeoutProposeMs, () => {
+        this.catchUpArmed = false;
+        if (this.rs.height === stuckAt) this.deps.behind(stuckAt, peer);
+      });
+    }
   }
 
   /**
@@ -276,8 +279,11 @@ export class ConsensusEngine {
   }
 
   private resendOwnNow(): void {
-    const own = [...this.votes.values()].filter((v) => v.validator === this.ctx.self && v.height === this.rs.height);
-    if (own.length > 0) this.deps.publishVotes(own);
+    // The latest rounds are what a lagging peer needs; a votes message carries at most 64.
+    const own = [...this.votes.values()].filter((v) => v.validator === this.ctx.self && v.height === this.rs.height && v.round >= this.rs.round - 1);
+    if (own.length > 0) this.deps.publishVotes(own.slice(-32));
+    const proposal = this.ownProposals.get(this.rs.round);
+    if (proposal) this.deps.publishProposal(proposal);
   }
 
   private async proposeNew(height: number, round: number): Promise<void> {
@@ -368,6 +374,7 @@ export class ConsensusEngine {
     this.votes.clear();
     this.ownProposals.clear();
     this.waitingToPropose = null;
+    this.catchUpArmed = false;
     this.lastCommitAt = Date.now();
     this.rs = tm.initialState(this.deps.ledger.height + 1);
     await this.deps.ledger.store.putMeta([[K.consensus, null], ...(await this.storedBlockKeys()).map((k) => [k, null] as [string, null])]);
