@@ -2,9 +2,11 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/client/apiClient.js';
+import { decodeTx, signTx } from '../../src/records/tx/codec.js';
+import { decodeBlock } from '../../src/consensus/block.js';
+import { fromBase64, toBase64 } from '../../src/records/crypto/bytes.js';
 import type { Session } from '../../src/client/session.js';
-import { toBase64 } from '../../src/records/crypto/bytes.js';
-import { signTx } from '../../src/records/tx/codec.js';
+import { openBlob } from '../../src/records/envelope.js';
 import type { UnsignedTx } from '../../src/records/tx/types.js';
 import { TestNetwork } from '../support/testNetwork.js';
 
@@ -76,6 +78,26 @@ describe('a single node as a separate process, driven over its API', () => {
     expect(staffTrail.value!.events.every((e) => e.agent.role !== 'patient')).toBe(true);
     const adminOnPatient = await admin.queryAudit({ patient: 'pat-alice' });
     expect(adminOnPatient.denied).toBe('role-not-allowed');
+  });
+
+  it('after a revoke, the doctor is refused at once and a new record is not even encrypted for them', async () => {
+    expect((await patient.revoke('dr-house')).denied).toBeUndefined();
+    expect((await doctor.readRecord('pat-alice', record)).denied).toBe('no-grant');
+    const fresh = await patient.createRecord('pat-alice', { vitals: { bloodPressure: '118/76' }, notes: CANARY });
+    // The transaction on the chain names who the data key was wrapped for: the patient only.
+    const { blocks } = await net.api(0).get<{ blocks: { block: string }[] }>(`/v1/chain/raw?from=${fresh.event!.height}&to=${fresh.event!.height}`);
+    const block = decodeBlock(fromBase64(blocks[0]!.block), 16 * 1024 * 1024);
+    const tx = block.txs.map((b) => decodeTx(b)).find((t) => t.tx.record === fresh.value)!;
+    expect((tx.tx.body as { recipients: string[] }).recipients).toEqual(['pat-alice']);
+    // Even with the ciphertext and the patient's wrapped key in hand, the doctor's key cannot open it.
+    const raw = await patient.act('readRecord', { patient: 'pat-alice', record: fresh.value!, body: {} });
+    const content = raw.result?.kind === 'record' ? raw.result.content! : undefined;
+    const sealed = { n: fromBase64(content!.n), c: fromBase64(content!.c) };
+    const key = { epk: fromBase64(content!.key!.epk), w: fromBase64(content!.key!.w) };
+    const asDoctor = { id: 'dr-house', secretKey: doctor.keys.encSecret!, publicKey: doctor.keys.encPublic! };
+    expect(() => openBlob(sealed, key, content!.blob, asDoctor)).toThrow(/decryption failed|TAMPERED/);
+    expect(new TextDecoder().decode(openBlob(sealed, key, content!.blob, { id: 'pat-alice', secretKey: patient.keys.encSecret!, publicKey: patient.keys.encPublic! }))).toContain(CANARY);
+    await patient.grant('dr-house'); // restore for the tests below
   });
 
   it('keeps the record encrypted at rest: the canary never appears in any file of the data directory', async () => {
@@ -160,7 +182,12 @@ describe('a single node as a separate process, driven over its API', () => {
 
     it('the chain kept everything committed before the rejections', async () => {
       const trail = await patient.queryAudit({ patient: 'pat-alice', action: 'R' });
-      expect(trail.value!.events.map((e) => e.outcome).sort()).toEqual(['denied', 'success']);
+      expect(trail.value!.events.map((e) => `${e.agent.user}:${e.outcome}`).reverse()).toEqual([
+      'dr-house:success',
+      'dr-stranger:denied',
+      'dr-house:denied',
+      'pat-alice:success',
+    ]);
     });
   });
 });
