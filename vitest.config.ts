@@ -23,7 +23,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'processes',
-          include: ['test/node/singleNode.test.ts', 'test/network/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          include: ['test/node/singleNode.test.ts', 'test/network/**/*.test.ts', 'test/e2e/**/*.test.{ts,tsx}'],
           fileParallelism: false,
           sequence: { groupOrder: 1 },
         },

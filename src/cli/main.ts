@@ -1,7 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { runCluster } from './commands/cluster.js';
-import { runNode } from './commands/node.js';
 import { runStatus } from './commands/status.js';
+import { addAppointmentCommands, addApproveCommand, addDenyCommand, addGrantCommand, addRequestCommand, addRevokeCommand, addWhoamiCommand } from './commands/access.js';
+import { addDeactivateCommand, addEnrolCommand, addRegisterCommand } from './commands/accounts.js';
+import { addAuditCommand } from './commands/audit.js';
+import { addRecordCommands } from './commands/records.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -23,7 +25,8 @@ export function buildProgram(): Command {
     .description('run one hospital node')
     .requiredOption('--config <file>', 'node configuration file (JSON)')
     .option('--exit-with-stdin', 'stop when stdin closes (used by the cluster command)')
-    .action(runNode);
+    // The node and cluster commands load libp2p and LevelDB only when they run: other commands stay fast.
+    .action(async (opts: { config: string; exitWithStdin?: boolean }) => (await import('./commands/node.js')).runNode(opts));
 
   program
     .command('cluster')
@@ -32,8 +35,19 @@ export function buildProgram(): Command {
     .requiredOption('--dir <dir>', 'directory for keys, configs, data and logs (wiped if it holds an earlier cluster)')
     .option('--base-port <port>', 'first API port; p2p ports start at base+100', positiveInt, 7700)
     .option('--period <ms>', 'block period in milliseconds', positiveInt)
-    .action((opts: { nodes: number; dir: string; basePort: number; period?: number }) =>
-      runCluster({ nodes: opts.nodes, dir: opts.dir, basePort: opts.basePort, ...(opts.period ? { periodMs: opts.period } : {}) }),
+    .action(async (opts: { nodes: number; dir: string; basePort: number; period?: number }) =>
+      (await import('./commands/cluster.js')).runCluster({ nodes: opts.nodes, dir: opts.dir, basePort: opts.basePort, ...(opts.period ? { periodMs: opts.period } : {}) }),
+    );
+
+  program
+    .command('init')
+    .description('create keys, a genesis file and node configs for N hospitals, without starting them')
+    .option('--nodes <n>', 'number of hospital nodes', positiveInt, 4)
+    .requiredOption('--dir <dir>', 'new or empty directory for the network files')
+    .option('--base-port <port>', 'first API port; p2p ports start at base+100', positiveInt, 7700)
+    .option('--period <ms>', 'block period in milliseconds', positiveInt)
+    .action(async (opts: { nodes: number; dir: string; basePort: number; period?: number }) =>
+      (await import('./commands/init.js')).runInit({ nodes: opts.nodes, dir: opts.dir, basePort: opts.basePort, ...(opts.period ? { periodMs: opts.period } : {}) }),
     );
 
   program
@@ -42,6 +56,27 @@ export function buildProgram(): Command {
     .requiredOption('--api <url>', 'node API, e.g. http://127.0.0.1:7700')
     .option('--json', 'machine-readable output (SPEC §7)')
     .action(runStatus);
+
+  // ---- users: the terminal UI and its scripting twins (issue #4) ----
+  program
+    .command('tui')
+    .description('open the terminal UI against a node (every role: patient, doctor, auditor, admin)')
+    .requiredOption('--api <url>', 'node API, e.g. http://127.0.0.1:7700')
+    .option('--keystores <dir>', "keystore directory (default: the node's, from its status)")
+    // Loaded on demand: React and Ink are not needed by the node or the other commands.
+    .action(async (opts: { api: string; keystores?: string }) => (await import('./commands/tui.js')).runTui(opts));
+  addRecordCommands(program.command('record'));
+  addAuditCommand(program.command('audit'));
+  addGrantCommand(program.command('grant'));
+  addRevokeCommand(program.command('revoke'));
+  addRequestCommand(program.command('request'));
+  addApproveCommand(program.command('approve'));
+  addDenyCommand(program.command('deny'));
+  addAppointmentCommands(program.command('appointment'));
+  addWhoamiCommand(program.command('whoami'));
+  addRegisterCommand(program.command('register'));
+  addEnrolCommand(program.command('enrol'));
+  addDeactivateCommand(program.command('deactivate'));
 
   return program;
 }

@@ -54,6 +54,7 @@ export function auditRow(e: AuditEvent): string[] {
 /** What the row does not show: the object of the action, the receiving hospital, the transaction. */
 export function auditDetail(e: AuditEvent): string {
   const parts = [
+    e.outcome === 'denied' ? `DENIED: ${e.reason ?? 'no reason given'}` : undefined,
     e.record ? `record ${e.record}` : undefined,
     e.subject ? `about ${e.subject}` : undefined,
     `via ${e.source}`,

@@ -21,6 +21,8 @@ export interface AppContextValue {
   verifyReplicas: () => Promise<VerifyReplicasFn | undefined>;
   /** Opens a screen on top of the current one; Esc (back) returns to it. */
   push(screen: ReactElement): void;
+  /** Replaces the current screen (a form that leads on to its result). */
+  replace(screen: ReactElement): void;
   back(): void;
   home(): void;
   logout(): void;

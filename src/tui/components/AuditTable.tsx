@@ -3,7 +3,7 @@ import { AUDIT_COLUMNS, auditDetail, auditRow } from '../../client/auditView.js'
 import type { AuditEvent } from '../../records/audit.js';
 import { Table, type Column } from './Table.js';
 
-const WIDTHS = [19, 12, 7, 12, 16, 30];
+const WIDTHS = [19, 12, 7, 12, 16, 20];
 const COLUMNS: Column[] = AUDIT_COLUMNS.map((title, i) => ({ title, width: WIDTHS[i]! }));
 const OUTCOME = AUDIT_COLUMNS.indexOf('Outcome');
 

@@ -1,5 +1,6 @@
-import { Box, Text, useInput } from 'ink';
+import { Box, Text } from 'ink';
 import { useState } from 'react';
+import { useKeys } from '../hooks/useKeys.js';
 
 export interface MenuItem {
   /** A single key that selects the item directly. */
@@ -11,7 +12,7 @@ export interface MenuItem {
 /** A keyboard menu: ↑↓ (or j/k) and Enter, or an item's hotkey; Esc calls onBack. */
 export function Menu({ items, onBack, isActive = true }: { items: MenuItem[]; onBack?: () => void; isActive?: boolean }) {
   const [index, setIndex] = useState(0);
-  useInput(
+  useKeys(
     (input, key) => {
       if (key.escape) return onBack?.();
       if (key.upArrow || input === 'k') return setIndex((i) => (i + items.length - 1) % items.length);

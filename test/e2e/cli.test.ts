@@ -1,0 +1,221 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_ENTRY } from '../../src/cli/nodeProcess.js';
+import type { AuditEvent } from '../../src/records/audit.js';
+import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
+
+/**
+ * The TUI's non-interactive twins, run as the built `medledger` binary against a real node: records,
+ * grants, requests, appointments, audit queries, registration and enrolment, with the exit codes
+ * scripts rely on (0 ok, 1 denied by the ledger, 2 usage or other errors).
+ */
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI_ENTRY, ...args], { env: { ...process.env, MEDLEDGER_PASSWORD: TEST_PASSWORD, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 2) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('CLI twins of the TUI against a real node', () => {
+  let net: TestNetwork;
+  let api: string;
+  let dir: string;
+  let record = '';
+  const as = (user: string) => ['--api', api, '--user', user];
+
+  beforeAll(async () => {
+    net = await TestNetwork.create(1);
+    await net.start();
+    api = net.node(0).apiUrl;
+    await net.staff(0, 'dr-house', 'doctor');
+    await net.staff(0, 'aud-ada', 'auditor');
+    dir = mkdtempSync(join(tmpdir(), 'medledger-cli-'));
+  }, 60_000);
+
+  afterAll(async () => {
+    await net?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('registers a patient (password policy enforced: exit 2)', async () => {
+    const [weak, ok] = await Promise.all([cli(['register', ...as('pat-cli')], { MEDLEDGER_PASSWORD: 'short' }), cli(['register', ...as('pat-cli')])]);
+    expect(weak.code).toBe(2);
+    expect(weak.stderr).toContain('password does not meet the policy');
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('registered pat-cli as a patient at hosp-a');
+    const again = await cli(['register', ...as('pat-cli')]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('already taken');
+  });
+
+  it('refuses a wrong password or an unknown user cleanly (exit 2)', async () => {
+    const [wrong, unknown] = await Promise.all([cli(['record', 'list', ...as('pat-cli')], { MEDLEDGER_PASSWORD: 'Wrong-Password-9' }), cli(['record', 'list', ...as('pat-ghost')])]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('Login unsuccessful: wrong password');
+    expect(wrong.stderr).not.toContain('Wrong-Password-9');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('Login unsuccessful: unknown user pat-ghost');
+  });
+
+  it('creates, lists, shows, updates, copies and deletes records; bad input is a usage error', async () => {
+    const attachment = join(dir, 'lab.txt');
+    writeFileSync(attachment, 'HbA1c 5.4%\n');
+    const [bad, created] = await Promise.all([
+      cli(['record', 'create', ...as('pat-cli'), '--bp', '120-80']),
+      cli(['record', 'create', ...as('pat-cli'), '--title', 'Checkup', '--temperature', '37.4', '--bp', '120/80', '--notes', 'fine', '--file', attachment, '--json']),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--bp: blood pressure must look like 120/80');
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    const out = JSON.parse(created.stdout) as { record: string; files: string[] };
+    record = out.record;
+    expect(record).toMatch(/^rec-[0-9a-f]{16}$/);
+    expect(out.files).toHaveLength(1);
+
+    const [list, updated] = await Promise.all([cli(['record', 'list', ...as('pat-cli')]), cli(['record', 'update', record, ...as('pat-cli'), '--bp', '130/85', '--clear', 'notes'])]);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/Record\s+\| Created\s+\| Updated\s+\| By\s+\| Version \| Files/);
+    expect(list.stdout).toMatch(new RegExp(`${record} \\| .* \\| pat-cli \\| 1\\s+\\| 1`));
+
+    expect(updated.code).toBe(0);
+    expect(updated.stdout).toContain(`updated ${record} to version 2`);
+
+    const saveDir = mkdtempSync(join(dir, 'save-'));
+    const [shown, text] = await Promise.all([cli(['record', 'show', record, ...as('pat-cli'), '--json', '--save-files', saveDir]), cli(['record', 'show', record, ...as('pat-cli'), '--version', '1'])]);
+    expect(shown.code).toBe(0);
+    const rec = JSON.parse(shown.stdout) as { meta: { version: number }; content: unknown; files: { name: string; size: number }[] };
+    expect(rec.meta.version).toBe(2);
+    expect(rec.content).toEqual({ title: 'Checkup', vitals: { temperature: 37.4, bloodPressure: '130/85' } });
+    expect(rec.files).toEqual([expect.objectContaining({ name: 'lab.txt', size: 11 })]);
+    expect(readFileSync(join(saveDir, 'lab.txt'), 'utf8')).toBe('HbA1c 5.4%\n');
+
+    expect(text.stdout).toContain('blood pressure 120/80 mmHg');
+    expect(text.stdout).toContain('temperature    37.4 °C');
+
+    const copied = await cli(['record', 'copy', record, ...as('pat-cli'), '--json']);
+    expect(copied.code).toBe(0);
+    const copy = (JSON.parse(copied.stdout) as { record: string }).record;
+    const deleted = await cli(['record', 'delete', copy, ...as('pat-cli')]);
+    expect(deleted.code).toBe(0);
+    expect(deleted.stdout).toContain(`deleted ${copy}`);
+    const gone = await cli(['record', 'show', copy, ...as('pat-cli')]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain('denied: record-deleted');
+  });
+
+  it('grant and revoke decide what a doctor may read; denials exit 1 with the reason', async () => {
+    const [before, staffWithoutPatient] = await Promise.all([cli(['record', 'show', record, ...as('dr-house'), '--patient', 'pat-cli']), cli(['record', 'list', ...as('dr-house')])]);
+    expect(before.code).toBe(1);
+    expect(before.stderr).toContain('denied: no-grant');
+
+    expect((await cli(['grant', 'dr-house', ...as('pat-cli')])).code).toBe(0);
+    const read = await cli(['record', 'show', record, ...as('dr-house'), '--patient', 'pat-cli']);
+    expect(read.code).toBe(0);
+    expect(read.stdout).toContain('blood pressure 130/85 mmHg');
+
+    expect(staffWithoutPatient.code).toBe(2);
+    expect(staffWithoutPatient.stderr).toContain('--patient is required');
+
+    expect((await cli(['revoke', 'dr-house', ...as('pat-cli')])).code).toBe(0);
+    const after = await cli(['record', 'show', record, ...as('dr-house'), '--patient', 'pat-cli']);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toContain('denied: no-grant');
+  });
+
+  it('an auditor requests access, the patient approves, and the auditor queries the trail with filters', async () => {
+    expect((await cli(['request', 'pat-cli', ...as('aud-ada')])).code).toBe(0);
+    const who = await cli(['whoami', ...as('pat-cli'), '--json']);
+    expect(JSON.parse(who.stdout).requests).toEqual([expect.objectContaining({ user: 'aud-ada', kind: 'auditor' })]);
+    expect((await cli(['approve', 'aud-ada', ...as('pat-cli')])).code).toBe(0);
+
+    const denied = await cli(['audit', ...as('aud-ada'), '--patient', 'pat-cli', '--outcome', 'denied', '--format', 'json']);
+    expect(denied.code).toBe(0);
+    const events = (JSON.parse(denied.stdout) as { events: AuditEvent[] }).events;
+    expect(events.length).toBeGreaterThanOrEqual(3);
+    expect(events.every((e) => e.outcome === 'denied')).toBe(true);
+    expect(events.map((e) => `${e.agent.user}:${e.type}:${e.reason}`)).toContain('dr-house:readRecord:no-grant');
+
+    const table = await cli(['audit', ...as('aud-ada'), '--patient', 'pat-cli', '--actor', 'dr-house', '--format', 'table']);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.split('\n');
+    expect(lines[0]).toMatch(/^Datetime\s+\| User\s+\| Role\s+\| Patient\s+\| Action\s+\| Outcome$/);
+    expect(table.stdout).toMatch(/dr-house \| doctor \| pat-cli\s+\| read record\s+\| denied: no-grant/);
+    expect(table.stdout).toMatch(/dr-house \| doctor \| pat-cli\s+\| read record\s+\| success/);
+    // Newest first.
+    const times = lines.slice(2).filter((l) => /^\d{4}-/.test(l)).map((l) => l.slice(0, 19));
+    expect([...times].sort().reverse()).toEqual(times);
+
+    const [noPatient, badFormat, foreign] = await Promise.all([cli(['audit', ...as('aud-ada')]), cli(['audit', ...as('pat-cli'), '--format', 'xml']), cli(['audit', ...as('dr-house'), '--patient', 'pat-cli'])]);
+    expect(noPatient.code).toBe(2);
+    expect(badFormat.code).toBe(2);
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toContain('denied: no-grant');
+  });
+
+  it('pages through the audit trail with --limit/--cursor and --all', async () => {
+    const first = JSON.parse((await cli(['audit', ...as('pat-cli'), '--limit', '3', '--format', 'json'])).stdout) as { events: AuditEvent[]; cursor?: string };
+    expect(first.events).toHaveLength(3);
+    expect(first.cursor).toBeTruthy();
+    const second = JSON.parse((await cli(['audit', ...as('pat-cli'), '--limit', '3', '--cursor', first.cursor!, '--format', 'json'])).stdout) as { events: AuditEvent[] };
+    expect(second.events[0]!.recorded).toBeLessThanOrEqual(first.events[2]!.recorded);
+    const all = JSON.parse((await cli(['audit', ...as('pat-cli'), '--limit', '5', '--all', '--format', 'json'])).stdout) as { events: AuditEvent[]; cursor?: string };
+    expect(all.cursor).toBeUndefined();
+    expect(all.events.map((e) => e.type)).toContain('registerPatient');
+  });
+
+  it('appointments: book, list and cancel', async () => {
+    const at = new Date(Date.now() + 2 * 86_400_000);
+    const pad = (n: number) => String(n).padStart(2, '0');
+    const when = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} 09:15`;
+    const [past, booked] = await Promise.all([
+      cli(['appointment', 'book', ...as('pat-cli'), '--doctor', 'dr-house', '--at', '2000-01-01 09:00']),
+      cli(['appointment', 'book', ...as('pat-cli'), '--doctor', 'dr-house', '--at', when, '--json']),
+    ]);
+    expect(past.code).toBe(2);
+    expect(booked.code).toBe(0);
+    const id = (JSON.parse(booked.stdout) as { appointment: string }).appointment;
+    const list = await cli(['appointment', 'list', ...as('dr-house')]);
+    expect(list.stdout).toMatch(new RegExp(`pat-cli\\s+\\| dr-house \\| booked\\s+\\| ${id}`));
+    const cancelled = await cli(['appointment', 'cancel', id, ...as('dr-house')]);
+    expect(cancelled.code).toBe(0);
+    const twice = await cli(['appointment', 'cancel', id, ...as('pat-cli')]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain('denied: already-cancelled');
+  });
+
+  it('the admin enrols and deactivates staff; the new member logs in with the initial password', async () => {
+    const enrolled = await cli(['enrol', ...as('admin-a'), '--id', 'dr-cli', '--role', 'doctor'], { MEDLEDGER_NEW_PASSWORD: 'First-Day-2025!' });
+    expect(enrolled.stderr).toBe('');
+    expect(enrolled.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(net.node(0).keystoreDir, 'dr-cli.keystore.json'), 'utf8')).role).toBe('doctor');
+    const [who, byPatient] = await Promise.all([cli(['whoami', ...as('dr-cli')], { MEDLEDGER_PASSWORD: 'First-Day-2025!' }), cli(['deactivate', 'dr-cli', ...as('pat-cli')])]);
+    expect(who.stdout).toContain('dr-cli  doctor  hosp-a');
+    expect(byPatient.code).toBe(1);
+    expect(byPatient.stderr).toContain('denied: role-not-allowed');
+    expect((await cli(['deactivate', 'dr-cli', ...as('admin-a')])).code).toBe(0);
+    const after = await cli(['whoami', ...as('dr-cli')], { MEDLEDGER_PASSWORD: 'First-Day-2025!' });
+    expect(after.code).toBe(2);
+    expect(after.stderr).toContain('Login unsuccessful: dr-cli was deactivated');
+
+    const staffAudit = await cli(['audit', ...as('admin-a'), '--format', 'json']);
+    expect((JSON.parse(staffAudit.stdout) as { events: AuditEvent[] }).events.map((e) => e.type)).toEqual(expect.arrayContaining(['enrolUser', 'deactivateUser']));
+  });
+
+  it('without MEDLEDGER_PASSWORD and without a terminal, it asks for one instead of hanging (exit 2)', async () => {
+    const r = await cli(['record', 'list', ...as('pat-cli')], { MEDLEDGER_PASSWORD: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no password: set MEDLEDGER_PASSWORD');
+  });
+});

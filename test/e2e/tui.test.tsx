@@ -1,0 +1,347 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
+import { KEY, TuiDriver } from '../support/tuiDriver.js';
+
+/**
+ * SPEC §8 scenario 6 and issue #4: the terminal UI, rendered in a test against a real node process,
+ * for every role — login, the role's menu, records, grants, requests, the audit table with a denial,
+ * enrolment and registration. Nothing of ours is mocked: every action is a signed transaction that the
+ * node commits.
+ */
+describe('terminal UI against a real node', () => {
+  let net: TestNetwork;
+  let api: string;
+  let tui: TuiDriver | undefined;
+  let record = '';
+
+  beforeAll(async () => {
+    net = await TestNetwork.create(1);
+    await net.start();
+    api = net.node(0).apiUrl;
+    await net.staff(0, 'dr-house', 'doctor');
+    await net.staff(0, 'dr-other', 'doctor');
+    await net.staff(0, 'aud-ada', 'auditor');
+    await net.patient(0, 'pat-alice');
+  }, 60_000);
+
+  afterEach(() => {
+    tui?.unmount();
+    tui = undefined;
+  });
+
+  afterAll(async () => {
+    await net?.destroy();
+  });
+
+  const open = () => (tui = new TuiDriver(api));
+
+  it('login: a wrong password and an unknown user fail cleanly; the right password opens the patient menu', async () => {
+    const t = open();
+    await t.waitFor(/node hosp-a \(hosp-a\) · peers 0\/0 · height \d+ · finalized \d+/);
+    await t.login('pat-alice', 'Not-The-Password-1');
+    await t.waitFor('Login unsuccessful: wrong password');
+    await t.press(KEY.up, KEY.ctrlU);
+    await t.type('pat-nobody', KEY.enter);
+    await t.type(TEST_PASSWORD);
+    await t.waitFor('Login unsuccessful: unknown user pat-nobody');
+    await t.press(KEY.up, KEY.ctrlU);
+    await t.type('pat-alice', KEY.enter);
+    await t.press(KEY.ctrlU);
+    await t.type(TEST_PASSWORD);
+    const menu = await t.waitFor('Patient menu — pat-alice');
+    expect(menu).toContain('[r] My records');
+    expect(menu).toContain('[w] Who accessed my data (audit trail)');
+    expect(t.allFrames()).not.toContain(TEST_PASSWORD);
+    expect(t.allFrames()).not.toContain('Not-The-Password-1');
+  });
+
+  it('the patient creates a record with vital signs (bad input is refused inline) and sees it in the list', async () => {
+    const t = open();
+    await t.login('pat-alice', TEST_PASSWORD);
+    await t.waitFor('Patient menu');
+    await t.press('r');
+    await t.waitFor('no records yet');
+    await t.press('c');
+    await t.waitFor('New record for pat-alice');
+    await t.type('Admission');
+    await t.type('36.9');
+    await t.type('80/120');
+    await t.waitFor('✖ blood pressure: systolic must exceed diastolic');
+    await t.press(KEY.ctrlU);
+    await t.type('120/80');
+    await t.type('72');
+    await t.type('Patient feels well');
+    await t.type('');
+    const created = await t.waitFor(/✔ Created record rec-[0-9a-f]{16}/);
+    record = /Created record (rec-[0-9a-f]{16})/.exec(created)![1]!;
+    await t.waitFor(new RegExp(`› ${record} \\| .* \\| pat-alice\\s+\\| 1\\s+\\| 0`));
+    await t.press(KEY.enter);
+    const view = await t.waitFor('Blood pressure 120/80 mmHg');
+    expect(view).toContain('Temperature    36.9 °C');
+    expect(view).toContain('Notes          Patient feels well');
+  });
+
+  it('the patient grants a doctor on the access screen', async () => {
+    const t = open();
+    await t.login('pat-alice', TEST_PASSWORD);
+    await t.waitFor('Patient menu');
+    await t.press('a');
+    await t.waitFor('nobody has access');
+    await t.press('g');
+    await t.waitFor('Grant access to my records');
+    await t.type('dr-house');
+    await t.waitFor("✔ Granted dr-house access to your records");
+    await t.waitFor(/dr-house\s+\| doctor\s+\| has access/);
+  });
+
+  it('the doctor finds the patient and reads the record, decrypted on the client', async () => {
+    const t = open();
+    await t.login('dr-house', TEST_PASSWORD);
+    await t.waitFor('Doctor menu — dr-house');
+    await t.waitFor('Patients who granted you access: pat-alice');
+    await t.press('m');
+    await t.waitFor(/› pat-alice\s+\| granted/);
+    await t.press(KEY.enter);
+    await t.waitFor(`› ${record}`);
+    await t.press(KEY.enter);
+    const view = await t.waitFor('Blood pressure 120/80 mmHg');
+    expect(view).toContain(`Record ${record} of pat-alice`);
+    expect(view).toContain('Title          Admission');
+  });
+
+  it('a doctor without a grant is denied, and the TUI says so', async () => {
+    const t = open();
+    await t.login('dr-other', TEST_PASSWORD);
+    await t.waitFor('Doctor menu — dr-other');
+    await t.press('o');
+    await t.waitFor("Open a patient's records");
+    await t.type('pat-alice');
+    await t.waitFor('Denied by the ledger: no-grant (the attempt is recorded in the audit trail)');
+  });
+
+  it("the patient's audit table shows the create, the doctor's read and the denied attempt, newest first", async () => {
+    const t = open();
+    await t.login('pat-alice', TEST_PASSWORD);
+    await t.waitFor('Patient menu');
+    await t.press('w');
+    const table = await t.waitFor('Audit trail of pat-alice — newest first');
+    await t.waitFor(/Datetime\s*\|\s*User\s*\|\s*Role\s*\|\s*Patient\s*\|\s*Action\s*\|\s*Outcome/);
+    const f = await t.waitFor('denied: no-grant');
+    expect(table).toBeTruthy();
+    const rows = f.split('\n').filter((l) => /^\S?\s+\d{4}-\d{2}-\d{2} /.test(l) || /^› \d{4}/.test(l));
+    const summary = rows.map((l) => l.split('|').map((c) => c.trim()).slice(1).join(' '));
+    expect(summary).toContain('dr-other doctor pat-alice list records denied: no-grant');
+    expect(summary).toContain('dr-house doctor pat-alice read record success');
+    expect(summary).toContain('pat-alice patient pat-alice create record success');
+    expect(summary).toContain('pat-alice patient pat-alice grant access success');
+    // Newest first: the denied list (last action) is above the doctor's read, which is above the create.
+    const at = (s: string) => summary.indexOf(s);
+    expect(at('dr-other doctor pat-alice list records denied: no-grant')).toBeLessThan(at('dr-house doctor pat-alice read record success'));
+    expect(at('dr-house doctor pat-alice read record success')).toBeLessThan(at('pat-alice patient pat-alice create record success'));
+  });
+
+  it('an auditor requests access, the patient approves, and the auditor filters the trail and views records read-only', async () => {
+    let t = open();
+    await t.login('aud-ada', TEST_PASSWORD);
+    await t.waitFor('Auditor menu — aud-ada');
+    await t.press('x');
+    await t.type('pat-alice');
+    await t.waitFor('✔ Access requested from pat-alice');
+    t.unmount();
+
+    t = open();
+    await t.login('pat-alice', TEST_PASSWORD);
+    await t.waitFor('Pending requests: aud-ada (auditor)');
+    await t.press('a');
+    await t.waitFor(/aud-ada\s+\| auditor\s+\| requests access/);
+    await t.press(KEY.down, 'a');
+    await t.waitFor("✔ Approved aud-ada's request");
+    await t.waitFor(/aud-ada\s+\| auditor\s+\| has access/);
+    t.unmount();
+
+    t = open();
+    await t.login('aud-ada', TEST_PASSWORD);
+    await t.waitFor('Patients who granted you access: pat-alice');
+    await t.press('t');
+    await t.waitFor('Audit trail — choose a patient and filters');
+    await t.waitFor('Patient         : pat-alice');
+    // Outcome filter: Enter through patient, user, record, action; → twice on outcome = "denied".
+    await t.press(KEY.enter, KEY.enter, KEY.enter, KEY.enter, KEY.right, KEY.right, KEY.enter, KEY.enter, KEY.enter);
+    const filtered = await t.waitFor('filters: patient=pat-alice · outcome=denied');
+    await t.waitFor('denied: no-grant');
+    expect(t.frame()).not.toMatch(/\| success\s*$/m);
+    expect(filtered).toBeTruthy();
+    await t.press(KEY.esc);
+    await t.waitFor('Auditor menu');
+    await t.press('m');
+    await t.waitFor(/› pat-alice\s+\| granted/);
+    await t.press(KEY.enter);
+    await t.waitFor(`› ${record}`);
+    expect(t.frame()).not.toContain('c create');
+    await t.press(KEY.enter);
+    const view = await t.waitFor('Blood pressure 1');
+    expect(view).not.toContain('u update');
+
+    // Verify replicas: this node's URL is offered; the report (or, in a build without the verifier, a clear message).
+    await t.press(KEY.esc, KEY.esc, KEY.esc);
+    await t.waitFor('Auditor menu');
+    await t.press('v');
+    await t.waitFor(`Node API URLs: ${api}`);
+    await t.press(KEY.enter);
+    await t.waitFor(/All replicas agree|DIFFER|could not complete|not available in this build/);
+  });
+
+  it('the admin enrols a doctor (policy-checked initial password), who can then log in; deactivation and node status', async () => {
+    let t = open();
+    await t.login('admin-a', TEST_PASSWORD);
+    await t.waitFor('Admin menu — admin-a');
+    await t.press('e');
+    await t.waitFor('Enrol a doctor or auditor at hosp-a');
+    await t.type('dr-new');
+    await t.type('', KEY.enter); // role: doctor
+    await t.type('weakpass');
+    await t.waitFor('✖ shorter than 12 characters');
+    await t.press(KEY.ctrlU);
+    await t.type('Fresh-Start-2025!');
+    await t.type('Fresh-Start-2025!');
+    await t.waitFor(`✔ Enrolled dr-new as doctor; keystore written to ${net.node(0).keystoreDir}`);
+    expect(existsSync(join(net.node(0).keystoreDir, 'dr-new.keystore.json'))).toBe(true);
+    await t.waitFor('dr-new (doctor)');
+    await t.press('s');
+    await t.waitFor('Node status');
+    await t.waitFor(`keystores   ${net.node(0).keystoreDir}`);
+    t.unmount();
+
+    t = open();
+    await t.login('dr-new', 'Fresh-Start-2025!');
+    await t.waitFor('Doctor menu — dr-new');
+    t.unmount();
+
+    t = open();
+    await t.login('admin-a', TEST_PASSWORD);
+    await t.waitFor('Admin menu');
+    await t.press('d');
+    await t.waitFor(/dr-new\s+\| doctor\s+\| active/);
+    for (let i = 0; i < 6 && !/› dr-new/.test(t.frame()); i++) await t.press(KEY.down);
+    await t.waitFor(/› dr-new/);
+    await t.press('x');
+    await t.waitFor('Deactivate dr-new (doctor)?');
+    await t.press('y');
+    await t.waitFor('✔ Deactivated dr-new');
+    await t.waitFor(/dr-new\s+\| doctor\s+\| inactive/);
+    t.unmount();
+
+    t = open();
+    await t.login('dr-new', 'Fresh-Start-2025!');
+    await t.waitFor('Login unsuccessful: dr-new was deactivated');
+  });
+
+  it('a new patient registers with Ctrl-R (password policy enforced) and lands in the patient menu', async () => {
+    const t = open();
+    await t.waitFor('Log in to MedLedger');
+    await t.press(KEY.ctrlR);
+    await t.waitFor('Register as a new patient');
+    await t.type('pat-bob');
+    await t.type('password');
+    await t.waitFor('✖ shorter than 12 characters');
+    await t.press(KEY.ctrlU);
+    await t.type('Bob-Is-Here-2025');
+    await t.type('Bob-Is-Here-2025!');
+    await t.waitFor('✖ the two passwords differ');
+    await t.press(KEY.ctrlU);
+    await t.type('Bob-Is-Here-2025');
+    await t.waitFor('✔ Registered pat-bob as a patient at hosp-a');
+    await t.waitFor('Patient menu — pat-bob');
+  });
+
+  it('appointments: the patient books a doctor, who sees it and cancels it', async () => {
+    const when = new Date(Date.now() + 3 * 86_400_000);
+    const pad = (n: number) => String(n).padStart(2, '0');
+    const text = `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())} 10:30`;
+    let t = open();
+    await t.login('pat-alice', TEST_PASSWORD);
+    await t.waitFor('Patient menu');
+    await t.press('p');
+    await t.waitFor('My appointments');
+    await t.press('b');
+    await t.type('dr-house');
+    await t.type('2001-01-01 10:00');
+    await t.waitFor('✖ the time must be in the future');
+    await t.press(KEY.ctrlU);
+    await t.type(text);
+    await t.waitFor(`✔ Booked dr-house on ${text}`);
+    await t.waitFor(new RegExp(`${text}\\s+\\| dr-house\\s+\\| booked`));
+    t.unmount();
+
+    t = open();
+    await t.login('dr-house', TEST_PASSWORD);
+    await t.waitFor('Doctor menu');
+    await t.press('p');
+    await t.waitFor(new RegExp(`› ${text}\\s+\\| pat-alice\\s+\\| booked`));
+    await t.press('c');
+    await t.waitFor('Cancel the appointment of pat-alice with dr-house');
+    await t.press('y');
+    await t.waitFor('✔ Cancelled appointment');
+    await t.waitFor(new RegExp(`${text}\\s+\\| pat-alice\\s+\\| cancelled`));
+  });
+
+  it('the patient updates, copies and deletes records, and attaches, saves and removes a file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'medledger-tui-files-'));
+    writeFileSync(join(dir, 'ecg.txt'), 'sinus rhythm\n');
+    const t = open();
+    await t.login('pat-alice', TEST_PASSWORD);
+    await t.waitFor('Patient menu');
+    await t.press('r');
+    await t.waitFor(`› ${record}`);
+    await t.press(KEY.enter);
+    await t.waitFor('Blood pressure 120/80 mmHg');
+    await t.press('u');
+    await t.waitFor(`Update record ${record}`);
+    await t.waitFor('Blood pressure: 120/80');
+    await t.press(KEY.enter, KEY.enter, KEY.ctrlU);
+    await t.type('118/76');
+    await t.press(KEY.enter, KEY.enter);
+    await t.waitFor(`✔ Saved version 2 of ${record}`);
+    await t.waitFor('Blood pressure 118/76 mmHg');
+    expect(t.frame()).toContain('version 2');
+
+    await t.press('a');
+    await t.waitFor('Attach a file');
+    await t.type(join(dir, 'missing.txt'));
+    await t.waitFor('✖ no such file');
+    await t.press(KEY.ctrlU);
+    await t.type(join(dir, 'ecg.txt'));
+    await t.waitFor(/✔ Attached .*ecg.txt as file-[0-9a-f]{16}/);
+    await t.waitFor('› ecg.txt  (text/plain, 13 B, v1)');
+    await t.press('s');
+    await t.waitFor('Save ecg.txt to disk');
+    await t.type(join(dir, 'saved.txt'));
+    await t.waitFor('✔ Saved ecg.txt to');
+    expect(readFileSync(join(dir, 'saved.txt'), 'utf8')).toBe('sinus rhythm\n');
+    await t.waitFor('› ecg.txt');
+    await t.press('x');
+    await t.waitFor('Remove ecg.txt from');
+    await t.press('y');
+    await t.waitFor(/✔ Removed file-[0-9a-f]{16}/);
+    await t.waitFor('none — press a to attach');
+    await t.waitFor('Blood pressure 118/76 mmHg');
+
+    await t.press('y');
+    const copied = await t.waitFor(/✔ Copied rec-[0-9a-f]{16} to rec-[0-9a-f]{16}/);
+    const copy = /to (rec-[0-9a-f]{16})/.exec(copied)![1]!;
+    await t.press(KEY.esc);
+    await t.waitFor(copy);
+    for (let i = 0; i < 4 && !t.frame().includes(`› ${copy}`); i++) await t.press(KEY.down);
+    await t.waitFor(`› ${copy}`);
+    await t.press('d');
+    await t.waitFor(`Delete record ${copy} of pat-alice?`);
+    await t.press('y');
+    await t.waitFor(`✔ Deleted ${copy}`);
+    await t.waitFor(`› ${record}`);
+    expect(t.frame()).not.toContain(`${copy} |`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
