@@ -28,27 +28,24 @@ export function buildProgram(): Command {
     // The node and cluster commands load libp2p and LevelDB only when they run: other commands stay fast.
     .action(async (opts: { config: string; exitWithStdin?: boolean }) => (await import('./commands/node.js')).runNode(opts));
 
-  program
-    .command('cluster')
-    .description('start a local network of N node processes with fresh keys, a genesis and demo users')
-    .option('--nodes <n>', 'number of hospital nodes', positiveInt, 4)
-    .requiredOption('--dir <dir>', 'directory for keys, configs, data and logs (wiped if it holds an earlier cluster)')
-    .option('--base-port <port>', 'first API port; p2p ports start at base+100', positiveInt, 7700)
-    .option('--period <ms>', 'block period in milliseconds', positiveInt)
-    .action(async (opts: { nodes: number; dir: string; basePort: number; period?: number }) =>
-      (await import('./commands/cluster.js')).runCluster({ nodes: opts.nodes, dir: opts.dir, basePort: opts.basePort, ...(opts.period ? { periodMs: opts.period } : {}) }),
-    );
+  /** Options shared by the commands that lay out a local network. */
+  const networkCommand = (name: string, description: string, dirHelp: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('--nodes <n>', 'number of hospital nodes', positiveInt, 4)
+      .requiredOption('--dir <dir>', dirHelp)
+      .option('--base-port <port>', 'first API port; p2p ports start at base+100', positiveInt, 7700)
+      .option('--period <ms>', 'block period in milliseconds', positiveInt);
+  type NetworkOpts = { nodes: number; dir: string; basePort: number; period?: number };
+  const networkArgs = (o: NetworkOpts) => ({ nodes: o.nodes, dir: o.dir, basePort: o.basePort, ...(o.period ? { periodMs: o.period } : {}) });
 
-  program
-    .command('init')
-    .description('create keys, a genesis file and node configs for N hospitals, without starting them')
-    .option('--nodes <n>', 'number of hospital nodes', positiveInt, 4)
-    .requiredOption('--dir <dir>', 'new or empty directory for the network files')
-    .option('--base-port <port>', 'first API port; p2p ports start at base+100', positiveInt, 7700)
-    .option('--period <ms>', 'block period in milliseconds', positiveInt)
-    .action(async (opts: { nodes: number; dir: string; basePort: number; period?: number }) =>
-      (await import('./commands/init.js')).runInit({ nodes: opts.nodes, dir: opts.dir, basePort: opts.basePort, ...(opts.period ? { periodMs: opts.period } : {}) }),
-    );
+  networkCommand('cluster', 'start a local network of N node processes with fresh keys, a genesis and demo users', 'directory for keys, configs, data and logs (wiped if it holds an earlier cluster)').action(
+    async (o: NetworkOpts) => (await import('./commands/cluster.js')).runCluster(networkArgs(o)),
+  );
+  networkCommand('init', 'create keys, a genesis file and node configs for N hospitals, without starting them', 'new or empty directory for the network files').action(
+    async (o: NetworkOpts) => (await import('./commands/init.js')).runInit(networkArgs(o)),
+  );
 
   program
     .command('status')

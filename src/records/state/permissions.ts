@@ -65,6 +65,18 @@ function checkRecipients(s: StateView, patient: User, recipients: string[]): Dec
   return null;
 }
 
+/** Grants, requests and appointments are managed by the patient alone, on their own data. */
+function ownDataOnly(t: UnsignedTx, agent: User): Decision | null {
+  if (agent.role !== 'patient') return deny('role-not-allowed');
+  return agent.id === t.patient ? null : deny('not-own-data');
+}
+
+function without<T>(map: Record<string, T> | undefined, key: string): Record<string, T> {
+  const copy = { ...map };
+  delete copy[key];
+  return copy;
+}
+
 const isDecision = (v: unknown): v is Decision => typeof v === 'object' && v !== null && 'allowed' in v;
 
 function putRecord(s: Writable, record: RecordMeta): void {
@@ -201,25 +213,21 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
   },
 
   grantAccess(s, t, agent) {
-    if (agent.role !== 'patient') return deny('role-not-allowed');
-    if (agent.id !== t.patient) return deny('not-own-data');
+    const notSelf = ownDataOnly(t, agent);
+    if (notSelf) return notSelf;
     const grantee = s.get('users', t.body.grantee);
     if (!grantee || (grantee.role !== 'doctor' && grantee.role !== 'auditor')) return deny('grantee-not-staff');
     if (!grantee.active) return deny('grantee-inactive');
     if (agent.grants?.[grantee.id]) return deny('already-granted');
-    const requests = { ...agent.requests };
-    delete requests[grantee.id];
-    putUser(s, { ...agent, grants: { ...agent.grants, [grantee.id]: { kind: grantee.role, since: t.time } }, requests });
+    putUser(s, { ...agent, grants: { ...agent.grants, [grantee.id]: { kind: grantee.role, since: t.time } }, requests: without(agent.requests, grantee.id) });
     return ALLOW;
   },
 
   revokeAccess(s, t, agent) {
-    if (agent.role !== 'patient') return deny('role-not-allowed');
-    if (agent.id !== t.patient) return deny('not-own-data');
+    const notSelf = ownDataOnly(t, agent);
+    if (notSelf) return notSelf;
     if (!agent.grants?.[t.body.grantee]) return deny('no-grant-to-revoke');
-    const grants = { ...agent.grants };
-    delete grants[t.body.grantee];
-    putUser(s, { ...agent, grants });
+    putUser(s, { ...agent, grants: without(agent.grants, t.body.grantee) });
     return ALLOW;
   },
 
@@ -234,30 +242,26 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
   },
 
   approveRequest(s, t, agent) {
-    if (agent.role !== 'patient') return deny('role-not-allowed');
-    if (agent.id !== t.patient) return deny('not-own-data');
+    const notSelf = ownDataOnly(t, agent);
+    if (notSelf) return notSelf;
     const request = agent.requests?.[t.body.requester];
     if (!request) return deny('no-pending-request');
     if (!s.get('users', t.body.requester)?.active) return deny('grantee-inactive');
-    const requests = { ...agent.requests };
-    delete requests[t.body.requester];
-    putUser(s, { ...agent, requests, grants: { ...agent.grants, [t.body.requester]: { kind: request.kind, since: t.time } } });
+    putUser(s, { ...agent, requests: without(agent.requests, t.body.requester), grants: { ...agent.grants, [t.body.requester]: { kind: request.kind, since: t.time } } });
     return ALLOW;
   },
 
   denyRequest(s, t, agent) {
-    if (agent.role !== 'patient') return deny('role-not-allowed');
-    if (agent.id !== t.patient) return deny('not-own-data');
+    const notSelf = ownDataOnly(t, agent);
+    if (notSelf) return notSelf;
     if (!agent.requests?.[t.body.requester]) return deny('no-pending-request');
-    const requests = { ...agent.requests };
-    delete requests[t.body.requester];
-    putUser(s, { ...agent, requests });
+    putUser(s, { ...agent, requests: without(agent.requests, t.body.requester) });
     return ALLOW;
   },
 
   bookAppointment(s, t, agent) {
-    if (agent.role !== 'patient') return deny('role-not-allowed');
-    if (agent.id !== t.patient) return deny('not-own-data');
+    const notSelf = ownDataOnly(t, agent);
+    if (notSelf) return notSelf;
     const doctor = s.get('users', t.body.doctor);
     if (!doctor || doctor.role !== 'doctor' || !doctor.active) return deny('not-a-doctor');
     if (t.body.at < t.time) return deny('in-the-past');
