@@ -1,10 +1,9 @@
 import { randomInt } from 'node:crypto';
-import { ApiClient } from '../client/apiClient.js';
-import { unlockKeystore, writeKeystore } from '../client/keystoreFiles.js';
+import { enrolStaff, registerPatient } from '../client/accounts.js';
+import { unlockKeystore } from '../client/keystoreFiles.js';
 import { Session } from '../client/session.js';
 import type { ScryptParams } from '../records/keystore.js';
 import type { NetworkLayout, NetworkNode } from './networkSetup.js';
-import { newUserKeys } from './networkSetup.js';
 
 /**
  * Demo users for a local cluster, created through the nodes' APIs as real signed transactions: per
@@ -41,22 +40,17 @@ export async function createDemoUsers(layout: NetworkLayout, kdf?: ScryptParams)
     const admin = await login(node, node.admin.id, node.admin.password);
     for (const role of ['doctor', 'auditor'] as const) {
       const id = `${role === 'doctor' ? 'dr' : 'aud'}-${letterOf(node)}`;
-      const keys = newUserKeys(id, role, node.hospital);
       const password = demoPassword();
-      writeKeystore(node.keystoreDir, keys, password, kdf);
-      const enrolled = await admin.enrol(id, role, keys.signPublic, keys.encPublic!);
+      const enrolled = await enrolStaff(admin, { userId: id, role, password, keystoreDir: node.keystoreDir, ...(kdf ? { kdf } : {}) });
       if (enrolled.denied) throw new Error(`enrolling ${id} was denied: ${enrolled.denied}`);
       sessions.set(id, await login(node, id, password));
       users.push({ id, role, hospital: node.hospital, password, api: node.apiUrl });
     }
     for (const n of [1, 2]) {
       const id = `pat-${letterOf(node)}${n}`;
-      const keys = newUserKeys(id, 'patient', node.hospital);
       const password = demoPassword();
-      writeKeystore(node.keystoreDir, keys, password, kdf);
-      const session = new Session(new ApiClient(node.apiUrl), keys, node.hospital);
-      const registered = await session.registerPatient();
-      if (registered.denied) throw new Error(`registering ${id} was denied: ${registered.denied}`);
+      const { session, outcome } = await registerPatient({ apiUrl: node.apiUrl, userId: id, password, keystoreDir: node.keystoreDir, ...(kdf ? { kdf } : {}) });
+      if (outcome.denied) throw new Error(`registering ${id} was denied: ${outcome.denied}`);
       sessions.set(id, session);
       users.push({ id, role: 'patient', hospital: node.hospital, password, api: node.apiUrl });
     }

@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { unlockKeystore, writeKeystore } from '../../src/client/keystoreFiles.js';
+import { enrolStaff, registerPatient } from '../../src/client/accounts.js';
+import { unlockKeystore } from '../../src/client/keystoreFiles.js';
 import { Session } from '../../src/client/session.js';
 import { ApiClient } from '../../src/client/apiClient.js';
-import { createNetwork, newUserKeys, type NetworkLayout, type NetworkNode } from '../../src/cli/networkSetup.js';
+import { createNetwork, type NetworkLayout, type NetworkNode } from '../../src/cli/networkSetup.js';
 import { NodeProcess } from '../../src/cli/nodeProcess.js';
 import type { ConsensusParams } from '../../src/consensus/genesis.js';
 import type { StatusResponse } from '../../src/node/api/contract.js';
@@ -108,23 +109,17 @@ export class TestNetwork {
   /** A new patient registered through node i. */
   async patient(i: number, id: string): Promise<Session> {
     const n = this.node(i);
-    const keys = newUserKeys(id, 'patient', n.hospital);
-    writeKeystore(n.keystoreDir, keys, TEST_PASSWORD, FAST_KDF);
-    const session = await Session.connect(n.apiUrl, keys);
-    const r = await session.registerPatient();
-    if (r.denied) throw new Error(`registration of ${id} denied: ${r.denied}`);
+    const { session, outcome } = await registerPatient({ apiUrl: n.apiUrl, userId: id, password: TEST_PASSWORD, keystoreDir: n.keystoreDir, kdf: FAST_KDF });
+    if (outcome.denied) throw new Error(`registration of ${id} denied: ${outcome.denied}`);
     return session;
   }
 
   /** A new doctor or auditor enrolled by node i's admin. */
   async staff(i: number, id: string, role: StaffRole): Promise<Session> {
     const n = this.node(i);
-    const keys = newUserKeys(id, role, n.hospital);
-    writeKeystore(n.keystoreDir, keys, TEST_PASSWORD, FAST_KDF);
-    const admin = await this.admin(i);
-    const r = await admin.enrol(id, role, keys.signPublic, keys.encPublic!);
-    if (r.denied) throw new Error(`enrolment of ${id} denied: ${r.denied}`);
-    return Session.connect(n.apiUrl, keys);
+    const outcome = await enrolStaff(await this.admin(i), { userId: id, role, password: TEST_PASSWORD, keystoreDir: n.keystoreDir, kdf: FAST_KDF });
+    if (outcome.denied) throw new Error(`enrolment of ${id} denied: ${outcome.denied}`);
+    return Session.connect(n.apiUrl, unlockKeystore(n.keystoreDir, id, TEST_PASSWORD));
   }
 
   /** The same user's keys, talking to another node. */
