@@ -56,17 +56,21 @@ export async function createDemoUsers(layout: NetworkLayout, kdf?: ScryptParams)
     }
   }
 
-  // Records and grants, some across hospitals: a patient's doctor may work at another hospital.
+  // Records and grants, some across hospitals: a patient's doctor may work at another hospital. Each
+  // node must first have every user, wherever they were enrolled or registered.
   const nodes = layout.nodes;
+  const everyone = (await sessions.get(`pat-${letterOf(nodes[nodes.length - 1]!)}2`)!.api.status()).height;
+  for (const node of nodes) await sessions.get(`dr-${letterOf(node)}`)!.waitForHeight(everyone);
   for (let i = 0; i < nodes.length; i++) {
     const here = letterOf(nodes[i]!);
     const next = letterOf(nodes[(i + 1) % nodes.length]!);
     const patient = sessions.get(`pat-${here}1`)!;
     await must(patient.createRecord(patient.userId, { title: 'Admission check', vitals: { temperature: 36.6 + i / 10, bloodPressure: `${118 + i}/${78 + i}` }, notes: 'Routine admission vitals.' }));
     await must(patient.grant(`dr-${here}`));
-    if (next !== here) await must(patient.grant(`dr-${next}`));
+    const granted = next !== here ? await must(patient.grant(`dr-${next}`)) : undefined;
     await must(patient.grant(`aud-${here}`));
     const doctor = sessions.get(`dr-${next}`)!;
+    if (granted?.height !== undefined) await doctor.waitForHeight(granted.height);
     await must(doctor.createRecord(patient.userId, { title: 'Follow-up', vitals: { temperature: 37.1, bloodPressure: '125/82', heartRate: 72 }, notes: 'Follow-up visit.' }));
     const second = sessions.get(`pat-${here}2`)!;
     await must(second.createRecord(second.userId, { title: 'Self-reported', vitals: { temperature: 36.9 } }));

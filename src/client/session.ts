@@ -36,6 +36,8 @@ export interface ActionOutcome<T = undefined> {
   /** Present when the action was refused: the stable reason code on the ledger. */
   denied?: string;
   value?: T;
+  /** The height of the block that made it final. */
+  height?: number;
 }
 
 const fromWireKey = (k: WireWrappedKey): WrappedKey => ({ epk: fromBase64(k.epk), w: fromBase64(k.w) });
@@ -100,7 +102,25 @@ export class Session {
 
   private outcome<T>(res: SubmitTxResponse, value?: T): ActionOutcome<T> {
     const denied = res.event?.outcome === 'denied' ? (res.event.reason ?? 'denied') : undefined;
-    return { id: res.id, ...(res.event ? { event: res.event } : {}), ...(denied ? { denied } : {}), ...(value !== undefined && !denied ? { value } : {}) };
+    return {
+      id: res.id,
+      ...(res.event ? { event: res.event } : {}),
+      ...(denied ? { denied } : {}),
+      ...(value !== undefined && !denied ? { value } : {}),
+      ...(res.height !== undefined ? { height: res.height } : {}),
+    };
+  }
+
+  /**
+   * Waits until this session's node has finalized `height`: an action made final through another
+   * hospital's node (a grant, an enrolment) is visible here only once this replica has that block.
+   */
+  async waitForHeight(height: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.api.status()).height < height) {
+      if (Date.now() > deadline) throw new MedLedgerError('UNAVAILABLE', `the node at ${this.api.base} has not reached height ${height} in ${timeoutMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   // ---- registration and staff ----------------------------------------------------------------

@@ -84,11 +84,12 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(record).toMatch(/^rec-[0-9a-f]{16}$/);
     expect(out.files).toHaveLength(1);
 
-    const [list, updated] = await Promise.all([cli(['record', 'list', ...as('pat-cli')]), cli(['record', 'update', record, ...as('pat-cli'), '--bp', '130/85', '--clear', 'notes'])]);
+    const list = await cli(['record', 'list', ...as('pat-cli')]);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(/Record\s+\| Created\s+\| Updated\s+\| By\s+\| Version \| Files/);
     expect(list.stdout).toMatch(new RegExp(`${record} \\| .* \\| pat-cli \\| 1\\s+\\| 1`));
 
+    const updated = await cli(['record', 'update', record, ...as('pat-cli'), '--bp', '130/85', '--clear', 'notes']);
     expect(updated.code).toBe(0);
     expect(updated.stdout).toContain(`updated ${record} to version 2`);
 

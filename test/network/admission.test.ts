@@ -184,7 +184,10 @@ describe('admission: unknown peers and forged gossip', () => {
     await rogue.publish('tx', new Uint8Array([0xff, 0x00, 0x13]));
     await rogue.publish('vote', encodeCanonical({ votes: [{ type: 'prevote' }], n: 1 }));
     const committed = auditedRead(patient);
-    await net.api(0).submit(committed);
+    const res = await net.api(0).submit(committed);
+    expect(res.status).toBe('committed');
+    // A replay is only a replay once every honest node has the transaction in a final block.
+    await net.waitFor((s) => s.height >= res.height!, { nodes: honest });
     // Framed differently from the original gossip, so gossipsub's duplicate filter does not hide it.
     await rogue.publish('tx', encodeTxBatch([{ tx: committed.bytes }, { tx: committed.bytes }]));
     const deadline = Date.now() + 10_000;

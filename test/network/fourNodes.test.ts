@@ -63,6 +63,7 @@ describe('four hospital nodes as separate processes', () => {
     const refused = await nurseB.readRecord('pat-0', created.value!);
     expect(refused.denied).toBe('no-grant');
     // The denial is final on every replica, not only on the node that answered.
+    await patients[0]!.waitForHeight(refused.height!);
     const trail = await patients[0]!.queryAudit({ patient: 'pat-0', outcome: 'denied' });
     expect(trail.value!.events.map((e) => e.agent.user)).toEqual(['dr-b']);
   }, 60_000);

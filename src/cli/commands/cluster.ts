@@ -4,6 +4,7 @@ import { createDemoUsers } from '../demoData.js';
 import { createNetwork } from '../networkSetup.js';
 import { demoPassword } from '../demoData.js';
 import { NodeProcess } from '../nodeProcess.js';
+import { assertPortsFree, networkPorts } from '../portCheck.js';
 
 const MARKER = '.medledger-cluster';
 
@@ -18,6 +19,7 @@ export async function runCluster(opts: { nodes: number; dir: string; basePort: n
     if (!existsSync(join(dir, MARKER))) throw new Error(`${dir} is not empty and is not a cluster directory; choose another --dir`);
     rmSync(dir, { recursive: true, force: true });
   }
+  await assertPortsFree(networkPorts(opts.basePort, opts.nodes));
   const layout = await createNetwork({
     dir,
     nodes: opts.nodes,
