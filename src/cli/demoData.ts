@@ -67,10 +67,11 @@ export async function createDemoUsers(layout: NetworkLayout, kdf?: ScryptParams)
     const patient = sessions.get(`pat-${here}1`)!;
     await must(patient.createRecord(patient.userId, { title: 'Admission check', vitals: { temperature: 36.6 + i / 10, bloodPressure: `${118 + i}/${78 + i}` }, notes: 'Routine admission vitals.' }));
     await must(patient.grant(`dr-${here}`));
-    const granted = next !== here ? await must(patient.grant(`dr-${next}`)) : undefined;
-    await must(patient.grant(`aud-${here}`));
+    if (next !== here) await must(patient.grant(`dr-${next}`));
+    const granted = await must(patient.grant(`aud-${here}`));
+    // The doctor's node must know every grant: a record is encrypted for exactly the current grantees.
     const doctor = sessions.get(`dr-${next}`)!;
-    if (granted?.height !== undefined) await doctor.waitForHeight(granted.height);
+    await doctor.waitForHeight(granted.height!);
     await must(doctor.createRecord(patient.userId, { title: 'Follow-up', vitals: { temperature: 37.1, bloodPressure: '125/82', heartRate: 72 }, notes: 'Follow-up visit.' }));
     const second = sessions.get(`pat-${here}2`)!;
     await must(second.createRecord(second.userId, { title: 'Self-reported', vitals: { temperature: 36.9 } }));

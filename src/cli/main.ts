@@ -75,6 +75,33 @@ export function buildProgram(): Command {
   addEnrolCommand(program.command('enrol'));
   addDeactivateCommand(program.command('deactivate'));
 
+  // ---- auditors: replica verification, inclusion proofs (issue #5) ----
+  program
+    .command('verify')
+    .description("re-verify every replica's chain here, from genesis, and compare them height by height")
+    .requiredOption('--api <urls...>', 'node APIs, comma-separated or repeated, e.g. http://127.0.0.1:7700,http://127.0.0.1:7701')
+    .option('--genesis <file>', 'genesis file to trust (default: the first node\'s, and every block 0 must match it)')
+    .option('--json', 'machine-readable report')
+    .addHelpText('after', '\nExit codes: 0 all replicas verify and agree; 1 a replica differs or fails verification (node and height named),\nor verified equivocation evidence; 2 the check could not be completed (unreachable node, bad arguments).')
+    .action(async (opts: { api: string[]; genesis?: string; json?: boolean }) => (await import('./commands/verify.js')).runVerify(opts));
+
+  program
+    .command('prove')
+    .description('print the inclusion proof of a committed transaction: its bytes, Merkle audit paths, event, header and commit certificate')
+    .requiredOption('--api <url>', 'node API, e.g. http://127.0.0.1:7700')
+    .requiredOption('--tx <id>', 'transaction id (64 hex digits)')
+    .option('--out <file>', 'write the proof to this file instead of stdout')
+    .action(async (opts: { api: string; tx: string; out?: string }) => (await import('./commands/prove.js')).runProve(opts));
+
+  program
+    .command('verify-proof')
+    .description('check an inclusion proof offline, against the genesis file only (no node is contacted)')
+    .argument('<file>', 'proof file written by `medledger prove`')
+    .requiredOption('--genesis <file>', "the network's genesis file")
+    .option('--json', 'machine-readable verdict')
+    .addHelpText('after', '\nExit codes: 0 the proof is valid; 1 it is not (the reason is printed); 2 unreadable input.')
+    .action(async (file: string, opts: { genesis: string; json?: boolean }) => (await import('./commands/verifyProof.js')).runVerifyProof(file, opts));
+
   return program;
 }
 

@@ -15,6 +15,7 @@ import { apiRoutes } from './api/routes.js';
 import type { NodeConfig } from './config.js';
 import { ConsensusEngine } from './consensusEngine.js';
 import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, maxGossipBytes, TOPICS } from './gossip.js';
+import { IntegrityMonitor } from './integrityMonitor.js';
 import { Ledger } from './ledger.js';
 import { Mempool } from './mempool.js';
 import { loadOrCreatePeerKey } from './p2p/peerKey.js';
@@ -74,6 +75,7 @@ export class MedLedgerNode {
   engine!: ConsensusEngine;
   host!: P2PHost;
   sync!: SyncManager;
+  integrity!: IntegrityMonitor;
   private server!: Server;
   private outbox!: TxOutbox;
   private apiUrl = '';
@@ -146,6 +148,9 @@ export class MedLedgerNode {
       this.sync.behind(Number.MAX_SAFE_INTEGER, peer);
     });
     await this.engine.start();
+    // Re-verifies the stored chain from genesis now, then every new block and periodically (issue #5).
+    this.integrity = new IntegrityMonitor(ledger, { logger: logger.child({ module: 'integrity' }), busy: () => this.sync.progress.active });
+    this.integrity.start();
 
     this.server = createApiServer(apiRoutes(this), { maxBodyBytes: config.limits.maxRequestBytes, logger: logger.child({ module: 'api' }) });
     await new Promise<void>((resolve, reject) => {
@@ -186,7 +191,7 @@ export class MedLedgerNode {
       validators: this.genesis.validators.length,
       round: this.engine.round,
       mempool: this.mempool.size,
-      integrity: { ok: true, verifiedHeight: this.ledger.height },
+      integrity: this.integrity.status(),
       keystoreDir: this.config.keystoreDir,
       sync: { active: this.sync.progress.active, target: this.sync.progress.target },
       penalties: this.host.penalties(),
@@ -249,6 +254,7 @@ export class MedLedgerNode {
     await closed;
     await this.host.stop();
     await this.sync.close();
+    await this.integrity.stop();
     await this.ledger.store.close();
     this.logger.info('node stopped');
   }

@@ -8,7 +8,6 @@ import { KeyRouterProvider } from './hooks/useKeys.js';
 import { useNodeStatus } from './hooks/useNodeStatus.js';
 import { HomeScreen } from './screens/HomeScreen.js';
 import { LoginScreen } from './screens/LoginScreen.js';
-import { loadVerifyReplicas, type VerifyReplicasFn } from './verify.js';
 
 export interface AppProps {
   /** The node's API, e.g. http://127.0.0.1:7700. */
@@ -38,7 +37,6 @@ export function App({ apiUrl, keystoreDir, statusIntervalMs = 2000 }: AppProps) 
   const [flash, setFlash] = useState<Flash | null>(null);
   const [busy, setBusy] = useState(false);
   const nextId = useRef(1);
-  const verifyLoader = useRef<Promise<VerifyReplicasFn | undefined> | null>(null);
 
   const push = useCallback((screen: ReactElement) => {
     setFlash(null);
@@ -61,7 +59,6 @@ export function App({ apiUrl, keystoreDir, statusIntervalMs = 2000 }: AppProps) 
     keystoreDir,
     status: node.status,
     session,
-    verifyReplicas: () => (verifyLoader.current ??= loadVerifyReplicas()),
     push,
     replace,
     back,

@@ -2,7 +2,6 @@ import { createContext, useContext, type ReactElement } from 'react';
 import type { ApiClient } from '../client/apiClient.js';
 import type { Session } from '../client/session.js';
 import type { StatusResponse } from '../node/api/contract.js';
-import type { VerifyReplicasFn } from './verify.js';
 
 /** A short message shown under the current screen after an action: what happened, or why not. */
 export interface Flash {
@@ -18,7 +17,6 @@ export interface AppContextValue {
   keystoreDir: string | undefined;
   status: StatusResponse | undefined;
   session: Session | null;
-  verifyReplicas: () => Promise<VerifyReplicasFn | undefined>;
   /** Opens a screen on top of the current one; Esc (back) returns to it. */
   push(screen: ReactElement): void;
   /** Replaces the current screen (a form that leads on to its result). */

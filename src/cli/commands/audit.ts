@@ -2,12 +2,13 @@ import { Option, type Command } from 'commander';
 import { AUDIT_COLUMNS, auditRow, textTable } from '../../client/auditView.js';
 import { parseAuditAction, parseDateTime, parseOutcome, parsePositiveInt, parseRecordId, parseUserId } from '../../client/inputs.js';
 import type { AuditEvent } from '../../records/audit.js';
+import { toFhirBundle } from '../../records/fhir.js';
 import type { AuditFilter } from '../../records/tx/types.js';
 import { UsageError } from '../passwordPrompt.js';
 import { flag, reportOutcome, signIn, withUserOptions, type UserOptions } from '../userSession.js';
 
 /**
- * `medledger audit [filters] --format table|json`: the audit trail the user may see (SPEC §3), newest
+ * `medledger audit [filters] --format table|json|fhir`: the audit trail the user may see (SPEC §3), newest
  * first, one page (`--limit`, `--cursor`) or every page (`--all`).
  *
  * Output formats are a map from name to formatter: a new format (e.g. FHIR) is one more entry here.
@@ -33,6 +34,8 @@ export const auditFormatters: Record<string, AuditFormatter> = {
     return `${table}\n${page.events.length} event(s)${page.cursor ? ` · more: --cursor ${page.cursor}` : ''}\n`;
   },
   json: (page) => `${JSON.stringify({ events: page.events, ...(page.cursor ? { cursor: page.cursor } : {}) })}\n`,
+  // FHIR R4 Bundle of AuditEvent resources shaped after IHE BALP (src/records/fhir.ts); use --all for the whole trail.
+  fhir: (page) => `${JSON.stringify(toFhirBundle(page.events, { timestamp: Date.now() }), null, 2)}\n`,
 };
 
 interface AuditOpts extends UserOptions {

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { AuditEvent } from '../../records/audit.js';
 import type { Appointment, RecordMeta } from '../../records/state/types.js';
+import type { GenesisFile } from '../../consensus/genesis.js';
+import type { InclusionProof } from '../../consensus/proof.js';
 
 /**
  * The node's HTTP API wire formats (JSON; binary fields base64). Shared by the server and the client so
@@ -132,4 +134,33 @@ export interface Overview {
 
 export interface ErrorResponse {
   error: { code: string; message: string };
+}
+
+// ---- auditor endpoints (issue #5): genesis, inclusion proofs, equivocation evidence ----
+
+/** GET /v1/genesis: the genesis file this node runs (an unpinned trust anchor for `medledger verify`). */
+export interface GenesisResponse {
+  /** SHA-256 of the canonical encoding of the file: block 0's parent. */
+  hash: string;
+  genesis: GenesisFile;
+}
+
+/** GET /v1/proof/:txId returns an InclusionProof (src/consensus/proof.ts), checked offline by verify-proof. */
+export type ProofResponse = InclusionProof;
+
+/** A signed vote as stored in evidence (bytes as hex), or a block hash where only that was kept. */
+export type WireEvidenceMessage =
+  | { type: 'prevote' | 'precommit'; network: string; height: number; round: number; validator: number; block: string | null; sig: string }
+  | { block: string };
+
+/** GET /v1/evidence: two conflicting messages of one validator, as this node's consensus engine saw them. */
+export interface EvidenceRecord {
+  kind: 'vote' | 'proposal';
+  validator: number;
+  hospital: string;
+  height: number;
+  round: number;
+  first: WireEvidenceMessage;
+  second: WireEvidenceMessage;
+  seenAt: number;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fromBase64, toBase64 } from '../../records/crypto/bytes.js';
+import { fromBase64, toBase64, toHex } from '../../records/crypto/bytes.js';
 import { encodeCanonical } from '../../records/encoding.js';
 import { verifySignature } from '../../records/crypto/signature.js';
 import { MedLedgerError } from '../../records/errors.js';
@@ -7,9 +7,10 @@ import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, requestSigningMessage } from '../../
 import type { User } from '../../records/state/types.js';
 import type { MedLedgerNode } from '../node.js';
 import { overviewOf, publicUser, recipientsFor } from '../views.js';
-import { submitBatchRequestSchema, submitTxRequestSchema } from './contract.js';
+import { submitBatchRequestSchema, submitTxRequestSchema, type GenesisResponse } from './contract.js';
 import type { RequestContext, Route } from './http.js';
 import { listBlocks, MAX_BLOCKS_PER_PAGE } from '../chainView.js';
+import { evidenceOf, proofOf } from '../auditorView.js';
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
@@ -122,6 +123,19 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         throw new MedLedgerError('NOT_FOUND', `transaction ${id} is unknown to this node`);
       },
     },
+    // ---- auditors (issue #5). Like the chain endpoints these are unauthenticated on the loopback API: a
+    // proof holds one signed transaction (pseudonymous user, patient and record ids, never content).
+    { method: 'GET', pattern: '/v1/genesis', handler: async () => ({ body: { hash: toHex(node.genesis.hash), genesis: node.genesis.file } satisfies GenesisResponse }) },
+    {
+      method: 'GET',
+      pattern: '/v1/proof/:txId',
+      handler: async (ctx) => {
+        const id = ctx.params.txId!;
+        if (!/^[0-9a-f]{64}$/.test(id)) throw new MedLedgerError('MALFORMED', 'transaction id must be 64 hex digits');
+        return { body: await proofOf(node.ledger, id) };
+      },
+    },
+    { method: 'GET', pattern: '/v1/evidence', handler: async () => ({ body: { evidence: await evidenceOf(node.ledger) } }) },
   ];
   if (node.config.testControls) {
     routes.push({

@@ -101,7 +101,9 @@ export class LedgerStore {
 
   /** Opens the LevelDB at `dir`; payload files live in `<dir>-payloads`. */
   static async open(dir: string): Promise<LedgerStore> {
-    const db = new ClassicLevel<string, Value>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    // LevelDB maps every table file it keeps open; the integrity monitor reads the whole history each pass,
+    // and with the default (1,000 open files) the mapped pages of the entire database would stay resident.
+    const db = new ClassicLevel<string, Value>(dir, { keyEncoding: 'utf8', valueEncoding: 'view', maxOpenFiles: 50 });
     await db.open();
     const head = await db.get(K.head);
     const parsed = head ? (decodeCanonical(head) as ChainHead) : null;
@@ -326,7 +328,8 @@ export class LedgerStore {
   }
 }
 
-function indexEntries(event: AuditEvent): [IndexName, string | number][] {
+/** The audit index entries of one event (the integrity monitor checks them both ways). */
+export function indexEntries(event: AuditEvent): [IndexName, string | number][] {
   const entries: [IndexName, string | number][] = [
     ['user', event.agent.user],
     ['hospital', event.agent.hospital],

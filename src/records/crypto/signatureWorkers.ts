@@ -69,7 +69,14 @@ export class SignatureWorkerPool {
       chunks.push(new Promise((resolve, reject) => this.pending.set(id, { resolve, reject })));
       worker.postMessage({ id, items: checks.slice(i, i + CHUNK) });
     }
-    return (await Promise.all(chunks)).flat();
+    // Idle workers are unref'd so the pool never keeps a process alive; while they have work they are
+    // ref'd, or a process that waits only on them (a CLI, a benchmark) would exit mid-await.
+    for (const w of this.workers) w.ref();
+    try {
+      return (await Promise.all(chunks)).flat();
+    } finally {
+      if (this.pending.size === 0) for (const w of this.workers) w.unref();
+    }
   }
 
   private failAll(err: Error): void {

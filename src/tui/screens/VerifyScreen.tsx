@@ -1,11 +1,11 @@
 import { Box, Text } from 'ink';
 import { useState } from 'react';
 import { parseApiUrls } from '../../client/inputs.js';
+import { equivocationLabel, verifyReplicas, type VerifyReport } from '../../client/verifyReplicas.js';
 import { check, Form } from '../components/Form.js';
 import { Screen } from '../components/Screen.js';
 import { Table } from '../components/Table.js';
 import { useApp } from '../context.js';
-import type { VerifyReport } from '../verify.js';
 import { FORM_HELP } from './FormScreen.js';
 import { useKeys } from '../hooks/useKeys.js';
 
@@ -28,9 +28,7 @@ export function VerifyScreen() {
   const verify = async (urls: string[]) => {
     setState({ step: 'running', urls });
     try {
-      const fn = await app.verifyReplicas();
-      if (!fn) return setState({ step: 'error', error: 'replica verification is not available in this build (src/client/verifyReplicas.ts is missing)' });
-      setState({ step: 'done', report: await fn(urls) });
+      setState({ step: 'done', report: await verifyReplicas(urls) });
     } catch (err) {
       setState({ step: 'error', error: (err as Error).message });
     }
@@ -78,6 +76,12 @@ function VerifyResult({ report }: { report: VerifyReport }) {
           Divergence at height {report.divergence.height} on {report.divergence.nodes.join(', ')}: {report.divergence.detail}
         </Text>
       ) : null}
+      {(report.equivocations ?? []).map((e, i) => (
+        <Text key={i} color="red">
+          {equivocationLabel(e)}
+        </Text>
+      ))}
+      {report.error ? <Text color="red">{report.error}</Text> : null}
     </Box>
   );
 }
