@@ -14,25 +14,14 @@
  */
 import '../src/polyfill.js';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createNetwork, newUserKeys } from '../src/cli/networkSetup.js';
 import { NodeProcess } from '../src/cli/nodeProcess.js';
-import { buildBlock, validateBlock } from '../src/consensus/blockExecution.js';
-import { genesisBlock, headerHash } from '../src/consensus/block.js';
-import { parseGenesis } from '../src/consensus/genesis.js';
-import { proposerIndex } from '../src/consensus/tendermint.js';
-import { certificateFromVotes, signVote } from '../src/consensus/votes.js';
-import { fromHex } from '../src/records/crypto/bytes.js';
-import { createSigner, type Signer } from '../src/records/crypto/signature.js';
-import { genesisChanges } from '../src/consensus/genesis.js';
-import { MemoryState } from '../src/records/state/memoryState.js';
-import { signTx } from '../src/records/tx/codec.js';
-import type { Tx, UnsignedTx } from '../src/records/tx/types.js';
+import { ChainChecker } from '../src/consensus/chainCheck.js';
 import { Ledger } from '../src/node/ledger.js';
 import { LedgerStore } from '../src/node/store/ledgerStore.js';
+import { benchNetwork, writeSyntheticChain } from './syntheticChain.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,50 +43,19 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'medledger-store-bench-'));
-  const layout = await createNetwork({ dir, nodes: 4, basePort: Number(values['base-port']), adminPassword: () => 'Bench-Password-1!', kdf: { N: 1024, r: 8, p: 1 }, logLevel: 'warn' });
-  const genesis = parseGenesis(JSON.parse(readFileSync(layout.genesisFile, 'utf8')));
-  const validators: Signer[] = layout.nodes.map((n) => createSigner(fromHex(JSON.parse(readFileSync(join(n.dir, 'validator.key.json'), 'utf8')).secretKey)));
-  const storeDir = join(layout.nodes[0]!.dataDir, 'ledger');
+  const net = await benchNetwork('medledger-store-bench-', Number(values['base-port']));
+  const { dir, layout, genesis } = net;
   console.log(`chain of ${EVENTS} events for ${PATIENTS} patients in ${dir}`);
 
   // ---- 1. write ----
-  const store = await LedgerStore.open(storeDir);
+  const store = await LedgerStore.open(net.storeDir);
   const ledger = await Ledger.open(store, genesis);
-  const patients = Array.from({ length: PATIENTS }, (_, i) => newUserKeys(`pat-${i}`, 'patient', layout.nodes[i % 4]!.hospital));
-  const signers = patients.map((p) => createSigner(p.signSecret));
-  let nonce = 1;
-  let written = 0;
-  const start = genesis.file.time + 1_000;
-  let time = start; // blocks 100 ms apart
   const t0 = performance.now();
-  let signMs = 0;
-  let index = 0;
-  while (written < EVENTS) {
-    const txs: Tx[] = [];
-    const s0 = performance.now();
-    for (let k = 0; k < BLOCK && written + txs.length < EVENTS; k++, index++) {
-      const i = index % PATIENTS;
-      const p = patients[i]!;
-      const base = { v: 1 as const, actor: p.userId, key: p.signPublic, via: p.hospital, nonce: nonce++, time };
-      const unsigned = index < PATIENTS
-        ? ({ ...base, type: 'registerPatient', body: { encKey: p.encPublic! } } as UnsignedTx<'registerPatient'>)
-        : ({ ...base, type: 'listRecords', patient: p.userId, body: {} } as UnsignedTx<'listRecords'>);
-      txs.push(signTx(unsigned, signers[i]!));
-    }
-    signMs += performance.now() - s0;
-    const height = ledger.height + 1;
-    const round = 0;
-    const { executed, dropped } = buildBlock({ genesis, parent: ledger.headRef, lastCommit: await ledger.headCertificate(), state: ledger.state, candidates: txs, round, time, signer: validators[proposerIndex(4, height, round)]! });
-    if (dropped.length > 0) throw new Error(`dropped ${dropped.length}: ${dropped[0]!.error.message}`);
-    const votes = [0, 1, 2].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height, round, validator: v, block: executed.hash }, validators[v]!));
-    await ledger.commit(executed, certificateFromVotes(votes), new Map());
-    written += txs.length;
-    time += 100;
-  }
+  const chain = await writeSyntheticChain(net, ledger, { events: EVENTS, patients: PATIENTS, blockSize: BLOCK });
+  const { events: written, start, end: time } = chain;
   const writeS = (performance.now() - t0) / 1000;
   const disk = Number(execFileSync('du', ['-sb', join(layout.nodes[0]!.dataDir)]).toString().split('\t')[0]);
-  console.log(`write: ${written} events in ${ledger.height} blocks, ${writeS.toFixed(1)} s (${(written / writeS).toFixed(0)} events/s incl. ${(signMs / 1000).toFixed(1)} s of client signing); ${mb(disk)} MB on disk (${(disk / written).toFixed(0)} B/event)`);
+  console.log(`write: ${written} events in ${chain.blocks} blocks, ${writeS.toFixed(1)} s (${(written / writeS).toFixed(0)} events/s incl. ${(chain.signMs / 1000).toFixed(1)} s of client signing); ${mb(disk)} MB on disk (${(disk / written).toFixed(0)} B/event)`);
 
   // ---- 2. queries ----
   const trail: number[] = [];
@@ -123,21 +81,12 @@ async function main(): Promise<void> {
   }
   console.log(`query: patient trail (50 newest of ${written}) p50 ${pct(trail, 50).toFixed(1)} ms, p99 ${pct(trail, 99).toFixed(1)} ms; user trail p50 ${pct(userQ, 50).toFixed(1)} ms; 1-minute time range p50 ${pct(rangeQ, 50).toFixed(1)} ms`);
 
-  // ---- 3. full verification ----
+  // ---- 3. full verification (scripts/bench-verify.ts measures the other verifiers) ----
   const v0 = performance.now();
-  const state = new MemoryState();
-  state.write(genesisChanges(genesis));
-  let parent = { header: genesisBlock(genesis).header, hash: headerHash(genesisBlock(genesis).header) };
-  let verified = 0;
-  for (let h = 1; h <= ledger.height; h++) {
-    const block = (await store.getBlock(h))!;
-    const executed = validateBlock(block, parent, state, { genesis }); // no signature cache: every signature checked
-    state.write(executed.changes);
-    parent = { header: block.header, hash: executed.hash };
-    verified += executed.txs.length;
-  }
+  const checker = new ChainChecker(genesis); // no signature cache: every signature checked
+  for (let h = 1; h <= chain.blocks; h++) checker.next(checker.decode(await store.getBlockBytes(h), h), (await store.getCertificate(h))!);
   const verifyS = (performance.now() - v0) / 1000;
-  console.log(`verify: full chain re-executed from genesis, every signature checked: ${(verified / verifyS).toFixed(0)} events/s (${verifyS.toFixed(1)} s, one core)`);
+  console.log(`verify: full chain re-executed from genesis, every signature checked: ${(written / verifyS).toFixed(0)} events/s (${verifyS.toFixed(1)} s, one core)`);
   await store.close();
 
   // ---- 4. memory of a node on this data ----

@@ -15,28 +15,22 @@
  * Everything runs on 127.0.0.1 and stops by itself.
  */
 import '../src/polyfill.js';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { createNetwork, newUserKeys } from '../src/cli/networkSetup.js';
 import { NodeProcess } from '../src/cli/nodeProcess.js';
-import { buildBlock, preverifyTransactions, type TxCache } from '../src/consensus/blockExecution.js';
+import { preverifyTransactions, type TxCache } from '../src/consensus/blockExecution.js';
 import { ChainChecker } from '../src/consensus/chainCheck.js';
-import { parseGenesis } from '../src/consensus/genesis.js';
-import { proposerIndex } from '../src/consensus/tendermint.js';
-import { certificateFromVotes, signVote } from '../src/consensus/votes.js';
 import { verifyReplicas } from '../src/client/verifyReplicas.js';
 import { IntegrityMonitor } from '../src/node/integrityMonitor.js';
 import { Ledger } from '../src/node/ledger.js';
 import { LedgerStore } from '../src/node/store/ledgerStore.js';
-import { fromHex, toHex } from '../src/records/crypto/bytes.js';
+import { benchNetwork, writeSyntheticChain } from './syntheticChain.js';
+import { toHex } from '../src/records/crypto/bytes.js';
 import { leafHash } from '../src/consensus/merkle.js';
-import { createSigner, type Signer } from '../src/records/crypto/signature.js';
 import { SignatureWorkerPool } from '../src/records/crypto/signatureWorkers.js';
-import { signTx } from '../src/records/tx/codec.js';
-import type { Tx, UnsignedTx } from '../src/records/tx/types.js';
+import type { Tx } from '../src/records/tx/types.js';
 
 const { values } = parseArgs({
   options: {
@@ -55,40 +49,14 @@ const REPLICAS = Math.min(4, Number(values.replicas));
 const rate = (events: number, ms: number) => `${Math.round(events / (ms / 1000)).toLocaleString('en-US')} events/s (${(ms / 1000).toFixed(1)} s)`;
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'medledger-verify-bench-'));
-  const layout = await createNetwork({ dir, nodes: 4, basePort: Number(values['base-port']), adminPassword: () => 'Bench-Password-1!', kdf: { N: 1024, r: 8, p: 1 }, logLevel: 'warn' });
-  const genesis = parseGenesis(JSON.parse(readFileSync(layout.genesisFile, 'utf8')));
-  const validators: Signer[] = layout.nodes.map((n) => createSigner(fromHex(JSON.parse(readFileSync(join(n.dir, 'validator.key.json'), 'utf8')).secretKey)));
-  const storeDir = join(layout.nodes[0]!.dataDir, 'ledger');
+  const net = await benchNetwork('medledger-verify-bench-', Number(values['base-port']));
+  const { dir, layout, genesis, storeDir } = net;
   console.log(`chain of ${EVENTS} events (${PATIENTS} patients, ${BLOCK} per block) in ${dir}`);
 
   // ---- the chain, written by the node's own store code ----
   const store = await LedgerStore.open(storeDir);
   const ledger = await Ledger.open(store, genesis);
-  const patients = Array.from({ length: PATIENTS }, (_, i) => newUserKeys(`pat-${i}`, 'patient', layout.nodes[i % 4]!.hospital));
-  const signers = patients.map((p) => createSigner(p.signSecret));
-  let nonce = 1;
-  let written = 0;
-  let time = genesis.file.time + 1_000;
-  for (let index = 0; written < EVENTS; ) {
-    const txs: Tx[] = [];
-    for (let k = 0; k < BLOCK && written + txs.length < EVENTS; k++, index++) {
-      const i = index % PATIENTS;
-      const p = patients[i]!;
-      const base = { v: 1 as const, actor: p.userId, key: p.signPublic, via: p.hospital, nonce: nonce++, time };
-      const unsigned = index < PATIENTS
-        ? ({ ...base, type: 'registerPatient', body: { encKey: p.encPublic! } } as UnsignedTx<'registerPatient'>)
-        : ({ ...base, type: 'listRecords', patient: p.userId, body: {} } as UnsignedTx<'listRecords'>);
-      txs.push(signTx(unsigned, signers[i]!));
-    }
-    const height = ledger.height + 1;
-    const { executed } = buildBlock({ genesis, parent: ledger.headRef, lastCommit: await ledger.headCertificate(), state: ledger.state, candidates: txs, round: 0, time, signer: validators[proposerIndex(4, height, 0)]! });
-    const votes = [0, 1, 2].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height, round: 0, validator: v, block: executed.hash }, validators[v]!));
-    await ledger.commit(executed, certificateFromVotes(votes), new Map());
-    written += executed.txs.length;
-    time += 100;
-  }
-  const blocks = ledger.height;
+  const { events: written, blocks } = await writeSyntheticChain(net, ledger, { events: EVENTS, patients: PATIENTS, blockSize: BLOCK });
   console.log(`written: ${written} events in ${blocks} blocks`);
 
   // ---- 1. one core ----

@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY } from '../../src/cli/nodeProcess.js';
 import type { AuditEvent } from '../../src/records/audit.js';
+import { cli } from '../support/cliRunner.js';
 import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
 
 /**
@@ -12,20 +11,6 @@ import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
  * grants, requests, appointments, audit queries, registration and enrolment, with the exit codes
  * scripts rely on (0 ok, 1 denied by the ledger, 2 usage or other errors).
  */
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_ENTRY, ...args], { env: { ...process.env, MEDLEDGER_PASSWORD: TEST_PASSWORD, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 2) : 0, stdout, stderr });
-    });
-  });
-}
-
 describe('CLI twins of the TUI against a real node', () => {
   let net: TestNetwork;
   let api: string;

@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VerifyReport } from '../../src/client/verifyReplicas.js';
-import { CLI_ENTRY } from '../../src/cli/nodeProcess.js';
 import { decodeBlock, encodeBlock, headerHash, signHeader, type Block } from '../../src/consensus/block.js';
 import { readGenesisFile } from '../../src/node/node.js';
 import { certificateFromVotes, signVote } from '../../src/consensus/votes.js';
@@ -15,6 +13,7 @@ import { fromHex, toHex } from '../../src/records/crypto/bytes.js';
 import { createSigner, type Signer } from '../../src/records/crypto/signature.js';
 import { decodeCanonical, encodeCanonical } from '../../src/records/encoding.js';
 import type { Session } from '../../src/client/session.js';
+import { cli } from '../support/cliRunner.js';
 import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
 import { KEY, TuiDriver } from '../support/tuiDriver.js';
 
@@ -26,20 +25,6 @@ import { KEY, TuiDriver } from '../support/tuiDriver.js';
  * byte; a second, validly signed and certified block at one height, and equivocation evidence kept by a
  * node, are shown by verify.
  */
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_ENTRY, ...args], { env: { ...process.env, MEDLEDGER_PASSWORD: TEST_PASSWORD, ...env }, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 2) : 0, stdout, stderr });
-    });
-  });
-}
-
 type DB = ClassicLevel<string, Uint8Array>;
 
 describe('auditing the replicas of a real network', () => {
