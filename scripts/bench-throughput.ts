@@ -183,15 +183,19 @@ async function main(): Promise<void> {
     const perTick = Math.max(1, Math.round((RATE * tick) / 1000));
     let due = t1;
     let j = 0;
+    const pacedJobs: Promise<void>[] = [];
     while (performance.now() - t1 < SECONDS * 1000 && paced.length < MAX_EVENTS) {
       due += tick;
       const node = j % NODES;
       const batch = Array.from({ length: perTick }, () => ({ tx: sign(patients[((j++ * 13) % (PATIENTS / NODES)) * NODES + node]!) }));
       const at = performance.now();
-      void apis[node]!.submitBatch(batch).then((r) => r.accepted.forEach((id) => paced.push({ id, at })));
+      const job = apis[node]!.submitBatch(batch).then((r) => r.accepted.forEach((id) => paced.push({ id, at })));
+      pacedJobs.push(job);
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
+    // Every submission must have been answered before the drain can tell what is still missing.
+    await Promise.all(pacedJobs);
     const pacedDeadline = performance.now() + 60_000;
     while (performance.now() < pacedDeadline && paced.some((s) => watcher.finalAll(s.id) === undefined)) {
       await new Promise((r) => setTimeout(r, 100));

@@ -152,24 +152,30 @@ export class Session {
     });
   }
 
-  private async sealFor(patient: string, blob: string, plaintext: Uint8Array) {
-    const recipients = await this.recipients(patient);
-    const sealed = sealBlob(plaintext, blob, recipients);
-    return { recipients: recipients.map((r) => r.id), payload: { bytes: sealed.payload, hash: sealed.hash } };
+  /**
+   * Seals new content for exactly the patient's current recipients and submits it. When a grant or revoke
+   * became final in between, the ledger denies it (`recipients-mismatch`, recorded like any denial) and
+   * this node has by then executed that change: seal again for the new set, up to three attempts.
+   */
+  private async actSealed<T extends TxType>(type: T, target: { patient: string; record: string }, blob: string, plaintext: Uint8Array, body: (recipients: string[]) => TxBody<T>): Promise<SubmitTxResponse> {
+    for (let attempt = 1; ; attempt++) {
+      const recipients = await this.recipients(target.patient);
+      const sealed = sealBlob(plaintext, blob, recipients);
+      const res = await this.act(type, { ...target, body: body(recipients.map((r) => r.id)) }, { bytes: sealed.payload, hash: sealed.hash });
+      if (res.event?.reason !== 'recipients-mismatch' || attempt === 3) return res;
+    }
   }
 
   async createRecord(patient: string, content: RecordContent): Promise<ActionOutcome<string>> {
     const checked = recordContentSchema.parse(content);
     const record = newRecordId();
-    const { recipients, payload } = await this.sealFor(patient, blobId(record, 'content', 1), encodeCanonical(checked));
-    return this.outcome(await this.act('createRecord', { patient, record, body: { recipients } }, payload), record);
+    return this.outcome(await this.actSealed('createRecord', { patient, record }, blobId(record, 'content', 1), encodeCanonical(checked), (recipients) => ({ recipients })), record);
   }
 
   async updateRecord(patient: string, record: string, currentVersion: number, content: RecordContent): Promise<ActionOutcome> {
     const checked = recordContentSchema.parse(content);
     const version = currentVersion + 1;
-    const { recipients, payload } = await this.sealFor(patient, blobId(record, 'content', version), encodeCanonical(checked));
-    return this.outcome(await this.act('updateRecord', { patient, record, body: { recipients, version } }, payload));
+    return this.outcome(await this.actSealed('updateRecord', { patient, record }, blobId(record, 'content', version), encodeCanonical(checked), (recipients) => ({ recipients, version })));
   }
 
   /** Copies a record's current content into a new record of the same patient (read, then re-encrypt). */
@@ -177,8 +183,7 @@ export class Session {
     const source = await this.readRecord(patient, from);
     if (source.denied || !source.value?.content) return { id: source.id, ...(source.event ? { event: source.event } : {}), denied: source.denied ?? 'content-unavailable' };
     const record = newRecordId();
-    const { recipients, payload } = await this.sealFor(patient, blobId(record, 'content', 1), encodeCanonical(source.value.content));
-    return this.outcome(await this.act('copyRecord', { patient, record, body: { from, recipients } }, payload), record);
+    return this.outcome(await this.actSealed('copyRecord', { patient, record }, blobId(record, 'content', 1), encodeCanonical(source.value.content), (recipients) => ({ from, recipients })), record);
   }
 
   async deleteRecord(patient: string, record: string): Promise<ActionOutcome> {
@@ -220,15 +225,13 @@ export class Session {
   async attachFile(patient: string, record: string, file: FileContent): Promise<ActionOutcome<string>> {
     const checked = fileContentSchema.parse(file);
     const fileId = newFileId();
-    const { recipients, payload } = await this.sealFor(patient, blobId(record, fileId, 1), encodeCanonical(checked));
-    return this.outcome(await this.act('attachFile', { patient, record, body: { file: fileId, recipients } }, payload), fileId);
+    return this.outcome(await this.actSealed('attachFile', { patient, record }, blobId(record, fileId, 1), encodeCanonical(checked), (recipients) => ({ file: fileId, recipients })), fileId);
   }
 
   async replaceFile(patient: string, record: string, fileId: string, currentVersion: number, file: FileContent): Promise<ActionOutcome> {
     const checked = fileContentSchema.parse(file);
     const version = currentVersion + 1;
-    const { recipients, payload } = await this.sealFor(patient, blobId(record, fileId, version), encodeCanonical(checked));
-    return this.outcome(await this.act('replaceFile', { patient, record, body: { file: fileId, recipients, version } }, payload));
+    return this.outcome(await this.actSealed('replaceFile', { patient, record }, blobId(record, fileId, version), encodeCanonical(checked), (recipients) => ({ file: fileId, recipients, version })));
   }
 
   async removeFile(patient: string, record: string, fileId: string): Promise<ActionOutcome> {

@@ -67,4 +67,31 @@ describe('four hospital nodes as separate processes', () => {
     const trail = await patients[0]!.queryAudit({ patient: 'pat-0', outcome: 'denied' });
     expect(trail.value!.events.map((e) => e.agent.user)).toEqual(['dr-b']);
   }, 60_000);
+
+  it('a write sealed on a replica that missed a new grant is denied (recipients-mismatch), then resealed for the current grantees', async () => {
+    const block = (i: number, peers: number[]) => net.api(i).post('/v1/test/blocked-peers', { peers: peers.map((p) => net.node(p).peerId) });
+    const patient = patients[0]!;
+    const doctor = await net.staff(1, 'dr-lag', 'doctor');
+    const auditor = await net.staff(0, 'aud-lag', 'auditor');
+    await doctor.waitForHeight((await patient.grant('dr-lag')).height!);
+    // Hospital B is cut off and misses the auditor's grant, which the other three make final.
+    await Promise.all([block(1, [0, 2, 3]), block(0, [1]), block(2, [1]), block(3, [1])]);
+    await net.waitFor((s) => s.peers.length === 0, { nodes: [1] });
+    const granted = await patient.grant('aud-lag');
+    expect((await net.api(1).status()).height).toBeLessThan(granted.height!);
+
+    // The doctor seals for the grantees hospital B knows (patient and doctor), then B rejoins.
+    const writing = doctor.createRecord('pat-0', { vitals: { temperature: 37.9 }, notes: 'lagging replica' });
+    await new Promise((r) => setTimeout(r, 500));
+    await Promise.all([0, 1, 2, 3].map((i) => block(i, [])));
+    const created = await writing;
+    expect(created.denied).toBeUndefined();
+
+    await patient.waitForHeight(created.height!);
+    const trail = await patient.queryAudit({ patient: 'pat-0', user: 'dr-lag', action: 'C' });
+    expect(trail.value!.events.map((e) => `${e.outcome}:${e.reason ?? ''}`)).toEqual(['success:', 'denied:recipients-mismatch']);
+    // The resealed record is readable by the auditor granted meanwhile.
+    const read = await auditor.readRecord('pat-0', created.value!);
+    expect(read.value?.content?.notes).toBe('lagging replica');
+  }, 90_000);
 });
