@@ -1,8 +1,8 @@
-import { Text } from 'ink';
 import { useState } from 'react';
 import { formatDateTime } from '../../client/auditView.js';
 import { parseUserId } from '../../client/inputs.js';
 import { check } from '../components/Form.js';
+import { LoadState } from '../components/LoadState.js';
 import { Screen } from '../components/Screen.js';
 import { Table } from '../components/Table.js';
 import { useApp, useSession } from '../context.js';
@@ -68,8 +68,7 @@ export function AccessScreen() {
 
   return (
     <Screen title="My doctors and auditors" help={[['↑↓', 'move'], ['g', 'grant'], ['r', 'revoke'], ['a', 'approve request'], ['d', 'deny request'], ['Esc', 'back']]}>
-      {overview.state === 'loading' ? <Text dimColor>loading…</Text> : null}
-      {overview.state === 'error' ? <Text color="red">Error: {overview.error}</Text> : null}
+      <LoadState of={overview} />
       {overview.state === 'done' ? (
         <Table
           columns={[

@@ -5,6 +5,7 @@ import { optional, parseDateTime, parseRecordId, parseUserId } from '../../clien
 import type { AuditFilter } from '../../records/tx/types.js';
 import { AuditTable } from '../components/AuditTable.js';
 import { check, Form, type FieldSpec, type FormValues } from '../components/Form.js';
+import { LoadState } from '../components/LoadState.js';
 import { Screen } from '../components/Screen.js';
 import { useApp, useSession } from '../context.js';
 import { deniedText } from '../hooks/useAction.js';
@@ -160,8 +161,7 @@ export function AuditScreen({ filter: initial, fixed = [], pageSize = 12 }: { fi
         filters: {describeFilter(filter)} · page {cursors.length}
         {next ? ' · more: n' : ''}
       </Text>
-      {page.state === 'loading' ? <Text dimColor>querying the ledger (the query is audited too)…</Text> : null}
-      {page.state === 'error' ? <Text color="red">Error: {page.error}</Text> : null}
+      <LoadState of={page} loading="querying the ledger (the query is audited too)…" />
       {result?.denied ? <Text color="red">{deniedText(result.denied)}</Text> : null}
       {result && !result.denied ? <AuditTable events={events} selected={Math.min(selected, events.length - 1)} /> : null}
     </Screen>

@@ -1,6 +1,6 @@
-import { Text } from 'ink';
 import { useState } from 'react';
 import { formatDateTime } from '../../client/auditView.js';
+import { LoadState } from '../components/LoadState.js';
 import { Screen } from '../components/Screen.js';
 import { Table } from '../components/Table.js';
 import { useApp, useSession } from '../context.js';
@@ -38,8 +38,7 @@ export function PatientsScreen() {
 
   return (
     <Screen title="My patients" help={[['↑↓', 'move'], ['Enter', 'records'], ['t', 'audit trail'], ['Esc', 'back']]}>
-      {overview.state === 'loading' ? <Text dimColor>loading…</Text> : null}
-      {overview.state === 'error' ? <Text color="red">Error: {overview.error}</Text> : null}
+      <LoadState of={overview} />
       {overview.state === 'done' ? (
         <Table
           columns={[

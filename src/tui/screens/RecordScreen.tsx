@@ -4,6 +4,7 @@ import { formatDateTime } from '../../client/auditView.js';
 import { checkAttachmentPath, formatBytes, readAttachment, saveAttachment } from '../../client/inputs.js';
 import type { DecryptedRecord } from '../../client/session.js';
 import { check } from '../components/Form.js';
+import { LoadState } from '../components/LoadState.js';
 import { Screen } from '../components/Screen.js';
 import { useApp, useSession } from '../context.js';
 import { deniedText, useAction } from '../hooks/useAction.js';
@@ -114,8 +115,7 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
     : [['Esc', 'back']];
   return (
     <Screen title={`Record ${record} of ${patient}`} help={help}>
-      {read.state === 'loading' ? <Text dimColor>reading (an audited read) and decrypting…</Text> : null}
-      {read.state === 'error' ? <Text color="red">Error: {read.error}</Text> : null}
+      <LoadState of={read} loading="reading (an audited read) and decrypting…" />
       {read.state === 'done' && read.value.denied ? <Text color="red">{deniedText(read.value.denied)}</Text> : null}
       {rec ? <RecordDetails rec={rec} files={files} selectedFile={Math.min(selectedFile, files.length - 1)} showFiles={writable} /> : null}
     </Screen>

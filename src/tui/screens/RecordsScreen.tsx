@@ -2,6 +2,7 @@ import { Text } from 'ink';
 import { useState } from 'react';
 import { formatDateTime } from '../../client/auditView.js';
 import type { RecordMeta } from '../../records/state/types.js';
+import { LoadState } from '../components/LoadState.js';
 import { Screen } from '../components/Screen.js';
 import { Table } from '../components/Table.js';
 import { useApp, useSession } from '../context.js';
@@ -68,8 +69,7 @@ export function RecordsScreen({ patient }: { patient: string }) {
   const help: [string, string][] = [['↑↓', 'move'], ['Enter', 'view'], ...(writable ? ([['c', 'create'], ['y', 'copy'], ['d', 'delete']] as [string, string][]) : []), ['r', 'reload'], ['Esc', 'back']];
   return (
     <Screen title={`Records of ${patient}${patient === session.userId ? ' (mine)' : ''}`} help={help}>
-      {list.state === 'loading' ? <Text dimColor>loading (an audited list)…</Text> : null}
-      {list.state === 'error' ? <Text color="red">Error: {list.error}</Text> : null}
+      <LoadState of={list} loading="loading (an audited list)…" />
       {list.state === 'done' && list.value.denied ? <Text color="red">{deniedText(list.value.denied)}</Text> : null}
       {list.state === 'done' && !list.value.denied ? (
         <Table

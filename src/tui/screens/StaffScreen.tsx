@@ -1,9 +1,9 @@
-import { Text } from 'ink';
 import { useState } from 'react';
 import { enrolStaff, newPasswordProblems } from '../../client/accounts.js';
 import { parseUserId } from '../../client/inputs.js';
 import { PASSWORD_POLICY } from '../../records/password.js';
 import { check } from '../components/Form.js';
+import { LoadState } from '../components/LoadState.js';
 import { Screen } from '../components/Screen.js';
 import { Table } from '../components/Table.js';
 import { useApp, useSession } from '../context.js';
@@ -47,8 +47,7 @@ export function StaffScreen() {
 
   return (
     <Screen title={`Staff of ${session.keys.hospital}`} help={[['↑↓', 'move'], ['e', 'enrol'], ['x', 'deactivate'], ['Esc', 'back']]}>
-      {overview.state === 'loading' ? <Text dimColor>loading…</Text> : null}
-      {overview.state === 'error' ? <Text color="red">Error: {overview.error}</Text> : null}
+      <LoadState of={overview} />
       {overview.state === 'done' ? (
         <Table
           columns={[
