@@ -15,7 +15,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/records/**/*.test.ts', 'test/consensus/**/*.test.ts', 'test/p2p/**/*.test.ts', 'test/node/store.test.ts', 'test/node/payloadFiles.test.ts', 'test/node/integrity.test.ts', 'test/tui/**/*.test.tsx'],
+          include: ['test/records/**/*.test.ts', 'test/consensus/**/*.test.ts', 'test/p2p/**/*.test.ts', 'test/node/store.test.ts', 'test/node/payloadFiles.test.ts', 'test/node/integrity.test.ts', 'test/tui/**/*.test.tsx', 'test/attacks/unit/**/*.test.ts'],
           sequence: { groupOrder: 0 },
         },
       },
@@ -23,7 +23,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'processes',
-          include: ['test/node/singleNode.test.ts', 'test/network/**/*.test.ts', 'test/e2e/**/*.test.{ts,tsx}'],
+          include: ['test/node/singleNode.test.ts', 'test/network/**/*.test.ts', 'test/attacks/*.test.ts', 'test/faults/**/*.test.ts', 'test/e2e/**/*.test.{ts,tsx}'],
           fileParallelism: false,
           sequence: { groupOrder: 1 },
         },
