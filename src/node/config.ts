@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { hospitalIdSchema } from '../records/ids.js';
+import { MAX_PENDING_PER_USER, REGISTRATIONS_PER_DAY, REGISTRATIONS_PER_MINUTE, TX_BURST_PER_USER, TX_RATE_PER_USER } from './admissionLimits.js';
 
 /** A node's configuration file (JSON). Relative paths are resolved against the file's directory. */
 const loopbackHost = z.string().regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/, 'the API listens on a loopback address (127.0.0.0/8) only');
@@ -24,13 +25,22 @@ export const nodeConfigSchema = z.strictObject({
     /** The other hospitals' nodes: dialled at start and redialled when they go away. */
     peers: z.array(z.strictObject({ peerId: z.string(), addrs: z.array(z.string()) })).default([]),
   }),
+  /** Admission limits (README "Admission limits"; the reasons are beside the constants in admissionLimits.ts). */
   limits: z
     .strictObject({
       maxRequestBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
       mempoolMaxTxs: z.number().int().min(10).default(100_000),
       mempoolMaxBytes: z.number().int().min(1024 * 1024).default(512 * 1024 * 1024),
+      /** Pending transactions per user in this node's mempool (local and gossiped alike). */
+      mempoolMaxPerUser: z.number().int().min(1).default(MAX_PENDING_PER_USER),
+      /** Token bucket per user for submissions through this node's API (not gossip). */
+      txPerSecondPerUser: z.number().positive().default(TX_RATE_PER_USER),
+      txBurstPerUser: z.number().int().min(1).default(TX_BURST_PER_USER),
+      /** New patient self-registrations this node accepts through its API. */
+      registrationsPerMinute: z.number().int().min(1).default(REGISTRATIONS_PER_MINUTE),
+      registrationsPerDay: z.number().int().min(1).default(REGISTRATIONS_PER_DAY),
     })
-    .default({ maxRequestBytes: 4 * 1024 * 1024, mempoolMaxTxs: 100_000, mempoolMaxBytes: 512 * 1024 * 1024 }),
+    .prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Enables /v1/test/* endpoints (network partition toggles). Never on in production. */
   testControls: z.boolean().default(false),

@@ -18,6 +18,7 @@ import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, maxGossipBy
 import { IntegrityMonitor } from './integrityMonitor.js';
 import { Ledger } from './ledger.js';
 import { Mempool } from './mempool.js';
+import { ApiAdmissionLimits } from './admissionLimits.js';
 import { loadOrCreatePeerKey } from './p2p/peerKey.js';
 import { P2PHost } from './p2p/host.js';
 import { LedgerStore } from './store/ledgerStore.js';
@@ -72,6 +73,8 @@ class TxOutbox {
 export class MedLedgerNode {
   readonly mempool: Mempool;
   readonly tracker: TxTracker;
+  /** Per-user rate and per-node registrations for submissions through this node's API. */
+  readonly apiLimits: ApiAdmissionLimits;
   engine!: ConsensusEngine;
   host!: P2PHost;
   sync!: SyncManager;
@@ -86,7 +89,12 @@ export class MedLedgerNode {
     readonly ledger: Ledger,
     readonly logger: Logger,
   ) {
-    this.mempool = new Mempool({ maxTxs: config.limits.mempoolMaxTxs, maxBytes: config.limits.mempoolMaxBytes });
+    const limits = config.limits;
+    this.mempool = new Mempool(
+      { maxTxs: limits.mempoolMaxTxs, maxBytes: limits.mempoolMaxBytes, maxPerUser: limits.mempoolMaxPerUser },
+      { onEvict: (entry, error) => this.tracker.fail(entry.tx.idHex, error) },
+    );
+    this.apiLimits = new ApiAdmissionLimits(limits);
     this.tracker = new TxTracker(ledger);
   }
 
@@ -206,7 +214,7 @@ export class MedLedgerNode {
     // Idempotent re-submission: a transaction already final answers with its event.
     const location = await this.ledger.store.txLocation(tx.idHex);
     if (location) return this.committedResponse(tx.idHex, tx.tx, location.height, location.index);
-    const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now: Date.now() });
+    const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now: Date.now(), api: this.apiLimits });
     const waiting = req.wait ? this.tracker.wait(tx.idHex, req.timeoutMs) : null;
     if (admission.status === 'added') {
       this.outbox.push(bytes, payload);
@@ -234,7 +242,7 @@ export class MedLedgerNode {
       try {
         const bytes = fromBase64(item.tx);
         const payload = item.payload !== undefined ? fromBase64(item.payload) : undefined;
-        const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now });
+        const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now, api: this.apiLimits });
         if (admission.status === 'added') this.outbox.push(bytes, payload);
         accepted.push(admission.tx.idHex);
       } catch (err) {

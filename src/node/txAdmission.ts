@@ -1,33 +1,64 @@
+import { bytesEqual } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
 import { apply } from '../records/state/apply.js';
 import { decodeTxCached } from '../consensus/blockExecution.js';
 import { leafHash } from '../consensus/merkle.js';
 import type { Tx } from '../records/tx/types.js';
+import type { ApiAdmissionLimits } from './admissionLimits.js';
+import { nonceCeiling } from './admissionLimits.js';
 import type { Ledger } from './ledger.js';
-import type { Mempool } from './mempool.js';
+import type { Mempool, PendingTx } from './mempool.js';
 import { checkPayload } from './payloads.js';
 
-export type Admission = { status: 'added'; tx: Tx } | { status: 'duplicate'; tx: Tx };
+export type Admission = { status: 'added'; tx: Tx; evicted: PendingTx[] } | { status: 'duplicate'; tx: Tx };
+
+export interface AdmissionOptions {
+  /** Set for the API: the transaction must name this node's hospital as its source. */
+  viaHospital?: string;
+  now: number;
+  /** Set for submissions through this node's API (never for gossip): per-user rate, registrations per node. */
+  api?: ApiAdmissionLimits;
+}
 
 /**
  * Admission of a transaction into the mempool, shared by the API (a user's submission) and gossip (a
  * peer's): decode and verify once, check the payload, and pre-check validity against the committed
- * state so that replays and impersonations never reach a block proposal.
+ * state so that replays and impersonations never reach a block proposal. Nonces must not clash with a
+ * pending transaction of the same user nor lie too far ahead (admissionLimits.ts); the mempool bounds
+ * each user's share. Through the API, a user's submissions are rate-limited and new registrations are
+ * limited per node.
  */
 export function admitTx(
-  deps: { ledger: Ledger; mempool: Mempool },
+  deps: { ledger: Pick<Ledger, 'state' | 'height' | 'txCache'>; mempool: Mempool },
   bytes: Uint8Array,
   payload: Uint8Array | undefined,
-  opts: { viaHospital?: string; now: number },
+  opts: AdmissionOptions,
 ): Admission {
-  const tx = decodeTxCached(bytes, leafHash(bytes), deps.ledger.txCache);
-  if (opts.viaHospital !== undefined && tx.tx.via !== opts.viaHospital) {
-    throw new MedLedgerError('MALFORMED', `transaction names hospital ${tx.tx.via} as its source, but this node is ${opts.viaHospital}`);
+  const { ledger, mempool } = deps;
+  const tx = decodeTxCached(bytes, leafHash(bytes), ledger.txCache);
+  const t = tx.tx;
+  if (opts.viaHospital !== undefined && t.via !== opts.viaHospital) {
+    throw new MedLedgerError('MALFORMED', `transaction names hospital ${t.via} as its source, but this node is ${opts.viaHospital}`);
   }
-  if (deps.mempool.has(tx.idHex)) return { status: 'duplicate', tx };
+  if (mempool.has(tx.idHex)) return { status: 'duplicate', tx };
+  const user = ledger.state.get('users', t.actor);
+  if (opts.api) {
+    if (t.type === 'registerPatient') {
+      if (!user) opts.api.checkRegistration(opts.now);
+    } else if (user && bytesEqual(user.signKey, t.key)) {
+      // Only the holder of the user's key spends the user's budget (the signature was verified above).
+      opts.api.takeTx(t.actor, opts.now);
+    }
+  }
+  const ceiling = nonceCeiling(user?.lastNonce ?? 0, mempool.pendingOf(t.actor), opts.now);
+  if (t.nonce > ceiling) {
+    throw new MedLedgerError('CONFLICT', `nonce ${t.nonce} of ${t.actor} is too far ahead (at most ${ceiling} now)`);
+  }
   checkPayload(tx, payload);
-  const result = apply(deps.ledger.state, tx, { height: deps.ledger.height + 1, index: 0, blockTime: opts.now });
+  const result = apply(ledger.state, tx, { height: ledger.height + 1, index: 0, blockTime: opts.now });
   if (!result.valid) throw result.error;
-  deps.mempool.add({ tx, ...(payload ? { payload } : {}), receivedAt: opts.now });
-  return { status: 'added', tx };
+  const added = mempool.add({ tx, ...(payload ? { payload } : {}), receivedAt: opts.now });
+  if (!added.added) return { status: 'duplicate', tx };
+  if (opts.api && t.type === 'registerPatient') opts.api.registered(opts.now);
+  return { status: 'added', tx, evicted: added.evicted };
 }

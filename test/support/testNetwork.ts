@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,12 @@ export const FAST_CONSENSUS: Partial<ConsensusParams> = {
   timeoutDeltaMs: 200,
 };
 
+/**
+ * Node `limits` of test networks: the load helpers (support/load.ts) play many users with one patient per
+ * node, far above one person's rate, so the per-user limits are raised; registrations keep their defaults.
+ */
+export const TEST_LIMITS = { txPerSecondPerUser: 100_000, txBurstPerUser: 100_000, mempoolMaxPerUser: 100_000 };
+
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
@@ -48,7 +54,7 @@ export class TestNetwork {
     this.processes = layout.nodes.map((n) => new NodeProcess(n.name, n.configFile, n.apiUrl));
   }
 
-  static async create(nodes: number, opts: { consensus?: Partial<ConsensusParams>; testControls?: boolean } = {}): Promise<TestNetwork> {
+  static async create(nodes: number, opts: { consensus?: Partial<ConsensusParams>; testControls?: boolean; limits?: Record<string, number> } = {}): Promise<TestNetwork> {
     const dir = mkdtempSync(join(tmpdir(), 'medledger-test-'));
     const ports = await freePorts(nodes * 2);
     const layout = await createNetwork({
@@ -62,6 +68,10 @@ export class TestNetwork {
       adminPassword: () => TEST_PASSWORD,
       kdf: FAST_KDF,
     });
+    for (const n of layout.nodes) {
+      const config = JSON.parse(readFileSync(n.configFile, 'utf8')) as Record<string, unknown>;
+      writeFileSync(n.configFile, `${JSON.stringify({ ...config, limits: { ...TEST_LIMITS, ...opts.limits } }, null, 2)}\n`);
+    }
     return new TestNetwork(layout);
   }
 
