@@ -1,16 +1,31 @@
 import type { Logger } from 'pino';
-import { bytesEqual, fromHex, toHex } from '../records/crypto/bytes.js';
-import { sha256 } from '../records/crypto/hash.js';
+import { fromHex, toHex } from '../records/crypto/bytes.js';
 import type { Signer } from '../records/crypto/signature.js';
-import { MedLedgerError } from '../records/errors.js';
+import type { MedLedgerError } from '../records/errors.js';
 import { headerHash } from '../consensus/block.js';
 import { buildBlock, type ExecutedBlock } from '../consensus/blockExecution.js';
 import { checkProposal, signProposal, type Proposal } from '../consensus/proposal.js';
 import * as tm from '../consensus/tendermint.js';
-import { certificateFromVotes, signVote, type Certificate, type SignedVote } from '../consensus/votes.js';
+import { MAX_ROUNDS_AHEAD, VoteBook } from '../consensus/voteBook.js';
+import { certificateFromVotes, signedVoteSchema, signVote, verifyCertificate, type Certificate, type SignedVote } from '../consensus/votes.js';
+import { z } from 'zod';
 import type { Ledger } from './ledger.js';
 import type { Mempool, PendingTx } from './mempool.js';
+import { checkBlockPayloads } from './payloads.js';
 import { K } from './store/keys.js';
+
+/** The write-ahead round state as read back from disk: checked before the engine trusts it. */
+const savedRoundStateSchema = z.object({
+  rs: z.custom<tm.RoundState>((v) => typeof v === 'object' && v !== null && Number.isSafeInteger((v as tm.RoundState).height) && typeof (v as tm.RoundState).rounds === 'object'),
+  votes: z.array(signedVoteSchema).max(100_000),
+});
+
+/**
+ * Evidence kept on disk: at most one record per (kind, validator, height), and at most this many in all;
+ * beyond it the oldest records are pruned, except each validator's first (which already proves it
+ * equivocated). ~1 KB each, so at most ~10 MB.
+ */
+export const MAX_EVIDENCE_RECORDS = 10_000;
 
 /** Equivocation evidence: two signed, conflicting messages of one validator (SPEC §5). */
 export interface Evidence {
@@ -54,7 +69,14 @@ export class ConsensusEngine {
   private rs: tm.RoundState;
   private readonly ctx: tm.Context;
   private readonly known = new Map<string, KnownBlock>();
-  private readonly votes = new Map<string, SignedVote>();
+  /** First proposal hash seen for each round of this height: a second one is evidence, never executed. */
+  private readonly proposalOfRound = new Map<number, string>();
+  private book: VoteBook;
+  /** (kind, validator) pairs already reported for equivocation at this height. */
+  private readonly reported = new Set<string>();
+  private evidenceKeys: string[] | null = null;
+  /** Set when a decided block cannot be committed (e.g. the disk failed): consensus stops, loudly. */
+  private haltedBy: { height: number; reason: string; since: number } | null = null;
   private readonly ownProposals = new Map<number, Proposal>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly futureMessages: { height: number; run: () => void }[] = [];
@@ -68,6 +90,12 @@ export class ConsensusEngine {
     const n = deps.ledger.genesis.validators.length;
     this.ctx = { n, self: deps.self?.index ?? null, proposer: (h, r) => tm.proposerIndex(n, h, r) };
     this.rs = tm.initialState(deps.ledger.height + 1);
+    this.book = new VoteBook(this.rs.height);
+  }
+
+  /** Why consensus stopped, if it did (shown in the node's status). */
+  get halted(): { height: number; reason: string; since: number } | null {
+    return this.haltedBy;
   }
 
   get height(): number {
@@ -88,10 +116,14 @@ export class ConsensusEngine {
 
   /** Restores the persisted round state of the next height (after a crash) or starts it fresh. */
   async start(): Promise<void> {
-    const saved = (await this.deps.ledger.store.getMeta(K.consensus)) as { rs: tm.RoundState; votes: SignedVote[] } | undefined;
+    const raw = await this.deps.ledger.store.getMeta(K.consensus);
+    const parsed = raw === undefined || raw === null ? null : savedRoundStateSchema.safeParse(raw);
+    if (parsed && !parsed.success) this.deps.logger.error('stored consensus state is damaged: starting the height afresh');
+    const saved = parsed?.success ? parsed.data : null;
     if (saved && saved.rs.height === this.deps.ledger.height + 1) {
       this.rs = saved.rs;
-      for (const v of saved.votes) this.votes.set(voteKey(v), v);
+      this.book = new VoteBook(this.rs.height);
+      for (const v of saved.votes) this.book.add(v, Number.MAX_SAFE_INTEGER - MAX_ROUNDS_AHEAD);
       for (const [, value] of await this.deps.ledger.store.listMeta('m/cblock/')) {
         const proposal = value as Proposal;
         if (proposal.height === this.rs.height) await this.learnBlock(proposal);
@@ -148,6 +180,7 @@ export class ConsensusEngine {
       if (p.height < this.rs.height) return;
       if (p.height > this.rs.height) return this.future(p.height, peer, () => this.onProposal(p, peer));
       const known = await this.learnBlock(p);
+      if (!known) return;
       const hash = toHex(sha256Header(p));
       await this.feed({ kind: 'proposal', height: p.height, round: p.round, value: hash, validRound: p.validRound, valid: known.executed !== null });
     });
@@ -159,15 +192,13 @@ export class ConsensusEngine {
     void this.enqueue(async () => {
       if (v.height < this.rs.height) return;
       if (v.height > this.rs.height) return this.future(v.height, peer, () => this.onVote(v, peer));
-      const key = voteKey(v);
-      if (this.votes.has(key)) return;
-      const conflicting = [...this.votes.values()].find((o) => o.type === v.type && o.height === v.height && o.round === v.round && o.validator === v.validator);
-      if (conflicting) {
-        await this.recordEvidence({ kind: 'vote', validator: v.validator, height: v.height, round: v.round, first: conflicting, second: v, seenAt: Date.now() });
+      const added = this.book.add(v, this.rs.round);
+      if (added.kind !== 'added') return;
+      if (added.conflictsWith) {
+        await this.recordEvidence({ kind: 'vote', validator: v.validator, height: v.height, round: v.round, first: added.conflictsWith, second: v, seenAt: Date.now() });
       }
       // Conflicting votes still go to the machine: it counts each validator at most once per value, which
       // keeps honest nodes that saw the two votes in different orders able to reach the same polka.
-      this.votes.set(key, v);
       await this.feed({ kind: 'vote', vote: { type: v.type, height: v.height, round: v.round, validator: v.validator, value: v.block ? toHex(v.block) : null } });
     });
   }
@@ -280,7 +311,7 @@ export class ConsensusEngine {
 
   private resendOwnNow(): void {
     // The latest rounds are what a lagging peer needs; a votes message carries at most 64.
-    const own = [...this.votes.values()].filter((v) => v.validator === this.ctx.self && v.height === this.rs.height && v.round >= this.rs.round - 1);
+    const own = this.ctx.self === null ? [] : this.book.votesOf(this.ctx.self).filter((v) => v.round >= this.rs.round - 1);
     if (own.length > 0) this.deps.publishVotes(own.slice(-32));
     const proposal = this.ownProposals.get(this.rs.round);
     if (proposal) this.deps.publishProposal(proposal);
@@ -320,6 +351,7 @@ export class ConsensusEngine {
       this.deps.self.signer,
     );
     this.known.set(executed.hashHex, { proposal, executed, persisted: true });
+    this.proposalOfRound.set(round, executed.hashHex);
     await this.persistBlock(executed.hashHex, proposal);
     this.ownProposals.set(round, proposal);
     this.deps.publishProposal(proposal);
@@ -343,7 +375,7 @@ export class ConsensusEngine {
       { type: vote.type, network: this.network, height: vote.height, round: vote.round, validator: vote.validator, block: vote.value ? fromHex(vote.value) : null },
       this.deps.self.signer,
     );
-    this.votes.set(voteKey(signed), signed);
+    this.book.add(signed, this.rs.round);
     await this.persist();
     this.deps.publishVotes([signed]);
     this.deps.logger.debug({ height: vote.height, round: vote.round, type: vote.type, nil: vote.value === null }, 'voted');
@@ -353,15 +385,28 @@ export class ConsensusEngine {
   private async decide(height: number, round: number, value: string): Promise<void> {
     const known = this.known.get(value);
     if (!known?.executed) throw new Error(`decided block ${value.slice(0, 12)} at height ${height} is not known as valid`);
-    const precommits = [...this.votes.values()].filter((v) => v.type === 'precommit' && v.height === height && v.round === round && v.block && toHex(v.block) === value);
-    const cert = certificateFromVotes(precommits);
+    // A certificate is built only from signatures in hand and stored only with a quorum of valid ones:
+    // after a crash the machine may count votes whose signatures were never persisted.
+    let cert: Certificate;
+    try {
+      cert = certificateFromVotes(this.book.precommitsFor(round, value));
+      verifyCertificate(cert, this.deps.ledger.genesis.validators, this.network, { height, block: fromHex(value) });
+    } catch (err) {
+      this.deps.logger.warn({ height, round, reason: (err as Error).message }, 'decided, but without a full certificate in hand: fetching the block from peers');
+      this.deps.behind(height);
+      return;
+    }
     const payloads = new Map<string, Uint8Array>();
     known.executed.txs.forEach((tx, i) => {
       const p = known.proposal.payloads[i];
       if (p) payloads.set(tx.idHex, p);
     });
     const started = performance.now();
-    await this.deps.ledger.commit(known.executed, cert, payloads);
+    try {
+      await this.deps.ledger.commit(known.executed, cert, payloads);
+    } catch (err) {
+      return this.halt(height, `commit of the decided block failed: ${(err as Error).message}`);
+    }
     this.deps.logger.debug({ height, round, txs: known.executed.txs.length, ms: Math.round(performance.now() - started) }, 'committed block');
     await this.enterNextHeight(known.executed);
   }
@@ -371,12 +416,14 @@ export class ConsensusEngine {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.known.clear();
-    this.votes.clear();
+    this.proposalOfRound.clear();
+    this.reported.clear();
     this.ownProposals.clear();
     this.waitingToPropose = null;
     this.catchUpArmed = false;
     this.lastCommitAt = Date.now();
     this.rs = tm.initialState(this.deps.ledger.height + 1);
+    this.book = new VoteBook(this.rs.height);
     await this.deps.ledger.store.putMeta([[K.consensus, null], ...(await this.storedBlockKeys()).map((k) => [k, null] as [string, null])]);
     const replay = this.futureMessages.splice(0).filter((m) => m.height === this.rs.height);
     for (const m of replay) m.run();
@@ -389,29 +436,41 @@ export class ConsensusEngine {
    * Executes a proposed block for the next height once per hash and remembers the verdict. Synchronous,
    * so gossip validation can reject an invalid block before it is forwarded.
    */
-  assess(p: Proposal): 'valid' | 'invalid' {
+  assess(p: Proposal): 'valid' | 'invalid' | 'ignore' {
+    if (p.height !== this.rs.height || p.round > this.rs.round + MAX_ROUNDS_AHEAD) return 'ignore';
     const hash = toHex(sha256Header(p));
+    // One proposal per round is executed (a re-proposal of a known block costs nothing); a second, different
+    // one for the same round is evidence against its proposer and costs us only its signature check.
+    const first = this.proposalOfRound.get(p.round);
+    if (first !== undefined && first !== hash) {
+      void this.enqueue(() => this.noteConflictingProposal(p));
+      return 'ignore';
+    }
+    this.proposalOfRound.set(p.round, hash);
     let known = this.known.get(hash);
     if (!known) {
       try {
         const started = performance.now();
         const executed = this.deps.ledger.validateNext(p.block, Date.now());
-        checkPayloadsPresent(executed, p);
+        // Everything the commit path needs is checked here, by the code admission uses: a block we vote
+        // for can always be committed.
+        checkBlockPayloads(executed.txs, p.payloads);
         known = { proposal: p, executed };
         this.deps.logger.debug({ height: p.height, round: p.round, txs: executed.txs.length, ms: Math.round(performance.now() - started) }, 'validated proposal');
       } catch (err) {
         known = { proposal: p, executed: null, error: (err as Error).message };
         this.deps.logger.warn({ height: p.height, round: p.round, reason: (err as Error).message }, 'invalid proposal');
       }
-      if (p.height === this.deps.ledger.height + 1) this.known.set(hash, known);
+      this.known.set(hash, known);
     }
     return known.executed ? 'valid' : 'invalid';
   }
 
-  private async learnBlock(p: Proposal): Promise<KnownBlock> {
+  /** Executes (once) and persists a proposed block; null when it is not one this node takes up. */
+  private async learnBlock(p: Proposal): Promise<KnownBlock | null> {
+    if (this.assess(p) === 'ignore') return null;
     const hash = toHex(sha256Header(p));
-    this.assess(p);
-    const known = this.known.get(hash) ?? { proposal: p, executed: null, error: 'not for the next height' };
+    const known = this.known.get(hash)!;
     // Kept on disk while undecided: a restarted validator locked on this block can still re-propose it.
     if (known.executed && !known.persisted) {
       await this.persistBlock(hash, p);
@@ -421,8 +480,9 @@ export class ConsensusEngine {
   }
 
   private async persist(): Promise<void> {
-    const ownVotes = [...this.votes.values()].filter((v) => v.validator === this.ctx.self);
-    await this.deps.ledger.store.putMeta([[K.consensus, { rs: this.rs, votes: ownVotes }]]);
+    // Every signed vote of the height goes with the round state: after a restart the machine's tally and
+    // the signatures in hand agree, so a certificate can be built from them.
+    await this.deps.ledger.store.putMeta([[K.consensus, { rs: this.rs, votes: this.book.all() }]]);
   }
 
   private async persistBlock(hashHex: string, p: Proposal): Promise<void> {
@@ -433,16 +493,45 @@ export class ConsensusEngine {
     return (await this.deps.ledger.store.listMeta('m/cblock/')).map(([k]) => k);
   }
 
+  /** Keeps the first proof of each validator's equivocation per height; bounded in all (MAX_EVIDENCE_RECORDS). */
   private async recordEvidence(e: Evidence): Promise<void> {
+    const id = `${e.kind}-${e.validator}`;
+    if (this.reported.has(id)) return;
+    this.reported.add(id);
     this.deps.logger.warn({ validator: e.validator, height: e.height, round: e.round, kind: e.kind }, 'equivocation evidence');
-    await this.deps.ledger.store.putMeta([[K.evidence(e.height, `${e.kind}-${e.validator}-${e.round}`), e]]);
+    const key = K.evidence(e.height, id);
+    this.evidenceKeys ??= (await this.deps.ledger.store.listMeta(K.evidencePrefix)).map(([k]) => k);
+    this.evidenceKeys.push(key);
+    const prune: [string, null][] = [];
+    if (this.evidenceKeys.length > MAX_EVIDENCE_RECORDS) {
+      const firstOfValidator = new Map<string, string>();
+      for (const k of this.evidenceKeys) {
+        const who = k.slice(k.lastIndexOf('-') + 1);
+        if (!firstOfValidator.has(who)) firstOfValidator.set(who, k);
+      }
+      const keep = new Set(firstOfValidator.values());
+      const excess = this.evidenceKeys.length - MAX_EVIDENCE_RECORDS;
+      const victims = this.evidenceKeys.filter((k) => !keep.has(k)).slice(0, excess);
+      const gone = new Set(victims);
+      this.evidenceKeys = this.evidenceKeys.filter((k) => !gone.has(k));
+      for (const k of victims) prune.push([k, null]);
+    }
+    await this.deps.ledger.store.putMeta([[key, e], ...prune]);
+  }
+
+  /** Stops consensus for good and says why: a node that cannot store what it decided must not go on. */
+  private halt(height: number, reason: string): void {
+    this.haltedBy = { height, reason, since: Date.now() };
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.deps.logger.fatal({ height, reason }, 'consensus halted');
   }
 
   /** A second, different proposal from one proposer for one round is evidence too. */
   async noteConflictingProposal(p: Proposal): Promise<void> {
-    const own = [...this.known.values()].find((k) => k.proposal.height === p.height && k.proposal.round === p.round);
-    if (!own) return;
-    const a = toHex(sha256Header(own.proposal));
+    const a = this.proposalOfRound.get(p.round);
+    if (p.height !== this.rs.height || a === undefined) return;
     const b = toHex(sha256Header(p));
     if (a === b) return;
     await this.recordEvidence({ kind: 'proposal', validator: this.ctx.proposer(p.height, p.round), height: p.height, round: p.round, first: { block: a }, second: { block: b }, seenAt: Date.now() });
@@ -455,21 +544,4 @@ export class ConsensusEngine {
 
 function sha256Header(p: Proposal): Uint8Array {
   return headerHash(p.block.header);
-}
-
-/** One key per signed vote: a byzantine validator's two conflicting votes are both kept. */
-function voteKey(v: SignedVote): string {
-  return `${v.type}/${v.height}/${v.round}/${v.validator}/${v.block ? toHex(v.block) : 'nil'}`;
-}
-
-/** A validator votes only for blocks whose payloads it holds: final blocks are always available. */
-function checkPayloadsPresent(executed: ExecutedBlock, p: Proposal): void {
-  executed.txs.forEach((tx, i) => {
-    const payload = p.payloads[i];
-    if (tx.tx.payload) {
-      if (!payload || !bytesEqual(sha256(payload), tx.tx.payload)) throw new MedLedgerError('INVALID_BLOCK', `payload of transaction ${i} missing or wrong`);
-    } else if (payload) {
-      throw new MedLedgerError('INVALID_BLOCK', `transaction ${i} carries an unexpected payload`);
-    }
-  });
 }

@@ -106,6 +106,7 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
         // A proposal for the next height is executed now: an invalid block is provably bad.
         const verdict = engine.assess(p);
         if (verdict === 'invalid') return 'reject';
+        if (verdict === 'ignore') return 'ignore';
       }
       engine.onProposal(p, from);
       return 'accept';

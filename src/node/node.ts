@@ -22,7 +22,7 @@ import { ApiAdmissionLimits } from './admissionLimits.js';
 import { loadOrCreatePeerKey } from './p2p/peerKey.js';
 import { P2PHost } from './p2p/host.js';
 import { LedgerStore } from './store/ledgerStore.js';
-import { SYNC_MAX_FRAME_BYTES, SYNC_PROTOCOL, SyncManager } from './sync.js';
+import { PAYLOAD_PROTOCOL, SYNC_MAX_FRAME_BYTES, SYNC_PROTOCOL, SyncManager } from './sync.js';
 import { admitTx } from './txAdmission.js';
 import { TxTracker } from './txTracker.js';
 import { resultOf } from './views.js';
@@ -150,6 +150,7 @@ export class MedLedgerNode {
       throw new Error(`peer key ${config.peerKeyFile} has id ${this.host.peerId}, but the genesis file names ${ownPeerId} for ${config.hospital}`);
     }
     await this.host.handle(SYNC_PROTOCOL, (request) => this.sync.serve(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
+    await this.host.handle(PAYLOAD_PROTOCOL, (request) => this.sync.servePayloads(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
     this.host.onPeerConnect((peer) => {
       this.engine.resendOwn();
       // A reconnecting peer may be ahead: one request finds out.
@@ -159,6 +160,7 @@ export class MedLedgerNode {
     // Re-verifies the stored chain from genesis now, then every new block and periodically (issue #5).
     this.integrity = new IntegrityMonitor(ledger, { logger: logger.child({ module: 'integrity' }), busy: () => this.sync.progress.active });
     this.integrity.start();
+    this.sync.startRepairs();
 
     this.server = createApiServer(apiRoutes(this), { maxBodyBytes: config.limits.maxRequestBytes, logger: logger.child({ module: 'api' }) });
     await new Promise<void>((resolve, reject) => {
@@ -200,6 +202,7 @@ export class MedLedgerNode {
       round: this.engine.round,
       mempool: this.mempool.size,
       integrity: this.integrity.status(),
+      ...(this.engine.halted ? { halted: this.engine.halted } : {}),
       keystoreDir: this.config.keystoreDir,
       sync: { active: this.sync.progress.active, target: this.sync.progress.target },
       penalties: this.host.penalties(),

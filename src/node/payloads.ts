@@ -75,3 +75,18 @@ export function checkPayload(tx: Tx, payload: Uint8Array | undefined): void {
     }
   }
 }
+
+/**
+ * The payloads a block brings (aligned with its transactions; null: none), checked by the same rules as
+ * admission, so that a validator votes only for blocks whose payloads the commit path can store.
+ */
+export function checkBlockPayloads(txs: Tx[], payloads: readonly (Uint8Array | null | undefined)[]): void {
+  if (payloads.length !== txs.length) throw new MedLedgerError('INVALID_BLOCK', `${payloads.length} payload slots for ${txs.length} transactions`);
+  txs.forEach((tx, i) => {
+    try {
+      checkPayload(tx, payloads[i] ?? undefined);
+    } catch (err) {
+      throw new MedLedgerError('INVALID_BLOCK', `payload of transaction ${i} (${tx.idHex.slice(0, 12)}): ${(err as Error).message}`);
+    }
+  });
+}

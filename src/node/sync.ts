@@ -11,8 +11,11 @@ import { certificateSchema, verifyCertificate } from '../consensus/votes.js';
 import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
 import type { P2PHost } from './p2p/host.js';
-import { payloadKind } from './payloads.js';
-import { txIdOfBytes } from '../records/tx/codec.js';
+import { checkPayload, payloadKind } from './payloads.js';
+import { decodeTx, txIdOfBytes } from '../records/tx/codec.js';
+import type { UnsignedTx } from '../records/tx/types.js';
+import { maxFaulty } from '../consensus/tendermint.js';
+import { toHex } from '../records/crypto/bytes.js';
 
 /**
  * Block sync (SPEC §6): `/medledger/<network>/sync/1` serves finalized blocks by height range with their
@@ -20,6 +23,15 @@ import { txIdOfBytes } from '../records/tx/codec.js';
  * fetches what it lacks and fully validates every block before committing it.
  */
 export const SYNC_PROTOCOL = 'sync';
+/** Missing payloads by transaction id: `{ids}` → one frame per payload the peer holds. */
+export const PAYLOAD_PROTOCOL = 'payloads';
+const MAX_PAYLOAD_IDS = 256;
+/** A peer whose hint of a higher height led to no certified block is not followed again for this long. */
+const DISTRUST_MS = 30_000;
+/** How often missing payloads are asked for again while some are missing. */
+const REPAIR_INTERVAL_MS = 30_000;
+/** Redacted grant payloads offered by peers, awaiting confirmation by f+1 of them (bounded). */
+const MAX_REDACTED_CANDIDATES = 10_000;
 const MAX_RANGE = 256;
 export const SYNC_MAX_FRAME_BYTES = 24 * 1024 * 1024;
 
@@ -30,7 +42,9 @@ const frameSchema = z.strictObject({
   payloads: z.array(z.strictObject({ index: uintSchema, payload: bytes(), redacted: z.boolean() })),
 });
 
-type SyncChunk = { block: Block; frame: z.infer<typeof frameSchema> }[];
+type SyncChunk = { block: Block; frame: z.infer<typeof frameSchema>; peer: string }[];
+const payloadRequestSchema = z.strictObject({ ids: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(MAX_PAYLOAD_IDS) });
+const payloadFrameSchema = z.strictObject({ id: z.string(), payload: bytes(), redacted: z.boolean() });
 
 export interface SyncProgress {
   active: boolean;
@@ -43,6 +57,14 @@ export class SyncManager {
   readonly progress: SyncProgress = { active: false, target: 0, fetched: 0 };
   private pool: SignatureWorkerPool | undefined;
   private running: Promise<void> | null = null;
+  /** Highest height some peer claimed: only a hint until a certified block arrives. */
+  private hint = 0;
+  private readonly distrusted = new Map<string, number>();
+  /** Redacted grant payloads by tx id → by content → the peers that served exactly these bytes. */
+  private readonly redactedOffers = new Map<string, Map<string, { payload: Uint8Array; peers: Set<string> }>>();
+  private repairTimer: NodeJS.Timeout | null = null;
+  private repairing: Promise<void> | null = null;
+  readonly repairs = { stored: 0, dropped: 0 };
 
   constructor(
     private readonly deps: { ledger: Ledger; engine: () => ConsensusEngine; host: () => P2PHost; logger: Logger; maxBlockBytes: number },
@@ -67,29 +89,35 @@ export class SyncManager {
     }
   }
 
-  /** Peers are at `height` or above: fetch up to it unless a sync is already under way. */
+  /**
+   * A peer says (e.g. with a vote) that heights up to `height` exist: fetch what we lack. The claim is only a
+   * hint: the node counts as syncing (which slows its integrity monitor) only once certified blocks arrive,
+   * and a peer whose hint led to nothing is not followed again for a while.
+   */
   behind(height: number, peer?: string): void {
     if (height <= this.deps.ledger.height) return;
-    this.progress.target = Math.max(this.progress.target, height);
+    if (peer !== undefined && (this.distrusted.get(peer) ?? 0) > Date.now()) return;
+    this.hint = Math.max(this.hint, height);
     if (this.running) return;
     this.running = this.run(peer).finally(() => {
       this.running = null;
       this.progress.active = false;
+      this.progress.target = this.deps.ledger.height;
+      this.scheduleRepair(0);
     });
   }
 
   private async run(preferred?: string): Promise<void> {
     const { ledger, logger } = this.deps;
-    this.progress.active = true;
     this.progress.startedAt = Date.now();
     const startHeight = ledger.height;
     let failures = 0;
-    while (ledger.height < this.progress.target && failures < 5) {
+    while (ledger.height < this.hint && failures < 5) {
       const peers = this.deps.host().connectedPeers();
       const peer = preferred && peers.includes(preferred) && failures === 0 ? preferred : peers[failures % Math.max(1, peers.length)];
       if (!peer) return;
       try {
-        const got = await this.fetchRange(peer, ledger.height + 1, this.progress.target);
+        const got = await this.fetchRange(peer, ledger.height + 1, this.hint);
         if (got === 0) failures++;
       } catch (err) {
         failures++;
@@ -97,7 +125,11 @@ export class SyncManager {
       }
     }
     // Peers had nothing more (or went away): we are as far as anyone could take us for now.
-    this.progress.target = ledger.height;
+    this.hint = ledger.height;
+    if (ledger.height === startHeight && preferred !== undefined) {
+      this.distrusted.set(preferred, Date.now() + DISTRUST_MS);
+      if (this.distrusted.size > 64) for (const [p, until] of this.distrusted) if (until < Date.now()) this.distrusted.delete(p);
+    }
     if (ledger.height > startHeight) {
       const secs = (Date.now() - this.progress.startedAt) / 1000;
       logger.info({ from: startHeight, to: ledger.height, seconds: secs }, `sync done: ${ledger.height - startHeight} blocks`);
@@ -131,7 +163,7 @@ export class SyncManager {
     for await (const frameBytes of this.deps.host().request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
       const frame = frameSchema.parse(decodeCanonical(frameBytes, 'sync frame'));
       const block = decodeBlock(frame.block, this.deps.maxBlockBytes * 2);
-      chunk.push({ block, frame });
+      chunk.push({ block, frame, peer });
       chunkTxs += block.txs.length;
       if (chunk.length >= 32 || chunkTxs >= 4_000) {
         await dispatch(chunk);
@@ -147,29 +179,37 @@ export class SyncManager {
   private async commitChunk(chunk: SyncChunk): Promise<number> {
     const { ledger, logger } = this.deps;
     let count = 0;
-    for (const { block, frame } of chunk) {
+    for (const { block, frame, peer } of chunk) {
       // Validation and commit run in the consensus queue, so sync and consensus never race.
       const committed = await this.deps.engine().withLedger(async (commit) => {
         if (block.header.height !== ledger.height + 1) return false;
         const executed = ledger.validateNext(block);
         verifyCertificate(frame.cert, ledger.genesis.validators, ledger.genesis.file.network, { height: block.header.height, block: executed.hash });
+        // Only payloads that match their committed hash (and pass admission's checks) are stored now. A
+        // redacted grant payload (a later deletion removed keys from it) cannot be checked against its hash:
+        // it waits until f+1 peers served the same bytes. Whatever is not stored is marked missing and
+        // repaired from other peers.
         const payloads = new Map<string, Uint8Array>();
-        const redactedIds = new Set<string>();
         for (const { index, payload, redacted } of frame.payloads) {
           const tx = executed.txs[index];
           if (!tx || !tx.tx.payload) continue;
-          // A payload must match its hash, unless a record deletion redacted keys out of a grant's payload
-          // (the store then keeps only keys of the patient's own blobs, and a wrong key only fails to open).
-          if (bytesEqual(sha256(payload), tx.tx.payload)) payloads.set(tx.idHex, payload);
-          else if (redacted && payloadKind(tx.tx)?.kind === 'grant') {
-            payloads.set(tx.idHex, payload);
-            redactedIds.add(tx.idHex);
+          if (bytesEqual(sha256(payload), tx.tx.payload)) {
+            try {
+              checkPayload(tx, payload);
+              payloads.set(tx.idHex, payload);
+            } catch (err) {
+              logger.warn({ tx: tx.idHex, reason: (err as Error).message }, 'synced payload matches its hash but is not storable');
+            }
+          } else if (redacted && payloadKind(tx.tx)?.kind === 'grant') {
+            this.offerRedacted(tx.idHex, payload, peer);
           }
         }
-        await commit(executed, frame.cert, payloads, redactedIds);
+        await commit(executed, frame.cert, payloads, new Set());
         return true;
       });
       if (!committed) continue;
+      this.progress.active = true;
+      this.progress.target = Math.max(this.hint, ledger.height);
       count++;
       this.progress.fetched++;
       if (ledger.height % 100 === 0 || ledger.height === this.progress.target) {
@@ -179,7 +219,116 @@ export class SyncManager {
     return count;
   }
 
+  // ---- missing payloads --------------------------------------------------------------------
+
+  /** Serves the payloads this node holds among the requested transaction ids. */
+  async *servePayloads(request: Uint8Array): AsyncIterable<Uint8Array> {
+    const parsed = payloadRequestSchema.safeParse(decodeCanonical(request, 'payload request'));
+    if (!parsed.success) return;
+    for (const id of parsed.data.ids) {
+      const stored = await this.deps.ledger.store.getPayload(id);
+      if (stored) yield encodeCanonical({ id, payload: stored.payload, redacted: stored.redacted });
+    }
+  }
+
+  private offerRedacted(txIdHex: string, payload: Uint8Array, peer: string): void {
+    let offers = this.redactedOffers.get(txIdHex);
+    if (!offers) {
+      if (this.redactedOffers.size >= MAX_REDACTED_CANDIDATES) return;
+      offers = new Map();
+      this.redactedOffers.set(txIdHex, offers);
+    }
+    const key = toHex(sha256(payload));
+    const offer = offers.get(key) ?? (offers.size < 8 ? { payload, peers: new Set<string>() } : undefined);
+    if (!offer) return;
+    offer.peers.add(peer);
+    offers.set(key, offer);
+  }
+
+  private scheduleRepair(delayMs: number): void {
+    if (this.repairTimer || this.closed) return;
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = null;
+      this.repairing ??= this.repairMissing()
+        .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'payload repair failed'))
+        .finally(() => {
+          this.repairing = null;
+        });
+    }, delayMs);
+    this.repairTimer.unref();
+  }
+
+  /**
+   * Asks every connected peer for payloads this node lacks; stores each one that matches its committed
+   * hash, or a redacted grant payload once f+1 peers served identical bytes (so at least one honest peer).
+   */
+  async repairMissing(): Promise<void> {
+    const { ledger, logger } = this.deps;
+    const ids = await ledger.store.missingPayloads(MAX_PAYLOAD_IDS);
+    if (ids.length === 0) return;
+    const needed = maxFaulty(ledger.genesis.validators.length) + 1;
+    for (const peer of this.deps.host().connectedPeers()) {
+      const pending = new Set(await ledger.store.missingPayloads(MAX_PAYLOAD_IDS));
+      if (pending.size === 0) break;
+      try {
+        const request = encodeCanonical({ ids: [...pending] });
+        for await (const frameBytes of this.deps.host().request(peer, PAYLOAD_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_PAYLOAD_IDS })) {
+          const frame = payloadFrameSchema.parse(decodeCanonical(frameBytes, 'payload frame'));
+          if (!pending.has(frame.id)) continue;
+          const tx = await this.committedTx(frame.id);
+          if (!tx || !tx.tx.payload) continue;
+          if (bytesEqual(sha256(frame.payload), tx.tx.payload)) {
+            try {
+              checkPayload(tx, frame.payload);
+            } catch {
+              continue;
+            }
+            this.repairs[await this.repair(frame.id, tx.tx, frame.payload, false)]++;
+            pending.delete(frame.id);
+          } else if (frame.redacted && payloadKind(tx.tx)?.kind === 'grant') {
+            this.offerRedacted(frame.id, frame.payload, peer);
+          }
+        }
+      } catch (err) {
+        logger.debug({ peer, err: (err as Error).message }, 'payload request failed');
+      }
+      for (const id of pending) {
+        const confirmed = [...(this.redactedOffers.get(id)?.values() ?? [])].find((o) => o.peers.size >= needed);
+        if (!confirmed) continue;
+        const tx = await this.committedTx(id);
+        if (tx) this.repairs[await this.repair(id, tx.tx, confirmed.payload, true)]++;
+        this.redactedOffers.delete(id);
+      }
+    }
+    const left = (await ledger.store.missingPayloads(1)).length;
+    if (left > 0) {
+      logger.warn('some committed payloads are still missing here: asking peers again later');
+      this.scheduleRepair(REPAIR_INTERVAL_MS);
+    }
+  }
+
+  /** In the consensus queue, so a repair never races the commit of a deletion that purges the same blob. */
+  private repair(txIdHex: string, t: UnsignedTx, payload: Uint8Array, redacted: boolean): Promise<'stored' | 'dropped'> {
+    return this.deps.engine().withLedger(() => this.deps.ledger.store.repairPayload(txIdHex, t, payload, redacted));
+  }
+
+  /** Looks for missing payloads soon after start (a crash or an earlier sync may have left some). */
+  startRepairs(): void {
+    this.scheduleRepair(5_000);
+  }
+
+  private async committedTx(txIdHex: string) {
+    const loc = await this.deps.ledger.store.txLocation(txIdHex);
+    const bytes = loc && (await this.deps.ledger.store.getBlock(loc.height))?.txs[loc.index];
+    return bytes ? decodeTx(bytes, { verify: false }) : undefined;
+  }
+
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.repairTimer) clearTimeout(this.repairTimer);
+    await this.repairing;
     await this.pool?.close();
   }
 }

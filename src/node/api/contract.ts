@@ -88,6 +88,8 @@ export interface StatusResponse {
   round: number;
   mempool: number;
   integrity: IntegrityStatus;
+  /** Set when this node stopped consensus because it could not commit a decided block (e.g. a disk failure). */
+  halted?: { height: number; reason: string; since: number };
   /** Where this node's users' keystore files live (the TUI and CLI on this host unlock them there). */
   keystoreDir: string;
   sync?: { target: number; active: boolean };

@@ -26,6 +26,9 @@ export const K = {
   payload: (txIdHex: string) => `p/${txIdHex}`,
   /** Marks a payload that a record deletion redacted (it no longer matches the hash in its transaction). */
   redacted: (txIdHex: string) => `pr/${txIdHex}`,
+  /** A committed payload this node does not hold yet (sync could not get a verified copy): to be repaired. */
+  missingPayload: (txIdHex: string) => `pm/${txIdHex}`,
+  missingPayloadPrefix: 'pm/',
   /** blob id → id of the transaction whose payload holds its ciphertext. */
   blob: (blob: string) => `bl/${blob}`,
   /** wrapped data key of a blob for one user → {tx whose payload carries it, key}. */

@@ -11,7 +11,7 @@ import { certificateSchema, type Certificate } from '../../consensus/votes.js';
 import { payloadKeys, payloadKind } from '../payloads.js';
 import { PayloadFiles } from './payloadFiles.js';
 import { indexKey, indexPrefix, K, padTime, parseSeqKey, seqKey, SEQ_LENGTH, timeIndexRoot, type IndexName } from './keys.js';
-import type { WrappedKey } from '../../records/envelope.js';
+import { grantPayloadSchema, type WrappedKey } from '../../records/envelope.js';
 
 type Value = Uint8Array;
 const EMPTY = new Uint8Array(0);
@@ -179,6 +179,9 @@ export class LedgerStore {
    * the indexes, and the payloads it brought — purging the payloads of records it deleted.
    */
   async commitBlock(executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted: ReadonlySet<string> = new Set()): Promise<void> {
+    // A payload the block commits to but that did not come with it (sync from a peer that lacked or altered
+    // it) is marked missing in the same batch, and its blob indexes are written all the same, so later grants
+    // and deletions treat it like any other; the sync manager repairs it from other peers.
     const { block, hash, hashHex, txs, events, changes } = executed;
     const h = block.header.height;
     const head = this.headCache;
@@ -201,8 +204,7 @@ export class LedgerStore {
       batch.put(K.event(seq), executed.eventBytes[i]!);
       for (const [index, value] of indexEntries(event)) batch.put(indexKey(index, value, seq), EMPTY);
       if (event.outcome !== 'success') continue;
-      const payload = payloads.get(tx.idHex);
-      if (payload) await storePayload(batch, tx.idHex, tx.tx, payload, redacted.has(tx.idHex));
+      await storePayload(batch, tx.idHex, tx.tx, payloads.get(tx.idHex), redacted.has(tx.idHex));
       if (tx.tx.type === 'deleteRecord' && tx.tx.record) await purgeRecord(batch, tx.tx.record);
     }
     const newHead: ChainHead = { height: h, hash };
@@ -321,6 +323,44 @@ export class LedgerStore {
     return out;
   }
 
+  /** Payloads committed but not held here (see commitBlock), oldest first. */
+  async missingPayloads(limit: number): Promise<string[]> {
+    const out: string[] = [];
+    for await (const key of this.db.keys({ gte: K.missingPayloadPrefix, lt: `${K.missingPayloadPrefix}\xff`, limit })) out.push(key.slice(K.missingPayloadPrefix.length));
+    return out;
+  }
+
+  /**
+   * Stores a missing payload that the caller verified against its transaction (by hash, or a redacted grant
+   * payload confirmed by enough peers). What a deletion purged since is not brought back: the payload of a
+   * deleted record is dropped, and a grant's keys of deleted blobs are redacted out first.
+   */
+  async repairPayload(txIdHex: string, t: ExecutedBlock['txs'][number]['tx'], payload: Uint8Array, redacted: boolean): Promise<'stored' | 'dropped'> {
+    const batch = new PendingBatch(this.db, this.payloadFiles);
+    if ((await batch.get(K.missingPayload(txIdHex))) === undefined) return 'dropped';
+    batch.del(K.missingPayload(txIdHex));
+    const kind = payloadKind(t);
+    let result: 'stored' | 'dropped' = 'stored';
+    if (!kind || (kind.kind === 'blob' && (await batch.get(K.recordBlob(kind.record, kind.blob))) === undefined)) {
+      result = 'dropped';
+    } else {
+      let bytes = payload;
+      if (kind.kind === 'grant') {
+        const p = grantPayloadSchema.parse(decodeCanonical(payload));
+        let changed = false;
+        for (const blob of Object.keys(p.keys)) {
+          if ((await batch.get(K.patientBlob(kind.patient, blob))) !== undefined) continue;
+          delete p.keys[blob];
+          changed = true;
+        }
+        if (changed) bytes = encodeCanonical(p);
+      }
+      await storePayload(batch, txIdHex, t, bytes, redacted || bytes !== payload);
+    }
+    await batch.write();
+    return result;
+  }
+
   // ---- consensus persistence -----------------------------------------------------------------
 
   async getMeta(key: string): Promise<unknown | undefined> {
@@ -364,16 +404,20 @@ function matches(e: AuditEvent, f: AuditFilter & { staffOnly?: boolean }): boole
   return true;
 }
 
-async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlock['txs'][number]['tx'], payload: Uint8Array, redacted: boolean): Promise<void> {
+async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlock['txs'][number]['tx'], payload: Uint8Array | undefined, redacted: boolean): Promise<void> {
   const kind = payloadKind(t);
   if (!kind) return;
-  batch.putPayload(txIdHex, payload);
-  if (redacted) batch.put(K.redacted(txIdHex), EMPTY);
   if (kind.kind === 'blob') {
     batch.put(K.blob(kind.blob), new TextEncoder().encode(txIdHex));
     batch.put(K.recordBlob(kind.record, kind.blob), EMPTY);
     batch.put(K.patientBlob(kind.patient, kind.blob), EMPTY);
   }
+  if (!payload) {
+    batch.put(K.missingPayload(txIdHex), EMPTY);
+    return;
+  }
+  batch.putPayload(txIdHex, payload);
+  if (redacted) batch.put(K.redacted(txIdHex), EMPTY);
   for (const { blob, user, key } of payloadKeys(kind, payload)) {
     // A grant only wraps the granting patient's own existing blobs: a key named after anyone else's blob
     // would overwrite the grantee's real key for it.
@@ -398,6 +442,7 @@ async function purgeRecord(batch: PendingBatch, record: string): Promise<void> {
     if (blobTx) {
       const txIdHex = new TextDecoder().decode(blobTx);
       batch.delPayload(txIdHex);
+      batch.del(K.missingPayload(txIdHex));
       batch.del(K.blob(blob));
     }
     for (const wkKey of await batch.keysWithPrefix(K.wrappedKeyPrefix(blob))) {

@@ -23,6 +23,11 @@ export function StatusBar({ node }: { node: NodeStatusState }) {
           No data integrity in the server's database: {alert?.problem ?? 'integrity check failed'} (height {alert?.height ?? s.integrity.verifiedHeight + 1})
         </Text>
       ) : null}
+      {s?.halted ? (
+        <Text color="red" bold>
+          Consensus halted at height {s.halted.height}: {s.halted.reason}
+        </Text>
+      ) : null}
       {node.error ? <Text color="red">Node unreachable: {node.error} (retrying)</Text> : null}
     </Box>
   );
