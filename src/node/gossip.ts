@@ -9,7 +9,7 @@ import { signedVoteSchema, verifyVote, type SignedVote } from '../consensus/vote
 import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool } from './mempool.js';
-import type { GossipHandler, Verdict } from './p2p/host.js';
+import type { GossipHandler, Verdict, WeighedVerdict } from './p2p/host.js';
 import { admitTx } from './txAdmission.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
 
@@ -21,9 +21,21 @@ import { txIdOfBytes } from '../records/tx/codec.js';
  */
 export const TOPICS = ['tx', 'block', 'vote'] as const;
 
+/** Transactions per gossip batch: what one message can make a node decode (and, if they pass, verify). */
+export const MAX_TX_BATCH = 1_000;
 const txBatchSchema = z.strictObject({
-  txs: z.array(z.strictObject({ tx: bytes(), payload: bytes().optional() })).min(1).max(5_000),
+  txs: z.array(z.strictObject({ tx: bytes(), payload: bytes().optional() })).min(1).max(MAX_TX_BATCH),
 });
+
+/**
+ * What a failed transaction in a batch costs its sender, in reject units (a peer is cut off at 20 units a
+ * minute). Provably bad ones (forged, malformed, oversized, already final) cost a full unit; ones that are
+ * merely not valid here (unknown user, stale time, a used nonce), which an honest peer may relay in a race,
+ * cost a decode and so a fiftieth.
+ */
+const PROVABLY_BAD = new Set(['MALFORMED', 'BAD_SIGNATURE', 'TOO_LARGE']);
+const NOT_VALID_HERE = new Set(['UNKNOWN_ACTOR', 'KEY_MISMATCH', 'BAD_TIME', 'REPLAY']);
+const NOT_VALID_HERE_COST = 1 / 50;
 /** `n` makes a deliberate re-send a new gossip message (ids are content hashes). */
 const proposalMessageSchema = z.strictObject({ proposal: proposalSchema, n: uintSchema });
 const votesMessageSchema = z.strictObject({ votes: z.array(signedVoteSchema).min(1).max(64), n: uintSchema });
@@ -63,31 +75,40 @@ export interface GossipDeps {
 export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number], GossipHandler> {
   const { ledger, mempool, engine, logger } = deps;
 
+  /** A verdict per transaction: the good ones of a batch are admitted whatever the others are. */
   const tx: GossipHandler = {
-    async validate(data, from): Promise<Verdict> {
+    async validate(data, from): Promise<WeighedVerdict> {
       const batch = parse(txBatchSchema, data);
-      if (!batch) return 'reject';
+      if (!batch) return { verdict: 'reject', penalty: 1 };
       let added = 0;
+      let bad = 0;
+      let doubtful = 0;
+      const now = Date.now();
       for (const item of batch.txs) {
-        if (item.tx.length > MAX_TX_BYTES || (item.payload?.length ?? 0) > MAX_PAYLOAD_BYTES) return 'reject';
+        if (item.tx.length > MAX_TX_BYTES || (item.payload?.length ?? 0) > MAX_PAYLOAD_BYTES) {
+          bad++;
+          continue;
+        }
         try {
-          if (admitTx({ ledger, mempool }, item.tx, item.payload, { now: Date.now() }).status === 'added') added++;
+          const admission = admitTx({ ledger, mempool }, item.tx, item.payload, { now });
+          if (admission.status === 'added') added++;
         } catch (err) {
-          // Forged or malformed data is the sender's fault, and so is re-publishing a transaction that is
-          // already final (each is gossiped once by the node that received it). A stale nonce on a new
-          // transaction or a full mempool is not.
-          if (isMedLedgerError(err) && ['MALFORMED', 'BAD_SIGNATURE', 'TOO_LARGE'].includes(err.code)) {
-            logger.debug({ from, code: err.code }, 'rejected gossiped transaction');
-            return 'reject';
+          if (!isMedLedgerError(err)) {
+            // Our own bug, not the sender's fault: log it, charge nothing.
+            logger.error({ from, err }, 'gossiped transaction could not be checked');
+            continue;
           }
-          if (isMedLedgerError(err, 'REPLAY') && (await ledger.store.txLocation(txIdOfBytes(item.tx)))) {
-            logger.debug({ from }, 'rejected replayed transaction');
-            return 'reject';
-          }
+          // Re-publishing a transaction that is already final is the sender's fault (each is gossiped once,
+          // by the node that received it); a used nonce on a new transaction may be a race.
+          if (PROVABLY_BAD.has(err.code) || (err.code === 'REPLAY' && (await ledger.store.txLocation(txIdOfBytes(item.tx))))) bad++;
+          else if (NOT_VALID_HERE.has(err.code)) doubtful++;
         }
       }
       if (added > 0) engine.onMempoolTx();
-      return added > 0 ? 'accept' : 'ignore';
+      const penalty = bad + doubtful * NOT_VALID_HERE_COST;
+      if (bad > 0) logger.debug({ from, bad, doubtful, added }, 'rejected gossiped transactions');
+      // A batch with provably bad content is not forwarded; the good transactions in it stay in our mempool.
+      return { verdict: bad > 0 ? 'reject' : added > 0 ? 'accept' : 'ignore', penalty };
     },
   };
 

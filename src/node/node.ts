@@ -14,7 +14,7 @@ import { createApiServer } from './api/http.js';
 import { apiRoutes } from './api/routes.js';
 import type { NodeConfig } from './config.js';
 import { ConsensusEngine } from './consensusEngine.js';
-import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, maxGossipBytes, TOPICS } from './gossip.js';
+import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, MAX_TX_BATCH, maxGossipBytes, TOPICS } from './gossip.js';
 import { IntegrityMonitor } from './integrityMonitor.js';
 import { Ledger } from './ledger.js';
 import { Mempool } from './mempool.js';
@@ -51,7 +51,7 @@ class TxOutbox {
   push(tx: Uint8Array, payload?: Uint8Array): void {
     this.items.push(payload ? { tx, payload } : { tx });
     this.bytes += tx.length + (payload?.length ?? 0);
-    if (this.bytes >= this.maxBytes) this.flush();
+    if (this.bytes >= this.maxBytes || this.items.length >= MAX_TX_BATCH) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
   }
 

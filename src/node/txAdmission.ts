@@ -1,7 +1,9 @@
 import { bytesEqual } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
 import { apply } from '../records/state/apply.js';
-import { decodeTxCached } from '../consensus/blockExecution.js';
+import { toHex } from '../records/crypto/bytes.js';
+import { verifySignature } from '../records/crypto/signature.js';
+import { decodeTx, txSigningMessage } from '../records/tx/codec.js';
 import { leafHash } from '../consensus/merkle.js';
 import type { Tx } from '../records/tx/types.js';
 import type { ApiAdmissionLimits } from './admissionLimits.js';
@@ -35,13 +37,28 @@ export function admitTx(
   opts: AdmissionOptions,
 ): Admission {
   const { ledger, mempool } = deps;
-  const tx = decodeTxCached(bytes, leafHash(bytes), ledger.txCache);
+  // Cheap checks first: a transaction that fails against the state costs a decode, never a signature check.
+  const leafHex = toHex(leafHash(bytes));
+  const cached = ledger.txCache.get(leafHex);
+  const tx = cached ?? decodeTx(bytes, { verify: false });
   const t = tx.tx;
   if (opts.viaHospital !== undefined && t.via !== opts.viaHospital) {
     throw new MedLedgerError('MALFORMED', `transaction names hospital ${t.via} as its source, but this node is ${opts.viaHospital}`);
   }
   if (mempool.has(tx.idHex)) return { status: 'duplicate', tx };
   const user = ledger.state.get('users', t.actor);
+  const ceiling = nonceCeiling(user?.lastNonce ?? 0, mempool.pendingOf(t.actor), opts.now);
+  if (t.nonce > ceiling) {
+    throw new MedLedgerError('CONFLICT', `nonce ${t.nonce} of ${t.actor} is too far ahead (at most ${ceiling} now)`);
+  }
+  const result = apply(ledger.state, tx, { height: ledger.height + 1, index: 0, blockTime: opts.now });
+  if (!result.valid) throw result.error;
+  if (!cached) {
+    if (!verifySignature(t.key, txSigningMessage(tx.id), tx.sig)) {
+      throw new MedLedgerError('BAD_SIGNATURE', `transaction ${tx.idHex.slice(0, 12)} has an invalid signature`);
+    }
+    ledger.txCache.set(leafHex, tx);
+  }
   if (opts.api) {
     if (t.type === 'registerPatient') {
       if (!user) opts.api.checkRegistration(opts.now);
@@ -50,13 +67,7 @@ export function admitTx(
       opts.api.takeTx(t.actor, opts.now);
     }
   }
-  const ceiling = nonceCeiling(user?.lastNonce ?? 0, mempool.pendingOf(t.actor), opts.now);
-  if (t.nonce > ceiling) {
-    throw new MedLedgerError('CONFLICT', `nonce ${t.nonce} of ${t.actor} is too far ahead (at most ${ceiling} now)`);
-  }
   checkPayload(tx, payload);
-  const result = apply(ledger.state, tx, { height: ledger.height + 1, index: 0, blockTime: opts.now });
-  if (!result.valid) throw result.error;
   const added = mempool.add({ tx, ...(payload ? { payload } : {}), receivedAt: opts.now });
   if (!added.added) return { status: 'duplicate', tx };
   if (opts.api && t.type === 'registerPatient') opts.api.registered(opts.now);

@@ -128,12 +128,16 @@ describe('admission: unknown peers and forged gossip', () => {
     const before = await rejectedBy();
     const outsider = createSigner(generateSigningKeyPair().secretKey);
     const parentHeight = (await net.api(0).status()).height;
+    const dRound = (3 - ((parentHeight + 1) % 4) + 4) % 4;
     const forged = [
       await forge({ signer: outsider }),
       // D signs for a round in which it is not the proposer.
       await forge({ signer: dKey, round: (3 - ((parentHeight + 1) % 4) + 5) % 4 }),
+      // Each of D's forgeries takes a round of its own (D proposes every fourth round): a node executes
+      // only the first proposal of a round, and a second one is evidence, not a reject.
       await forge({
         signer: dKey,
+        round: dRound + 4,
         tamper: (b) => {
           const sig = b.lastCommit!.sigs[0]!.sig;
           sig[0]! ^= 0xff;
@@ -141,6 +145,7 @@ describe('admission: unknown peers and forged gossip', () => {
       }),
       await forge({
         signer: dKey,
+        round: dRound + 8,
         txs: [(() => {
           const tx = auditedRead(patient);
           const bytes = new Uint8Array(tx.bytes);

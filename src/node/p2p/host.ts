@@ -16,6 +16,14 @@ import { encodeFrame, FrameReader, P2PRequestError } from './frames.js';
 export { P2PRequestError, type P2PRequestErrorKind } from './frames.js';
 
 export type Verdict = 'accept' | 'reject' | 'ignore';
+/**
+ * A verdict with the cost the message caused, in reject units (a plain 'reject' is 1): a batch that made us
+ * check many bad signatures costs its sender that many, and merely useless work a fraction each.
+ */
+export interface WeighedVerdict {
+  verdict: Verdict;
+  penalty: number;
+}
 
 export interface P2PConfig {
   /** Topics and protocols are named `/medledger/<network>/<name>/1`. */
@@ -46,7 +54,7 @@ export interface P2PConfig {
 
 export interface GossipHandler {
   /** Runs for every gossip message received on the topic, before it is delivered or forwarded. */
-  validate(data: Uint8Array, fromPeer: string): Verdict | Promise<Verdict>;
+  validate(data: Uint8Array, fromPeer: string): Verdict | WeighedVerdict | Promise<Verdict | WeighedVerdict>;
   /** Called only for messages that validate() accepted. */
   deliver?(data: Uint8Array, fromPeer: string): void;
 }
@@ -102,7 +110,8 @@ interface StaticPeer {
 
 interface PenaltyState {
   rejected: number;
-  recentRejects: number[];
+  /** Reject units charged within the window: [time, weight]. */
+  recentRejects: [number, number][];
   bannedUntil: number | undefined;
 }
 
@@ -420,6 +429,7 @@ export class P2PHost {
 
   private async validateGossip(topic: string, fromPeer: string, data: Uint8Array): Promise<TopicValidatorResult> {
     let verdict: Verdict;
+    let penalty: number | undefined;
     if (data.byteLength > this.cfg.maxMessageBytes) {
       verdict = 'reject';
       this.log.debug({ topic, peer: fromPeer, bytes: data.byteLength }, 'gossip message over size limit');
@@ -427,20 +437,23 @@ export class P2PHost {
       const handler = this.handlers[topic];
       if (!handler) return TopicValidatorResult.Ignore; // subscribed without a handler: neither deliver nor forward
       try {
-        verdict = await handler.validate(data, fromPeer);
+        const result = await handler.validate(data, fromPeer);
+        if (typeof result === 'string') verdict = result;
+        else ({ verdict, penalty } = result);
       } catch (err) {
         // Malformed bytes must not take the node down; treat like an explicit rejection.
         this.log.debug({ topic, peer: fromPeer, bytes: data.byteLength, err: errMessage(err) }, 'gossip validator threw');
         verdict = 'reject';
       }
     }
+    const charge = penalty ?? (verdict === 'reject' ? 1 : 0);
+    if (charge > 0) this.recordReject(fromPeer, topic, charge, verdict === 'reject');
     switch (verdict) {
       case 'accept':
         return TopicValidatorResult.Accept;
       case 'ignore':
         return TopicValidatorResult.Ignore;
       case 'reject':
-        this.recordReject(fromPeer, topic);
         return TopicValidatorResult.Reject;
       default:
         this.log.error({ topic, verdict: String(verdict) }, 'gossip validator returned an unknown verdict; ignoring the message');
@@ -448,18 +461,20 @@ export class P2PHost {
     }
   }
 
-  private recordReject(peer: string, topic: string): void {
+  /** Charges `weight` reject units to a peer; `maxRejects` units within the window ban it. */
+  private recordReject(peer: string, topic: string, weight: number, rejected: boolean): void {
     const now = Date.now();
     let st = this.penaltyByPeer.get(peer);
     if (!st) {
       st = { rejected: 0, recentRejects: [], bannedUntil: undefined };
       this.penaltyByPeer.set(peer, st);
     }
-    st.rejected++;
-    st.recentRejects.push(now);
-    while (st.recentRejects.length > 0 && st.recentRejects[0]! <= now - this.rejectWindowMs) st.recentRejects.shift();
-    this.log.debug({ peer, topic, rejected: st.rejected, recent: st.recentRejects.length }, 'gossip message rejected');
-    if (st.recentRejects.length < this.maxRejects || (st.bannedUntil !== undefined && st.bannedUntil > now)) return;
+    if (rejected) st.rejected++;
+    st.recentRejects.push([now, weight]);
+    while (st.recentRejects.length > 0 && st.recentRejects[0]![0] <= now - this.rejectWindowMs) st.recentRejects.shift();
+    const recent = st.recentRejects.reduce((sum, [, w]) => sum + w, 0);
+    this.log.debug({ peer, topic, rejected: st.rejected, recent }, 'gossip message charged');
+    if (recent < this.maxRejects || (st.bannedUntil !== undefined && st.bannedUntil > now)) return;
 
     st.bannedUntil = now + this.banMs;
     st.recentRejects = [];
