@@ -44,6 +44,8 @@ export interface NetworkOptions {
   consensus?: Partial<ConsensusParams>;
   testControls?: boolean;
   logLevel?: string;
+  /** Node `limits` overrides (load generators play many users far above one person's rate). */
+  limits?: Record<string, number>;
   /** The admin's keystore password for a hospital. */
   adminPassword(hospital: string): string;
   kdf?: ScryptParams;
@@ -108,6 +110,7 @@ export async function createNetwork(opts: NetworkOptions): Promise<NetworkLayout
       },
       logLevel: opts.logLevel ?? 'info',
       testControls: opts.testControls ?? false,
+      ...(opts.limits ? { limits: opts.limits } : {}),
     };
     writeFileSync(node.configFile, `${JSON.stringify(config, null, 2)}\n`);
   }

@@ -9,6 +9,12 @@ import type { StatusResponse } from '../node/api/contract.js';
 export const CLI_ENTRY = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/medledger.js');
 
 /**
+ * V8's old space of a node process: a bounded heap makes V8 collect garbage before it grows, so a node under
+ * overload stays within its memory bound (README "Backpressure"); its live set is far smaller.
+ */
+export const NODE_HEAP_ARGS = ['--max-old-space-size=160'];
+
+/**
  * One node as a separate OS process (`medledger node --config FILE`), with its output in a log file.
  * The child exits when our end of its stdin closes, so no node outlives the process that started it.
  */
@@ -40,7 +46,7 @@ export class NodeProcess {
   start(): void {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.log = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [...this.runtimeArgs, CLI_ENTRY, 'node', '--config', this.configFile, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_HEAP_ARGS, ...this.runtimeArgs, CLI_ENTRY, 'node', '--config', this.configFile, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdout!.pipe(this.log, { end: false });
     child.stderr!.pipe(this.log, { end: false });
     this.exited = new Promise((res) => child.once('exit', (code) => res(code)));

@@ -29,8 +29,11 @@ export const nodeConfigSchema = z.strictObject({
   limits: z
     .strictObject({
       maxRequestBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
-      mempoolMaxTxs: z.number().int().min(10).default(100_000),
-      mempoolMaxBytes: z.number().int().min(1024 * 1024).default(512 * 1024 * 1024),
+      /** Hard bounds of the mempool; new API submissions are shed before this (see loadShedder.ts). */
+      mempoolMaxTxs: z.number().int().min(10).default(30_000),
+      mempoolMaxBytes: z.number().int().min(1024 * 1024).default(96 * 1024 * 1024),
+      /** Resident memory above which the node sheds new submissions (503), to stay under ~300 MB. */
+      rssHighWaterMB: z.number().int().min(64).default(280),
       /** Pending transactions per user in this node's mempool (local and gossiped alike). */
       mempoolMaxPerUser: z.number().int().min(1).default(MAX_PENDING_PER_USER),
       /** Token bucket per user for submissions through this node's API (not gossip). */

@@ -93,6 +93,9 @@ export class ConsensusEngine {
     this.book = new VoteBook(this.rs.height);
   }
 
+  /** Heights this engine decided, and the rounds beyond round 0 they took (an overload or fault shows here). */
+  readonly stats = { heights: 0, extraRounds: 0, heightsWithExtraRounds: 0 };
+
   /** Why consensus stopped, if it did (shown in the node's status). */
   get halted(): { height: number; reason: string; since: number } | null {
     return this.haltedBy;
@@ -408,6 +411,9 @@ export class ConsensusEngine {
       return this.halt(height, `commit of the decided block failed: ${(err as Error).message}`);
     }
     this.deps.logger.debug({ height, round, txs: known.executed.txs.length, ms: Math.round(performance.now() - started) }, 'committed block');
+    this.stats.heights++;
+    this.stats.extraRounds += round;
+    if (round > 0) this.stats.heightsWithExtraRounds++;
     await this.enterNextHeight(known.executed);
   }
 

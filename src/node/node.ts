@@ -18,6 +18,7 @@ import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, MAX_TX_BATC
 import { IntegrityMonitor } from './integrityMonitor.js';
 import { Ledger } from './ledger.js';
 import { Mempool } from './mempool.js';
+import { LOOP_DELAY_HIGH_WATER_MS, LoadShedder } from './loadShedder.js';
 import { ApiAdmissionLimits } from './admissionLimits.js';
 import { loadOrCreatePeerKey } from './p2p/peerKey.js';
 import { P2PHost } from './p2p/host.js';
@@ -29,6 +30,9 @@ import { resultOf } from './views.js';
 import { decodeTxCached } from '../consensus/blockExecution.js';
 import { leafHash } from '../consensus/merkle.js';
 import type { decodeTx } from '../records/tx/codec.js';
+
+/** Transactions of an API batch admitted between two yields to the event loop (~5 ms of work). */
+const ADMISSION_SLICE = 50;
 
 const validatorKeyFileSchema = z.strictObject({ secretKey: z.string().regex(/^[0-9a-f]{64}$/) });
 
@@ -79,6 +83,7 @@ export class MedLedgerNode {
   host!: P2PHost;
   sync!: SyncManager;
   integrity!: IntegrityMonitor;
+  shedder!: LoadShedder;
   private server!: Server;
   private outbox!: TxOutbox;
   private apiUrl = '';
@@ -144,7 +149,7 @@ export class MedLedgerNode {
         maxMessageBytes: maxGossipBytes(genesis.params.maxBlockBytes),
         logger: logger.child({ module: 'p2p' }),
       },
-      gossipHandlers({ ledger, mempool, engine: this.engine, logger }),
+      gossipHandlers({ ledger, mempool, engine: this.engine, logger, overloaded: () => this.shedder?.reason() === 'loop' || this.shedder?.reason() === 'memory' }),
     );
     if (this.host.peerId !== ownPeerId) {
       throw new Error(`peer key ${config.peerKeyFile} has id ${this.host.peerId}, but the genesis file names ${ownPeerId} for ${config.hospital}`);
@@ -162,6 +167,15 @@ export class MedLedgerNode {
     this.integrity.start();
     this.sync.startRepairs();
 
+    this.shedder = new LoadShedder(
+      {
+        // A few blocks' worth of queue is enough: more only adds latency and memory.
+        mempoolHighWater: Math.min(config.limits.mempoolMaxTxs, 4 * genesis.params.maxBlockTxs),
+        rssHighWater: config.limits.rssHighWaterMB * 1024 * 1024,
+        loopDelayHighWaterMs: LOOP_DELAY_HIGH_WATER_MS,
+      },
+      () => this.mempool.size,
+    );
     this.server = createApiServer(apiRoutes(this), { maxBodyBytes: config.limits.maxRequestBytes, logger: logger.child({ module: 'api' }) });
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -202,6 +216,8 @@ export class MedLedgerNode {
       round: this.engine.round,
       mempool: this.mempool.size,
       integrity: this.integrity.status(),
+      load: this.shedder.status(),
+      consensusStats: this.engine.stats,
       ...(this.engine.halted ? { halted: this.engine.halted } : {}),
       keystoreDir: this.config.keystoreDir,
       sync: { active: this.sync.progress.active, target: this.sync.progress.target },
@@ -211,6 +227,7 @@ export class MedLedgerNode {
 
   /** A user's signed transaction: admitted, gossiped, and (by default) awaited until final. */
   async submit(req: ReturnType<typeof submitTxRequestSchema.parse>): Promise<SubmitTxResponse> {
+    this.shedder.admit();
     const bytes = fromBase64(req.tx);
     const payload = req.payload !== undefined ? fromBase64(req.payload) : undefined;
     const tx = decodeTxCached(bytes, leafHash(bytes), this.ledger.txCache);
@@ -237,12 +254,17 @@ export class MedLedgerNode {
   }
 
   /** Bulk submission without waiting (load generators, imports). */
-  submitBatch(req: ReturnType<typeof submitBatchRequestSchema.parse>): SubmitBatchResponse {
+  async submitBatch(req: ReturnType<typeof submitBatchRequestSchema.parse>): Promise<SubmitBatchResponse> {
+    const busy = this.shedder.reason();
+    if (busy === 'memory' || busy === 'loop') this.shedder.admit();
     const accepted: string[] = [];
     const rejected: SubmitBatchResponse['rejected'] = [];
     const now = Date.now();
-    req.txs.forEach((item, index) => {
+    for (const [index, item] of req.txs.entries()) {
+      // Admission is CPU work on the event loop that consensus shares: let timers and gossip in regularly.
+      if (index > 0 && index % ADMISSION_SLICE === 0) await new Promise((r) => setImmediate(r));
       try {
+        this.shedder.admit();
         const bytes = fromBase64(item.tx);
         const payload = item.payload !== undefined ? fromBase64(item.payload) : undefined;
         const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now, api: this.apiLimits });
@@ -252,7 +274,7 @@ export class MedLedgerNode {
         if (!isMedLedgerError(err) && !(err instanceof TypeError)) throw err;
         rejected.push({ index, code: isMedLedgerError(err) ? err.code : 'MALFORMED', message: (err as Error).message });
       }
-    });
+    }
     if (accepted.length > 0) this.engine.onMempoolTx();
     return { accepted, rejected };
   }
@@ -266,6 +288,7 @@ export class MedLedgerNode {
     await this.host.stop();
     await this.sync.close();
     await this.integrity.stop();
+    this.shedder.stop();
     await this.ledger.store.close();
     this.logger.info('node stopped');
   }

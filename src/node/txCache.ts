@@ -10,7 +10,8 @@ export class BoundedTxCache implements TxCache {
   private young = new Map<string, Tx>();
   private old = new Map<string, Tx>();
 
-  constructor(private readonly generationSize = 30_000) {}
+  /** Two generations of 16,000: the mempool's high-water mark and the blocks being voted on fit (~25 MB). */
+  constructor(private readonly generationSize = 16_000) {}
 
   get(leafHex: string): Tx | undefined {
     return this.young.get(leafHex) ?? this.old.get(leafHex);

@@ -88,6 +88,10 @@ export interface StatusResponse {
   round: number;
   mempool: number;
   integrity: IntegrityStatus;
+  /** Load shedding: submissions refused (503) by reason, resident memory, event-loop delay. */
+  load?: { shed: Record<'mempool' | 'memory' | 'loop', number>; rssMB: number; loopDelayP99Ms: number };
+  /** Heights decided and the rounds beyond round 0 they needed (timeouts, skipped proposers). */
+  consensusStats?: { heights: number; extraRounds: number; heightsWithExtraRounds: number };
   /** Set when this node stopped consensus because it could not commit a decided block (e.g. a disk failure). */
   halted?: { height: number; reason: string; since: number };
   /** Where this node's users' keystore files live (the TUI and CLI on this host unlock them there). */

@@ -57,7 +57,7 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         return { status: result.status === 'committed' ? 200 : 202, body: result };
       },
     },
-    { method: 'POST', pattern: '/v1/txs', handler: async (ctx) => ({ body: node.submitBatch(parseBody(submitBatchRequestSchema, ctx.body)) }) },
+    { method: 'POST', pattern: '/v1/txs', handler: async (ctx) => ({ body: await node.submitBatch(parseBody(submitBatchRequestSchema, ctx.body)) }) },
     {
       method: 'GET',
       pattern: '/v1/users/:id',
