@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ApiClient } from '../src/client/apiClient.js';
+import { ApiClient, ApiError } from '../src/client/apiClient.js';
 import { Session } from '../src/client/session.js';
 import { createNetwork, newUserKeys } from '../src/cli/networkSetup.js';
 import { NodeProcess } from '../src/cli/nodeProcess.js';
@@ -39,6 +39,20 @@ const SECONDS = Number(values.seconds);
 const RATE = Number(values.rate);
 const PATIENTS = Number(values.patients);
 const MAX_EVENTS = 200_000;
+/** The generator plays many users far above one person's rate: per-user and registration limits off. */
+const BENCH_LIMITS = { txPerSecondPerUser: 1e9, txBurstPerUser: 1e9, mempoolMaxPerUser: 1e9, registrationsPerMinute: 1e9, registrationsPerDay: 1e9 };
+
+/** Submits a batch; a node that sheds load (503) is asked again after a pause, at most 5 times. */
+async function submitWithRetry(api: ApiClient, batch: { tx: Tx }[]): Promise<Awaited<ReturnType<ApiClient['submitBatch']>>> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api.submitBatch(batch);
+    } catch (err) {
+      if (attempt >= 4 || !(err instanceof ApiError) || err.status !== 503) throw err;
+      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+    }
+  }
+}
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 function cpuSeconds(pid: number | undefined): number {
@@ -108,7 +122,7 @@ class FinalityWatcher {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'medledger-bench-'));
   const base = Number(values['base-port']);
-  const layout = await createNetwork({ dir, nodes: NODES, basePort: base, adminPassword: () => 'Bench-Password-1!', kdf: { N: 1024, r: 8, p: 1 }, logLevel: values['log-level']!, ...(values.period ? { consensus: { periodMs: Number(values.period) } } : {}) });
+  const layout = await createNetwork({ dir, nodes: NODES, basePort: base, adminPassword: () => 'Bench-Password-1!', kdf: { N: 1024, r: 8, p: 1 }, logLevel: values['log-level']!, limits: BENCH_LIMITS, ...(values.period ? { consensus: { periodMs: Number(values.period) } } : {}) });
   console.log(`network of ${NODES} nodes in ${dir}`);
   const runtimeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
   const procs = layout.nodes.map((n) => new NodeProcess(n.name, n.configFile, n.apiUrl, undefined, runtimeArgs));
@@ -151,7 +165,7 @@ async function main(): Promise<void> {
       const node = k % NODES;
       const batch = Array.from({ length: 250 }, () => ({ tx: sign(patients[((k++ * 7) % (PATIENTS / NODES)) * NODES + node]!) }));
       const at = performance.now();
-      const job = apis[node]!.submitBatch(batch).then((r) => {
+      const job = submitWithRetry(apis[node]!, batch).then((r) => {
         for (const id of r.accepted) submitted.push({ id, at });
         if (r.rejected.length > 0 && r.rejected[0]!.code === 'UNAVAILABLE') return new Promise((res) => setTimeout(res, 50));
       }).then(() => undefined);
@@ -189,7 +203,7 @@ async function main(): Promise<void> {
       const node = j % NODES;
       const batch = Array.from({ length: perTick }, () => ({ tx: sign(patients[((j++ * 13) % (PATIENTS / NODES)) * NODES + node]!) }));
       const at = performance.now();
-      const job = apis[node]!.submitBatch(batch).then((r) => r.accepted.forEach((id) => paced.push({ id, at })));
+      const job = submitWithRetry(apis[node]!, batch).then((r) => r.accepted.forEach((id) => paced.push({ id, at })));
       pacedJobs.push(job);
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
