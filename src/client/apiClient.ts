@@ -11,45 +11,148 @@ export class ApiError extends Error {
     readonly code: ErrorCode | 'NETWORK' | 'INTERNAL' | string,
     message: string,
     readonly status: number,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'ApiError';
   }
 }
 
+/** A 503 inside the client: the error to report, and the node's Retry-After. */
+class RetryableStatus extends Error {
+  constructor(
+    readonly error: ApiError,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(error.message);
+  }
+}
+
+/**
+ * When the client tries a request again. A 503 (a busy node: rate limit, load shedding, admission
+ * limits) is retried after the node's Retry-After, for every request: the node refuses before it acts.
+ * A dropped keep-alive socket (the node closed an idle connection just as the request went out, or
+ * restarted) is retried only for idempotent requests, where a second attempt cannot act twice: every
+ * GET (all are reads) and POST /v1/tx (a signed transaction is identified by its hash; the node answers
+ * a duplicate with the pending or final result of the first). POST /v1/txs is not: a batch the node
+ * already admitted would come back as replays.
+ */
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  /** Total time spent waiting between attempts, at most. A Retry-After beyond what is left is not waited for. */
+  budgetMs: number;
+  /** First backoff after a dropped socket (doubled each time, with jitter), and its cap. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A Retry-After longer than this is not waited for: the error reaches the caller at once. */
+  maxRetryAfterMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, budgetMs: 10_000, baseDelayMs: 100, maxDelayMs: 2_000, maxRetryAfterMs: 5_000 };
+
+const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, attempts: 1 };
+
+/** Socket errors that mean "the connection went away under this request", as undici and Node report them. */
+const DROPPED_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+function droppedSocket(err: unknown): boolean {
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && DROPPED_CODES.has(e.code)) return true;
+    if (typeof e.message === 'string' && e.message.includes('other side closed')) return true;
+  }
+  return false;
+}
+
+/** Seconds of a Retry-After header (delta-seconds or an HTTP date), in milliseconds; undefined when absent or unreadable. */
+function retryAfterMs(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  if (/^\d{1,6}$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 /** HTTP client of one node's API. Knows nothing about keys beyond signing requests with a Signer. */
 export class ApiClient {
   readonly base: string;
+  private readonly retry: RetryPolicy;
 
-  constructor(base: string) {
+  constructor(base: string, opts: { retry?: Partial<RetryPolicy> | false } = {}) {
     this.base = base.replace(/\/+$/, '');
+    this.retry = opts.retry === false ? NO_RETRY : { ...DEFAULT_RETRY, ...opts.retry };
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signer?: { user: string; signer: Signer }): Promise<T> {
+  private async call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    signer?: { user: string; signer: Signer },
+    idempotent = method === 'GET',
+  ): Promise<T> {
+    const policy = this.retry;
+    let waited = 0;
+    for (let attempt = 1; ; attempt++) {
+      let delay: number;
+      try {
+        return await this.once<T>(method, path, body, signer);
+      } catch (err) {
+        const failure = err instanceof RetryableStatus ? err.error : err;
+        if (attempt >= policy.attempts) throw failure;
+        if (err instanceof RetryableStatus) {
+          const after = err.retryAfterMs;
+          if (after !== undefined && after > policy.maxRetryAfterMs) throw failure;
+          delay = after ?? this.backoff(attempt);
+          if (waited + delay > policy.budgetMs) throw failure;
+        } else if (err instanceof ApiError && err.code === 'NETWORK' && idempotent && droppedSocket(err.cause)) {
+          delay = Math.min(this.backoff(attempt), policy.budgetMs - waited);
+          if (delay <= 0) throw failure;
+        } else throw failure;
+      }
+      waited += delay;
+      await sleep(delay);
+    }
+  }
+
+  private backoff(attempt: number): number {
+    const exp = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+    // Jitter: clients dropped together do not come back together.
+    return Math.round(exp / 2 + (Math.random() * exp) / 2);
+  }
+
+  /** One attempt; a 503 comes back as RetryableStatus (the caller decides), other failures as ApiError. */
+  private async once<T>(method: 'GET' | 'POST', path: string, body?: unknown, signer?: { user: string; signer: Signer }): Promise<T> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (signer) {
+      // Signed afresh for every attempt, so a retry is never refused as stale.
       const time = Date.now();
       headers[AUTH_HEADERS.user] = signer.user;
       headers[AUTH_HEADERS.time] = String(time);
       headers[AUTH_HEADERS.sig] = toBase64(signer.signer.sign(requestSigningMessage(method, path, time)));
     }
     let res: Response;
+    let text: string;
     try {
       res = await fetch(`${this.base}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      text = await res.text();
     } catch (err) {
-      throw new ApiError('NETWORK', `cannot reach node at ${this.base}: ${(err as Error).message}`, 0);
+      throw new ApiError('NETWORK', `cannot reach node at ${this.base}: ${(err as Error).message}`, 0, { cause: err });
     }
-    const text = await res.text();
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
-      throw new ApiError('INTERNAL', `node answered ${res.status} with a non-JSON body`, res.status);
+      const error = new ApiError('INTERNAL', `node answered ${res.status} with a non-JSON body`, res.status);
+      if (res.status === 503) throw new RetryableStatus(error, retryAfterMs(res.headers.get('retry-after')));
+      throw error;
     }
     if (!res.ok) {
       const err = (json as ErrorResponse | undefined)?.error;
-      throw new ApiError(err?.code ?? 'INTERNAL', err?.message ?? `HTTP ${res.status}`, res.status);
+      const error = new ApiError(err?.code ?? 'INTERNAL', err?.message ?? `HTTP ${res.status}`, res.status);
+      if (res.status === 503) throw new RetryableStatus(error, retryAfterMs(res.headers.get('retry-after')));
+      throw error;
     }
     return json as T;
   }
@@ -62,13 +165,15 @@ export class ApiClient {
     return this.call('GET', `/v1/users/${encodeURIComponent(id)}`);
   }
 
+  /** Idempotent, so retried after a dropped socket too: the node answers a duplicate with the first one's result. */
   submit(tx: Tx, payload?: Uint8Array, opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<SubmitTxResponse> {
-    return this.call('POST', '/v1/tx', {
+    const body = {
       tx: toBase64(tx.bytes),
       ...(payload ? { payload: toBase64(payload) } : {}),
       wait: opts.wait ?? true,
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
-    });
+    };
+    return this.call('POST', '/v1/tx', body, undefined, true);
   }
 
   submitBatch(items: { tx: Tx; payload?: Uint8Array }[]): Promise<SubmitBatchResponse> {

@@ -7,6 +7,11 @@ import { MAX_PENDING_PER_USER, REGISTRATIONS_PER_DAY, REGISTRATIONS_PER_MINUTE, 
 /** A node's configuration file (JSON). Relative paths are resolved against the file's directory. */
 const loopbackHost = z.string().regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/, 'the API listens on a loopback address (127.0.0.0/8) only');
 
+/** `name` or `name:port` as sent in a Host header (letters, digits, dots, dashes; or `[v6]`); matched case-insensitively. */
+const hostHeaderValue = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, 'a host name or address, optionally with :port');
+
 export const nodeConfigSchema = z.strictObject({
   name: z.string().min(1).max(60),
   hospital: hospitalIdSchema,
@@ -18,7 +23,20 @@ export const nodeConfigSchema = z.strictObject({
   peerKeyFile: z.string().optional(),
   /** Where users' keystore files live for the TUI and CLI on this host. Defaults to <dataDir>/keystores. */
   keystoreDir: z.string().optional(),
-  api: z.strictObject({ host: loopbackHost.default('127.0.0.1'), port: z.number().int().min(0).max(65535) }),
+  api: z.strictObject({
+    host: loopbackHost.default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535),
+    /**
+     * Host header values served besides 127.0.0.1, localhost and `host` (each with the API port): `name`
+     * (served with the API port) or `name:port` (exactly; e.g. an SSH tunnel's local port). Every other
+     * Host is refused, so a DNS-rebinding web page cannot read the API.
+     */
+    allowedHosts: z.array(hostHeaderValue).max(32).default([]),
+    /** Time a client has to send its request headers (default 10 s); tests shorten it. */
+    headersTimeoutMs: z.number().int().min(100).max(60_000).optional(),
+    /** Per-connection request rate limit (default 200 requests/s, burst 400). */
+    rateLimit: z.strictObject({ perSecond: z.number().min(1).max(100_000), burst: z.number().int().min(1).max(1_000_000) }).optional(),
+  }),
   p2p: z.strictObject({
     listen: z.array(z.string()).min(1),
     announce: z.array(z.string()).default([]),

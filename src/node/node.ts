@@ -1,5 +1,4 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -10,7 +9,7 @@ import { MedLedgerError, isMedLedgerError } from '../records/errors.js';
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
 import type { SubmitBatchResponse, SubmitTxResponse, StatusResponse } from './api/contract.js';
 import { submitBatchRequestSchema, submitTxRequestSchema } from './api/contract.js';
-import { createApiServer } from './api/http.js';
+import { createApiServer, type ApiServer } from './api/http.js';
 import { apiRoutes } from './api/routes.js';
 import type { NodeConfig } from './config.js';
 import { ConsensusEngine } from './consensusEngine.js';
@@ -84,7 +83,7 @@ export class MedLedgerNode {
   sync!: SyncManager;
   integrity!: IntegrityMonitor;
   shedder!: LoadShedder;
-  private server!: Server;
+  private server!: ApiServer;
   private outbox!: TxOutbox;
   private apiUrl = '';
 
@@ -176,7 +175,14 @@ export class MedLedgerNode {
       },
       () => this.mempool.size,
     );
-    this.server = createApiServer(apiRoutes(this), { maxBodyBytes: config.limits.maxRequestBytes, logger: logger.child({ module: 'api' }) });
+    this.server = createApiServer(apiRoutes(this), {
+      maxBodyBytes: config.limits.maxRequestBytes,
+      logger: logger.child({ module: 'api' }),
+      listenHost: config.api.host,
+      allowedHosts: config.api.allowedHosts,
+      ...(config.api.headersTimeoutMs !== undefined ? { headersTimeoutMs: config.api.headersTimeoutMs } : {}),
+      ...(config.api.rateLimit ? { rateLimit: config.api.rateLimit } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(config.api.port, config.api.host, () => resolve());
