@@ -222,7 +222,7 @@ export class MedLedgerNode {
       round: this.engine.round,
       mempool: this.mempool.size,
       integrity: this.integrity.status(),
-      load: this.shedder.status(),
+      load: { ...this.shedder.status(), api: { ...this.server.stats } },
       consensusStats: this.engine.stats,
       ...(this.engine.halted ? { halted: this.engine.halted } : {}),
       keystoreDir: this.config.keystoreDir,
@@ -240,7 +240,15 @@ export class MedLedgerNode {
     // Idempotent re-submission: a transaction already final answers with its event.
     const location = await this.ledger.store.txLocation(tx.idHex);
     if (location) return this.committedResponse(tx.idHex, tx.tx, location.height, location.index);
-    const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now: Date.now(), api: this.apiLimits });
+    let admission: ReturnType<typeof admitTx>;
+    try {
+      admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now: Date.now(), api: this.apiLimits });
+    } catch (err) {
+      // A retried submission may have become final between the check above and admission.
+      const committed = isMedLedgerError(err, 'REPLAY') ? await this.ledger.store.txLocation(tx.idHex) : undefined;
+      if (committed) return this.committedResponse(tx.idHex, tx.tx, committed.height, committed.index);
+      throw err;
+    }
     const waiting = req.wait ? this.tracker.wait(tx.idHex, req.timeoutMs) : null;
     if (admission.status === 'added') {
       this.outbox.push(bytes, payload);

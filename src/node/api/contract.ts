@@ -89,7 +89,13 @@ export interface StatusResponse {
   mempool: number;
   integrity: IntegrityStatus;
   /** Load shedding: submissions refused (503) by reason, resident memory, event-loop delay. */
-  load?: { shed: Record<'mempool' | 'memory' | 'loop', number>; rssMB: number; loopDelayP99Ms: number };
+  load?: {
+    shed: Record<'mempool' | 'memory' | 'loop', number>;
+    rssMB: number;
+    loopDelayP99Ms: number;
+    /** API requests refused before any handler ran, by reason. */
+    api: { rateLimited: number; wrongHost: number; crossOrigin: number; badContentType: number; malformedTarget: number };
+  };
   /** Heights decided and the rounds beyond round 0 they needed (timeouts, skipped proposers). */
   consensusStats?: { heights: number; extraRounds: number; heightsWithExtraRounds: number };
   /** Set when this node stopped consensus because it could not commit a decided block (e.g. a disk failure). */
