@@ -31,6 +31,8 @@ export class NodeProcess {
     readonly logFile = join(dirname(configFile), 'node.log'),
     /** Extra arguments for the node's Node.js runtime (e.g. --cpu-prof for a benchmark). */
     private readonly runtimeArgs: string[] = [],
+    /** Extra environment variables for the node (added to this process's environment; tests set fault hooks here). */
+    public env: Record<string, string> = {},
   ) {
     this.api = new ApiClient(apiUrl);
   }
@@ -46,7 +48,10 @@ export class NodeProcess {
   start(): void {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.log = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [...NODE_HEAP_ARGS, ...this.runtimeArgs, CLI_ENTRY, 'node', '--config', this.configFile, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_HEAP_ARGS, ...this.runtimeArgs, CLI_ENTRY, 'node', '--config', this.configFile, '--exit-with-stdin'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.env },
+    });
     child.stdout!.pipe(this.log, { end: false });
     child.stderr!.pipe(this.log, { end: false });
     this.exited = new Promise((res) => child.once('exit', (code) => res(code)));

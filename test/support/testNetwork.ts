@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,9 @@ import { NodeProcess } from '../../src/cli/nodeProcess.js';
 import type { ConsensusParams } from '../../src/consensus/genesis.js';
 import type { StatusResponse } from '../../src/node/api/contract.js';
 import type { StaffRole } from '../../src/records/ids.js';
+import { byzantineProcess, type BehaviourName } from './byzantine.js';
+import type { ChainBlock } from '../../src/node/api/contract.js';
+import { auditedRead, chainOf, positions } from './load.js';
 
 /**
  * Real node processes on 127.0.0.1 for multi-process tests: a fresh network on disk (keys, genesis,
@@ -141,8 +144,212 @@ export class TestNetwork {
     await Promise.all(this.processes.map((p) => p.stop()));
   }
 
+  /**
+   * Starts node i (stopped) as a byzantine validator: the test-only harness test/support/byzantineNode.ts with
+   * these behaviours (none: an unaltered node) and extra harness flags. It replaces processes[i] until the
+   * next call; stop() and destroy() stop it like any node.
+   */
+  startByzantine(i: number, behaviours: readonly BehaviourName[], args: string[] = []): NodeProcess {
+    if (this.processes[i]!.running) throw new Error(`${this.node(i).name} is running: stop it first`);
+    const p = byzantineProcess(this.node(i), behaviours, args);
+    this.processes[i] = p;
+    p.start();
+    return p;
+  }
+
+  // ---- fault tests (test/faults) -------------------------------------------------------------
+
+  /** From its next start on, node i runs with these extra environment variables and Node.js runtime arguments. */
+  setProcessOptions(i: number, opts: { env?: Record<string, string>; runtimeArgs?: string[] }): void {
+    const old = this.processes[i]!;
+    if (old.running) throw new Error(`${old.name} is running: stop it before changing its process options`);
+    const n = this.node(i);
+    this.processes[i] = new NodeProcess(n.name, n.configFile, n.apiUrl, old.logFile, opts.runtimeArgs ?? [], opts.env ?? {});
+  }
+
+  /** kill -9 of node i (its child process only). */
+  async kill(i: number): Promise<void> {
+    await this.processes[i]!.kill();
+  }
+
+  /** Starts node i again and returns its first status (the height it reopened its store at). */
+  async restart(i: number, timeoutMs = 30_000): Promise<StatusResponse> {
+    this.processes[i]!.start();
+    return this.processes[i]!.waitReady(timeoutMs);
+  }
+
+  /**
+   * Waits until node i's integrity monitor has verified its stored chain up to `height` without an alert;
+   * an alert fails at once, naming it.
+   */
+  async waitIntegrity(i: number, height: number, timeoutMs = 60_000): Promise<StatusResponse> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer';
+    while (Date.now() < deadline) {
+      try {
+        const s = await this.api(i).status();
+        if (!s.integrity.ok) throw new Error(`${this.node(i).name}: integrity alert ${JSON.stringify(s.integrity.alert)}`);
+        if (s.integrity.verifiedHeight >= height) return s;
+        last = `verified ${s.integrity.verifiedHeight} of ${height}, height ${s.height}`;
+      } catch (err) {
+        if ((err as Error).message.includes('integrity alert')) throw err;
+        last = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${this.node(i).name}: integrity not verified to ${height} after ${timeoutMs} ms (${last})`);
+  }
+
+  /** Copies every node's log to a new directory outside the network's (which destroy() removes); returns it. */
+  saveLogs(label: string): string {
+    const dir = mkdtempSync(join(tmpdir(), `medledger-logs-${label.replace(/[^A-Za-z0-9-]+/g, '-').slice(0, 40)}-`));
+    this.processes.forEach((p, i) => {
+      try {
+        copyFileSync(p.logFile, join(dir, `${this.node(i).name}.log`));
+      } catch {
+        // never started
+      }
+    });
+    return dir;
+  }
+
+  /** The last lines of node i's log (for failure messages), optionally only those matching. */
+  logTail(i: number, lines = 40, match?: RegExp): string {
+    let text = '';
+    try {
+      text = readFileSync(this.processes[i]!.logFile, 'utf8');
+    } catch {
+      return '(no log)';
+    }
+    const all = text.split('\n').filter((l) => l && (!match || match.test(l)));
+    return all.slice(-lines).join('\n');
+  }
+
   async destroy(): Promise<void> {
     await this.stop();
     rmSync(this.layout.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Node.js runtime arguments that shift node's wall clock by `MEDLEDGER_CLOCK_SKEW_MS` (from its environment):
+ * `Date.now()` and `new Date()` everywhere in the process, as on a machine whose clock is off; durations
+ * measured with performance.now() are unaffected. Test-only: a preload module given as a data: URL, so no
+ * node code changes and production has no such switch.
+ */
+export function clockSkewRuntimeArgs(): string[] {
+  const preload = [
+    'const skew = Number(process.env.MEDLEDGER_CLOCK_SKEW_MS ?? 0);',
+    'if (skew) {',
+    '  const RealDate = Date;',
+    '  const now = () => RealDate.now() + skew;',
+    '  globalThis.Date = new Proxy(RealDate, {',
+    '    construct: (target, args, newTarget) => Reflect.construct(target, args.length === 0 ? [now()] : args, newTarget),',
+    '    apply: () => new RealDate(now()).toString(),',
+    "    get: (target, prop, receiver) => (prop === 'now' ? now : Reflect.get(target, prop, receiver)),",
+    '  });',
+    '}',
+  ].join('\n');
+  return ['--import', `data:text/javascript,${encodeURIComponent(preload)}`];
+}
+
+/** A transaction whose submit response said `committed`: its client was told it is final, at this place. */
+export interface AckedTx {
+  id: string;
+  /** The node the client submitted it to. */
+  node: number;
+  height: number;
+  index: number;
+}
+
+/**
+ * Clients that each submit one audited read at a time to their node and wait for finality, until
+ * stopped; they keep every acknowledgement (`committed`, with height and index). A node that is down or a
+ * wait that times out only counts as `unanswered` (the client would resubmit): nothing to check for those.
+ */
+export class FinalityClients {
+  readonly acked: AckedTx[] = [];
+  unanswered = 0;
+  private stopped = false;
+  private readonly loops: Promise<void>[];
+
+  constructor(net: TestNetwork, targets: { node: number; patient: Session }[], opts: { timeoutMs?: number } = {}) {
+    this.loops = targets.map(async ({ node, patient }) => {
+      while (!this.stopped) {
+        try {
+          const res = await net.api(node).submit(auditedRead(patient), undefined, { wait: true, timeoutMs: opts.timeoutMs ?? 10_000 });
+          if (res.status === 'committed') this.acked.push({ id: res.id, node, height: res.height!, index: res.event!.index });
+          else this.unanswered++;
+        } catch {
+          this.unanswered++;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+  }
+}
+
+/**
+ * Checks acknowledged transactions against the listed nodes' chains once each node has reached the highest
+ * acknowledged height: every one is at the acknowledged height and index on every chain, and the chains
+ * are the same blocks. Returns what differs (empty: all held) and the chains.
+ */
+export async function ackedProblems(net: TestNetwork, acked: AckedTx[], nodes = net.processes.map((_, i) => i), timeoutMs = 60_000): Promise<{ problems: string[]; chains: ChainBlock[][] }> {
+  const top = Math.max(0, ...acked.map((a) => a.height));
+  await net.waitFor((s) => s.height >= top, { nodes, timeoutMs });
+  const chains = await Promise.all(nodes.map((i) => chainOf(net.api(i), top)));
+  const problems: string[] = [];
+  chains.forEach((chain, k) => {
+    const name = net.node(nodes[k]!).name;
+    const at = positions(chain);
+    const lost = acked.filter((a) => at.get(a.id) !== `${a.height}/${a.index}`);
+    for (const a of lost.slice(0, 10)) problems.push(`${name}: ${a.id.slice(0, 12)} acknowledged final by ${net.node(a.node).name} at ${a.height}/${a.index}, found at ${at.get(a.id) ?? 'nowhere'}`);
+    if (lost.length > 10) problems.push(`${name}: … ${lost.length} acknowledged transactions not where acknowledged`);
+  });
+  problems.push(...forkProblems(net, chains, nodes));
+  return { problems, chains };
+}
+
+/** The first height at which two nodes' chains hold different blocks, if any. */
+export function forkProblems(net: TestNetwork, chains: ChainBlock[][], nodes = net.processes.map((_, i) => i)): string[] {
+  const problems: string[] = [];
+  const common = Math.min(...chains.map((c) => c.length));
+  for (let k = 1; k < chains.length; k++) {
+    const h = chains[k]!.slice(0, common).findIndex((b, j) => b.hash !== chains[0]![j]!.hash);
+    if (h >= 0) problems.push(`fork: ${net.node(nodes[0]!).name} and ${net.node(nodes[k]!).name} differ at height ${chains[0]![h]!.height}`);
+  }
+  return problems;
+}
+
+/** The chains of the listed nodes up to their lowest height. */
+export async function commonChains(net: TestNetwork, nodes = net.processes.map((_, i) => i)): Promise<ChainBlock[][]> {
+  const low = Math.min(...(await net.statuses(nodes)).map((s) => s.height));
+  return Promise.all(nodes.map((i) => chainOf(net.api(i), low)));
+}
+
+/**
+ * Runs `fn` again while the node answers "busy" (503 UNAVAILABLE from load shedding, refused before
+ * admission), up to `timeoutMs`; `fn` gets the attempt number (0, 1, …), e.g. for a fresh user id, since a
+ * registration writes its keystore file before it submits.
+ */
+export async function retryBusy<T>(fn: (attempt: number) => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (!/busy/.test((err as Error).message) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+}
+
+/** A new patient registered through node i, retried under a fresh id while the node sheds load. */
+export function patientAt(net: TestNetwork, i: number, id: string): Promise<Session> {
+  return retryBusy((attempt) => net.patient(i, attempt === 0 ? id : `${id}-r${attempt}`));
 }

@@ -10,6 +10,7 @@ import type { ExecutedBlock } from '../../consensus/blockExecution.js';
 import { certificateSchema, type Certificate } from '../../consensus/votes.js';
 import { payloadKeys, payloadKind } from '../payloads.js';
 import { PayloadFiles } from './payloadFiles.js';
+import { crashPoint } from './crashPoint.js';
 import { indexKey, indexPrefix, K, padTime, parseSeqKey, seqKey, SEQ_LENGTH, timeIndexRoot, type IndexName } from './keys.js';
 import { grantPayloadSchema, type WrappedKey } from '../../records/envelope.js';
 
@@ -78,9 +79,17 @@ class PendingBatch {
     }
     return [...keys];
   }
-  async write(): Promise<void> {
-    for (const [txIdHex, bytes] of this.files) if (bytes) this.payloadFiles!.stage(txIdHex, bytes);
+  /** `height`: of the block being committed, for the test-only crash points (crashPoint.ts; never set in production). */
+  async write(height?: number): Promise<void> {
+    let staged = 0;
+    for (const [txIdHex, bytes] of this.files) {
+      if (!bytes) continue;
+      this.payloadFiles!.stage(txIdHex, bytes);
+      staged++;
+    }
+    if (height !== undefined) crashPoint('commit:after-payload-files', height, staged);
     await this.db.batch([...this.ops].map(([key, value]) => (value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value })));
+    if (height !== undefined) crashPoint('commit:after-batch', height, staged);
     for (const [txIdHex, bytes] of this.files) {
       if (bytes) this.payloadFiles!.promote(txIdHex);
       else this.payloadFiles!.remove(txIdHex);
@@ -209,7 +218,7 @@ export class LedgerStore {
     }
     const newHead: ChainHead = { height: h, hash };
     batch.put(K.head, encodeCanonical(newHead));
-    await batch.write();
+    await batch.write(h);
     this.headCache = newHead;
   }
 
