@@ -151,14 +151,26 @@ describe('CLI twins of the TUI against a real node', () => {
   });
 
   it('pages through the audit trail with --limit/--cursor and --all', async () => {
-    const first = JSON.parse((await cli(['audit', ...as('pat-cli'), '--limit', '3', '--format', 'json'])).stdout) as { events: AuditEvent[]; cursor?: string };
+    const page = async (...args: string[]) => JSON.parse((await cli(['audit', ...as('pat-cli'), '--format', 'json', ...args])).stdout) as { events: AuditEvent[]; cursor?: string };
+    const ids = (p: { events: AuditEvent[] }) => p.events.map((e) => e.tx);
+    const first = await page('--limit', '3');
     expect(first.events).toHaveLength(3);
     expect(first.cursor).toBeTruthy();
-    const second = JSON.parse((await cli(['audit', ...as('pat-cli'), '--limit', '3', '--cursor', first.cursor!, '--format', 'json'])).stdout) as { events: AuditEvent[] };
-    expect(second.events[0]!.recorded).toBeLessThanOrEqual(first.events[2]!.recorded);
-    const all = JSON.parse((await cli(['audit', ...as('pat-cli'), '--limit', '5', '--all', '--format', 'json'])).stdout) as { events: AuditEvent[]; cursor?: string };
+    const second = await page('--limit', '3', '--cursor', first.cursor!);
+    expect(second.events).toHaveLength(3);
+    // Page 2 goes on where page 1 stopped: other events, none of page 1's.
+    expect(ids(second)).not.toEqual(ids(first));
+    expect(ids(second).filter((id) => ids(first).includes(id))).toEqual([]);
+    const all = await page('--limit', '5', '--all');
     expect(all.cursor).toBeUndefined();
+    expect(new Set(ids(all)).size).toBe(all.events.length);
     expect(all.events.map((e) => e.type)).toContain('registerPatient');
+    // Together the two pages are the full trail's events in its order, from page 1's newest on. Each query is
+    // itself audited and final before it answers: above that sit only the two later queries (page 2's and
+    // the first of --all's pages).
+    const start = ids(all).indexOf(ids(first)[0]!);
+    expect(all.events.slice(0, start).map((e) => `${e.agent.user}:${e.type}`)).toEqual(['pat-cli:queryAudit', 'pat-cli:queryAudit']);
+    expect(ids(all).slice(start, start + 6)).toEqual([...ids(first), ...ids(second)]);
   });
 
   it('appointments: book, list and cancel', async () => {

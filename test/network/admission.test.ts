@@ -1,24 +1,43 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { fromBase64, fromHex, toHex } from '../../src/records/crypto/bytes.js';
 import { createSigner, generateSigningKeyPair, type Signer } from '../../src/records/crypto/signature.js';
 import { decodeCanonical, encodeCanonical } from '../../src/records/encoding.js';
-import { decodeBlock, headerHash, type Block } from '../../src/consensus/block.js';
-import { buildBlock } from '../../src/consensus/blockExecution.js';
+import { certificateHash, decodeBlock, encodeBlock, headerHash, signHeader, verifyHeaderSignature, type Block } from '../../src/consensus/block.js';
+import { buildBlock, validateBlock, type TxCache } from '../../src/consensus/blockExecution.js';
 import { parseGenesis, type Genesis } from '../../src/consensus/genesis.js';
-import { signProposal } from '../../src/consensus/proposal.js';
+import { leafHash, merkleRoot } from '../../src/consensus/merkle.js';
+import { checkProposal, signProposal } from '../../src/consensus/proposal.js';
 import { proposerIndex } from '../../src/consensus/tendermint.js';
 import { certificateSchema, type Certificate } from '../../src/consensus/votes.js';
 import { MemoryState } from '../../src/records/state/memoryState.js';
+import type { StateView } from '../../src/records/state/types.js';
 import { encodeProposal, encodeTxBatch, TOPICS } from '../../src/node/gossip.js';
 import { loadOrCreatePeerKey } from '../../src/node/p2p/peerKey.js';
 import { P2PHost } from '../../src/node/p2p/host.js';
 import type { Tx } from '../../src/records/tx/types.js';
 import { auditedRead, chainOf } from '../support/load.js';
+import { pollUntil } from '../support/poll.js';
 import { TestNetwork } from '../support/testNetwork.js';
 import type { Session } from '../../src/client/session.js';
+
+interface LogLine {
+  msg: string;
+  height?: number;
+  round?: number;
+  reason?: string;
+  problem?: string;
+}
+
+/** The JSON lines of a node's log (pino, one object a line). */
+function logOf(net: TestNetwork, i: number): LogLine[] {
+  return readFileSync(net.processes[i]!.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
+}
 
 /**
  * Three honest nodes (A, B, C) as processes; the test process plays a byzantine fourth: it holds
@@ -34,6 +53,11 @@ describe('admission: unknown peers and forged gossip', () => {
 
   beforeAll(async () => {
     net = await TestNetwork.create(4);
+    // Debug level: a proposal refused before execution (bad proposal signature) is logged only there, with why.
+    for (const i of honest) {
+      const config = JSON.parse(readFileSync(net.node(i).configFile, 'utf8')) as Record<string, unknown>;
+      writeFileSync(net.node(i).configFile, JSON.stringify({ ...config, logLevel: 'debug' }, null, 2));
+    }
     await net.start(honest, { peers: 2 });
     genesis = parseGenesis(JSON.parse(readFileSync(net.layout.genesisFile, 'utf8')));
     dKey = createSigner(fromHex(JSON.parse(readFileSync(join(net.node(3).dir, 'validator.key.json'), 'utf8')).secretKey));
@@ -66,31 +90,6 @@ describe('admission: unknown peers and forged gossip', () => {
     return { block, hash: headerHash(block.header), cert: certificateSchema.parse(decodeCanonical(fromBase64(blocks[0]!.cert))) };
   }
 
-  /** A block for the next height proposed in `round`, built by `signer`, with optional tampering. */
-  async function forge(opts: { signer: Signer; round?: number; txs?: Tx[]; tamper?: (b: Block) => void }) {
-    const parent = await head();
-    const height = parent.block.header.height + 1;
-    const round = opts.round ?? (3 - (height % 4) + 4) % 4; // a round where D is the proposer
-    const { executed } = buildBlock({
-      genesis,
-      parent: { header: parent.block.header, hash: parent.hash },
-      lastCommit: parent.cert,
-      state: new MemoryState(), // the rogue has no state: only transactions-free or broken blocks are built
-      candidates: [],
-      round,
-      time: Date.now(),
-      signer: opts.signer,
-    });
-    const block = executed.block;
-    if (opts.txs) {
-      block.txs = opts.txs.map((t) => t.bytes);
-      block.header.txCount = opts.txs.length;
-    }
-    opts.tamper?.(block);
-    const proposal = signProposal(genesis.file.network, { height, round, validRound: -1, block, payloads: block.txs.map(() => null) }, opts.signer);
-    return { proposal, hash: toHex(headerHash(block.header)), height };
-  }
-
   async function rejectedBy(): Promise<number[]> {
     const statuses = await net.statuses(honest);
     return statuses.map((s) => s.penalties?.[net.node(3).peerId]?.rejected ?? 0);
@@ -98,6 +97,7 @@ describe('admission: unknown peers and forged gossip', () => {
 
   it('refuses a peer whose id is not in the network config', async () => {
     let received = 0;
+    const tx = auditedRead(patient);
     const stranger = await P2PHost.start(
       {
         network: genesis.file.network,
@@ -117,71 +117,159 @@ describe('admission: unknown peers and forged gossip', () => {
       expect(received).toBe(0);
       expect(stranger.connectedPeers()).toEqual([]);
       for (const s of await net.statuses(honest)) expect(s.peers).not.toContain(stranger.peerId);
-      // Publishing reaches no one.
-      await stranger.publish('tx', encodeTxBatch([{ tx: auditedRead(patient).bytes }]));
+      // Publishing reaches no one. The host allows a publish without peers (allowPublishToZeroTopicPeers),
+      // so the call itself succeeds ...
+      await expect(stranger.publish('tx', encodeTxBatch([{ tx: tx.bytes }]))).resolves.toBeUndefined();
+      // ... and while blocks go on, no honest node ever holds the transaction, pending or final.
+      const after = (await net.api(0).status()).height;
+      await net.waitFor((s) => s.height >= after + 3, { nodes: honest });
+      for (const i of honest) await expect(net.api(i).get(`/v1/tx/${tx.idHex}`), `node ${i}`).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      for (const s of await net.statuses(honest)) expect(s.penalties?.[stranger.peerId]).toBeUndefined();
+      expect(received).toBe(0);
     } finally {
       await stranger.stop();
     }
+    // Control: the same bytes through an honest node's API are admitted and committed, so they were valid
+    // and only the gater kept them out.
+    const res = await net.api(0).submit(tx);
+    expect(res.status).toBe('committed');
   });
 
-  it('rejects blocks signed by a non-validator, by the wrong proposer, with a forged certificate or an invalid transaction', async () => {
-    const before = await rejectedBy();
+  it('rejects blocks signed by a non-validator, by the wrong proposer, with a forged certificate or an invalid transaction, each for its one flaw', async () => {
+    const validatorKey = (i: number) => createSigner(fromHex(JSON.parse(readFileSync(join(net.node(i).dir, 'validator.key.json'), 'utf8')).secretKey));
     const outsider = createSigner(generateSigningKeyPair().secretKey);
-    const parentHeight = (await net.api(0).status()).height;
-    const dRound = (3 - ((parentHeight + 1) % 4) + 4) % 4;
+    // Forge right after a commit: the honest nodes then stay at the forged height for at least the block
+    // period and a propose wait, far longer than forging and publishing take.
+    const fresh = (await net.api(0).status()).height;
+    await net.waitFor((s) => s.height > fresh, { nodes: honest });
+    const parent = await head();
+    const ref = { header: parent.block.header, hash: parent.hash };
+    const height = parent.block.header.height + 1;
+    expect((await net.statuses(honest)).map((s) => s.height), 'the honest nodes are at the parent').toEqual(honest.map(() => height - 1));
+    const dRound = (3 - (height % 4) + 4) % 4; // D (index 3) proposes rounds dRound, dRound + 4, dRound + 8, …
+    const otherRound = dRound + 1;
+    const otherProposer = proposerIndex(4, height, otherRound);
+    expect(proposerIndex(4, height, dRound)).toBe(3);
+    expect(otherProposer).not.toBe(3);
+
+    const clone = (b: Block): Block => decodeBlock(encodeBlock(b), 16 * 1024 * 1024);
+    /** A well-formed block for `height` in `round`: what an honest proposer with this state would sign. */
+    const build = (signer: Signer, round: number, opts: { state?: StateView; candidates?: Tx[] } = {}): Block =>
+      clone(buildBlock({ genesis, parent: ref, lastCommit: parent.cert, state: opts.state ?? new MemoryState(), candidates: opts.candidates ?? [], round, time: Date.now(), signer }).executed.block);
+    const resign = (b: Block, signer: Signer): Block => {
+      b.sig = signHeader(b.header, signer);
+      return b;
+    };
+    /** What full validation against the real parent says: 'valid' or the first rule broken. */
+    const verdict = (b: Block, opts: { state?: StateView; txCache?: TxCache } = {}): string => {
+      try {
+        validateBlock(b, ref, opts.state ?? new MemoryState(), { genesis, now: Date.now(), ...(opts.txCache ? { txCache: opts.txCache } : {}) });
+        return 'valid';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+
+    // 1. A key that is no validator signs a block for D's round; signed by D, the same block is valid.
+    const byOutsider = build(outsider, dRound);
+    expect(verdict(byOutsider)).toMatch(/proposer signature is invalid/);
+    expect(verdict(resign(clone(byOutsider), dKey))).toBe('valid');
+
+    // 2. D signs a block for a round that is another validator's; signed by that validator, it is valid.
+    const wrongProposer = build(dKey, otherRound);
+    expect(wrongProposer.header.proposer).toBe(otherProposer);
+    expect(verdict(wrongProposer)).toMatch(/proposer signature is invalid/);
+    expect(verdict(resign(clone(wrongProposer), validatorKey(otherProposer)))).toBe('valid');
+
+    // 3. D's block carries the parent's certificate with one signature altered. The header commits to the
+    // certificate it carries and D signs the header: only the certificate's signature is wrong.
+    const forgedCert = build(dKey, dRound + 4);
+    forgedCert.lastCommit!.sigs[0]!.sig[0]! ^= 0xff;
+    forgedCert.header.lastCommit = certificateHash(forgedCert.lastCommit);
+    resign(forgedCert, dKey);
+    expect(toHex(forgedCert.header.lastCommit)).toBe(toHex(certificateHash(forgedCert.lastCommit)));
+    expect(verifyHeaderSignature(forgedCert.header, forgedCert.sig, genesis.validators[3]!.key)).toBe(true);
+    expect(verdict(forgedCert)).toMatch(/parent certificate: certificate for height \d+: forged signature of validator \d/);
+    expect(verdict(build(dKey, dRound + 4))).toBe('valid');
+
+    // 4. D's block holds the victim's read with one byte of the user's signature flipped. It is built by
+    // executing the genuine read against the victim's state (the rogue has none: a state holding just the
+    // victim and the hospital gives the same event), so count, transaction root and events root all match
+    // the block's one transaction.
+    const victimState = new MemoryState();
+    victimState.write([
+      { table: 'hospitals', key: patient.hospital, value: { id: patient.hospital, name: patient.hospital, admin: 'admin-a' } },
+      {
+        table: 'users',
+        key: patient.userId,
+        value: { id: patient.userId, role: 'patient', hospital: patient.hospital, signKey: patient.signer.publicKey, encKey: patient.keys.encPublic!, active: true, lastNonce: 0, since: 0, grants: {}, requests: {} },
+      },
+    ]);
+    const genuineRead = auditedRead(patient);
+    const badTx = build(dKey, dRound + 8, { state: victimState, candidates: [genuineRead] });
+    expect(badTx.txs).toHaveLength(1);
+    const broken = new Uint8Array(genuineRead.bytes);
+    broken[broken.length - 1]! ^= 1; // the last byte belongs to the signature: the transaction id is unchanged
+    badTx.txs = [broken];
+    badTx.header.txRoot = merkleRoot(badTx.txs);
+    resign(badTx, dKey);
+    expect(verdict(badTx, { state: victimState })).toMatch(/transaction 0: transaction [0-9a-f]{12} has an invalid signature/);
+    // With that signature taken as checked, everything else about the block holds.
+    const checked = new Map([[toHex(leafHash(broken)), genuineRead]]);
+    expect(verdict(badTx, { state: victimState, txCache: { get: (k) => checked.get(k), set: () => {} } })).toBe('valid');
+
+    const network = genesis.file.network;
     const forged = [
-      await forge({ signer: outsider }),
-      // D signs for a round in which it is not the proposer.
-      await forge({ signer: dKey, round: (3 - ((parentHeight + 1) % 4) + 5) % 4 }),
+      { block: byOutsider, round: dRound, signer: outsider, logged: 'rejected proposal', why: /^not signed by the proposer of its round$/ },
+      { block: wrongProposer, round: otherRound, signer: dKey, logged: 'rejected proposal', why: /^not signed by the proposer of its round$/ },
       // Each of D's forgeries takes a round of its own (D proposes every fourth round): a node executes
       // only the first proposal of a round, and a second one is evidence, not a reject.
-      await forge({
-        signer: dKey,
-        round: dRound + 4,
-        tamper: (b) => {
-          const sig = b.lastCommit!.sigs[0]!.sig;
-          sig[0]! ^= 0xff;
-        },
-      }),
-      await forge({
-        signer: dKey,
-        round: dRound + 8,
-        txs: [(() => {
-          const tx = auditedRead(patient);
-          const bytes = new Uint8Array(tx.bytes);
-          bytes[bytes.length - 1]! ^= 1; // breaks the user's signature
-          return { ...tx, bytes };
-        })()],
-      }),
-    ];
-    // The tampered blocks must be re-signed so that only the intended flaw remains.
-    for (const f of forged.slice(2)) {
-      const p = f.proposal;
-      const { header } = p.block;
-      if (f === forged[3]) {
-        const { merkleRoot } = await import('../../src/consensus/merkle.js');
-        header.txRoot = merkleRoot(p.block.txs);
-      }
-      p.block.sig = dKey.sign(new Uint8Array([...new TextEncoder().encode('medledger/block/v1\0'), ...headerHash(header)]));
-      Object.assign(p, signProposal(genesis.file.network, { ...p }, dKey));
-      f.hash = toHex(headerHash(header));
-    }
+      { block: forgedCert, round: dRound + 4, signer: dKey, logged: 'invalid proposal', why: /parent certificate: certificate for height \d+: forged signature of validator \d/ },
+      { block: badTx, round: dRound + 8, signer: dKey, logged: 'invalid proposal', why: /transaction 0: transaction [0-9a-f]{12} has an invalid signature/ },
+    ].map((f) => ({ ...f, proposal: signProposal(network, { height, round: f.round, validRound: -1, block: f.block, payloads: f.block.txs.map(() => null) }, f.signer), hash: toHex(headerHash(f.block.header)) }));
+    // The proposal envelopes: the first two fail at the proposal signature, the last two only inside the block.
+    expect(forged.map((f) => checkProposal(f.proposal, genesis.validators, network))).toEqual([
+      'not signed by the proposer of its round',
+      'not signed by the proposer of its round',
+      null,
+      null,
+    ]);
+
+    const before = await rejectedBy();
     for (const f of forged) await rogue.publish('block', encodeProposal(f.proposal));
 
-    // Every honest node rejected every forgery (and penalised the sender), and none is ever committed.
-    const deadline = Date.now() + 10_000;
-    let after = await rejectedBy();
-    while (Date.now() < deadline && after.some((n, i) => n - before[i]! < forged.length)) {
-      await new Promise((r) => setTimeout(r, 200));
-      after = await rejectedBy();
+    // Every honest node rejected every forgery (and penalised the sender) ...
+    await pollUntil(
+      'every honest node rejects the four forgeries',
+      rejectedBy,
+      (after) => (after.every((n, i) => n - before[i]! >= forged.length) ? null : `rejections since the publish: ${after.map((n, i) => n - before[i]!).join(', ')}`),
+      { timeoutMs: 10_000, intervalMs: 200 },
+    );
+    // ... each for the flaw it was built with, as its log says.
+    for (const i of honest) {
+      const lines = await pollUntil(
+        `node ${i} logs why it refused each forgery`,
+        async () => logOf(net, i).filter((l) => l.height === height && (l.msg === 'rejected proposal' || l.msg === 'invalid proposal')),
+        (ls) => (ls.length >= forged.length ? null : `${ls.length} lines: ${JSON.stringify(ls)}`),
+        { timeoutMs: 5_000, intervalMs: 100 },
+      );
+      const refused = lines.filter((l) => l.msg === 'rejected proposal');
+      expect(refused.map((l) => l.problem), `node ${i}`).toEqual(['not signed by the proposer of its round', 'not signed by the proposer of its round']);
+      for (const f of forged.filter((x) => x.logged === 'invalid proposal')) {
+        const line = lines.filter((l) => l.msg === 'invalid proposal' && l.round === f.round);
+        expect(line, `node ${i}, round ${f.round}`).toHaveLength(1);
+        expect(line[0]!.reason, `node ${i}, round ${f.round}`).toMatch(f.why);
+      }
     }
-    after.forEach((n, i) => expect(n - before[i]!, `node ${i}`).toBeGreaterThanOrEqual(forged.length));
-    const height = (await net.waitFor((s) => s.height >= parentHeight + 3, { nodes: honest }))[0]!.height;
+
+    // None is ever committed, and nothing else was charged to D meanwhile.
+    const committed = (await net.waitFor((s) => s.height >= height + 2, { nodes: honest }))[0]!.height;
     const hashes = new Set(forged.map((f) => f.hash));
     for (const i of honest) {
-      const chain = await chainOf(net.api(i), height);
+      const chain = await chainOf(net.api(i), committed);
       expect(chain.filter((b) => hashes.has(b.hash))).toEqual([]);
     }
+    (await rejectedBy()).forEach((n, i) => expect(n - before[i]!, `node ${i}`).toBe(forged.length));
   }, 60_000);
 
   it('rejects malformed and replayed gossip and penalises the sender, while the honest nodes carry on', async () => {

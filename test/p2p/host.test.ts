@@ -220,7 +220,17 @@ describe('P2PHost gossip', () => {
     const rx = await start(x!, { allow: [a!, b!], dial: [a!, b!] });
     await waitFor('a and b connected', () => ra.connects.length === 1 && rb.connects.length === 1);
 
-    await expect(collect(rx.host.request(a!.id, 'echo', bytes('hi'), { timeoutMs: 2_000 }))).rejects.toMatchObject({ kind: 'refused' });
+    // a really serves 'echo' (b gets its answer), so only a's gater can refuse x the same request.
+    const echoed: string[] = [];
+    await ra.host.handle('echo', async function* (req, from) {
+      echoed.push(from);
+      yield req;
+    });
+    expect((await collect(rb.host.request(a!.id, 'echo', bytes('hi from b')))).map(text)).toEqual(['hi from b']);
+    const refused = await collect(rx.host.request(a!.id, 'echo', bytes('hi'), { timeoutMs: 2_000 })).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ kind: 'refused', message: expect.stringMatching(/cannot open stream/) });
+    expect((refused as Error).message).not.toMatch(/does not serve/);
+    expect(echoed).toEqual([b!.id]);
     await ra.host.publish('tx', bytes('ok secret'));
     await waitFor('b delivers', () => rb.delivered.length === 1);
     // x redials meanwhile. a refuses it right after the Noise handshake (before any muxer), so a never
@@ -491,6 +501,18 @@ describe('P2PHost connectivity', () => {
     const rb = await start(b!, { allow: [a!], dial: [a!] });
     await waitFor('connected', () => ra.connects.length === 1 && rb.connects.length === 1);
 
+    // Both serve 'x', so a refused request can only be the block's doing.
+    const served: string[] = [];
+    for (const r of [ra, rb]) {
+      await r.host.handle('x', async function* (_req, from) {
+        served.push(from);
+        yield bytes('x');
+      });
+    }
+    expect(await collect(ra.host.request(b!.id, 'x', bytes('')))).toHaveLength(1);
+    expect(await collect(rb.host.request(a!.id, 'x', bytes('')))).toHaveLength(1);
+    expect(served.sort()).toEqual([a!.id, b!.id].sort());
+
     await ra.host.setBlockedPeers([b!.id]);
     await waitFor('disconnected', () => ra.host.connectedPeers().length === 0 && rb.host.connectedPeers().length === 0);
     await ra.host.publish('tx', bytes('ok while blocked'));
@@ -498,7 +520,11 @@ describe('P2PHost connectivity', () => {
     await neverDuring('a lists b while b is blocked', 600, () => ra.host.connectedPeers().length > 0);
     expect(count(rb.connects, a!.id)).toBe(1);
     expect(rb.delivered).toEqual([]);
-    await expect(collect(ra.host.request(b!.id, 'x', bytes('')))).rejects.toMatchObject({ kind: 'refused', message: /blocked/ });
+    await expect(collect(ra.host.request(b!.id, 'x', bytes('')))).rejects.toMatchObject({ kind: 'refused', message: /peer is blocked/ });
+    // b does not block a, but a's gater refuses b's connection: not even a stream is opened.
+    const fromB = await collect(rb.host.request(a!.id, 'x', bytes(''), { timeoutMs: 2_000 })).catch((e: unknown) => e);
+    expect(fromB).toMatchObject({ kind: 'refused', message: expect.stringMatching(/cannot open stream/) });
+    expect(served).toHaveLength(2);
 
     await expect(ra.host.setBlockedPeers(['not-a-peer-id'])).rejects.toThrow(/not a peer id/);
     await ra.host.setBlockedPeers([]);
@@ -506,5 +532,6 @@ describe('P2PHost connectivity', () => {
     await ra.host.publish('tx', bytes('ok unblocked'));
     await waitFor('gossip flows again', () => rb.delivered.some((d) => d.text === 'ok unblocked'), 3_000);
     expect(rb.delivered.map((d) => d.text)).toEqual(['ok unblocked']);
+    expect(await collect(rb.host.request(a!.id, 'x', bytes('')))).toHaveLength(1);
   });
 });

@@ -124,6 +124,7 @@ describe('FHIR R4 AuditEvent export', () => {
     const expectations: [TxType, string, string, string | null][] = [
       ['registerPatient', 'create', 'C', 'PatientCreate'],
       ['createRecord', 'create', 'C', 'PatientCreate'],
+      ['readRecord', 'read', 'R', 'PatientRead'],
       ['grantAccess', 'operation', 'E', null],
       ['updateRecord', 'update', 'U', 'PatientUpdate'],
       ['listRecords', 'search', 'E', 'PatientQuery'],
@@ -132,6 +133,8 @@ describe('FHIR R4 AuditEvent export', () => {
       ['deleteRecord', 'delete', 'D', 'PatientDelete'],
       ['enrolUser', 'create', 'C', 'Create'],
     ];
+    // Every REST interaction the export uses is among them.
+    expect([...new Set(expectations.map((x) => x[1]))].sort()).toEqual([...new Set(Object.values(interactionOf))].sort());
     for (const [type, interaction, action, profile] of expectations) {
       const r = byType(type);
       expect(r.type, type).toMatchObject({ system: FHIR_SYSTEMS.eventType, code: 'rest' });
@@ -143,8 +146,11 @@ describe('FHIR R4 AuditEvent export', () => {
       expect(r.agent.filter((a) => a.requestor)).toHaveLength(1);
       const codes = r.agent.map((a) => a.type.coding![0]!);
       expect(codes[0]!.system, type).toBe(FHIR_SYSTEMS.participationType);
-      expect(codes[0]!.code, type).toBe(interaction === 'search' ? 'IRCP' : 'AUT');
-      if (interaction === 'delete') {
+      // Who received data (a read or a query) is the information recipient; anyone else is its author.
+      expect(codes[0]!.code, type).toBe(interaction === 'search' || interaction === 'read' ? 'IRCP' : 'AUT');
+      if (interaction === 'read') {
+        expect(codes.slice(1).map((c) => `${c.system}#${c.code}`), type).toEqual([`${FHIR_SYSTEMS.dicom}#110152`, `${FHIR_SYSTEMS.dicom}#110153`]);
+      } else if (interaction === 'delete') {
         expect(codes.slice(1), type).toEqual([expect.objectContaining({ system: FHIR_SYSTEMS.dicom, code: '110150' }), expect.objectContaining({ system: FHIR_SYSTEMS.provenanceParticipant, code: 'custodian' })]);
       } else {
         expect(codes.slice(1).map((c) => `${c.system}#${c.code}`), type).toEqual([`${FHIR_SYSTEMS.dicom}#110153`, `${FHIR_SYSTEMS.dicom}#110152`]);
