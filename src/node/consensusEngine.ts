@@ -127,7 +127,7 @@ export class ConsensusEngine {
       this.rs = saved.rs;
       this.book = new VoteBook(this.rs.height);
       for (const v of saved.votes) this.book.add(v, Number.MAX_SAFE_INTEGER - MAX_ROUNDS_AHEAD);
-      for (const [, value] of await this.deps.ledger.store.listMeta('m/cblock/')) {
+      for (const [, value] of await this.deps.ledger.store.listMeta(K.consensusBlockPrefix)) {
         const proposal = value as Proposal;
         if (proposal.height === this.rs.height) await this.learnBlock(proposal);
       }
@@ -431,6 +431,10 @@ export class ConsensusEngine {
     this.rs = tm.initialState(this.deps.ledger.height + 1);
     this.book = new VoteBook(this.rs.height);
     await this.deps.ledger.store.putMeta([[K.consensus, null], ...(await this.storedBlockKeys()).map((k) => [k, null] as [string, null])]);
+    // A deleted record's ciphertext also sat in the proposals kept while undecided (and its wrapped keys in
+    // LevelDB): compacting those ranges now drops the old values from the table files and the log.
+    const deleted = executed.txs.flatMap((tx, i) => (tx.tx.type === 'deleteRecord' && executed.events[i]?.outcome === 'success' && tx.tx.record ? [tx.tx.record] : []));
+    if (deleted.length > 0) await this.deps.ledger.store.compactPurged(deleted);
     const replay = this.futureMessages.splice(0).filter((m) => m.height === this.rs.height);
     for (const m of replay) m.run();
     this.scheduleStart();
@@ -496,7 +500,7 @@ export class ConsensusEngine {
   }
 
   private async storedBlockKeys(): Promise<string[]> {
-    return (await this.deps.ledger.store.listMeta('m/cblock/')).map(([k]) => k);
+    return (await this.deps.ledger.store.listMeta(K.consensusBlockPrefix)).map(([k]) => k);
   }
 
   /** Keeps the first proof of each validator's equivocation per height; bounded in all (MAX_EVIDENCE_RECORDS). */

@@ -13,6 +13,7 @@ export const K = {
   genesis: 'm/genesis',
   consensus: 'm/consensus',
   consensusBlock: (hashHex: string) => `m/cblock/${hashHex}`,
+  consensusBlockPrefix: 'm/cblock/',
   block: (h: number) => `b/${pad(h, 12)}`,
   blockPrefix: 'b/',
   cert: (h: number) => `c/${pad(h, 12)}`,
@@ -34,6 +35,8 @@ export const K = {
   /** wrapped data key of a blob for one user → {tx whose payload carries it, key}. */
   wrappedKey: (blob: string, user: string) => `wk/${blob}\0${user}`,
   wrappedKeyPrefix: (blob: string) => `wk/${blob}\0`,
+  /** Every wrapped key of every blob of a record (blob ids start with the record id). */
+  wrappedKeyRecordPrefix: (record: string) => `wk/${record}/`,
   /** A grant payload (by transaction id) that carries a key of the blob: every one is redacted on deletion. */
   blobGrant: (blob: string, txIdHex: string) => `gb/${blob}\0${txIdHex}`,
   blobGrantPrefix: (blob: string) => `gb/${blob}\0`,

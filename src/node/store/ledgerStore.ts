@@ -332,6 +332,16 @@ export class LedgerStore {
     return out;
   }
 
+  /**
+   * LevelDB keeps a deleted value in its log and table files until a compaction passes over it: after a
+   * record deletion, the ranges that held its ciphertext (undecided proposals) and its wrapped keys are
+   * compacted, so the bytes leave the disk, not only the index.
+   */
+  async compactPurged(records: string[]): Promise<void> {
+    await this.db.compactRange(K.consensusBlockPrefix, `${K.consensusBlockPrefix}\xff`);
+    for (const record of records) await this.db.compactRange(K.wrappedKeyRecordPrefix(record), `${K.wrappedKeyRecordPrefix(record)}\xff`);
+  }
+
   /** Payloads committed but not held here (see commitBlock), oldest first. */
   async missingPayloads(limit: number): Promise<string[]> {
     const out: string[] = [];
