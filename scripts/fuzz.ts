@@ -74,7 +74,8 @@ async function child(name: string): Promise<void> {
   if (!target) throw new Error(`no target ${name}`);
   const replay = values.path !== undefined;
   const report = await runTarget(target, {
-    numRuns: Number(values.runs),
+    // A replay runs the one case at the path (and shrinks it if it still fails).
+    numRuns: replay ? 1 : Number(values.runs),
     seed: Number(values.seed),
     ...(replay ? { path: values.path! } : {}),
     ...(values['time-limit-ms'] ? { timeLimitMs: Number(values['time-limit-ms']) } : {}),

@@ -162,7 +162,14 @@ class Writer {
   }
   done(): Uint8Array {
     this.flush();
-    return concatBytes(...this.parts);
+    // No spread: a value may be written in tens of thousands of parts.
+    const out = new Uint8Array(this.parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of this.parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
   }
 }
 
@@ -571,6 +578,15 @@ function applyTreeOp(root: unknown, op: TreeOp, graftSources: unknown[]): unknow
  * re-sign the mutated tree before it is encoded.
  */
 export function mutate(m: Mutation, seeds: Uint8Array[], resign?: (tree: unknown, mode: 'sig' | 'roots') => void): Uint8Array {
+  try {
+    return mutateUnchecked(m, seeds, resign);
+  } catch (err) {
+    // Not a finding about the code under test: the harness itself failed to build the case.
+    throw new FuzzFinding('crash', `fuzz harness could not build the case: ${errorName(err)}`, err);
+  }
+}
+
+function mutateUnchecked(m: Mutation, seeds: Uint8Array[], resign?: (tree: unknown, mode: 'sig' | 'roots') => void): Uint8Array {
   const seed = seeds[m.seed % seeds.length]!;
   let out = seed;
   if (m.layer === 'tree') {
@@ -859,12 +875,10 @@ export function encodeFixture(data: FixtureData): Uint8Array {
   return encodeCanonical(data);
 }
 
-/** A payload with the transaction it belongs to, and what its envelope must open to. */
+/** A payload with the transaction it belongs to. */
 interface PayloadSeed {
   tx: Tx;
   payload: Uint8Array;
-  /** (blob, user) → plaintext (record payloads) or data key (grant payloads), as opened from the original. */
-  opened: Map<string, Uint8Array>;
 }
 
 export interface Fixture {
@@ -888,6 +902,9 @@ export interface Fixture {
   voteBytes: Uint8Array[];
   certs: { cert: Certificate; bytes: Uint8Array }[];
   payloads: PayloadSeed[];
+  /** What each blob's genuine envelopes open to (any recipient): its plaintext and its data key. */
+  plaintextByBlob: Map<string, Uint8Array>;
+  dataKeyByBlob: Map<string, Uint8Array>;
   /** Every genuine signed transaction (hex of its bytes). */
   txSet: Set<string>;
   /** Genuine precommit signatures: `${height}/${round}/${blockHex}/${validator}` → sig hex. */
@@ -958,16 +975,21 @@ export function loadFixture(data: FixtureData): Fixture {
   const txSet = new Set<string>();
   const finalizedTxIds = new Set<string>();
   const payloads: PayloadSeed[] = [];
+  const plaintextByBlob = new Map<string, Uint8Array>();
+  const dataKeyByBlob = new Map<string, Uint8Array>();
+  const learn = (map: Map<string, Uint8Array>, blob: string, value: Uint8Array) => {
+    if (map.has(blob) && !bytesEqual(map.get(blob)!, value)) throw new Error(`fixture: blob ${blob} opens to two different values`);
+    map.set(blob, value);
+  };
   const addPayload = (tx: Tx, payload: Uint8Array) => {
     const kind = payloadKind(tx.tx)!;
-    const opened = new Map<string, Uint8Array>();
     for (const { blob, user, key } of payloadKeys(kind, payload)) {
       const me = users.get(user);
       if (!me) continue;
-      if (kind.kind === 'blob') opened.set(`${blob}|${user}`, openBlob(parsePayload(blobPayloadSchema, payload, 'payload'), key, blob, me));
-      else opened.set(`${blob}|${user}`, unwrapKey(key, blob, user, me.secretKey, me.publicKey));
+      learn(dataKeyByBlob, blob, unwrapKey(key, blob, user, me.secretKey, me.publicKey));
+      if (kind.kind === 'blob') learn(plaintextByBlob, blob, openBlob(parsePayload(blobPayloadSchema, payload, 'payload'), key, blob, me));
     }
-    payloads.push({ tx, payload, opened });
+    payloads.push({ tx, payload });
   };
   for (const b of blocks) {
     for (const tx of b.executed.txs) {
@@ -999,6 +1021,8 @@ export function loadFixture(data: FixtureData): Fixture {
     voteBytes: data.votes,
     certs,
     payloads,
+    plaintextByBlob,
+    dataKeyByBlob,
     txSet,
     genuineSigs,
     finalizedTxIds,
@@ -1234,7 +1258,7 @@ export interface SyncFrameCase {
   chunks: number[];
   /** How many chunks arrive before the reader starts waiting. */
   early: number;
-  /** How the remote ends: cleanly, never (the reader times out), or with a reset. */
+  /** How the remote ends: cleanly, never (all bytes arrive at once, then the reader times out), or with a reset. */
   close: 'end' | 'stall' | 'reset';
   /** Append a >1 MiB frame, so the reader pauses the stream. */
   big: boolean;
@@ -1439,7 +1463,7 @@ export function makeTargets(fx: Fixture): FuzzTarget<any>[] {
         rejection(stats, err, 'checkPayload');
       }
       // The payload parsers and the envelope below the hash check: a tampered payload never opens to
-      // anything but the original plaintext / data key.
+      // anything but genuine content.
       const kind = payloadKind(seed.tx.tx)!;
       let keys: ReturnType<typeof payloadKeys>;
       try {
@@ -1450,7 +1474,6 @@ export function makeTargets(fx: Fixture): FuzzTarget<any>[] {
       }
       for (const { blob, user, key } of keys) {
         const me = fx.users.get(user);
-        const expected = seed.opened.get(`${blob}|${user}`);
         if (!me) continue;
         let opened: Uint8Array;
         try {
@@ -1462,7 +1485,10 @@ export function makeTargets(fx: Fixture): FuzzTarget<any>[] {
           rejection(stats, err, 'open');
           continue;
         }
-        if (!expected || !bytesEqual(opened, expected)) acceptedInvalid(`a tampered envelope opened for ${user} (${blob}) to something else than the original`);
+        // Keys and ciphertexts may be moved between genuine envelopes (doc-1's key of a blob from one grant
+        // into another); what opens under a blob's name is always that blob's genuine content / data key.
+        const expected = (kind.kind === 'blob' ? fx.plaintextByBlob : fx.dataKeyByBlob).get(blob);
+        if (!expected || !bytesEqual(opened, expected)) acceptedInvalid(`a tampered envelope opened for ${user} under ${blob} to something else than that blob's content`);
       }
     },
   };
@@ -1572,6 +1598,34 @@ export function makeTargets(fx: Fixture): FuzzTarget<any>[] {
     },
   };
 
+  const byTxId = new Map<string, Uint8Array>();
+  for (const b of fx.blocks) for (const [id, payload] of b.payloads) byTxId.set(id, payload);
+  const storedIds = [...byTxId.keys()];
+  const payloadRequestSeeds = [encodeCanonical({ ids: storedIds }), encodeCanonical({ ids: [storedIds[0]!] }), encodeCanonical({ ids: [toHex(new Uint8Array(32)), storedIds[1]!] })];
+  const payloadRequestTarget: FuzzTarget<Mutation> = {
+    name: 'payload-request',
+    what: "SyncManager.servePayloads (node/sync.ts): a peer's request for missing payloads",
+    arb: mutationArb(),
+    async: true,
+    seeds: payloadRequestSeeds,
+    async run(m, stats) {
+      const bytes = mutate(m, payloadRequestSeeds);
+      let frames: Uint8Array[];
+      try {
+        frames = await collect(server.servePayloads(bytes));
+      } catch (err) {
+        return rejection(stats, err, 'servePayloads');
+      }
+      stats.note(`frames:${frames.length}`);
+      if (frames.length > 0) stats.accepted++;
+      if (frames.length > 256) acceptedInvalid(`servePayloads answered with ${frames.length} frames (at most 256 ids per request)`);
+      for (const f of frames) {
+        const { id, payload } = decodeCanonical(f, 'payload frame') as { id: string; payload: Uint8Array };
+        if (!byTxId.has(id) || !bytesEqual(byTxId.get(id)!, payload)) acceptedInvalid(`servePayloads answered with a payload that is not the one stored for ${String(id).slice(0, 16)}`);
+      }
+    },
+  };
+
   const syncFrameTarget: FuzzTarget<SyncFrameCase> = {
     name: 'sync-frame',
     what: 'FrameReader (node/p2p/frames.ts) over a chunked stream, then each frame as sync.ts handles it: decode, validateBlock, certificate, payloads',
@@ -1615,7 +1669,9 @@ export function makeTargets(fx: Fixture): FuzzTarget<any>[] {
 
       const fake = new FakeStream();
       const reader = new FrameReader(fake as unknown as Stream, SYNC_MAX_FRAME_BYTES, 'fuzz sync');
-      const early = Math.min(c.early, chunks.length);
+      // FrameReader's timeout is per frame (not reset by data arriving), so a stalled stream gets all its
+      // bytes up front: then only the wait for a frame that never comes may time out.
+      const early = c.close === 'stall' ? chunks.length : Math.min(c.early, chunks.length);
       for (const chunk of chunks.slice(0, early)) fake.receive(chunk);
       const feeding = (async () => {
         for (const chunk of chunks.slice(early)) {
@@ -1716,6 +1772,7 @@ export function makeTargets(fx: Fixture): FuzzTarget<any>[] {
     gossipBlockTarget,
     gossipVoteTarget,
     syncRequestTarget,
+    payloadRequestTarget,
     syncFrameTarget,
   ];
   return Object.assign(targets, {
