@@ -1,50 +1,9 @@
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ClassicLevel } from 'classic-level';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeCanonical } from '../../src/records/encoding.js';
 import type { Session } from '../../src/client/session.js';
 import { chainOf } from '../support/load.js';
-import { patientAt, TestNetwork } from '../support/testNetwork.js';
+import { inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** What a node's store holds on disk: head height, payload keys, missing-payload marks, payload files. */
-async function inspectStore(dataDir: string) {
-  // A copy, so that LevelDB's own recovery of the crashed store is left for the node to do.
-  const copy = mkdtempSync(join(tmpdir(), 'medledger-inspect-'));
-  cpSync(join(dataDir, 'ledger'), copy, { recursive: true });
-  const db = new ClassicLevel<string, Uint8Array>(copy, { keyEncoding: 'utf8', valueEncoding: 'view' });
-  try {
-    await db.open();
-    const head = await db.get('m/head');
-    const payloadKeys = new Set<string>();
-    for await (const key of db.keys({ gte: 'p/', lt: 'p/\xff' })) payloadKeys.add(key.slice(2));
-    const missing: string[] = [];
-    for await (const key of db.keys({ gte: 'pm/', lt: 'pm/\xff' })) missing.push(key.slice(3));
-    const files: string[] = [];
-    const dir = join(dataDir, 'ledger-payloads');
-    if (existsSync(dir)) for (const shard of readdirSync(dir)) for (const name of readdirSync(join(dir, shard))) files.push(name);
-    return { height: head ? (decodeCanonical(head) as { height: number }).height : -1, payloadKeys, missing, files };
-  } finally {
-    await db.close();
-    rmSync(copy, { recursive: true, force: true });
-  }
-}
-
-/** Payload files without a reference, references without a file, staged leftovers, missing marks. */
-function payloadProblems(store: Awaited<ReturnType<typeof inspectStore>>): string[] {
-  const problems: string[] = [];
-  const files = new Set(store.files);
-  for (const f of store.files) {
-    if (f.endsWith('.staged')) problems.push(`staged file left: ${f}`);
-    else if (!store.payloadKeys.has(f)) problems.push(`orphan payload file: ${f}`);
-  }
-  for (const k of store.payloadKeys) if (!files.has(k)) problems.push(`referenced payload without a file: ${k}`);
-  for (const m of store.missing) problems.push(`payload marked missing: ${m}`);
-  return problems;
-}
 
 /**
  * kill -9 in the middle of a commit, at the test-only crash points of src/node/store/crashPoint.ts: the

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import { runLoad } from '../support/load.js';
-import { ackedProblems, FinalityClients, patientAt, TestNetwork } from '../support/testNetwork.js';
+import { ackedProblems, FinalityClients, inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,13 +22,16 @@ describe('kill -9 of each node in turn under load', () => {
     await net.start();
     const loadPatients: Session[] = [];
     const finality: { node: number; patient: Session }[] = [];
+    const writers: { node: number; patient: Session }[] = [];
     for (let i = 0; i < 4; i++) {
       loadPatients.push(await patientAt(net, i, `load-${i}`));
       for (let k = 0; k < 2; k++) finality.push({ node: i, patient: await patientAt(net, i, `fin-${i}-${k}`) });
+      writers.push({ node: i, patient: await patientAt(net, i, `rec-${i}`) });
     }
     let stopLoad = false;
     const load = runLoad(loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })), { batches: 1_000_000, batchSize: 5, pauseMs: 200, stop: () => stopLoad });
     const clients = new FinalityClients(net, finality);
+    const records = new FinalityClients(net, writers, { records: true });
     await sleep(1_000);
 
     for (const victim of [0, 1, 2, 3]) {
@@ -58,15 +61,21 @@ describe('kill -9 of each node in turn under load', () => {
     }
 
     stopLoad = true;
-    await Promise.all([load, clients.stop()]);
+    await Promise.all([load, clients.stop(), records.stop()]);
     // Clients of every node, the killed ones included, got final answers.
     for (let i = 0; i < 4; i++) expect(clients.acked.filter((a) => a.node === i).length, `acknowledgements from node ${i}`).toBeGreaterThan(10);
-    const { problems, chains } = await ackedProblems(net, clients.acked);
+    const { problems, chains } = await ackedProblems(net, [...clients.acked, ...records.acked]);
     expect(problems).toEqual([]);
     // Each killed proposer's turn was taken over in a later round at least once.
     expect(chains[0]!.some((b) => b.round > 0)).toBe(true);
     const statuses = await net.statuses();
     statuses.forEach((s, i) => expect(s.integrity, `node ${i} integrity`).toMatchObject({ ok: true }));
-    console.log(`kill sweep: ${clients.acked.length} acknowledged final, ${clients.unanswered} unanswered, chains agree to ${chains[0]!.length}`);
+    // Every record's payload file is on every replica, nothing orphaned, staged or marked missing (nodes stopped).
+    expect(records.acked.length).toBeGreaterThan(20);
+    await net.stop();
+    const stores = await Promise.all([0, 1, 2, 3].map((i) => inspectStore(net!.node(i).dataDir)));
+    stores.forEach((st, i) => expect(payloadProblems(st), `payload files of node ${i}`).toEqual([]));
+    for (const a of records.acked) stores.forEach((st, i) => expect(st.payloadKeys.has(a.id), `payload of record tx ${a.id.slice(0, 12)} on node ${i}`).toBe(true));
+    console.log(`kill sweep: ${clients.acked.length} acknowledged final (+ ${records.acked.length} records), ${clients.unanswered + records.unanswered} unanswered, chains agree to ${chains[0]!.length}`);
   }, 180_000);
 });

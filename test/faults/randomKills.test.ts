@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import { runLoad } from '../support/load.js';
-import { ackedProblems, FinalityClients, patientAt, TestNetwork } from '../support/testNetwork.js';
+import { ackedProblems, FinalityClients, inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -35,13 +35,16 @@ describe('a kill -9 sweep of random nodes at random moments', () => {
     await net.start();
     const loadPatients: Session[] = [];
     const finality: { node: number; patient: Session }[] = [];
+    const writers: { node: number; patient: Session }[] = [];
     for (let i = 0; i < 4; i++) {
       loadPatients.push(await patientAt(net, i, `load-${i}`));
       finality.push({ node: i, patient: await patientAt(net, i, `fin-${i}`) });
+      writers.push({ node: i, patient: await patientAt(net, i, `rec-${i}`) });
     }
     let stopLoad = false;
     const load = runLoad(loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })), { batches: 1_000_000, batchSize: 5, pauseMs: 200, stop: () => stopLoad });
     const clients = new FinalityClients(net, finality);
+    const records = new FinalityClients(net, writers, { records: true });
 
     const kills: string[] = [];
     for (let k = 0; k < 6; k++) {
@@ -63,12 +66,18 @@ describe('a kill -9 sweep of random nodes at random moments', () => {
     const top = Math.max(...(await net.statuses()).map((s) => s.height));
     await net.waitFor((s) => s.height >= top + 3 && s.peers.length === 3, { timeoutMs: 60_000 });
     stopLoad = true;
-    await Promise.all([load, clients.stop()]);
+    await Promise.all([load, clients.stop(), records.stop()]);
     expect(clients.acked.length).toBeGreaterThan(50);
-    const { problems, chains } = await ackedProblems(net, clients.acked);
+    const { problems, chains } = await ackedProblems(net, [...clients.acked, ...records.acked]);
     expect(problems).toEqual([]);
     const statuses = await net.statuses();
     statuses.forEach((s, i) => expect(s.integrity, `node ${i} integrity`).toMatchObject({ ok: true }));
-    console.log(`random kill sweep: ${clients.acked.length} acknowledged final, ${clients.unanswered} unanswered, chains agree to ${chains[0]!.length}`);
+    // Every record's payload file is on every replica, nothing orphaned, staged or marked missing (nodes stopped).
+    expect(records.acked.length).toBeGreaterThan(20);
+    await net.stop();
+    const stores = await Promise.all([0, 1, 2, 3].map((i) => inspectStore(net!.node(i).dataDir)));
+    stores.forEach((st, i) => expect(payloadProblems(st), `payload files of node ${i}`).toEqual([]));
+    for (const a of records.acked) stores.forEach((st, i) => expect(st.payloadKeys.has(a.id), `payload of record tx ${a.id.slice(0, 12)} on node ${i}`).toBe(true));
+    console.log(`random kill sweep: ${clients.acked.length} acknowledged final (+ ${records.acked.length} records), ${clients.unanswered + records.unanswered} unanswered, chains agree to ${chains[0]!.length}`);
   }, 180_000);
 });

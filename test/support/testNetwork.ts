@@ -1,4 +1,5 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { ClassicLevel } from 'classic-level';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { Session } from '../../src/client/session.js';
 import { ApiClient } from '../../src/client/apiClient.js';
 import { createNetwork, type NetworkLayout, type NetworkNode } from '../../src/cli/networkSetup.js';
 import { NodeProcess } from '../../src/cli/nodeProcess.js';
+import { decodeCanonical } from '../../src/records/encoding.js';
 import type { ConsensusParams } from '../../src/consensus/genesis.js';
 import type { StatusResponse } from '../../src/node/api/contract.js';
 import type { StaffRole } from '../../src/records/ids.js';
@@ -273,14 +275,23 @@ export class FinalityClients {
   private stopped = false;
   private readonly loops: Promise<void>[];
 
-  constructor(net: TestNetwork, targets: { node: number; patient: Session }[], opts: { timeoutMs?: number } = {}) {
+  /** `records`: the clients create records (a payload file on every replica) instead of audited reads. */
+  constructor(net: TestNetwork, targets: { node: number; patient: Session }[], opts: { timeoutMs?: number; records?: boolean } = {}) {
     this.loops = targets.map(async ({ node, patient }) => {
+      const writer = opts.records ? await net.sessionAt(node, patient) : null;
       while (!this.stopped) {
         try {
+          if (writer) {
+            const out = await writer.createRecord(writer.userId, { title: 'fault load', vitals: { heartRate: 60 + (this.acked.length % 40) } });
+            if (out.denied) throw new Error(`record denied: ${out.denied}`);
+            this.acked.push({ id: out.id, node, height: out.height!, index: out.event!.index });
+            continue;
+          }
           const res = await net.api(node).submit(auditedRead(patient), undefined, { wait: true, timeoutMs: opts.timeoutMs ?? 10_000 });
           if (res.status === 'committed') this.acked.push({ id: res.id, node, height: res.height!, index: res.event!.index });
           else this.unanswered++;
-        } catch {
+        } catch (err) {
+          if (/record denied/.test((err as Error).message)) throw err;
           this.unanswered++;
           await new Promise((r) => setTimeout(r, 250));
         }
@@ -352,4 +363,40 @@ export async function retryBusy<T>(fn: (attempt: number) => Promise<T>, timeoutM
 /** A new patient registered through node i, retried under a fresh id while the node sheds load. */
 export function patientAt(net: TestNetwork, i: number, id: string): Promise<Session> {
   return retryBusy((attempt) => net.patient(i, attempt === 0 ? id : `${id}-r${attempt}`));
+}
+
+/** What a stopped or crashed node's store holds on disk: head height, payload keys, missing-payload marks, payload files. */
+export async function inspectStore(dataDir: string) {
+  // A copy, so that LevelDB's own recovery of the crashed store is left for the node to do.
+  const copy = mkdtempSync(join(tmpdir(), 'medledger-inspect-'));
+  cpSync(join(dataDir, 'ledger'), copy, { recursive: true });
+  const db = new ClassicLevel<string, Uint8Array>(copy, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  try {
+    await db.open();
+    const head = await db.get('m/head');
+    const payloadKeys = new Set<string>();
+    for await (const key of db.keys({ gte: 'p/', lt: 'p/\xff' })) payloadKeys.add(key.slice(2));
+    const missing: string[] = [];
+    for await (const key of db.keys({ gte: 'pm/', lt: 'pm/\xff' })) missing.push(key.slice(3));
+    const files: string[] = [];
+    const dir = join(dataDir, 'ledger-payloads');
+    if (existsSync(dir)) for (const shard of readdirSync(dir)) for (const name of readdirSync(join(dir, shard))) files.push(name);
+    return { height: head ? (decodeCanonical(head) as { height: number }).height : -1, payloadKeys, missing, files };
+  } finally {
+    await db.close();
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+/** Payload files without a reference, references without a file, staged leftovers, missing marks. */
+export function payloadProblems(store: Awaited<ReturnType<typeof inspectStore>>): string[] {
+  const problems: string[] = [];
+  const files = new Set(store.files);
+  for (const f of store.files) {
+    if (f.endsWith('.staged')) problems.push(`staged file left: ${f}`);
+    else if (!store.payloadKeys.has(f)) problems.push(`orphan payload file: ${f}`);
+  }
+  for (const k of store.payloadKeys) if (!files.has(k)) problems.push(`referenced payload without a file: ${k}`);
+  for (const m of store.missing) problems.push(`payload marked missing: ${m}`);
+  return problems;
 }
