@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     if (!result) {
       const why = hung ? `hung (no result within ${Math.round((budgetMs + 60_000) / 1000)} s)` : `child exited with ${code}`;
       problems.push(`${name}: ${why}; reproduce: ${again}\n${stderr.split('\n').slice(-15).join('\n')}`);
-      console.log(`${name.padEnd(13)} ${why}`);
+      console.log(`${name.padEnd(16)} ${why}`);
       remainingRuns -= runs;
       continue;
     }
@@ -170,7 +170,7 @@ async function main(): Promise<void> {
     const invalid = result.findings.filter((f) => f.kind === 'accepted-invalid').length;
     const hangs = result.findings.filter((f) => f.kind === 'hang').length;
     console.log(
-      `${name.padEnd(13)} ${String(result.cases).padStart(7)} cases ${String(result.accepted).padStart(6)} accepted  ${crashes} crashes  ${invalid} accepted-invalid  ${hangs} hangs  ${(result.ms / 1000).toFixed(1).padStart(6)} s${result.interrupted ? ' (time limit)' : ''}  | ${result.outcomes
+      `${name.padEnd(16)} ${String(result.cases).padStart(7)} cases ${String(result.accepted).padStart(6)} accepted  ${crashes} crashes  ${invalid} accepted-invalid  ${hangs} hangs  ${(result.ms / 1000).toFixed(1).padStart(6)} s${result.interrupted ? ' (time limit)' : ''}  | ${result.outcomes
         .slice(0, 4)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}`,

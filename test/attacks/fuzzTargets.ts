@@ -88,7 +88,7 @@ function rejection(stats: TargetStats, err: unknown, where: string, alsoTyped?: 
   if (code === undefined) throw new FuzzFinding('crash', `${where} threw ${errorName(err)}`, err);
   stats.note(`${where}:${code}`);
   if (stats.detail) {
-    const reason = `${where}:${code}: ${(err as Error).message.replace(/[0-9a-f]{8,}|\d+/g, '#').slice(0, 120)}`;
+    const reason = `${where}:${code}: ${(err as Error).message.replace(/[0-9a-f]{8,}|\d+/g, '#').replace(/\s+/g, ' ').slice(0, 120)}`;
     stats.reasons.set(reason, (stats.reasons.get(reason) ?? 0) + 1);
   }
 }
