@@ -5,7 +5,7 @@ import { MAX_CLOCK_DRIFT_MS } from '../../src/consensus/blockExecution.js';
 import { toBase64 } from '../../src/records/crypto/bytes.js';
 import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, requestSigningMessage } from '../../src/records/requestAuth.js';
 import { runLoad } from '../support/load.js';
-import { ackedProblems, clockSkewRuntimeArgs, FinalityClients, patientAt, TestNetwork } from '../support/testNetwork.js';
+import { ackedProblems, clockSkewRuntimeArgs, evidenceProblems, FinalityClients, patientAt, TestNetwork } from '../support/testNetwork.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -101,6 +101,7 @@ describe('clock skew of ±2 s', () => {
     }
     const statuses = await net.statuses();
     statuses.forEach((s, i) => expect(s.integrity, `node ${i} integrity`).toMatchObject({ ok: true }));
+    expect(await evidenceProblems(net)).toEqual([]);
     console.log(`clock skew: ${blocks.length} blocks, ${clients.acked.length} acknowledged final (${clients.unanswered} unanswered), rounds > 0: ${blocks.filter((b) => b.round > 0).length}`);
   }, 150_000);
 });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import { chainOf } from '../support/load.js';
-import { inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
+import { evidenceProblems, inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -81,6 +81,8 @@ describe('kill -9 in the middle of a commit', () => {
       expect(read.value?.error).toBeUndefined();
       expect(read.value?.content).toMatchObject({ title: `crash ${point}` });
 
+      expect(await evidenceProblems(net)).toEqual([]);
+
       // No orphan or missing payload file, nothing left staged (checked with the node stopped).
       await net.processes[victim]!.stop();
       const after = await inspectStore(net.node(victim).dataDir);
@@ -138,6 +140,7 @@ describe('kill -9 in the middle of a commit', () => {
       expect(read.value?.content).toMatchObject({ title: 'crash all' });
       await net.waitIntegrity(i, h);
     }
+    expect(await evidenceProblems(net)).toEqual([]);
     await Promise.all(all.map((i) => net.processes[i]!.stop()));
     for (const i of all) expect(payloadProblems(await inspectStore(net.node(i).dataDir)), `payload files of node ${i}`).toEqual([]);
   }, 150_000);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import { runLoad } from '../support/load.js';
-import { ackedProblems, FinalityClients, inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
+import { ackedProblems, evidenceProblems, FinalityClients, inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -70,6 +70,7 @@ describe('kill -9 of each node in turn under load', () => {
     expect(chains[0]!.some((b) => b.round > 0)).toBe(true);
     const statuses = await net.statuses();
     statuses.forEach((s, i) => expect(s.integrity, `node ${i} integrity`).toMatchObject({ ok: true }));
+    expect(await evidenceProblems(net)).toEqual([]);
     // Every record's payload file is on every replica, nothing orphaned, staged or marked missing (nodes stopped).
     expect(records.acked.length).toBeGreaterThan(20);
     await net.stop();

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
-import { auditedRead, chainOf } from '../support/load.js';
-import { ackedProblems, commonChains, FinalityClients, forkProblems, patientAt, TestNetwork } from '../support/testNetwork.js';
+import { auditedRead, chainOf, positions, runLoad } from '../support/load.js';
+import { ackedProblems, commonChains, evidenceProblems, FinalityClients, forkProblems, patientAt, TestNetwork } from '../support/testNetwork.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -17,6 +17,7 @@ describe('losing and regaining the quorum', () => {
     net = await TestNetwork.create(4);
     await net.start();
     const patient = await patientAt(net, 0, 'pat-q');
+    const loadPatients = [await patientAt(net, 0, 'load-0'), await patientAt(net, 1, 'load-1')];
     await net.waitFor((s) => s.height >= 5);
 
     // One stopped cleanly, one killed.
@@ -27,12 +28,17 @@ describe('losing and regaining the quorum', () => {
     // For 5 s: a transaction is accepted but never final, and no node finalizes a height.
     const tx = auditedRead(patient);
     const waiting = net.api(0).submit(tx, undefined, { wait: true, timeoutMs: 5_000 });
+    // …while clients keep submitting to the two that are up: accepted, but not final yet.
+    const acceptedBy: string[][] = [[], []];
+    const stallLoad = runLoad(loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })), { batches: 10, batchSize: 5, pauseMs: 400, acceptedBy });
     const seen = new Set<number>();
     const until = Date.now() + 5_000;
     while (Date.now() < until) {
       for (const s of await net.statuses([0, 1])) seen.add(s.finalizedHeight);
       await sleep(200);
     }
+    await stallLoad;
+    expect(acceptedBy.flat().length).toBeGreaterThan(50);
     expect((await waiting).status, 'a transaction became final with two of four validators down').toBe('pending');
     expect(Math.max(...seen), `heights finalized while two of four were down (frozen at ${frozen})`).toBe(frozen);
     const stalled = await net.statuses([0, 1]);
@@ -48,11 +54,24 @@ describe('losing and regaining the quorum', () => {
     await net.restart(3);
     const top = Math.max(...(await net.statuses([0, 1, 2])).map((s) => s.height));
     await net.waitFor((s) => s.height >= top && s.peers.length === 3, { nodes: [3], timeoutMs: 60_000 });
-    const { problems } = await ackedProblems(net, [{ id: again.id, node: 0, height: again.height!, index: again.event!.index }]);
+    const { problems, chains } = await ackedProblems(net, [{ id: again.id, node: 0, height: again.height!, index: again.event!.index }]);
     expect(problems).toEqual([]);
+    // What the two accepted during the stall is committed once the quorum is back (they never went down).
+    const stallTxs = acceptedBy.flat();
+    const deadline = Date.now() + 60_000;
+    let missing = stallTxs;
+    for (let latest = chains[0]!; ; ) {
+      const at = positions(latest);
+      missing = stallTxs.filter((id) => !at.has(id));
+      if (missing.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`${missing.length} of ${stallTxs.length} transactions accepted during the stall were never committed`);
+      await sleep(500);
+      latest = await chainOf(net.api(3), (await net.api(3).status()).height);
+    }
     await net.waitIntegrity(3, top);
     const statuses = await net.statuses();
     statuses.forEach((s, i) => expect(s.integrity, `node ${i} integrity`).toMatchObject({ ok: true }));
+    expect(await evidenceProblems(net)).toEqual([]);
   }, 150_000);
 
   it('all four killed at once and restarted: they resume from their stored heights, finalize new blocks, no fork', async () => {
@@ -83,6 +102,7 @@ describe('losing and regaining the quorum', () => {
     const { problems } = await ackedProblems(net, ackedBeforeKill);
     expect(problems).toEqual([]);
     for (let i = 0; i < 4; i++) await net.waitIntegrity(i, before[i]!.length);
+    expect(await evidenceProblems(net)).toEqual([]);
     console.log(`restart all: finalized ${before.map((c) => c.length)} before the kill, reopened at ${reopened.map((s) => s.height)}, went on to ${after.map((s) => s.height)}; ${ackedBeforeKill.length} acknowledged`);
   }, 150_000);
 });

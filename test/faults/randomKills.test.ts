@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import { runLoad } from '../support/load.js';
-import { ackedProblems, FinalityClients, inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
+import { ackedProblems, evidenceProblems, FinalityClients, inspectStore, patientAt, payloadProblems, TestNetwork } from '../support/testNetwork.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -72,6 +72,7 @@ describe('a kill -9 sweep of random nodes at random moments', () => {
     expect(problems).toEqual([]);
     const statuses = await net.statuses();
     statuses.forEach((s, i) => expect(s.integrity, `node ${i} integrity`).toMatchObject({ ok: true }));
+    expect(await evidenceProblems(net)).toEqual([]);
     // Every record's payload file is on every replica, nothing orphaned, staged or marked missing (nodes stopped).
     expect(records.acked.length).toBeGreaterThan(20);
     await net.stop();

@@ -14,7 +14,7 @@ import type { ConsensusParams } from '../../src/consensus/genesis.js';
 import type { StatusResponse } from '../../src/node/api/contract.js';
 import type { StaffRole } from '../../src/records/ids.js';
 import { byzantineProcess, type BehaviourName } from './byzantine.js';
-import type { ChainBlock } from '../../src/node/api/contract.js';
+import type { ChainBlock, EvidenceRecord } from '../../src/node/api/contract.js';
 import { auditedRead, chainOf, positions } from './load.js';
 
 /**
@@ -399,4 +399,14 @@ export function payloadProblems(store: Awaited<ReturnType<typeof inspectStore>>)
   for (const k of store.payloadKeys) if (!files.has(k)) problems.push(`referenced payload without a file: ${k}`);
   for (const m of store.missing) problems.push(`payload marked missing: ${m}`);
   return problems;
+}
+
+/**
+ * Conflicting votes or proposals the listed nodes kept as evidence: with honest validators only, a crash
+ * must never make one sign two different votes for one height, round and type (votes persist before they
+ * leave), so there must be none.
+ */
+export async function evidenceProblems(net: TestNetwork, nodes = net.processes.map((_, i) => i)): Promise<string[]> {
+  const found = await Promise.all(nodes.map(async (i) => ({ i, evidence: (await net.api(i).get<{ evidence: EvidenceRecord[] }>('/v1/evidence')).evidence })));
+  return found.flatMap(({ i, evidence }) => evidence.map((e) => `${net.node(i).name} holds ${e.kind} evidence against validator ${e.validator} (${e.hospital}) at ${e.height}/${e.round}`));
 }
