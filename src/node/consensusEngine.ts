@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { fromHex, toHex } from '../records/crypto/bytes.js';
 import type { Signer } from '../records/crypto/signature.js';
-import type { MedLedgerError } from '../records/errors.js';
+import { isMedLedgerError, type MedLedgerError } from '../records/errors.js';
 import { headerHash } from '../consensus/block.js';
 import { buildBlock, type ExecutedBlock } from '../consensus/blockExecution.js';
 import { checkProposal, signProposal, type Proposal } from '../consensus/proposal.js';
@@ -468,8 +468,14 @@ export class ConsensusEngine {
         known = { proposal: p, executed };
         this.deps.logger.debug({ height: p.height, round: p.round, txs: executed.txs.length, ms: Math.round(performance.now() - started) }, 'validated proposal');
       } catch (err) {
-        known = { proposal: p, executed: null, error: (err as Error).message };
-        this.deps.logger.warn({ height: p.height, round: p.round, reason: (err as Error).message }, 'invalid proposal');
+        if (!isMedLedgerError(err)) {
+          // Our own bug, not the proposer's fault: do not vote on it, do not penalise the peer.
+          this.deps.logger.error({ height: p.height, round: p.round, err }, 'proposal could not be checked');
+          this.proposalOfRound.delete(p.round);
+          return 'ignore';
+        }
+        known = { proposal: p, executed: null, error: err.message };
+        this.deps.logger.warn({ height: p.height, round: p.round, reason: err.message }, 'invalid proposal');
       }
       this.known.set(hash, known);
     }

@@ -16,6 +16,7 @@ import { decodeTx, txIdOfBytes } from '../records/tx/codec.js';
 import type { UnsignedTx } from '../records/tx/types.js';
 import { maxFaulty } from '../consensus/tendermint.js';
 import { toHex } from '../records/crypto/bytes.js';
+import { MedLedgerError } from '../records/errors.js';
 
 /**
  * Block sync (SPEC §6): `/medledger/<network>/sync/1` serves finalized blocks by height range with their
@@ -41,6 +42,13 @@ const frameSchema = z.strictObject({
   cert: certificateSchema,
   payloads: z.array(z.strictObject({ index: uintSchema, payload: bytes(), redacted: z.boolean() })),
 });
+
+/** A peer's frame, checked: a malformed one is a typed MALFORMED error (the peer's fault), never a zod dump. */
+function parseFrame<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
+  const parsed = schema.safeParse(decodeCanonical(bytes, what));
+  if (!parsed.success) throw new MedLedgerError('MALFORMED', `malformed ${what}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
+}
 
 type SyncChunk = { block: Block; frame: z.infer<typeof frameSchema>; peer: string }[];
 const payloadRequestSchema = z.strictObject({ ids: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(MAX_PAYLOAD_IDS) });
@@ -161,7 +169,7 @@ export class SyncManager {
       if (queued >= 2) await before;
     };
     for await (const frameBytes of this.deps.host().request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
-      const frame = frameSchema.parse(decodeCanonical(frameBytes, 'sync frame'));
+      const frame = parseFrame(frameSchema, frameBytes, 'sync frame');
       const block = decodeBlock(frame.block, this.deps.maxBlockBytes * 2);
       chunk.push({ block, frame, peer });
       chunkTxs += block.txs.length;
@@ -273,7 +281,7 @@ export class SyncManager {
       try {
         const request = encodeCanonical({ ids: [...pending] });
         for await (const frameBytes of this.deps.host().request(peer, PAYLOAD_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_PAYLOAD_IDS })) {
-          const frame = payloadFrameSchema.parse(decodeCanonical(frameBytes, 'payload frame'));
+          const frame = parseFrame(payloadFrameSchema, frameBytes, 'payload frame');
           if (!pending.has(frame.id)) continue;
           const tx = await this.committedTx(frame.id);
           if (!tx || !tx.tx.payload) continue;
