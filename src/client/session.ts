@@ -100,6 +100,17 @@ export class Session {
     return res;
   }
 
+  /**
+   * An audited read or query. The node hands its answer only to the request that submitted it; if that answer
+   * was lost (a dropped connection retried by the client finds the transaction already pending or final), the
+   * read is asked again as a new transaction, which is audited like the first.
+   */
+  private async ask<T extends 'readRecord' | 'listRecords' | 'queryAudit'>(type: T, fields: { patient?: string; record?: string; body: TxBody<T> }): Promise<SubmitTxResponse> {
+    const res = await this.act(type, fields);
+    if (res.event?.outcome !== 'success' || res.result) return res;
+    return this.act(type, fields);
+  }
+
   private outcome<T>(res: SubmitTxResponse, value?: T): ActionOutcome<T> {
     const denied = res.event?.outcome === 'denied' ? (res.event.reason ?? 'denied') : undefined;
     return {
@@ -191,12 +202,12 @@ export class Session {
   }
 
   async listRecords(patient: string): Promise<ActionOutcome<RecordMeta[]>> {
-    const res = await this.act('listRecords', { patient, body: {} });
+    const res = await this.ask('listRecords', { patient, body: {} });
     return this.outcome(res, res.result?.kind === 'records' ? res.result.records : undefined);
   }
 
   async readRecord(patient: string, record: string, version?: number): Promise<ActionOutcome<DecryptedRecord>> {
-    const res = await this.act('readRecord', { patient, record, body: version !== undefined ? { version } : {} });
+    const res = await this.ask('readRecord', { patient, record, body: version !== undefined ? { version } : {} });
     if (res.result?.kind !== 'record') return this.outcome(res);
     const r = res.result;
     const decrypted: DecryptedRecord = { meta: r.record, files: [] };
@@ -289,7 +300,7 @@ export class Session {
   // ---- audit ---------------------------------------------------------------------------------
 
   async queryAudit(filter: AuditFilter, page: { limit?: number; cursor?: string } = {}): Promise<ActionOutcome<{ events: AuditEvent[]; cursor?: string }>> {
-    const res = await this.act('queryAudit', { body: { filter, ...(page.limit ? { limit: page.limit } : {}), ...(page.cursor ? { cursor: page.cursor } : {}) } });
+    const res = await this.ask('queryAudit', { body: { filter, ...(page.limit ? { limit: page.limit } : {}), ...(page.cursor ? { cursor: page.cursor } : {}) } });
     return this.outcome(res, res.result?.kind === 'audit' ? { events: res.result.events, ...(res.result.cursor ? { cursor: res.result.cursor } : {}) } : undefined);
   }
 }

@@ -25,10 +25,8 @@ import { LedgerStore } from './store/ledgerStore.js';
 import { PAYLOAD_PROTOCOL, SYNC_MAX_FRAME_BYTES, SYNC_PROTOCOL, SyncManager } from './sync.js';
 import { admitTx } from './txAdmission.js';
 import { TxTracker } from './txTracker.js';
-import { resultOf } from './views.js';
 import { decodeTxCached } from '../consensus/blockExecution.js';
 import { leafHash } from '../consensus/merkle.js';
-import type { decodeTx } from '../records/tx/codec.js';
 
 /** Transactions of an API batch admitted between two yields to the event loop (~5 ms of work). */
 const ADMISSION_SLICE = 50;
@@ -237,34 +235,34 @@ export class MedLedgerNode {
     const bytes = fromBase64(req.tx);
     const payload = req.payload !== undefined ? fromBase64(req.payload) : undefined;
     const tx = decodeTxCached(bytes, leafHash(bytes), this.ledger.txCache);
-    // Idempotent re-submission: a transaction already final answers with its event.
+    // Idempotent re-submission: a transaction already final answers with its audit event, never with the
+    // answer of a read or query (that went to the live request only; asking again is a new transaction).
     const location = await this.ledger.store.txLocation(tx.idHex);
-    if (location) return this.committedResponse(tx.idHex, tx.tx, location.height, location.index);
+    if (location) return this.committedResponse(tx.idHex, location.height, location.index);
     let admission: ReturnType<typeof admitTx>;
     try {
       admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now: Date.now(), api: this.apiLimits });
     } catch (err) {
       // A retried submission may have become final between the check above and admission.
       const committed = isMedLedgerError(err, 'REPLAY') ? await this.ledger.store.txLocation(tx.idHex) : undefined;
-      if (committed) return this.committedResponse(tx.idHex, tx.tx, committed.height, committed.index);
+      if (committed) return this.committedResponse(tx.idHex, committed.height, committed.index);
       throw err;
     }
-    const waiting = req.wait ? this.tracker.wait(tx.idHex, req.timeoutMs) : null;
+    // Only the request that admitted the transaction gets the answer of a read or query.
+    const waiting = req.wait ? this.tracker.wait(tx.idHex, req.timeoutMs, admission.status === 'added' ? tx.tx : null) : null;
     if (admission.status === 'added') {
       this.outbox.push(bytes, payload);
       this.engine.onMempoolTx();
     }
     if (!waiting) return { id: tx.idHex, status: 'pending' };
-    const event = await waiting;
-    if (!event) return { id: tx.idHex, status: 'pending' };
-    const result = await resultOf(this.ledger, tx.tx, event);
-    return { id: tx.idHex, status: 'committed', height: event.height, event, ...(result ? { result } : {}) };
+    const final = await waiting;
+    if (!final) return { id: tx.idHex, status: 'pending' };
+    return { id: tx.idHex, status: 'committed', height: final.event.height, event: final.event, ...(final.result ? { result: final.result } : {}) };
   }
 
-  private async committedResponse(id: string, t: ReturnType<typeof decodeTx>['tx'], height: number, index: number): Promise<SubmitTxResponse> {
+  private async committedResponse(id: string, height: number, index: number): Promise<SubmitTxResponse> {
     const event = (await this.ledger.store.getEvent(height, index))!;
-    const result = await resultOf(this.ledger, t, event);
-    return { id, status: 'committed', height, event, ...(result ? { result } : {}) };
+    return { id, status: 'committed', height, event };
   }
 
   /** Bulk submission without waiting (load generators, imports). */

@@ -53,7 +53,10 @@ function recordsOf(ledger: Ledger, patient: string): RecordMeta[] {
   return out.sort((a, b) => b.updatedAt - a.updatedAt);
 }
 
-/** The answer to a final, successful read or query transaction. */
+/**
+ * The answer to a final, successful read or query transaction, computed when its block is committed (see
+ * TxTracker): record metadata and lists from the state of that block, an audit page up to that block.
+ */
 export async function resultOf(ledger: Ledger, t: UnsignedTx, event: AuditEvent): Promise<TxResult | undefined> {
   if (event.outcome !== 'success') return undefined;
   switch (t.type) {
@@ -64,7 +67,8 @@ export async function resultOf(ledger: Ledger, t: UnsignedTx, event: AuditEvent)
     case 'queryAudit': {
       const body = (t as UnsignedTx<'queryAudit'>).body;
       const staffOnly = ledger.state.get('users', t.actor)?.role === 'admin';
-      const page = await ledger.store.queryEvents({ ...body.filter, staffOnly }, { limit: body.limit ?? 50, ...(body.cursor ? { cursor: body.cursor } : {}) });
+      // The trail as it stood at the query's own block (later events are not part of this answer).
+      const page = await ledger.store.queryEvents({ ...body.filter, staffOnly, atHeight: event.height }, { limit: body.limit ?? 50, ...(body.cursor ? { cursor: body.cursor } : {}) });
       return { kind: 'audit', ...page };
     }
     default:

@@ -249,7 +249,7 @@ export class LedgerStore {
    * Audit trail, newest first, through the most selective index for the filter; the other filter
    * fields are checked on the events read. `staffOnly` keeps admins to staff actions.
    */
-  async queryEvents(filter: AuditFilter & { staffOnly?: boolean }, opts: { limit: number; cursor?: string }): Promise<AuditPage> {
+  async queryEvents(filter: AuditFilter & { staffOnly?: boolean; atHeight?: number }, opts: { limit: number; cursor?: string }): Promise<AuditPage> {
     const { range, index, root } = this.rangeFor(filter, opts.cursor);
     const events: AuditEvent[] = [];
     let last: string | undefined;
@@ -410,7 +410,8 @@ export function indexEntries(event: AuditEvent): [IndexName, string | number][] 
   return entries;
 }
 
-function matches(e: AuditEvent, f: AuditFilter & { staffOnly?: boolean }): boolean {
+function matches(e: AuditEvent, f: AuditFilter & { staffOnly?: boolean; atHeight?: number }): boolean {
+  if (f.atHeight !== undefined && e.height > f.atHeight) return false;
   if (f.patient !== undefined && e.patient !== f.patient) return false;
   if (f.user !== undefined && e.agent.user !== f.user) return false;
   if (f.record !== undefined && e.record !== f.record) return false;
