@@ -102,7 +102,7 @@ class Byzantine {
     this.n = node.genesis.validators.length;
     this.log = node.logger.child({ module: 'byzantine' });
     this.deadline = Date.now() + opts.maxSeconds * 1000;
-    this.every('stats', 2_000, () => this.writeStats(), { unbounded: true });
+    this.every('stats', 2_000, () => this.writeStats(), { stats: true });
     const onVote = node.engine.onVote.bind(node.engine);
     node.engine.onVote = (v, peer) => {
       if (v.validator !== this.self && v.height > this.heightSeen && v.height <= node.ledger.height + 10) this.heightSeen = v.height;
@@ -119,11 +119,15 @@ class Byzantine {
     this.sent[behaviour] = (this.sent[behaviour] ?? 0) + n;
   }
 
-  /** A loop on a timer: skips a tick while the last one runs, ends with the budget (or at stop). */
-  every(behaviour: string, ms: number, fn: () => Promise<void> | void, opts: { unbounded?: boolean } = {}): void {
+  /**
+   * A loop on a timer: skips a tick while the last one runs, ends with the behaviour's budget (or at stop).
+   * The stats loop runs until a little after the deadline, when the counts can no longer change.
+   */
+  every(behaviour: string, ms: number, fn: () => Promise<void> | void, opts: { stats?: boolean } = {}): void {
     let busy = false;
     const t = setInterval(() => {
-      if (this.stopped || (!opts.unbounded && !this.may(behaviour))) {
+      const over = opts.stats ? Date.now() > this.deadline + 2 * ms : !this.may(behaviour);
+      if (this.stopped || over) {
         clearInterval(t);
         this.timers.delete(t);
         return;
