@@ -60,8 +60,9 @@ export function buildProgram(): Command {
     .description('open the terminal UI against a node (every role: patient, doctor, auditor, admin)')
     .requiredOption('--api <url>', 'node API, e.g. http://127.0.0.1:7700')
     .option('--keystores <dir>', "keystore directory (default: the node's, from its status)")
+    .option('--genesis <file>', "the network's genesis file, to check recipients' keys against (default: genesis.json in the keystore directory)")
     // Loaded on demand: React and Ink are not needed by the node or the other commands.
-    .action(async (opts: { api: string; keystores?: string }) => (await import('./commands/tui.js')).runTui(opts));
+    .action(async (opts: { api: string; keystores?: string; genesis?: string }) => (await import('./commands/tui.js')).runTui(opts));
   addRecordCommands(program.command('record'));
   addAuditCommand(program.command('audit'));
   addGrantCommand(program.command('grant'));

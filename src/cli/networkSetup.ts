@@ -5,6 +5,7 @@ import { generateSigningKeyPair } from '../records/crypto/signature.js';
 import type { ScryptParams, UserKeys } from '../records/keystore.js';
 import { consensusParamsSchema, type ConsensusParams, type GenesisFile } from '../consensus/genesis.js';
 import { writeKeystore } from '../client/keystoreFiles.js';
+import { PINNED_GENESIS_FILE } from '../client/recipientKeys.js';
 import { newUserKeys } from '../client/userKeys.js';
 import { loadOrCreatePeerKey } from '../node/p2p/peerKey.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -95,6 +96,9 @@ export async function createNetwork(opts: NetworkOptions): Promise<NetworkLayout
   const genesis: GenesisFile = { network, time: Date.now(), hospitals, consensus: consensusParamsSchema.parse(opts.consensus ?? {}) };
   const genesisFile = join(opts.dir, 'genesis.json');
   writeFileSync(genesisFile, `${JSON.stringify(genesis, null, 2)}\n`);
+  // A copy beside each hospital's keystores: the pinned trust anchor its users' clients check recipients'
+  // keys against (client/recipientKeys.ts), so a node cannot hand them a genesis of its own making.
+  for (const node of nodes) writeFileSync(join(node.keystoreDir, PINNED_GENESIS_FILE), `${JSON.stringify(genesis, null, 2)}\n`);
   for (const node of nodes) {
     const config = {
       name: node.name,

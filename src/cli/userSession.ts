@@ -12,6 +12,8 @@ export interface UserOptions {
   api: string;
   user: string;
   keystores?: string;
+  /** The genesis file recipients' keys are checked against (default: genesis.json in the keystore directory). */
+  genesis?: string;
 }
 
 export const PASSWORD_ENV = 'MEDLEDGER_PASSWORD';
@@ -21,12 +23,22 @@ export function withUserOptions(cmd: Command): Command {
     .requiredOption('--api <url>', 'node API, e.g. http://127.0.0.1:7700')
     .requiredOption('--user <id>', 'your user id (the keystore to unlock)')
     .option('--keystores <dir>', "keystore directory (default: the node's, from its status)")
+    .option('--genesis <file>', "the network's genesis file, to check recipients' keys against (default: genesis.json in the keystore directory)")
     .addHelpText('after', `\nPassword: from ${PASSWORD_ENV}, else prompted without echo.\nExit codes: 0 ok, 1 denied by the ledger (reason printed), 2 usage or other error.`);
 }
 
 export async function signIn(opts: UserOptions): Promise<Session> {
   const password = await readSecret(`Password for ${opts.user}: `, PASSWORD_ENV);
-  return login({ apiUrl: opts.api, userId: opts.user, password, ...(opts.keystores ? { keystoreDir: opts.keystores } : {}) });
+  const session = await login({ apiUrl: opts.api, userId: opts.user, password, ...(opts.keystores ? { keystoreDir: opts.keystores } : {}), ...(opts.genesis ? { genesisFile: opts.genesis } : {}) });
+  warnUnpinned(session);
+  return session;
+}
+
+/** Without a pinned genesis, keys are checked against the node's own: say so (README, "Verified recipient keys"). */
+export function warnUnpinned(session: Session): void {
+  if (!session.recipientKeys.pinned) {
+    process.stderr.write("warning: no pinned genesis file (--genesis FILE, or genesis.json in the keystore directory); recipients' keys are checked against the node's own genesis\n");
+  }
 }
 
 /** Prints the reason and sets exit code 1 when the ledger refused; returns whether it succeeded. */

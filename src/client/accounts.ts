@@ -7,6 +7,7 @@ import { passwordProblems } from '../records/password.js';
 import type { StatusResponse } from '../node/api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
 import { keystorePath, unlockKeystore, writeKeystore } from './keystoreFiles.js';
+import { pinnedGenesis } from './recipientKeys.js';
 import { Session, type ActionOutcome } from './session.js';
 import { newUserKeys } from './userKeys.js';
 
@@ -42,6 +43,11 @@ export interface LoginOptions {
   password: string;
   /** Where keystores live; defaults to the directory the node reports (same host). */
   keystoreDir?: string;
+  /**
+   * The genesis file recipients' keys are checked against (`--genesis`); default `genesis.json` in the
+   * keystore directory, else the node's own (unpinned).
+   */
+  genesisFile?: string;
 }
 
 /** Unlocks the user's keystore and checks the keys against the ledger's copy of the user. */
@@ -68,7 +74,7 @@ export async function login(opts: LoginOptions): Promise<Session> {
   }
   if (!bytesEqual(fromBase64(onLedger.signKey), keys.signPublic)) throw new LoginError('damaged-keystore', `the keystore of ${opts.userId} does not hold the key the ledger knows`);
   if (!onLedger.active) throw new LoginError('deactivated', `${opts.userId} was deactivated by the hospital's admin`);
-  return new Session(api, keys, status.hospital);
+  return new Session(api, keys, status.hospital, { genesis: pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }) });
 }
 
 /** Problems with a new password (policy, confirmation), as short sentences for an inline error. */
@@ -84,6 +90,8 @@ export interface RegisterOptions {
   password: string;
   keystoreDir?: string;
   kdf?: ScryptParams;
+  /** As in LoginOptions. */
+  genesisFile?: string;
 }
 
 /**
@@ -99,10 +107,11 @@ export async function registerPatient(opts: RegisterOptions): Promise<{ session:
   const api = new ApiClient(opts.apiUrl);
   const status = await api.status();
   const dir = opts.keystoreDir ?? status.keystoreDir;
+  const genesis = pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir });
   if (await userExists(api, opts.userId)) throw new Error(`user id ${opts.userId} is already taken`);
   const keys = newUserKeys(opts.userId, 'patient', status.hospital);
   const path = writeKeystore(dir, keys, opts.password, opts.kdf);
-  const session = new Session(api, keys, status.hospital);
+  const session = new Session(api, keys, status.hospital, { genesis });
   try {
     const outcome = await session.registerPatient();
     if (outcome.denied) rmSync(path, { force: true });

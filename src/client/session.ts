@@ -12,6 +12,7 @@ import type { AuditFilter, TxBody, TxType, UnsignedTx } from '../records/tx/type
 import type { AuditEvent } from '../records/audit.js';
 import type { Overview, SubmitTxResponse, WireBlob, WireWrappedKey } from '../node/api/contract.js';
 import { ApiClient } from './apiClient.js';
+import { RecipientKeyVerifier, type GenesisAnchor } from './recipientKeys.js';
 
 /** Strictly increasing nonces per user and process: time in microseconds, bumped on collision. */
 class NonceSource {
@@ -42,6 +43,11 @@ export interface ActionOutcome<T = undefined> {
 
 const fromWireKey = (k: WireWrappedKey): WrappedKey => ({ epk: fromBase64(k.epk), w: fromBase64(k.w) });
 
+export interface SessionOptions {
+  /** The genesis file recipients' keys are checked against; without it, the node's (see recipientKeys.ts). */
+  genesis?: GenesisAnchor | undefined;
+}
+
 /**
  * A signed-in user talking to one node: builds and signs transactions, encrypts record contents for the
  * right recipients before they leave this process, and decrypts what the node returns. Keys and
@@ -49,6 +55,8 @@ const fromWireKey = (k: WireWrappedKey): WrappedKey => ({ epk: fromBase64(k.epk)
  */
 export class Session {
   readonly signer: Signer;
+  /** Checks every key this session encrypts for against the chain (issue 9), and caches what it proved. */
+  readonly recipientKeys: RecipientKeyVerifier;
   private readonly nonces = new NonceSource();
 
   constructor(
@@ -56,14 +64,16 @@ export class Session {
     readonly keys: UserKeys,
     /** The hospital of the node this session talks to (the `via` of its transactions). */
     readonly hospital: string,
+    options: SessionOptions = {},
   ) {
     this.signer = createSigner(keys.signSecret);
+    this.recipientKeys = new RecipientKeyVerifier(api, options.genesis);
   }
 
-  static async connect(apiUrl: string, keys: UserKeys): Promise<Session> {
+  static async connect(apiUrl: string, keys: UserKeys, options: SessionOptions = {}): Promise<Session> {
     const api = new ApiClient(apiUrl);
     const status = await api.status();
-    return new Session(api, keys, status.hospital);
+    return new Session(api, keys, status.hospital, options);
   }
 
   get userId(): string {
@@ -155,12 +165,10 @@ export class Session {
 
   // ---- records -------------------------------------------------------------------------------
 
+  /** The node names the recipients; each one's key is checked against the chain before anything is sealed. */
   private async recipients(patient: string): Promise<Recipient[]> {
     const { recipients } = await this.api.recipients(this.userId, this.signer, patient);
-    return recipients.map((r) => {
-      if (!r.encKey) throw new MedLedgerError('MALFORMED', `${r.id} has no encryption key`);
-      return { id: r.id, encKey: fromBase64(r.encKey) };
-    });
+    return this.recipientKeys.recipients(patient, recipients);
   }
 
   /**
@@ -253,13 +261,13 @@ export class Session {
 
   /** Wraps the data keys of all my records for the grantee (SPEC §4), then grants. */
   private async rewrapPayload(grantee: string) {
-    const target = await this.api.user(grantee);
-    if (!target.encKey) throw new MedLedgerError('MALFORMED', `${grantee} has no encryption key`);
+    const target = await this.recipientKeys.verify(await this.api.user(grantee));
+    if (target.user !== grantee) throw new MedLedgerError('KEY_MISMATCH', `asked the node for ${grantee}, it answered with ${target.user}`);
     const { keys } = await this.api.patientKeys(this.userId, this.signer, this.userId);
     const sealed = rewrapForGrantee(
       keys.map((k) => ({ blob: k.blob, key: fromWireKey(k.key) })),
       this.me(),
-      { id: grantee, encKey: fromBase64(target.encKey) },
+      { id: grantee, encKey: target.encKey },
     );
     return { bytes: sealed.payload, hash: sealed.hash };
   }

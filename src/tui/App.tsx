@@ -14,6 +14,8 @@ export interface AppProps {
   apiUrl: string;
   /** A keystore directory on this computer; by default the one the node reports in its status. */
   keystoreDir?: string;
+  /** The network's genesis file, to check recipients' keys against (default: genesis.json in the keystore directory). */
+  genesisFile?: string;
   /** How often the status bar polls /v1/status. */
   statusIntervalMs?: number;
 }
@@ -28,7 +30,7 @@ interface StackEntry {
  * opens, as a stack (Esc goes back). The status bar polls the node throughout. Everything goes through
  * the client layer: keys stay in this process and only signatures and ciphertext reach the node.
  */
-export function App({ apiUrl, keystoreDir, statusIntervalMs = 2000 }: AppProps) {
+export function App({ apiUrl, keystoreDir, genesisFile, statusIntervalMs = 2000 }: AppProps) {
   const ink = useInkApp();
   const api = useMemo(() => new ApiClient(apiUrl), [apiUrl]);
   const node = useNodeStatus(api, statusIntervalMs);
@@ -57,6 +59,7 @@ export function App({ apiUrl, keystoreDir, statusIntervalMs = 2000 }: AppProps) 
     apiUrl,
     api,
     keystoreDir,
+    genesisFile,
     status: node.status,
     session,
     push,

@@ -15,6 +15,8 @@ export interface AppContextValue {
   api: ApiClient;
   /** The `--keystores` directory if one was given; otherwise the node's (from its status). */
   keystoreDir: string | undefined;
+  /** The `--genesis` file if one was given (recipients' keys are checked against it). */
+  genesisFile: string | undefined;
   status: StatusResponse | undefined;
   session: Session | null;
   /** Opens a screen on top of the current one; Esc (back) returns to it. */

@@ -14,6 +14,7 @@ export function addRegisterCommand(cmd: Command): Command {
     .requiredOption('--api <url>', 'node API')
     .requiredOption('--user <id>', 'the user id to register (a pseudonym)')
     .option('--keystores <dir>', "where to write the keystore (default: the node's directory)")
+    .option('--genesis <file>', "the network's genesis file (default: genesis.json in the keystore directory)")
     .option('--json', 'machine-readable output')
     .addHelpText('after', `\nPassword (${PASSWORD_POLICY}): from ${PASSWORD_ENV}, else prompted twice without echo.`)
     .action(async (o: UserOptions & { json?: boolean }) => {
@@ -21,7 +22,7 @@ export function addRegisterCommand(cmd: Command): Command {
       const password = await readNewSecret(`New password for ${userId}: `, PASSWORD_ENV);
       let result;
       try {
-        result = await registerPatient({ apiUrl: o.api, userId, password, ...(o.keystores ? { keystoreDir: o.keystores } : {}) });
+        result = await registerPatient({ apiUrl: o.api, userId, password, ...(o.keystores ? { keystoreDir: o.keystores } : {}), ...(o.genesis ? { genesisFile: o.genesis } : {}) });
       } catch (err) {
         if (/policy|already taken|user id/.test((err as Error).message)) throw new UsageError((err as Error).message);
         throw err;

@@ -160,6 +160,13 @@ export interface GenesisResponse {
 /** GET /v1/proof/:txId returns an InclusionProof (src/consensus/proof.ts), checked offline by verify-proof. */
 export type ProofResponse = InclusionProof;
 
+/**
+ * GET /v1/users/:id/key-proof: where the user's public keys were set — in the genesis file (hospital
+ * admins), or by the committed transaction (registerPatient / enrolUser) whose inclusion proof is given.
+ * Clients check it against the genesis file they trust before sealing anything for that key.
+ */
+export type KeyProofResponse = { user: string; source: 'genesis' } | { user: string; source: 'transaction'; proof: InclusionProof };
+
 /** A signed vote as stored in evidence (bytes as hex), or a block hash where only that was kept. */
 export type WireEvidenceMessage =
   | { type: 'prevote' | 'precommit'; network: string; height: number; round: number; validator: number; block: string | null; sig: string }

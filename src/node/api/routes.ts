@@ -11,6 +11,7 @@ import { submitBatchRequestSchema, submitTxRequestSchema, type GenesisResponse }
 import type { RequestContext, Route } from './http.js';
 import { listBlocks, MAX_BLOCKS_PER_PAGE } from '../chainView.js';
 import { evidenceOf, proofOf } from '../auditorView.js';
+import { keyProofOf } from '../keyProof.js';
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
@@ -67,6 +68,8 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         return { body: publicUser(user) };
       },
     },
+    // Where the user's keys were set, with its inclusion proof: clients verify a recipient's key before sealing.
+    { method: 'GET', pattern: '/v1/users/:id/key-proof', handler: async (ctx) => ({ body: await keyProofOf(node.ledger, ctx.params.id!) }) },
     { method: 'GET', pattern: '/v1/me', handler: async (ctx) => ({ body: overviewOf(node.ledger, authenticate(node, ctx)) }) },
     {
       method: 'GET',

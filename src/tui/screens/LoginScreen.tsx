@@ -19,7 +19,7 @@ export function LoginScreen({ onLoggedIn }: { onLoggedIn(session: Session): void
 }
 
 function LoginForm({ onLoggedIn, onRegister }: { onLoggedIn(session: Session): void; onRegister(): void }) {
-  const { apiUrl, keystoreDir, quit, setFlash } = useApp();
+  const { apiUrl, keystoreDir, genesisFile, quit, setFlash } = useApp();
   return (
     <Screen title="Log in to MedLedger" help={[['Enter', 'next / log in'], ['Tab', 'switch field'], ['Ctrl-R', 'register as a new patient'], ['Esc', 'quit']]}>
       <Form
@@ -39,7 +39,7 @@ function LoginForm({ onLoggedIn, onRegister }: { onLoggedIn(session: Session): v
         onSubmit={async (v) => {
           await yieldToRender();
           try {
-            const session = await login({ apiUrl, userId: v.user!.trim(), password: v.password!, ...(keystoreDir ? { keystoreDir } : {}) });
+            const session = await login({ apiUrl, userId: v.user!.trim(), password: v.password!, ...(keystoreDir ? { keystoreDir } : {}), ...(genesisFile ? { genesisFile } : {}) });
             setFlash(null);
             onLoggedIn(session);
           } catch (err) {
@@ -56,7 +56,7 @@ function LoginForm({ onLoggedIn, onRegister }: { onLoggedIn(session: Session): v
 }
 
 function RegisterForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): void; onCancel(): void }) {
-  const { apiUrl, keystoreDir, setFlash } = useApp();
+  const { apiUrl, keystoreDir, genesisFile, setFlash } = useApp();
   return (
     <Screen title="Register as a new patient" help={FORM_HELP}>
       <Text dimColor>Your keys are created on this computer and sealed under your password. Password: {PASSWORD_POLICY}.</Text>
@@ -71,7 +71,7 @@ function RegisterForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): 
         onSubmit={async (v) => {
           await yieldToRender();
           try {
-            const { session, outcome } = await registerPatient({ apiUrl, userId: v.user!.trim(), password: v.password!, ...(keystoreDir ? { keystoreDir } : {}) });
+            const { session, outcome } = await registerPatient({ apiUrl, userId: v.user!.trim(), password: v.password!, ...(keystoreDir ? { keystoreDir } : {}), ...(genesisFile ? { genesisFile } : {}) });
             if (outcome.denied) return `Registration denied by the ledger: ${outcome.denied}`;
             setFlash({ kind: 'success', text: `Registered ${session.userId} as a patient at ${session.hospital}` });
             onLoggedIn(session);
