@@ -34,6 +34,20 @@ export class VoteBook {
     return n;
   }
 
+  /**
+   * What `add` would do with this vote, without its signature checked: lets gossip validation skip the
+   * signature check of votes that would be dropped or are already here.
+   */
+  wouldAdd(v: Pick<SignedVote, 'height' | 'round' | 'type' | 'validator' | 'block'>, currentRound: number): 'new' | 'duplicate' | 'slot-full' | 'round-too-far' | 'other-height' {
+    if (v.height !== this.height) return 'other-height';
+    if (v.round > currentRound + MAX_ROUNDS_AHEAD) return 'round-too-far';
+    const slot = this.slots.get(slotKey(v.round, v.type, v.validator));
+    if (!slot) return 'new';
+    const value = v.block ? toHex(v.block) : null;
+    if (slot.some((o) => voteValue(o) === value)) return 'duplicate';
+    return slot.length > MAX_CONFLICTING_PER_SLOT ? 'slot-full' : 'new';
+  }
+
   /** Adds a vote whose signature was checked; `currentRound` bounds how far ahead it may be. */
   add(v: SignedVote, currentRound: number): AddResult {
     if (v.height !== this.height) return { kind: 'dropped', why: 'other-height' };

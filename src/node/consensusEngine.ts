@@ -206,6 +206,18 @@ export class ConsensusEngine {
     });
   }
 
+  /**
+   * Whether a gossiped vote could still change anything here, judged before its signature is checked:
+   * 'useful' (new, for this or the next height), 'known' (a duplicate, or an old height), or 'excess' (beyond
+   * the round window or a full slot: only a byzantine validator sends these in numbers).
+   */
+  judgeVote(v: Pick<SignedVote, 'height' | 'round' | 'type' | 'validator' | 'block'>): 'useful' | 'known' | 'excess' {
+    if (v.height < this.rs.height) return 'known';
+    if (v.height > this.rs.height) return 'useful'; // future heights are kept in a bounded buffer or hint at a sync
+    const verdict = this.book.wouldAdd(v, this.rs.round);
+    return verdict === 'new' ? 'useful' : verdict === 'duplicate' ? 'known' : 'excess';
+  }
+
   /** Re-gossips our own messages of this height (a peer reconnected, or a round timed out). */
   resendOwn(): void {
     void this.enqueue(() => this.resendOwnNow());

@@ -138,18 +138,28 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
     },
   };
 
+  /**
+   * Votes: a signature is checked only for a vote that could still change something here. Duplicates and old
+   * heights are free (peers re-send); votes beyond the round window or into a full slot cost their sender a
+   * fiftieth of a reject unit each, a forged signature a full unit.
+   */
   const vote: GossipHandler = {
-    validate(data, from): Verdict {
+    validate(data, from): WeighedVerdict {
       const msg = parse(votesMessageSchema, data);
-      if (!msg) return 'reject';
+      if (!msg) return { verdict: 'reject', penalty: 1 };
       const validators = ledger.genesis.validators;
+      const useful: SignedVote[] = [];
+      let excess = 0;
       for (const v of msg.votes) {
-        if (v.network !== ledger.genesis.file.network || !verifyVote(v, validators)) return 'reject';
+        if (v.network !== ledger.genesis.file.network || v.validator >= validators.length) return { verdict: 'reject', penalty: 1 };
+        const judged = engine.judgeVote(v);
+        if (judged === 'excess') excess++;
+        if (judged !== 'useful') continue;
+        if (!verifyVote(v, validators)) return { verdict: 'reject', penalty: 1 };
+        useful.push(v);
       }
-      const fresh = msg.votes.filter((v) => v.height > ledger.height);
-      if (fresh.length === 0) return 'ignore';
-      for (const v of fresh) engine.onVote(v, from);
-      return 'accept';
+      for (const v of useful) engine.onVote(v, from);
+      return { verdict: useful.length > 0 ? 'accept' : 'ignore', penalty: excess * NOT_VALID_HERE_COST };
     },
   };
 
