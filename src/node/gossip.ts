@@ -6,6 +6,7 @@ import { bytes, uintSchema } from '../records/ids.js';
 import { MAX_TX_BYTES, MAX_PAYLOAD_BYTES } from '../records/tx/types.js';
 import { proposalSchema, type Proposal } from '../consensus/proposal.js';
 import { signedVoteSchema, verifyVote, type SignedVote } from '../consensus/votes.js';
+import { MAX_ROUNDS_AHEAD } from '../consensus/voteBook.js';
 import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool } from './mempool.js';
@@ -117,16 +118,18 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
   };
 
   const block: GossipHandler = {
-    validate(data, from): Verdict {
+    validate(data, from): Verdict | WeighedVerdict {
       const msg = parse(proposalMessageSchema, data);
       if (!msg) return 'reject';
       const p = msg.proposal;
+      // Old heights and rounds beyond the window are dropped before the signature check (the latter charged).
+      if (p.height <= ledger.height) return 'ignore';
+      if (p.height === ledger.height + 1 && p.round > engine.round + MAX_ROUNDS_AHEAD) return { verdict: 'ignore', penalty: NOT_VALID_HERE_COST };
       const problem = engine.checkProposal(p);
       if (problem) {
         logger.debug({ from, height: p.height, problem }, 'rejected proposal');
         return 'reject';
       }
-      if (p.height <= ledger.height) return 'ignore';
       if (p.height === ledger.height + 1) {
         // A proposal for the next height is executed now: an invalid block is provably bad.
         const verdict = engine.assess(p);
