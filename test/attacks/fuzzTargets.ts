@@ -33,6 +33,8 @@ import { buildBlock, validateBlock, type ExecutedBlock, type ParentRef } from '.
 import { genesisState, parseGenesis, type Genesis } from '../../src/consensus/genesis.js';
 import { merkleRoot } from '../../src/consensus/merkle.js';
 import { checkProposal, proposalSchema, signProposal, type Proposal } from '../../src/consensus/proposal.js';
+import { VoteBook } from '../../src/consensus/voteBook.js';
+import { checkBlockPayloads } from '../../src/node/payloads.js';
 import { proposerIndex } from '../../src/consensus/tendermint.js';
 import { certificateFromVotes, certificateSchema, signVote, signedVoteSchema, verifyCertificate, verifyVote, type Certificate, type SignedVote } from '../../src/consensus/votes.js';
 import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers } from '../../src/node/gossip.js';
@@ -1063,18 +1065,6 @@ function checkAcceptedBlock(fx: Fixture, block: Block, original: Block, resigned
   }
 }
 
-/** What the engine's assess() checks beyond validateBlock (private there: mirrored from consensusEngine.ts). */
-function checkPayloadsPresent(executed: ExecutedBlock, p: Proposal): void {
-  executed.txs.forEach((tx, i) => {
-    const payload = p.payloads[i];
-    if (tx.tx.payload) {
-      if (!payload || !bytesEqual(sha256(payload), tx.tx.payload)) throw new MedLedgerError('INVALID_BLOCK', `payload of transaction ${i} missing or wrong`);
-    } else if (payload) {
-      throw new MedLedgerError('INVALID_BLOCK', `transaction ${i} carries an unexpected payload`);
-    }
-  });
-}
-
 function resignHeader(fx: Fixture, header: unknown): Uint8Array | undefined {
   const parsed = headerSchema.safeParse(header);
   if (!parsed.success) return undefined;
@@ -1172,7 +1162,7 @@ function gossipNode(fx: Fixture) {
       let verdict: 'valid' | 'invalid' = 'valid';
       try {
         const executed = validateBlock(p.block, fx.head, fx.headState, { genesis: fx.genesis, now: Date.now() });
-        checkPayloadsPresent(executed, p);
+        checkBlockPayloads(executed.txs, p.payloads);
       } catch (err) {
         if (!(err instanceof MedLedgerError)) crashes.push(new FuzzFinding('crash', `validateBlock (gossiped proposal) threw ${errorName(err)}`, err));
         verdict = 'invalid';
@@ -1183,7 +1173,16 @@ function gossipNode(fx: Fixture) {
     onProposal: (p: Proposal) => proposals.push(p),
     onVote: (v: SignedVote) => votes.push(v),
     onMempoolTx: () => {},
+    // As ConsensusEngine.judgeVote, over a real vote book of the next height (round 0).
+    round: 0,
+    judgeVote(v: SignedVote): 'useful' | 'known' | 'excess' {
+      if (v.height < book.height) return 'known';
+      if (v.height > book.height) return 'useful';
+      const verdict = book.wouldAdd(v, 0);
+      return verdict === 'new' ? 'useful' : verdict === 'duplicate' ? 'known' : 'excess';
+    },
   };
+  const book = new VoteBook(fx.head.header.height + 1);
   const handlers = gossipHandlers({ ledger: ledger as unknown as Ledger, mempool, engine: engine as unknown as ConsensusEngine, logger: crashLogger(crashes) });
   return { handlers, mempool, proposals, assessed, votes, crashes };
 }
@@ -1436,8 +1435,7 @@ export function makeTargets(fx: Fixture): FuzzTarget<any>[] {
       let executed: ExecutedBlock;
       try {
         executed = validateBlock(p.block, fx.head, fx.headState, { genesis, now: fx.clock });
-        checkPayloadsPresent(executed, p);
-        executed.txs.forEach((tx, i) => checkPayload(tx, p.payloads[i] ?? undefined));
+        checkBlockPayloads(executed.txs, p.payloads);
       } catch (err) {
         return rejection(stats, err, 'validateBlock');
       }
