@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     let nonce = Date.now() * 1000;
     const sign = (p: Session): Tx => {
       const unsigned: UnsignedTx<'listRecords'> = { v: 1, type: 'listRecords', actor: p.userId, key: p.signer.publicKey, via: p.hospital, nonce: ++nonce, time: Date.now(), patient: p.userId, body: {} };
-      return signTx(unsigned, p.signer);
+      return signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash);
     };
     const watcher = new FinalityWatcher(apis);
 

@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     let nonce = Date.now() * 1000;
     const sign = (p: Session) => {
       const unsigned: UnsignedTx<'listRecords'> = { v: 1, type: 'listRecords', actor: p.userId, key: p.signer.publicKey, via: p.hospital, nonce: ++nonce, time: Date.now(), patient: p.userId, body: {} };
-      return { tx: signTx(unsigned, p.signer) };
+      return { tx: signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash) };
     };
     const t0 = Date.now();
     const end = t0 + SECONDS * 1000;

@@ -1,9 +1,10 @@
-import { toBase64 } from '../records/crypto/bytes.js';
+import { bytesEqual, toBase64, toHex } from '../records/crypto/bytes.js';
 import type { Signer } from '../records/crypto/signature.js';
 import { MedLedgerError, type ErrorCode } from '../records/errors.js';
-import { AUTH_HEADERS, requestSigningMessage } from '../records/requestAuth.js';
+import { signedRequestHeaders } from '../records/requestAuth.js';
 import type { Tx } from '../records/tx/types.js';
-import type { ErrorResponse, Overview, PublicUser, StatusResponse, SubmitBatchResponse, SubmitTxResponse, WireWrappedKey } from '../node/api/contract.js';
+import { parseGenesis, type Genesis } from '../consensus/genesis.js';
+import type { ErrorResponse, GenesisResponse, Overview, PublicUser, StatusResponse, SubmitBatchResponse, SubmitTxResponse, WireWrappedKey } from '../node/api/contract.js';
 
 /** Error from a node, with the node's error code (or NETWORK when the node could not be reached). */
 export class ApiError extends Error {
@@ -74,10 +75,26 @@ function retryAfterMs(value: string | null): number | undefined {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Who a client is talking to: the node (its libp2p peer id, its hospital) and the network (its genesis).
+ * Signed transactions and view requests are bound to `genesisHash`; view requests also to `peerId`.
+ */
+export interface NodeIdentity {
+  peerId: string;
+  hospital: string;
+  network: string;
+  genesisHash: Uint8Array;
+  /** True when the genesis hash came from a genesis file the user pinned, not from the node. */
+  pinned: boolean;
+}
+
 /** HTTP client of one node's API. Knows nothing about keys beyond signing requests with a Signer. */
 export class ApiClient {
   readonly base: string;
   private readonly retry: RetryPolicy;
+  private identity?: Promise<NodeIdentity>;
+  private learned?: NodeIdentity;
+  private pinned?: Genesis;
 
   constructor(base: string, opts: { retry?: Partial<RetryPolicy> | false } = {}) {
     this.base = base.replace(/\/+$/, '');
@@ -126,11 +143,10 @@ export class ApiClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (signer) {
-      // Signed afresh for every attempt, so a retry is never refused as stale.
-      const time = Date.now();
-      headers[AUTH_HEADERS.user] = signer.user;
-      headers[AUTH_HEADERS.time] = String(time);
-      headers[AUTH_HEADERS.sig] = toBase64(signer.signer.sign(requestSigningMessage(method, path, time)));
+      // Signed afresh for every attempt (new time, new nonce), so a retry is never refused as stale or as a
+      // replay; and for this node on this network only, so no node that sees it can use it elsewhere.
+      const { peerId, genesisHash } = await this.identify();
+      Object.assign(headers, signedRequestHeaders(signer.signer, signer.user, genesisHash, { method, path, node: peerId }));
     }
     let res: Response;
     let text: string;
@@ -159,6 +175,71 @@ export class ApiClient {
 
   status(): Promise<StatusResponse> {
     return this.call('GET', '/v1/status');
+  }
+
+  /**
+   * Pins the network: from now on this client signs only for the network of this genesis file (one the user
+   * holds), and refuses a node that serves another genesis or whose peer id the file does not give its hospital.
+   */
+  pinGenesis(genesis: Genesis): void {
+    this.pinned = genesis;
+    this.identity = undefined;
+    this.learned = undefined;
+  }
+
+  /** The identity identify() learned, once it has (undefined before). */
+  get knownIdentity(): NodeIdentity | undefined {
+    return this.learned;
+  }
+
+  /**
+   * The node's identity and its network's genesis hash, learned once per client and then fixed. With a
+   * pinned genesis (pinGenesis) the node must serve exactly that genesis and its peer id must be the one the
+   * file names for its hospital; otherwise the client takes the genesis the node serves, after checking that
+   * the file hashes to the hash the node states and names the network of its status.
+   *
+   * Only the pinned file makes the network binding meaningful against a lying node: a node that wants the
+   * user's signature for another network can serve that network's genesis, and an unpinned client would sign
+   * under it. Pinning is what ties the user's signatures to the network the user means; without it, the
+   * binding still stops every honest node of another network from accepting them.
+   */
+  identify(): Promise<NodeIdentity> {
+    if (this.identity) return this.identity;
+    const identity = this.fetchIdentity(this.pinned);
+    this.identity = identity;
+    // A failure is not remembered: the next signed request asks again.
+    identity.then(
+      (id) => {
+        if (this.identity === identity) this.learned = id;
+      },
+      () => {
+        if (this.identity === identity) this.identity = undefined;
+      },
+    );
+    return identity;
+  }
+
+  private async fetchIdentity(pinned?: Genesis): Promise<NodeIdentity> {
+    const [status, served] = await Promise.all([this.status(), this.call<GenesisResponse>('GET', '/v1/genesis')]);
+    let genesis: Genesis;
+    try {
+      genesis = parseGenesis(served.genesis);
+    } catch (err) {
+      throw new ApiError('MALFORMED', `the node at ${this.base} serves an invalid genesis file: ${(err as Error).message}`, 0);
+    }
+    if (toHex(genesis.hash) !== served.hash || genesis.file.network !== status.network) {
+      throw new ApiError('MALFORMED', `the node at ${this.base} serves a genesis file that does not match its own statement of network ${status.network}`, 0);
+    }
+    if (pinned) {
+      if (!bytesEqual(pinned.hash, genesis.hash)) {
+        throw new ApiError('FORBIDDEN', `the node at ${this.base} is on network ${status.network} (genesis ${served.hash.slice(0, 16)}…), not on the pinned network ${pinned.file.network} (genesis ${toHex(pinned.hash).slice(0, 16)}…)`, 0);
+      }
+      const own = pinned.file.hospitals.find((h) => h.id === status.hospital);
+      if (!own || own.peerId !== status.peerId) {
+        throw new ApiError('FORBIDDEN', `the node at ${this.base} says it is ${status.hospital} (${status.peerId}), which the pinned genesis file does not confirm`, 0);
+      }
+    }
+    return { peerId: status.peerId, hospital: status.hospital, network: status.network, genesisHash: genesis.hash, pinned: pinned !== undefined };
   }
 
   user(id: string): Promise<PublicUser> {

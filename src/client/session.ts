@@ -68,6 +68,10 @@ export class Session {
   ) {
     this.signer = createSigner(keys.signSecret);
     this.recipientKeys = new RecipientKeyVerifier(api, options.genesis);
+    // Transactions and view requests are signed for the network of this genesis (issue 9): a pinned file
+    // binds them to the network the user means even if the node lies; otherwise the node's genesis is used
+    // (ApiClient.identify checks it is the one the node states, and explains what that does not cover).
+    if (options.genesis?.pinned) api.pinGenesis(options.genesis.genesis);
   }
 
   static async connect(apiUrl: string, keys: UserKeys, options: SessionOptions = {}): Promise<Session> {
@@ -104,7 +108,7 @@ export class Session {
       ...(payload ? { payload: payload.hash } : {}),
       body: fields.body,
     } as UnsignedTx<T>;
-    const tx = signTx(unsigned, this.signer);
+    const tx = signTx(unsigned, this.signer, (await this.api.identify()).genesisHash);
     const res = await this.api.submit(tx, payload?.bytes);
     if (res.status !== 'committed') throw new MedLedgerError('UNAVAILABLE', `transaction ${res.id.slice(0, 12)} is not final yet; it may still be committed`);
     return res;

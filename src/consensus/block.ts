@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { concatBytes, toHex, utf8 } from '../records/crypto/bytes.js';
+import { toHex } from '../records/crypto/bytes.js';
 import { sha256 } from '../records/crypto/hash.js';
 import { verifySignature, type Signer } from '../records/crypto/signature.js';
+import { domainMessage } from '../records/crypto/signingDomain.js';
 import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
 import { MedLedgerError } from '../records/errors.js';
 import { bytes, uintSchema } from '../records/ids.js';
-import type { Genesis } from './genesis.js';
+import type { Genesis, Validator } from './genesis.js';
 import { merkleRoot } from './merkle.js';
 import { certificateSchema, type Certificate } from './votes.js';
 
@@ -37,7 +38,6 @@ export const blockSchema = z.strictObject({
 });
 export type Block = z.infer<typeof blockSchema>;
 
-const BLOCK_DOMAIN = utf8('medledger/block/v1\0');
 export const ZERO_HASH = new Uint8Array(32);
 export const EMPTY_ROOT = merkleRoot([]);
 
@@ -45,16 +45,18 @@ export function headerHash(header: BlockHeader): Uint8Array {
   return sha256(encodeCanonical(header));
 }
 
-export function headerSigningMessage(hash: Uint8Array): Uint8Array {
-  return concatBytes(BLOCK_DOMAIN, hash);
+/** The proposer signs the header hash under the genesis hash (records/crypto/signingDomain.ts). */
+export function headerSigningMessage(hash: Uint8Array, genesisHash: Uint8Array): Uint8Array {
+  return domainMessage('block', genesisHash, hash);
 }
 
-export function signHeader(header: BlockHeader, signer: Signer): Uint8Array {
-  return signer.sign(headerSigningMessage(headerHash(header)));
+export function signHeader(header: BlockHeader, signer: Signer, genesisHash: Uint8Array): Uint8Array {
+  return signer.sign(headerSigningMessage(headerHash(header), genesisHash));
 }
 
-export function verifyHeaderSignature(header: BlockHeader, sig: Uint8Array, key: Uint8Array): boolean {
-  return verifySignature(key, headerSigningMessage(headerHash(header)), sig);
+/** The header signature of `proposer`, checked under the genesis that appointed it. */
+export function verifyHeaderSignature(header: BlockHeader, sig: Uint8Array, proposer: Pick<Validator, 'key' | 'genesisHash'>): boolean {
+  return verifySignature(proposer.key, headerSigningMessage(headerHash(header), proposer.genesisHash), sig);
 }
 
 export function certificateHash(cert: Certificate | null): Uint8Array {

@@ -25,13 +25,16 @@ export interface TxCache {
   set(leafHex: string, tx: Tx): void;
 }
 
-/** Decodes and verifies a transaction unless the cache already holds these exact bytes. */
-export function decodeTxCached(bytes: Uint8Array, leaf: Uint8Array, cache?: TxCache): Tx {
-  if (!cache) return decodeTx(bytes);
+/**
+ * Decodes and verifies a transaction (signed for the network of `genesisHash`) unless the cache already holds
+ * these exact bytes. A cache belongs to one network: it only ever holds transactions verified under its hash.
+ */
+export function decodeTxCached(bytes: Uint8Array, leaf: Uint8Array, genesisHash: Uint8Array, cache?: TxCache): Tx {
+  if (!cache) return decodeTx(bytes, { genesisHash });
   const key = toHex(leaf);
   const hit = cache.get(key);
   if (hit) return hit;
-  const tx = decodeTx(bytes);
+  const tx = decodeTx(bytes, { genesisHash });
   cache.set(key, tx);
   return tx;
 }
@@ -62,10 +65,13 @@ function invalidBlock(height: number, why: string): never {
 }
 
 /**
- * Checks the signatures of many transactions on worker threads and caches the good ones, so that the
- * validation that follows finds them verified. Bad or undecodable ones are left for validation to report.
+ * Checks the signatures of many transactions (signed for the network of `genesisHash`) on worker threads and
+ * caches the good ones, so that the validation that follows finds them verified. Bad or undecodable ones are
+ * left for validation to report. Without a genesis hash nothing is checked or cached here: validation then
+ * verifies every signature itself (correct, only without the worker threads' help).
  */
-export async function preverifyTransactions(txBytes: Uint8Array[], pool: SignatureWorkerPool, cache: TxCache): Promise<void> {
+export async function preverifyTransactions(txBytes: Uint8Array[], pool: SignatureWorkerPool, cache: TxCache, genesisHash?: Uint8Array): Promise<void> {
+  if (!genesisHash) return;
   const decoded: { leaf: Uint8Array; tx: Tx }[] = [];
   for (const bytes of txBytes) {
     try {
@@ -74,7 +80,7 @@ export async function preverifyTransactions(txBytes: Uint8Array[], pool: Signatu
       // malformed: validateBlock names it
     }
   }
-  const ok = await pool.verify(decoded.map(({ tx }) => ({ key: tx.tx.key, message: txSigningMessage(tx.id), sig: tx.sig })));
+  const ok = await pool.verify(decoded.map(({ tx }) => ({ key: tx.tx.key, message: txSigningMessage(genesisHash, tx.id), sig: tx.sig })));
   decoded.forEach(({ leaf, tx }, i) => ok[i] && cache.set(toHex(leaf), tx));
 }
 
@@ -103,7 +109,7 @@ export function validateBlock(
 
   const expectedProposer = proposerIndex(genesis.validators.length, h, header.round);
   if (header.proposer !== expectedProposer) invalidBlock(h, `proposer ${header.proposer} is not the proposer of round ${header.round} (${expectedProposer})`);
-  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!.key)) invalidBlock(h, 'proposer signature is invalid');
+  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!)) invalidBlock(h, 'proposer signature is invalid');
 
   checkLastCommit(block, parent, genesis);
 
@@ -119,7 +125,7 @@ export function validateBlock(
   block.txs.forEach((bytes, index) => {
     let tx: Tx;
     try {
-      tx = decodeTxCached(bytes, leaves[index]!, ctx.txCache);
+      tx = decodeTxCached(bytes, leaves[index]!, genesis.hash, ctx.txCache);
     } catch (err) {
       invalidBlock(h, `transaction ${index}: ${(err as Error).message}`);
     }
@@ -204,7 +210,7 @@ export function buildBlock(args: {
     txCount: txs.length,
     lastCommit: certificateHash(args.lastCommit),
   };
-  const block: Block = { header, sig: signHeader(header, args.signer), txs: txs.map((t) => t.bytes), lastCommit: args.lastCommit };
+  const block: Block = { header, sig: signHeader(header, args.signer, genesis.hash), txs: txs.map((t) => t.bytes), lastCommit: args.lastCommit };
   const hash = headerHash(header);
   return { executed: { block, hash, hashHex: toHex(hash), txs, events, eventBytes, changes: overlay.changes() }, dropped };
 }

@@ -52,6 +52,11 @@ export interface Validator {
   hospital: string;
   key: Uint8Array;
   peerId: string;
+  /**
+   * The hash of the genesis file that appointed this validator. Its votes, proposals and block headers are
+   * signed under it, so they are checked under it: a signature made for another network never verifies.
+   */
+  genesisHash: Uint8Array;
 }
 
 export interface Genesis {
@@ -68,13 +73,14 @@ export function parseGenesis(raw: unknown): Genesis {
     throw new Error(`invalid genesis file: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const file = parsed.data;
+  const hash = sha256(encodeCanonical(file));
   const ids = new Set(file.hospitals.map((h) => h.id));
   if (ids.size !== file.hospitals.length) throw new Error('invalid genesis file: duplicate hospital id');
   if (new Set(file.hospitals.map((h) => h.admin.id)).size !== file.hospitals.length) throw new Error('invalid genesis file: duplicate admin id');
   return {
     file,
-    hash: sha256(encodeCanonical(file)),
-    validators: file.hospitals.map((h, index) => ({ index, hospital: h.id, key: fromHex(h.validatorKey), peerId: h.peerId })),
+    hash,
+    validators: file.hospitals.map((h, index) => ({ index, hospital: h.id, key: fromHex(h.validatorKey), peerId: h.peerId, genesisHash: hash })),
     params: file.consensus,
   };
 }

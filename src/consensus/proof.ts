@@ -199,7 +199,7 @@ export function verifyProof(input: unknown, genesis: Genesis): ProofVerdict {
     checks.push(`block ${header.height} (${toHex(hash).slice(0, 16)}…) is final: ${cert.sigs.length} of ${genesis.validators.length} validator signatures`);
     const proposer = proposerIndex(genesis.validators.length, header.height, header.round);
     if (header.proposer !== proposer) fail(`block names proposer ${header.proposer}, the proposer of round ${header.round} is ${proposer}`);
-    if (!verifyHeaderSignature(header, bytesOf('proposerSig'), genesis.validators[proposer]!.key)) fail('proposer signature on the block header does not verify');
+    if (!verifyHeaderSignature(header, bytesOf('proposerSig'), genesis.validators[proposer]!)) fail('proposer signature on the block header does not verify');
     checks.push(`header signed by its proposer ${genesis.validators[proposer]!.hospital}`);
 
     // 2. The transaction: signed by its user, and a leaf of the block's transaction root.
@@ -207,7 +207,7 @@ export function verifyProof(input: unknown, genesis: Genesis): ProofVerdict {
     const txBytes = bytesOf('tx');
     let tx;
     try {
-      tx = decodeTx(txBytes);
+      tx = decodeTx(txBytes, { genesisHash: genesis.hash });
     } catch (err) {
       return fail(`transaction: ${(err as Error).message}`);
     }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { concatBytes, utf8 } from '../records/crypto/bytes.js';
 import { verifySignature, type Signer } from '../records/crypto/signature.js';
+import { domainMessage } from '../records/crypto/signingDomain.js';
 import { encodeCanonical } from '../records/encoding.js';
 import { bytes, uintSchema } from '../records/ids.js';
 import { blockSchema, headerHash, type Block } from './block.js';
@@ -10,9 +10,9 @@ import { proposerIndex } from './tendermint.js';
 /**
  * A proposal: a block offered in one round by that round's proposer, who signs (height, round,
  * validRound, block hash). A block first built in an earlier round keeps its original header and
- * signature; the proposal signature is what binds it to the current round.
+ * signature; the proposal signature is what binds it to the current round. Signed under the genesis hash,
+ * checked under the hash of the genesis that appointed the proposer (`Validator.genesisHash`).
  */
-const PROPOSAL_DOMAIN = utf8('medledger/proposal/v1\0');
 
 export const proposalSchema = z.strictObject({
   height: uintSchema,
@@ -25,12 +25,12 @@ export const proposalSchema = z.strictObject({
 });
 export type Proposal = z.infer<typeof proposalSchema>;
 
-function proposalSigningMessage(network: string, p: { height: number; round: number; validRound: number; block: Block }): Uint8Array {
-  return concatBytes(PROPOSAL_DOMAIN, encodeCanonical({ network, height: p.height, round: p.round, validRound: p.validRound, block: headerHash(p.block.header) }));
+export function proposalSigningMessage(network: string, genesisHash: Uint8Array, p: { height: number; round: number; validRound: number; block: Block }): Uint8Array {
+  return domainMessage('proposal', genesisHash, encodeCanonical({ network, height: p.height, round: p.round, validRound: p.validRound, block: headerHash(p.block.header) }));
 }
 
-export function signProposal(network: string, p: Omit<Proposal, 'sig'>, signer: Signer): Proposal {
-  return { ...p, sig: signer.sign(proposalSigningMessage(network, p)) };
+export function signProposal(network: string, p: Omit<Proposal, 'sig'>, signer: Signer, genesisHash: Uint8Array): Proposal {
+  return { ...p, sig: signer.sign(proposalSigningMessage(network, genesisHash, p)) };
 }
 
 /** Checks that the proposal is signed by the proposer of its round and is about the block it carries. */
@@ -39,6 +39,6 @@ export function checkProposal(p: Proposal, validators: Validator[], network: str
   if (p.validRound >= p.round) return 'validRound must precede the round';
   if (p.payloads.length !== p.block.txs.length) return 'payloads do not align with transactions';
   const proposer = validators[proposerIndex(validators.length, p.height, p.round)]!;
-  if (!verifySignature(proposer.key, proposalSigningMessage(network, p), p.sig)) return 'not signed by the proposer of its round';
+  if (!verifySignature(proposer.key, proposalSigningMessage(network, proposer.genesisHash, p), p.sig)) return 'not signed by the proposer of its round';
   return null;
 }

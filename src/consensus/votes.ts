@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { concatBytes, toHex, utf8 } from '../records/crypto/bytes.js';
+import { toHex } from '../records/crypto/bytes.js';
 import { verifySignature, type Signer } from '../records/crypto/signature.js';
+import { domainMessage } from '../records/crypto/signingDomain.js';
 import { encodeCanonical } from '../records/encoding.js';
 import { MedLedgerError } from '../records/errors.js';
 import { bytes, uintSchema } from '../records/ids.js';
@@ -9,9 +10,10 @@ import { quorum } from './tendermint.js';
 
 /**
  * Validator votes and commit certificates (SPEC §5). A certificate is 2f+1 precommit signatures on one
- * block hash at one height and round: anyone holding the genesis file can check it offline.
+ * block hash at one height and round: anyone holding the genesis file can check it offline. Votes are
+ * signed under the genesis hash (records/crypto/signingDomain.ts) and checked under the hash of the
+ * genesis that appointed the validator (`Validator.genesisHash`).
  */
-const VOTE_DOMAIN = utf8('medledger/vote/v1\0');
 
 export const signedVoteSchema = z.strictObject({
   type: z.enum(['prevote', 'precommit']),
@@ -25,18 +27,19 @@ export const signedVoteSchema = z.strictObject({
 export type SignedVote = z.infer<typeof signedVoteSchema>;
 export type UnsignedVote = Omit<SignedVote, 'sig'>;
 
-export function voteSigningMessage(vote: UnsignedVote): Uint8Array {
+export function voteSigningMessage(vote: UnsignedVote, genesisHash: Uint8Array): Uint8Array {
   const { type, network, height, round, validator, block } = vote;
-  return concatBytes(VOTE_DOMAIN, encodeCanonical({ type, network, height, round, validator, block }));
+  return domainMessage('vote', genesisHash, encodeCanonical({ type, network, height, round, validator, block }));
 }
 
-export function signVote(vote: UnsignedVote, signer: Signer): SignedVote {
-  return { ...vote, sig: signer.sign(voteSigningMessage(vote)) };
+export function signVote(vote: UnsignedVote, signer: Signer, genesisHash: Uint8Array): SignedVote {
+  return { ...vote, sig: signer.sign(voteSigningMessage(vote, genesisHash)) };
 }
 
+/** A vote of a known validator, signed under the genesis that appointed it. */
 export function verifyVote(vote: SignedVote, validators: Validator[]): boolean {
   const v = validators[vote.validator];
-  return v !== undefined && verifySignature(v.key, voteSigningMessage(vote), vote.sig);
+  return v !== undefined && verifySignature(v.key, voteSigningMessage(vote, v.genesisHash), vote.sig);
 }
 
 export const certificateSchema = z.strictObject({
@@ -70,7 +73,8 @@ export function verifyCertificate(cert: Certificate, validators: Validator[], ne
     if (validator >= validators.length) fail(`unknown validator ${validator}`);
     previous = validator;
     const vote: UnsignedVote = { type: 'precommit', network, height: cert.height, round: cert.round, validator, block: cert.block };
-    if (!verifySignature(validators[validator]!.key, voteSigningMessage(vote), sig)) fail(`forged signature of validator ${validator}`);
+    const v = validators[validator]!;
+    if (!verifySignature(v.key, voteSigningMessage(vote, v.genesisHash), sig)) fail(`forged signature of validator ${validator}`);
   }
   const needed = quorum(validators.length);
   if (cert.sigs.length < needed) fail(`${cert.sigs.length} signatures, quorum is ${needed}`);

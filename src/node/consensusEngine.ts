@@ -364,6 +364,7 @@ export class ConsensusEngine {
       this.network,
       { height, round, validRound: -1, block: executed.block, payloads: executed.txs.map((t) => payloadOf.get(t.idHex) ?? null) },
       this.deps.self.signer,
+      this.deps.ledger.genesis.hash,
     );
     this.known.set(executed.hashHex, { proposal, executed, persisted: true });
     this.proposalOfRound.set(round, executed.hashHex);
@@ -378,7 +379,7 @@ export class ConsensusEngine {
     const known = this.known.get(value);
     if (!this.deps.self || !known) return;
     const { block, payloads } = known.proposal;
-    const proposal = signProposal(this.network, { height, round, validRound, block, payloads }, this.deps.self.signer);
+    const proposal = signProposal(this.network, { height, round, validRound, block, payloads }, this.deps.self.signer, this.deps.ledger.genesis.hash);
     this.ownProposals.set(round, proposal);
     this.deps.publishProposal(proposal);
     await this.feed({ kind: 'proposal', height, round, value, validRound, valid: known.executed !== null });
@@ -389,6 +390,7 @@ export class ConsensusEngine {
     const signed = signVote(
       { type: vote.type, network: this.network, height: vote.height, round: vote.round, validator: vote.validator, block: vote.value ? fromHex(vote.value) : null },
       this.deps.self.signer,
+      this.deps.ledger.genesis.hash,
     );
     this.book.add(signed, this.rs.round);
     await this.persist();

@@ -234,7 +234,7 @@ export class MedLedgerNode {
     this.shedder.admit();
     const bytes = fromBase64(req.tx);
     const payload = req.payload !== undefined ? fromBase64(req.payload) : undefined;
-    const tx = decodeTxCached(bytes, leafHash(bytes), this.ledger.txCache);
+    const tx = decodeTxCached(bytes, leafHash(bytes), this.ledger.genesis.hash, this.ledger.txCache);
     // Idempotent re-submission: a transaction already final answers with its audit event, never with the
     // answer of a read or query (that went to the live request only; asking again is a new transaction).
     const location = await this.ledger.store.txLocation(tx.idHex);

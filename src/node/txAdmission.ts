@@ -2,12 +2,12 @@ import { bytesEqual } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
 import { apply } from '../records/state/apply.js';
 import { toHex } from '../records/crypto/bytes.js';
-import { verifySignature } from '../records/crypto/signature.js';
-import { decodeTx, txSigningMessage } from '../records/tx/codec.js';
+import { decodeTx, verifyTxSignature } from '../records/tx/codec.js';
 import { leafHash } from '../consensus/merkle.js';
 import type { Tx } from '../records/tx/types.js';
 import type { ApiAdmissionLimits } from './admissionLimits.js';
 import { nonceCeiling } from './admissionLimits.js';
+import type { Genesis } from '../consensus/genesis.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool, PendingTx } from './mempool.js';
 import { checkPayload } from './payloads.js';
@@ -31,7 +31,7 @@ export interface AdmissionOptions {
  * limited per node.
  */
 export function admitTx(
-  deps: { ledger: Pick<Ledger, 'state' | 'height' | 'txCache'>; mempool: Mempool },
+  deps: { ledger: Pick<Ledger, 'state' | 'height' | 'txCache'> & { genesis: Pick<Genesis, 'hash'> }; mempool: Mempool },
   bytes: Uint8Array,
   payload: Uint8Array | undefined,
   opts: AdmissionOptions,
@@ -54,7 +54,8 @@ export function admitTx(
   const result = apply(ledger.state, tx, { height: ledger.height + 1, index: 0, blockTime: opts.now });
   if (!result.valid) throw result.error;
   if (!cached) {
-    if (!verifySignature(t.key, txSigningMessage(tx.id), tx.sig)) {
+    // Signed for this network: a transaction signed under another genesis hash fails here.
+    if (!verifyTxSignature(tx, ledger.genesis.hash)) {
       throw new MedLedgerError('BAD_SIGNATURE', `transaction ${tx.idHex.slice(0, 12)} has an invalid signature`);
     }
     ledger.txCache.set(leafHex, tx);

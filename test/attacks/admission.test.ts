@@ -52,7 +52,7 @@ describe('admission limits of a node process', () => {
     const nonce = Date.now() * 1000 + 5_000_000;
     const sign = (time: number) => {
       const unsigned: UnsignedTx<'listRecords'> = { v: 1, type: 'listRecords', actor: p.userId, key: p.signer.publicKey, via: p.hospital, nonce, time, patient: p.userId, body: {} };
-      return signTx(unsigned, p.signer);
+      return signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash);
     };
     const now = Date.now();
     const [a, b] = await Promise.allSettled([net.api(0).submit(sign(now), undefined, { wait: false }), net.api(0).submit(sign(now - 1), undefined, { wait: false })]);

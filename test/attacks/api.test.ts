@@ -117,7 +117,7 @@ describe('the node API against hostile local clients', () => {
       time: Date.now(),
       body: { encKey: keys.encPublic! },
     };
-    const tx: Tx = signTx(unsigned, signer);
+    const tx: Tx = signTx(unsigned, signer, (await net.api(0).identify()).genesisHash);
     const body = JSON.stringify({ tx: toBase64(tx.bytes), wait: false });
     for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json-patch+json', 'application/json; charset=latin1']) {
       const res = await raw(port, { method: 'POST', path: '/v1/tx', headers: { host, 'content-type': type, 'content-length': String(Buffer.byteLength(body)) }, body });

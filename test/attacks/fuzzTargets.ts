@@ -839,20 +839,20 @@ export function buildFixtureData(): FixtureData {
   });
   if (dropped.length > 0) throw new Error(`fixture: pending transaction dropped: ${dropped[0]!.error.message}`);
   const payloads = executed.txs.map((t) => pending.find((p) => p.tx.idHex === t.idHex)?.payload ?? null);
-  const p0 = signProposal(network, { height, round: 0, validRound: -1, block: executed.block, payloads }, chain.validators[proposerIndex(n, height, 0)]!.signer);
-  const p1 = signProposal(network, { height, round: 1, validRound: 0, block: executed.block, payloads }, chain.validators[proposerIndex(n, height, 1)]!.signer);
+  const p0 = signProposal(network, { height, round: 0, validRound: -1, block: executed.block, payloads }, chain.validators[proposerIndex(n, height, 0)]!.signer, chain.genesis.hash);
+  const p1 = signProposal(network, { height, round: 1, validRound: 0, block: executed.block, payloads }, chain.validators[proposerIndex(n, height, 1)]!.signer, chain.genesis.hash);
 
   const votes: SignedVote[] = [];
   for (let v = 0; v < n; v++) {
     for (const type of ['prevote', 'precommit'] as const) {
-      votes.push(signVote({ type, network, height, round: 0, validator: v, block: executed.hash }, chain.validators[v]!.signer));
+      votes.push(signVote({ type, network, height, round: 0, validator: v, block: executed.hash }, chain.validators[v]!.signer, chain.genesis.hash));
     }
   }
-  votes.push(signVote({ type: 'prevote', network, height, round: 1, validator: 2, block: null }, chain.validators[2]!.signer));
+  votes.push(signVote({ type: 'prevote', network, height, round: 1, validator: 2, block: null }, chain.validators[2]!.signer, chain.genesis.hash));
 
   const lastHash = last.executed.hash;
   const fullCert = certificateFromVotes(
-    chain.validators.map((val, v) => signVote({ type: 'precommit', network, height: chain.height, round: last.executed.block.header.round, validator: v, block: lastHash }, val.signer)),
+    chain.validators.map((val, v) => signVote({ type: 'precommit', network, height: chain.height, round: last.executed.block.header.round, validator: v, block: lastHash }, val.signer, chain.genesis.hash)),
   );
 
   return {
@@ -957,7 +957,7 @@ export function loadFixture(data: FixtureData): Fixture {
   }
   const head = parents[parents.length - 1]!;
   const headState = states[states.length - 1]!;
-  const pending = data.pending.map((p) => ({ tx: decodeTx(p.tx), ...(p.payload ? { payload: p.payload } : {}) }));
+  const pending = data.pending.map((p) => ({ tx: decodeTx(p.tx, { genesisHash: genesis.hash }), ...(p.payload ? { payload: p.payload } : {}) }));
   const proposals = data.proposals.map((b) => proposalSchema.parse(decodeCanonical(b, 'proposal')));
   for (const p of proposals) {
     const problem = checkProposal(p, genesis.validators, network);
@@ -1069,7 +1069,7 @@ function resignHeader(fx: Fixture, header: unknown): Uint8Array | undefined {
   const parsed = headerSchema.safeParse(header);
   if (!parsed.success) return undefined;
   const signer = fx.signers[proposerIndex(fx.signers.length, parsed.data.height, parsed.data.round)]!;
-  return signHeader(parsed.data, signer);
+  return signHeader(parsed.data, signer, fx.genesis.hash);
 }
 
 function resignBlockTree(fx: Fixture, tree: unknown, mode: 'sig' | 'roots'): void {
@@ -1097,7 +1097,7 @@ function resignProposalTree(fx: Fixture, tree: unknown, mode: 'sig' | 'roots'): 
   const parsed = proposalSchema.safeParse(tree);
   if (!parsed.success) return;
   const p = parsed.data;
-  tree.sig = signProposal(fx.network, p, fx.signers[proposerIndex(fx.signers.length, p.height, p.round)]!).sig;
+  tree.sig = signProposal(fx.network, p, fx.signers[proposerIndex(fx.signers.length, p.height, p.round)]!, fx.genesis.hash).sig;
 }
 
 /** Runs `fn` with Date.now() pinned, so that admission and live checks are reproducible. */
@@ -1311,7 +1311,7 @@ export function makeTargets(fx: Fixture): FuzzTarget<any>[] {
       const bytes = mutate(m, txSeeds);
       let tx: Tx;
       try {
-        tx = decodeTx(bytes);
+        tx = decodeTx(bytes, { genesisHash: fx.genesis.hash });
       } catch (err) {
         return rejection(stats, err, 'decodeTx');
       }

@@ -45,6 +45,7 @@ function makeGenesis(consensus?: Record<string, number>): Genesis {
   });
 }
 const genesis = makeGenesis();
+ledger.genesisHash = genesis.hash;
 
 const ref = (b: { block: Block } | Block): ParentRef => {
   const block = 'header' in b ? b : b.block;
@@ -67,7 +68,7 @@ state1.write(b1.changes);
 
 function precommits(height: number, block: Uint8Array, who: number[], opts: { round?: number; network?: string; type?: 'prevote' | 'precommit' } = {}) {
   return who.map((i) =>
-    signVote({ type: opts.type ?? 'precommit', network: opts.network ?? NETWORK, height, round: opts.round ?? 0, validator: i, block }, V[i]!),
+    signVote({ type: opts.type ?? 'precommit', network: opts.network ?? NETWORK, height, round: opts.round ?? 0, validator: i, block }, V[i]!, genesis.hash),
   );
 }
 const cert1 = certificateFromVotes(precommits(1, b1.hash, [0, 1, 2]));
@@ -97,14 +98,14 @@ function build2(over: { candidates?: Tx[]; lastCommit?: Certificate | null; roun
 const b2 = build2();
 
 /** A copy of a block with header fields changed and the header signed again (by the right proposer by default). */
-function resign(block: Block, changes: Partial<BlockHeader>, signer?: Signer): Block {
+function resign(block: Block, changes: Partial<BlockHeader>, signer?: Signer, g: Genesis = genesis): Block {
   const header = { ...block.header, ...changes };
-  return { ...block, header, sig: signHeader(header, signer ?? V[header.proposer]!) };
+  return { ...block, header, sig: signHeader(header, signer ?? V[header.proposer]!, g.hash) };
 }
 
 /** A copy of a block carrying other transaction bytes, with a consistent txRoot and txCount, signed again. */
-function withTxs(block: Block, txs: Uint8Array[]): Block {
-  return { ...resign(block, { txRoot: merkleRoot(txs), txCount: txs.length }), txs };
+function withTxs(block: Block, txs: Uint8Array[], g: Genesis = genesis): Block {
+  return { ...resign(block, { txRoot: merkleRoot(txs), txCount: txs.length }, undefined, g), txs };
 }
 
 function snapshot(state: MemoryState): unknown {
@@ -360,7 +361,7 @@ describe('transactions', () => {
     expect(built.executed.txs).toHaveLength(1); // the proposer stops at the limit
     let thrown: unknown;
     try {
-      validateBlock(withTxs(built.executed.block, [regPatient.bytes, enrolDoctor.bytes]), p0, genesisState(g1), { genesis: g1 });
+      validateBlock(withTxs(built.executed.block, [regPatient.bytes, enrolDoctor.bytes], g1), p0, genesisState(g1), { genesis: g1 });
     } catch (err) {
       thrown = err;
     }

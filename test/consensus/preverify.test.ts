@@ -34,8 +34,21 @@ describe('signature worker pool', () => {
     // The same unsigned transaction under another transaction's signature: the id is the same, the bytes are not.
     const forged = encodeCanonical({ tx: good.tx, sig: other.sig });
     const cache = new Map<string, Tx>() satisfies TxCache;
-    await preverifyTransactions([good.bytes, forged, new Uint8Array([1, 2, 3])], pool, cache);
+    await preverifyTransactions([good.bytes, forged, new Uint8Array([1, 2, 3])], pool, cache, ledger.genesisHash);
     expect([...cache.keys()]).toEqual([toHex(leafHash(good.bytes))]);
     expect(cache.get(toHex(leafHash(good.bytes)))!.idHex).toBe(good.idHex);
+  });
+
+  it('caches nothing signed for another network, and nothing when no genesis hash is given', async () => {
+    const ledger = createLedger();
+    ledger.registerPatient('pat-1', 'hosp-a');
+    const tx = ledger.sign('pat-1', { type: 'listRecords', patient: 'pat-1', body: {} });
+    const cache = new Map<string, Tx>() satisfies TxCache;
+    await preverifyTransactions([tx.bytes], pool, cache, new Uint8Array(32).fill(0x42));
+    expect(cache.size).toBe(0);
+    await preverifyTransactions([tx.bytes], pool, cache);
+    expect(cache.size).toBe(0);
+    await preverifyTransactions([tx.bytes], pool, cache, ledger.genesisHash);
+    expect(cache.size).toBe(1);
   });
 });

@@ -40,9 +40,9 @@ function compare(replicas: Record<string, Served>): ReturnType<ReplicaComparison
 function forgedAt(height: number, voters: number[]): { block: Block; cert: Certificate } {
   const real = chain.blocks[height - 1]!.executed.block;
   const header = { ...real.header, time: real.header.time + 1 };
-  const block: Block = { ...real, header, sig: signHeader(header, chain.validators[header.proposer]!.signer) };
+  const block: Block = { ...real, header, sig: signHeader(header, chain.validators[header.proposer]!.signer, chain.genesis.hash) };
   const hash = headerHash(header);
-  const votes = voters.map((v) => signVote({ type: 'precommit', network: chain.genesis.file.network, height, round: header.round, validator: v, block: hash }, chain.validators[v]!.signer));
+  const votes = voters.map((v) => signVote({ type: 'precommit', network: chain.genesis.file.network, height, round: header.round, validator: v, block: hash }, chain.validators[v]!.signer, chain.genesis.hash));
   return { block, cert: certificateFromVotes(votes) };
 }
 
@@ -104,7 +104,7 @@ describe('re-verifying replicas in lockstep', () => {
     const parent = { header: forged.block.header, hash: headerHash(forged.block.header) };
     const h5 = chain.blocks[4]!.executed.block.header;
     const next = buildBlock({ genesis: chain.genesis, parent, lastCommit: forged.cert, state: chain.state, candidates: [], round: 0, time: h5.time, signer: chain.validators[h5.proposer]!.signer }).executed;
-    const votes = [1, 2, 3].map((v) => signVote({ type: 'precommit', network: chain.genesis.file.network, height: 5, round: 0, validator: v, block: next.hash }, chain.validators[v]!.signer));
+    const votes = [1, 2, 3].map((v) => signVote({ type: 'precommit', network: chain.genesis.file.network, height: 5, round: 0, validator: v, block: next.hash }, chain.validators[v]!.signer, chain.genesis.hash));
     const d = honest().slice(0, 4);
     d.push({ block: encodeBlock(forged.block), cert: encodeCanonical(forged.cert) }, { block: encodeBlock(next.block), cert: encodeCanonical(certificateFromVotes(votes)) });
     const r = compare({ a: honest(), b: honest(), d });

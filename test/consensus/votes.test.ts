@@ -16,14 +16,16 @@ const NETWORK = 'medtest';
 const N = 4;
 const keys = Array.from({ length: N }, () => generateSigningKeyPair());
 const V: Signer[] = keys.map((k) => createSigner(k.secretKey));
-const validators: Validator[] = keys.map((k, index) => ({ index, hospital: `hosp-${index}`, key: k.publicKey, peerId: `peer-${index}-xxxxxxxx` }));
+/** The genesis these validators were appointed by (their signatures are bound to it). */
+const GENESIS_HASH = sha256(utf8('votes test genesis'));
+const validators: Validator[] = keys.map((k, index) => ({ index, hospital: `hosp-${index}`, key: k.publicKey, peerId: `peer-${index}-xxxxxxxx`, genesisHash: GENESIS_HASH }));
 
 const H = 7;
 const BLOCK = sha256(utf8('block at height 7'));
 const OTHER = sha256(utf8('another block at height 7'));
 
 const vote = (validator: number, over: Partial<UnsignedVote> = {}): SignedVote =>
-  signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator, block: BLOCK, ...over }, V[validator]!);
+  signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator, block: BLOCK, ...over }, V[validator]!, GENESIS_HASH);
 
 function certificateError(cert: Certificate, expected?: { height: number; block: Uint8Array }, vals = validators): string | null {
   try {
@@ -47,18 +49,19 @@ describe('signVote / verifyVote', () => {
     expect(verifyVote({ ...vote(1, { type: 'prevote' }), block: null }, validators)).toBe(false);
   });
 
-  it('the signature is over a domain-separated canonical encoding of every field', () => {
+  it('the signature is over a domain-separated canonical encoding of every field, under the genesis hash', () => {
     const v = vote(2);
-    expect(verifySignature(keys[2]!.publicKey, voteSigningMessage(v), v.sig)).toBe(true);
-    const message = voteSigningMessage(v);
-    const domain = utf8('medledger/vote/v1\0');
-    expect(toHex(message.subarray(0, domain.length))).toBe(toHex(domain));
-    // After the domain: exactly the six fields of the vote, canonically encoded (the signature aside).
+    expect(verifySignature(keys[2]!.publicKey, voteSigningMessage(v, GENESIS_HASH), v.sig)).toBe(true);
+    const message = voteSigningMessage(v, GENESIS_HASH);
+    const tag = utf8('medledger/vote/v2\0');
+    expect(toHex(message.subarray(0, tag.length))).toBe(toHex(tag));
+    expect(toHex(message.subarray(tag.length, tag.length + 32))).toBe(toHex(GENESIS_HASH));
+    // After the tag and the genesis hash: exactly the six fields of the vote, canonically encoded (the signature aside).
     const { sig: _sig, ...fields } = v;
-    const signed = decodeCanonical(message.subarray(domain.length)) as Record<string, unknown>;
+    const signed = decodeCanonical(message.subarray(tag.length + 32)) as Record<string, unknown>;
     expect(Object.keys(signed).sort()).toEqual(['block', 'height', 'network', 'round', 'type', 'validator']);
     expect(Object.keys(fields).sort()).toEqual(Object.keys(signed).sort());
-    expect(toHex(message.subarray(domain.length))).toBe(toHex(encodeCanonical(fields)));
+    expect(toHex(message.subarray(tag.length + 32))).toBe(toHex(encodeCanonical(fields)));
   });
 
   it('changing any field after signing breaks it', () => {
@@ -79,7 +82,7 @@ describe('signVote / verifyVote', () => {
     expect(verifyVote({ ...v, validator: 1 }, validators)).toBe(false);
     expect(verifyVote({ ...v, validator: 4 }, validators)).toBe(false);
     // signed by V[2] but claiming to be validator 3
-    const claim = signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator: 3, block: BLOCK }, V[2]!);
+    const claim = signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator: 3, block: BLOCK }, V[2]!, GENESIS_HASH);
     expect(verifyVote(claim, validators)).toBe(false);
   });
 
@@ -118,7 +121,7 @@ describe('verifyCertificate', () => {
     expect(certificateError({ ...cert3, sigs }, expected)).toBe(`certificate for height ${H}: forged signature of validator 3`);
     // a signature by a key outside the set, in a validator's slot
     const outsider = createSigner(generateSigningKeyPair().secretKey);
-    const alien = signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator: 1, block: BLOCK }, outsider);
+    const alien = signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator: 1, block: BLOCK }, outsider, GENESIS_HASH);
     expect(certificateError({ ...cert3, sigs: [cert3.sigs[0]!, { validator: 1, sig: alien.sig }, cert3.sigs[2]!] })).toBe(`certificate for height ${H}: forged signature of validator 1`);
   });
 
@@ -144,10 +147,10 @@ describe('verifyCertificate', () => {
   });
 
   it('rejects an unknown validator index', () => {
-    const v4 = signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator: 4, block: BLOCK }, V[0]!);
+    const v4 = signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator: 4, block: BLOCK }, V[0]!, GENESIS_HASH);
     expect(certificateError({ ...cert3, sigs: [...cert3.sigs, { validator: 4, sig: v4.sig }] })).toBe(`certificate for height ${H}: unknown validator 4`);
     // the same certificate is fine for a set that has a fifth validator with that key... (5 validators: quorum 4)
-    const five = [...validators, { index: 4, hospital: 'hosp-4', key: keys[0]!.publicKey, peerId: 'peer-4-xxxxxxxx' }];
+    const five = [...validators, { index: 4, hospital: 'hosp-4', key: keys[0]!.publicKey, peerId: 'peer-4-xxxxxxxx', genesisHash: GENESIS_HASH }];
     expect(certificateError({ ...cert3, sigs: [...cert3.sigs, { validator: 4, sig: v4.sig }] }, undefined, five)).toBeNull();
   });
 
@@ -207,9 +210,9 @@ describe('proposals (checkProposal)', () => {
   /** An empty block at height 1, round `round`, signed by that round's proposer. */
   function block(round: number, time = g0.header.time + 1_000): Block {
     const header = { ...g0.header, height: 1, round, time, parent: headerHash(g0.header), proposer: proposerIndex(N, 1, round) };
-    return { header, sig: signHeader(header, V[header.proposer]!), txs: [], lastCommit: null };
+    return { header, sig: signHeader(header, V[header.proposer]!, genesis.hash), txs: [], lastCommit: null };
   }
-  const propose = (p: Omit<Proposal, 'sig'>, signer: Signer, network = NETWORK) => signProposal(network, p, signer);
+  const propose = (p: Omit<Proposal, 'sig'>, signer: Signer, network = NETWORK) => signProposal(network, p, signer, genesis.hash);
 
   it('the proposer of height h, round r is validators[(h + r) mod N]', () => {
     expect([0, 1, 2, 3, 4].map((r) => proposerIndex(N, 1, r))).toEqual([1, 2, 3, 0, 1]);

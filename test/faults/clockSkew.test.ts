@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/client/apiClient.js';
 import type { Session } from '../../src/client/session.js';
 import { MAX_CLOCK_DRIFT_MS } from '../../src/consensus/blockExecution.js';
-import { toBase64 } from '../../src/records/crypto/bytes.js';
-import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, requestSigningMessage } from '../../src/records/requestAuth.js';
+import { REQUEST_MAX_SKEW_MS, signedRequestHeaders } from '../../src/records/requestAuth.js';
 import { runLoad } from '../support/load.js';
 import { ackedProblems, clockSkewRuntimeArgs, evidenceProblems, FinalityClients, patientAt, TestNetwork } from '../support/testNetwork.js';
 
@@ -14,14 +14,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * request time more than REQUEST_MAX_SKEW_MS from their own clock, so this reads the node's clock.
  */
 async function acceptsRequestAt(apiUrl: string, user: Session, offsetMs: number): Promise<boolean> {
+  const { peerId, genesisHash } = await new ApiClient(apiUrl).identify();
   const time = Date.now() + offsetMs;
-  const res = await fetch(`${apiUrl}/v1/me`, {
-    headers: {
-      [AUTH_HEADERS.user]: user.userId,
-      [AUTH_HEADERS.time]: String(time),
-      [AUTH_HEADERS.sig]: toBase64(user.signer.sign(requestSigningMessage('GET', '/v1/me', time))),
-    },
-  });
+  const res = await fetch(`${apiUrl}/v1/me`, { headers: signedRequestHeaders(user.signer, user.userId, genesisHash, { method: 'GET', path: '/v1/me', node: peerId, time }) });
   const body = (await res.json()) as { error?: { code: string } };
   if (res.ok) return true;
   if (body.error?.code === 'BAD_TIME') return false;

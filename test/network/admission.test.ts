@@ -157,7 +157,7 @@ describe('admission: unknown peers and forged gossip', () => {
     const build = (signer: Signer, round: number, opts: { state?: StateView; candidates?: Tx[] } = {}): Block =>
       clone(buildBlock({ genesis, parent: ref, lastCommit: parent.cert, state: opts.state ?? new MemoryState(), candidates: opts.candidates ?? [], round, time: Date.now(), signer }).executed.block);
     const resign = (b: Block, signer: Signer): Block => {
-      b.sig = signHeader(b.header, signer);
+      b.sig = signHeader(b.header, signer, genesis.hash);
       return b;
     };
     /** What full validation against the real parent says: 'valid' or the first rule broken. */
@@ -188,7 +188,7 @@ describe('admission: unknown peers and forged gossip', () => {
     forgedCert.header.lastCommit = certificateHash(forgedCert.lastCommit);
     resign(forgedCert, dKey);
     expect(toHex(forgedCert.header.lastCommit)).toBe(toHex(certificateHash(forgedCert.lastCommit)));
-    expect(verifyHeaderSignature(forgedCert.header, forgedCert.sig, genesis.validators[3]!.key)).toBe(true);
+    expect(verifyHeaderSignature(forgedCert.header, forgedCert.sig, genesis.validators[3]!)).toBe(true);
     expect(verdict(forgedCert)).toMatch(/parent certificate: certificate for height \d+: forged signature of validator \d/);
     expect(verdict(build(dKey, dRound + 4))).toBe('valid');
 
@@ -226,7 +226,7 @@ describe('admission: unknown peers and forged gossip', () => {
       // only the first proposal of a round, and a second one is evidence, not a reject.
       { block: forgedCert, round: dRound + 4, signer: dKey, logged: 'invalid proposal', why: /parent certificate: certificate for height \d+: forged signature of validator \d/ },
       { block: badTx, round: dRound + 8, signer: dKey, logged: 'invalid proposal', why: /transaction 0: transaction [0-9a-f]{12} has an invalid signature/ },
-    ].map((f) => ({ ...f, proposal: signProposal(network, { height, round: f.round, validRound: -1, block: f.block, payloads: f.block.txs.map(() => null) }, f.signer), hash: toHex(headerHash(f.block.header)) }));
+    ].map((f) => ({ ...f, proposal: signProposal(network, { height, round: f.round, validRound: -1, block: f.block, payloads: f.block.txs.map(() => null) }, f.signer, genesis.hash), hash: toHex(headerHash(f.block.header)) }));
     // The proposal envelopes: the first two fail at the proposal signature, the last two only inside the block.
     expect(forged.map((f) => checkProposal(f.proposal, genesis.validators, network))).toEqual([
       'not signed by the proposer of its round',

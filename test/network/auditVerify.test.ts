@@ -212,9 +212,9 @@ describe('auditing the replicas of a real network', () => {
       const head = decodeCanonical((await db.get(K.head))!) as { height: number; hash: Uint8Array };
       const real = decodeBlock((await db.get(K.block(head.height)))!, 64 * 1024 * 1024);
       const header = { ...real.header, time: real.header.time + 1 };
-      const forged: Block = { ...real, header, sig: signHeader(header, signer(header.proposer)) };
+      const forged: Block = { ...real, header, sig: signHeader(header, signer(header.proposer), genesis.hash) };
       const hash = headerHash(header);
-      const votes = [0, 1, 2, 3].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height: head.height, round: header.round, validator: v, block: hash }, signer(v)));
+      const votes = [0, 1, 2, 3].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height: head.height, round: header.round, validator: v, block: hash }, signer(v), genesis.hash));
       await db.batch([
         { type: 'put', key: K.block(head.height), value: encodeBlock(forged) },
         { type: 'put', key: K.cert(head.height), value: encodeCanonical(certificateFromVotes(votes)) },
@@ -227,7 +227,7 @@ describe('auditing the replicas of a real network', () => {
     }, { start: false });
     // hosp-c keeps evidence: hosp-d's two precommits for different blocks at height 3, round 0.
     await whileStopped(2, async (db) => {
-      const vote = (block: Uint8Array) => signVote({ type: 'precommit', network: genesis.file.network, height: 3, round: 0, validator: 3, block }, signer(3));
+      const vote = (block: Uint8Array) => signVote({ type: 'precommit', network: genesis.file.network, height: 3, round: 0, validator: 3, block }, signer(3), genesis.hash);
       const evidence = { kind: 'vote', validator: 3, height: 3, round: 0, first: vote(new Uint8Array(32).fill(1)), second: vote(new Uint8Array(32).fill(2)), seenAt: Date.now() };
       await db.put(K.evidence(3, 'vote-3-0'), encodeCanonical(evidence));
     }, { start: false });

@@ -26,7 +26,7 @@ describe('four hospital nodes as separate processes', () => {
   /** The recipients a committed record write names in its signed body, read from node i's chain. */
   async function recipientsOnChain(i: number, height: number, txId: string): Promise<string[]> {
     const { blocks } = await net.api(i).get<{ blocks: { block: string }[] }>(`/v1/chain/raw?from=${height}&to=${height}`);
-    const tx = decodeBlock(fromBase64(blocks[0]!.block), 16 * 1024 * 1024).txs.map((b) => decodeTx(b)).find((t) => t.idHex === txId);
+    const tx = decodeBlock(fromBase64(blocks[0]!.block), 16 * 1024 * 1024).txs.map((b) => decodeTx(b, { verify: false })).find((t) => t.idHex === txId);
     return (tx!.tx.body as { recipients: string[] }).recipients;
   }
 

@@ -6,7 +6,7 @@ import { isMedLedgerError, MedLedgerError, type ErrorCode } from '../../src/reco
 import { TX_MAX_AGE_MS, TX_MAX_FUTURE_MS, type ApplyResult } from '../../src/records/state/apply.js';
 import { decodeTx, parseUnsignedTx, signTx, txId, txSigningMessage } from '../../src/records/tx/codec.js';
 import { MAX_TX_BYTES, type Tx, type UnsignedTx } from '../../src/records/tx/types.js';
-import { createLedger, randomPayloadHash, type Ledger } from '../support/ledgerFixture.js';
+import { createLedger, randomPayloadHash, TEST_GENESIS_HASH, type Ledger } from '../support/ledgerFixture.js';
 
 /**
  * Validity: which transactions may be in a block at all. An invalid transaction is not a denial — it leaves
@@ -38,7 +38,7 @@ function expectCode(fn: () => unknown, codes: ErrorCode | ErrorCode[]): MedLedge
 /** Signs any object as a transaction, bypassing signTx's shape check (what a hostile client could send). */
 function signRaw(ledger: Ledger, signerName: string, unsigned: Record<string, unknown>): Uint8Array {
   const id = sha256(encodeCanonical(unsigned));
-  const sig = ledger.keys(signerName).signer.sign(txSigningMessage(id));
+  const sig = ledger.keys(signerName).signer.sign(txSigningMessage(TEST_GENESIS_HASH, id));
   return encodeCanonical({ tx: unsigned, sig });
 }
 
@@ -119,7 +119,7 @@ describe('apply: invalid transactions are not includable', () => {
   it('KEY_MISMATCH: signed by another key than the actor’s', () => {
     // A validly signed transaction whose `key` is not the one the state holds for the actor.
     const tx = ledger.sign(D1, read(), { signWith: 'mallory' });
-    expect(decodeTx(tx.bytes).idHex).toBe(tx.idHex); // the signature itself verifies
+    expect(decodeTx(tx.bytes, { genesisHash: TEST_GENESIS_HASH }).idHex).toBe(tx.idHex); // the signature itself verifies
     expectInvalid(ledger, ledger.apply(tx), 'KEY_MISMATCH');
     // Another existing user's key does not do either.
     expectInvalid(ledger, ledger.submit(D1, read(), { signWith: P }), 'KEY_MISMATCH');
@@ -195,7 +195,7 @@ describe('codec', () => {
   });
 
   it('decodes its own encoding to the same transaction', () => {
-    const back = decodeTx(tx.bytes);
+    const back = decodeTx(tx.bytes, { genesisHash: TEST_GENESIS_HASH });
     expect(back.idHex).toBe(tx.idHex);
     expect(back.tx).toEqual(tx.tx);
     expect(back.sig).toEqual(tx.sig);
@@ -203,7 +203,7 @@ describe('codec', () => {
   });
 
   it('is deterministic: the same transaction encodes to the same bytes and id twice', () => {
-    const again = signTx(tx.tx, ledger.keys(P).signer);
+    const again = signTx(tx.tx, ledger.keys(P).signer, TEST_GENESIS_HASH);
     expect(again.bytes).toEqual(tx.bytes);
     expect(again.idHex).toBe(tx.idHex);
     // Key insertion order does not matter, nor does an explicit undefined optional field.
@@ -211,14 +211,14 @@ describe('codec', () => {
     expect(encodeCanonical(reordered)).toEqual(encodeCanonical(tx.tx));
     expect(txId(reordered)).toEqual(tx.id);
     const read = { ...tx.tx, type: 'readRecord', payload: undefined, body: { version: undefined } } as unknown as UnsignedTx;
-    const readTx = signTx(read, ledger.keys(P).signer);
-    expect(readTx.bytes).toEqual(signTx({ ...read, body: {} } as unknown as UnsignedTx, ledger.keys(P).signer).bytes);
+    const readTx = signTx(read, ledger.keys(P).signer, TEST_GENESIS_HASH);
+    expect(readTx.bytes).toEqual(signTx({ ...read, body: {} } as unknown as UnsignedTx, ledger.keys(P).signer, TEST_GENESIS_HASH).bytes);
     // The id is SHA-256 of the canonical unsigned transaction.
     expect(tx.id).toEqual(sha256(encodeCanonical(tx.tx)));
   });
 
   it('different content gives a different id', () => {
-    const other = signTx({ ...tx.tx, nonce: tx.tx.nonce + 1 }, ledger.keys(P).signer);
+    const other = signTx({ ...tx.tx, nonce: tx.tx.nonce + 1 }, ledger.keys(P).signer, TEST_GENESIS_HASH);
     expect(other.idHex).not.toBe(tx.idHex);
   });
 
@@ -226,7 +226,7 @@ describe('codec', () => {
     const sigAt = indexOf(tx.bytes, tx.sig);
     const bytes = tx.bytes.slice();
     bytes[sigAt + 10]! ^= 0x01;
-    expectCode(() => decodeTx(bytes), 'BAD_SIGNATURE');
+    expectCode(() => decodeTx(bytes, { genesisHash: TEST_GENESIS_HASH }), 'BAD_SIGNATURE');
   });
 
   it('a tampered field that still parses is BAD_SIGNATURE', () => {
@@ -234,7 +234,7 @@ describe('codec', () => {
     const at = indexOf(tx.bytes, utf8('pat-1'));
     const bytes = tx.bytes.slice();
     bytes[at + 4] = '7'.charCodeAt(0);
-    const err = expectCode(() => decodeTx(bytes), 'BAD_SIGNATURE');
+    const err = expectCode(() => decodeTx(bytes, { genesisHash: TEST_GENESIS_HASH }), 'BAD_SIGNATURE');
     expect(err.message).toMatch(/invalid signature/);
   });
 
@@ -244,7 +244,7 @@ describe('codec', () => {
       for (const bit of [0x01, 0x80]) {
         const bytes = tx.bytes.slice();
         bytes[i]! ^= bit;
-        const err = expectCode(() => decodeTx(bytes), ['BAD_SIGNATURE', 'MALFORMED']);
+        const err = expectCode(() => decodeTx(bytes, { genesisHash: TEST_GENESIS_HASH }), ['BAD_SIGNATURE', 'MALFORMED']);
         if (err.code === 'BAD_SIGNATURE') badSignature++;
       }
     }
@@ -252,46 +252,46 @@ describe('codec', () => {
   });
 
   it('decodes to the id signTx computed, and a tampered field breaks the signature', () => {
-    expect(decodeTx(tx.bytes).idHex).toBe(tx.idHex);
+    expect(decodeTx(tx.bytes, { genesisHash: TEST_GENESIS_HASH }).idHex).toBe(tx.idHex);
     const at = indexOf(tx.bytes, utf8('pat-1'));
     const bytes = tx.bytes.slice();
     bytes[at + 4] = '7'.charCodeAt(0);
     expect(decodeTx(bytes, { verify: false }).idHex).not.toBe(tx.idHex);
-    expectCode(() => decodeTx(bytes), 'BAD_SIGNATURE');
+    expectCode(() => decodeTx(bytes, { genesisHash: TEST_GENESIS_HASH }), 'BAD_SIGNATURE');
   });
 
   it('truncated or extended bytes are MALFORMED', () => {
-    expectCode(() => decodeTx(tx.bytes.subarray(0, tx.bytes.length - 1)), 'MALFORMED');
-    expectCode(() => decodeTx(concatBytes(tx.bytes, Uint8Array.of(0x00))), 'MALFORMED');
-    expectCode(() => decodeTx(new Uint8Array(0)), 'MALFORMED');
-    expectCode(() => decodeTx(utf8('{"tx":{},"sig":""}')), 'MALFORMED');
+    expectCode(() => decodeTx(tx.bytes.subarray(0, tx.bytes.length - 1), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
+    expectCode(() => decodeTx(concatBytes(tx.bytes, Uint8Array.of(0x00)), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
+    expectCode(() => decodeTx(new Uint8Array(0), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
+    expectCode(() => decodeTx(utf8('{"tx":{},"sig":""}'), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
   });
 
   it('non-canonical CBOR is MALFORMED, even when it means the same value', () => {
     expect(tx.bytes[0]).toBe(0xa2); // map(2), minimal form
     // The same map with a non-minimal length header.
-    expectCode(() => decodeTx(concatBytes(Uint8Array.of(0xb8, 0x02), tx.bytes.subarray(1))), 'MALFORMED');
+    expectCode(() => decodeTx(concatBytes(Uint8Array.of(0xb8, 0x02), tx.bytes.subarray(1)), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
     // The same entries, keys out of canonical order (sig before tx).
     const swapped = concatBytes(Uint8Array.of(0xa2), encodeCanonical('sig'), encodeCanonical(tx.sig), encodeCanonical('tx'), encodeCanonical(tx.tx));
-    const err = expectCode(() => decodeTx(swapped), 'MALFORMED');
+    const err = expectCode(() => decodeTx(swapped, { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
     expect(err.message).toMatch(/canonical/);
     // An indefinite-length map.
     const indefinite = concatBytes(Uint8Array.of(0xbf), tx.bytes.subarray(1), Uint8Array.of(0xff));
-    expectCode(() => decodeTx(indefinite), 'MALFORMED');
+    expectCode(() => decodeTx(indefinite, { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
     // Duplicate keys.
     const dup = concatBytes(Uint8Array.of(0xa3), encodeCanonical('tx'), encodeCanonical(tx.tx), encodeCanonical('sig'), encodeCanonical(tx.sig), encodeCanonical('sig'), encodeCanonical(tx.sig));
-    expectCode(() => decodeTx(dup), 'MALFORMED');
+    expectCode(() => decodeTx(dup, { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
   });
 
   it('oversized input is TOO_LARGE before it is parsed', () => {
-    expectCode(() => decodeTx(new Uint8Array(MAX_TX_BYTES + 1)), 'TOO_LARGE');
+    expectCode(() => decodeTx(new Uint8Array(MAX_TX_BYTES + 1), { genesisHash: TEST_GENESIS_HASH }), 'TOO_LARGE');
     const padded = encodeCanonical({ tx: tx.tx, sig: tx.sig, pad: 'x'.repeat(MAX_TX_BYTES) });
     expect(padded.length).toBeGreaterThan(MAX_TX_BYTES);
-    expectCode(() => decodeTx(padded), 'TOO_LARGE');
+    expectCode(() => decodeTx(padded, { genesisHash: TEST_GENESIS_HASH }), 'TOO_LARGE');
     // At the limit it is parsed (and here rejected for what it is, not for its size).
     const atLimit = encodeCanonical({ tx: tx.tx, sig: tx.sig, pad: 'x'.repeat(MAX_TX_BYTES - tx.bytes.length - 10) });
     expect(atLimit.length).toBeLessThanOrEqual(MAX_TX_BYTES);
-    expectCode(() => decodeTx(atLimit), 'MALFORMED');
+    expectCode(() => decodeTx(atLimit, { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
   });
 
   describe('wrong fields are MALFORMED, whether signed by signTx or sent raw', () => {
@@ -320,31 +320,31 @@ describe('codec', () => {
     it.each(cases)('%s', (_what, mutate) => {
       const bad = mutate(base());
       for (const k of Object.keys(bad)) if (bad[k] === undefined) delete bad[k];
-      expectCode(() => signTx(bad as unknown as UnsignedTx, ledger.keys(P).signer), 'MALFORMED');
+      expectCode(() => signTx(bad as unknown as UnsignedTx, ledger.keys(P).signer, TEST_GENESIS_HASH), 'MALFORMED');
       expectCode(() => parseUnsignedTx(bad), 'MALFORMED');
-      expectCode(() => decodeTx(signRaw(ledger, P, bad)), 'MALFORMED');
+      expectCode(() => decodeTx(signRaw(ledger, P, bad), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
     });
 
     it('the unmutated base is well-formed (so the cases above fail for their own reason)', () => {
-      expect(decodeTx(signRaw(ledger, P, base())).idHex).toBe(tx.idHex);
+      expect(decodeTx(signRaw(ledger, P, base()), { genesisHash: TEST_GENESIS_HASH }).idHex).toBe(tx.idHex);
     });
 
     it('a malformed outer envelope', () => {
-      expectCode(() => decodeTx(encodeCanonical({ tx: tx.tx })), 'MALFORMED');
-      expectCode(() => decodeTx(encodeCanonical({ tx: tx.tx, sig: tx.sig.subarray(0, 63) })), 'MALFORMED');
-      expectCode(() => decodeTx(encodeCanonical({ tx: tx.tx, sig: tx.sig, more: 1 })), 'MALFORMED');
-      expectCode(() => decodeTx(encodeCanonical([tx.tx, tx.sig])), 'MALFORMED');
+      expectCode(() => decodeTx(encodeCanonical({ tx: tx.tx }), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
+      expectCode(() => decodeTx(encodeCanonical({ tx: tx.tx, sig: tx.sig.subarray(0, 63) }), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
+      expectCode(() => decodeTx(encodeCanonical({ tx: tx.tx, sig: tx.sig, more: 1 }), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
+      expectCode(() => decodeTx(encodeCanonical([tx.tx, tx.sig]), { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
     });
   });
 
   it('a transaction signed with a key other than its `key` field is BAD_SIGNATURE', () => {
     const forged = signRaw(ledger, 'mallory', { ...tx.tx });
-    expectCode(() => decodeTx(forged), 'BAD_SIGNATURE');
+    expectCode(() => decodeTx(forged, { genesisHash: TEST_GENESIS_HASH }), 'BAD_SIGNATURE');
   });
 
   it('a payload hash is any 32 bytes', () => {
-    const t = signTx({ ...tx.tx, payload: randomPayloadHash() }, ledger.keys(P).signer);
-    expect(decodeTx(t.bytes).tx.payload).toEqual(t.tx.payload);
+    const t = signTx({ ...tx.tx, payload: randomPayloadHash() }, ledger.keys(P).signer, TEST_GENESIS_HASH);
+    expect(decodeTx(t.bytes, { genesisHash: TEST_GENESIS_HASH }).tx.payload).toEqual(t.tx.payload);
   });
 });
 

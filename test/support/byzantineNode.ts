@@ -179,7 +179,7 @@ class Byzantine {
   }
 
   vote(type: 'prevote' | 'precommit', height: number, round: number, block: Uint8Array | null): SignedVote {
-    return signVote({ type, network: this.network, height, round, validator: this.self, block }, this.signer);
+    return signVote({ type, network: this.network, height, round, validator: this.self, block }, this.signer, this.node.genesis.hash);
   }
 
   /** A block for `parent`'s next height from these transactions, signed and proposed by this validator. */
@@ -203,11 +203,12 @@ class Byzantine {
       this.network,
       { height: executed.block.header.height, round: opts.round, validRound: -1, block: executed.block, payloads: executed.txs.map((t) => payloadOf.get(t.idHex) ?? null) },
       this.signer,
+      this.node.genesis.hash,
     );
   }
 
   txsOf(p: Proposal): Tx[] {
-    return p.block.txs.map((bytes) => decodeTxCached(bytes, leafHash(bytes), this.node.ledger.txCache));
+    return p.block.txs.map((bytes) => decodeTxCached(bytes, leafHash(bytes), this.node.genesis.hash, this.node.ledger.txCache));
   }
 
   writeStats(): void {
@@ -308,11 +309,12 @@ function invalidPayload(b: Byzantine): void {
     const signer = createSigner(signing.secretKey);
     const now = Date.now();
     const common = { v: 1 as const, actor: patient, key: signing.publicKey, via: b.node.config.hospital, time: now };
-    const register = signTx({ ...common, type: 'registerPatient', nonce: now * 1000, body: { encKey: generateEncryptionKeyPair().publicKey } } as UnsignedTx<'registerPatient'>, signer);
+    const register = signTx({ ...common, type: 'registerPatient', nonce: now * 1000, body: { encKey: generateEncryptionKeyPair().publicKey } } as UnsignedTx<'registerPatient'>, signer, b.node.genesis.hash);
     const record = `rec-${randomBytes(8).toString('hex')}`;
     const create = signTx(
       { ...common, type: 'createRecord', nonce: now * 1000 + 1, patient, record, payload: sha256(garbage), body: { recipients: [patient] } } as UnsignedTx<'createRecord'>,
       signer,
+      b.node.genesis.hash,
     );
     const poisoned = b.propose({
       parent: b.node.ledger.headRef,

@@ -149,6 +149,17 @@ export class ChainBuilder {
     return new ChainBuilder(genesis, validators, keyring);
   }
 
+  /**
+   * Another network with the same validator keys and the same users' keys, from its own genesis on: the
+   * genesis file differs only in what `changes` says (by default the time, one second later, so that even the
+   * network name is the same). What a test network and a production network sharing keys look like.
+   */
+  twin(changes: { network?: string; startTime?: number } = {}): ChainBuilder {
+    const file = { ...this.genesis.file, network: changes.network ?? this.genesis.file.network, time: changes.startTime ?? this.genesis.file.time + 1_000 };
+    // One keyring for both: a user's keys, made on first use on either network, are that user's on both.
+    return new ChainBuilder(parseGenesis(file), this.validators, this.keyring);
+  }
+
   get height(): number {
     return this.head.header.height;
   }
@@ -204,7 +215,7 @@ export class ChainBuilder {
       payload: input.payload ?? (payload ? sha256(payload) : needsPayload ? new Uint8Array(randomBytes(32)) : undefined),
       body: input.body,
     } as UnsignedTx<T>;
-    const tx = signTx(unsigned, keys.signer);
+    const tx = signTx(unsigned, keys.signer, this.genesis.hash);
     if (payload) this.pendingPayloads.set(tx.idHex, payload);
     return tx;
   }
@@ -338,7 +349,7 @@ export class ChainBuilder {
     if (executed.txs.length !== txs.length) throw new Error(`block ${height}: only ${executed.txs.length} of ${txs.length} transactions fit`);
     const voters = options.voters ?? defaultVoters(n, height);
     const votes = voters.map((v) =>
-      signVote({ type: 'precommit', network: this.genesis.file.network, height, round, validator: v, block: executed.hash }, this.validators[v]!.signer),
+      signVote({ type: 'precommit', network: this.genesis.file.network, height, round, validator: v, block: executed.hash }, this.validators[v]!.signer, this.genesis.hash),
     );
     const cert = certificateFromVotes(votes);
     const payloads = new Map<string, Uint8Array>();

@@ -89,11 +89,11 @@ export class EngineRig {
 
   proposal(proposer: number, executed: ExecutedBlock, payloads: (Uint8Array | null)[], round = 0, validRound = -1): Proposal {
     const p = { height: executed.block.header.height, round, validRound, block: executed.block, payloads };
-    return signProposal(this.chain.genesis.file.network, p, this.chain.validators[proposer]!.signer);
+    return signProposal(this.chain.genesis.file.network, p, this.chain.validators[proposer]!.signer, this.chain.genesis.hash);
   }
 
   vote(validator: number, type: 'prevote' | 'precommit', block: Uint8Array | null, round = 0, height = this.ledger.height + 1): SignedVote {
-    return signVote({ type, network: this.chain.genesis.file.network, height, round, validator, block }, this.chain.validators[validator]!.signer);
+    return signVote({ type, network: this.chain.genesis.file.network, height, round, validator, block }, this.chain.validators[validator]!.signer, this.chain.genesis.hash);
   }
 
   /** Waits until everything fed so far has gone through the engine's queue. */

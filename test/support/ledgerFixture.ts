@@ -44,6 +44,8 @@ export interface LedgerOptions {
   hospitals?: HospitalSeed[];
   /** Clock at start (ms since epoch); default 2025-01-01T00:00:00Z. */
   startTime?: number;
+  /** The genesis hash transactions are signed under (the network they are for); default TEST_GENESIS_HASH. */
+  genesisHash?: Uint8Array;
 }
 
 /**
@@ -68,6 +70,8 @@ export const DEFAULT_HOSPITALS: HospitalSeed[] = [
   { id: 'hosp-b', name: 'Hospital B', admin: 'admin-b' },
 ];
 export const DEFAULT_START_TIME = Date.UTC(2025, 0, 1);
+/** This in-memory ledger has no genesis file: its transactions are signed under this stand-in hash. */
+export const TEST_GENESIS_HASH = new Uint8Array(32).fill(0x6c);
 /** How far the clock moves after each applied transaction. */
 export const TICK_MS = 1_000;
 
@@ -79,12 +83,18 @@ export class Ledger {
   height = 0;
   /** Current time in ms: the next transaction's `time` and block time. */
   clock: number;
+  /**
+   * The network this ledger's transactions are signed for. Settable: a test that builds a genesis file from
+   * this ledger's keys signs for that genesis afterwards.
+   */
+  genesisHash: Uint8Array;
   private readonly keyring = new Map<string, UserKeys>();
   private readonly nonces = new Map<string, number>();
   private idCounter = 0;
 
   constructor(options: LedgerOptions = {}) {
     this.clock = options.startTime ?? DEFAULT_START_TIME;
+    this.genesisHash = options.genesisHash ?? TEST_GENESIS_HASH;
     const changes: StateChange[] = [];
     for (const h of options.hospitals ?? DEFAULT_HOSPITALS) {
       changes.push({ table: 'hospitals', key: h.id, value: { id: h.id, name: h.name ?? h.id, admin: h.admin } });
@@ -159,7 +169,7 @@ export class Ledger {
       payload: input.payload ?? (txKinds[input.type].payload ? randomPayloadHash() : undefined),
       body: input.body,
     } as UnsignedTx<T>;
-    return signTx(unsigned, keys.signer);
+    return signTx(unsigned, keys.signer, this.genesisHash);
   }
 
   /**

@@ -6,8 +6,13 @@ import type { ChainBlock } from '../../src/node/api/contract.js';
 
 let nonceFloor = Date.now() * 1000;
 
-/** A signed listRecords transaction of a patient on their own data: cheap, valid, and always audited. */
+/**
+ * A signed listRecords transaction of a patient on their own data: cheap, valid, and always audited. Signed
+ * for the network the session has learned (any session that has acted once, e.g. a registered patient).
+ */
 export function auditedRead(patient: Session): Tx {
+  const network = patient.api.knownIdentity;
+  if (!network) throw new Error(`auditedRead: the session of ${patient.userId} has not learned its network yet (await session.api.identify() first)`);
   nonceFloor = Math.max(nonceFloor + 1, Date.now() * 1000);
   const unsigned: UnsignedTx<'listRecords'> = {
     v: 1,
@@ -20,7 +25,7 @@ export function auditedRead(patient: Session): Tx {
     patient: patient.userId,
     body: {},
   };
-  return signTx(unsigned, patient.signer);
+  return signTx(unsigned, patient.signer, network.genesisHash);
 }
 
 /**

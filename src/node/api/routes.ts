@@ -3,7 +3,7 @@ import { fromBase64, toBase64, toHex } from '../../records/crypto/bytes.js';
 import { encodeCanonical } from '../../records/encoding.js';
 import { verifySignature } from '../../records/crypto/signature.js';
 import { MedLedgerError } from '../../records/errors.js';
-import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, requestSigningMessage } from '../../records/requestAuth.js';
+import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, REQUEST_NONCE_PATTERN, requestSigningMessage } from '../../records/requestAuth.js';
 import type { User } from '../../records/state/types.js';
 import type { MedLedgerNode } from '../node.js';
 import { overviewOf, publicUser, recipientsFor } from '../views.js';
@@ -11,6 +11,7 @@ import { submitBatchRequestSchema, submitTxRequestSchema, type GenesisResponse }
 import type { RequestContext, Route } from './http.js';
 import { listBlocks, MAX_BLOCKS_PER_PAGE } from '../chainView.js';
 import { evidenceOf, proofOf } from '../auditorView.js';
+import { RequestNonces } from './requestNonces.js';
 import { keyProofOf } from '../keyProof.js';
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -21,17 +22,27 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
-/** Checks a signed request: a known, active user's key over method, path and a fresh time. */
-function authenticate(node: MedLedgerNode, ctx: RequestContext): User {
+/**
+ * Checks a signed view request (records/requestAuth.ts): signed for this node (its peer id) on this network
+ * (the genesis hash), at a time within REQUEST_MAX_SKEW_MS of the node's clock, by a known and active user's
+ * key, with a nonce not seen within that window.
+ */
+function authenticateRequest(node: MedLedgerNode, nonces: RequestNonces, ctx: RequestContext): User {
   const header = (name: string) => {
     const v = ctx.headers[name];
     return Array.isArray(v) ? v[0] : v;
   };
   const userId = header(AUTH_HEADERS.user);
-  const time = Number(header(AUTH_HEADERS.time));
+  const timeText = header(AUTH_HEADERS.time);
+  const time = Number(timeText);
+  const nonce = header(AUTH_HEADERS.nonce);
+  const target = header(AUTH_HEADERS.node);
   const sig = header(AUTH_HEADERS.sig);
-  if (!userId || !sig || !Number.isFinite(time)) throw new MedLedgerError('BAD_SIGNATURE', 'this request must be signed by a user');
-  if (Math.abs(Date.now() - time) > REQUEST_MAX_SKEW_MS) throw new MedLedgerError('BAD_TIME', 'request time is too far from the node clock');
+  if (!userId || !sig || !nonce || !target || !timeText || !Number.isSafeInteger(time)) throw new MedLedgerError('BAD_SIGNATURE', 'this request must be signed by a user');
+  if (!REQUEST_NONCE_PATTERN.test(nonce)) throw new MedLedgerError('MALFORMED', 'request nonce must be 16 bytes of lowercase hex');
+  if (target !== node.host.peerId) throw new MedLedgerError('FORBIDDEN', `this request is signed for node ${target.slice(0, 16)}…, not for this node`);
+  const now = Date.now();
+  if (Math.abs(now - time) > REQUEST_MAX_SKEW_MS) throw new MedLedgerError('BAD_TIME', 'request time is too far from the node clock');
   const user = node.ledger.state.get('users', userId);
   if (!user) throw new MedLedgerError('UNKNOWN_ACTOR', `unknown user ${userId}`);
   let sigBytes: Uint8Array;
@@ -40,14 +51,16 @@ function authenticate(node: MedLedgerNode, ctx: RequestContext): User {
   } catch {
     throw new MedLedgerError('BAD_SIGNATURE', 'malformed request signature');
   }
-  if (!verifySignature(user.signKey, requestSigningMessage(ctx.method, ctx.url, time), sigBytes)) {
-    throw new MedLedgerError('BAD_SIGNATURE', 'request signature does not verify');
-  }
+  const message = requestSigningMessage(node.genesis.hash, { method: ctx.method, path: ctx.url, time, nonce, node: target });
+  if (!verifySignature(user.signKey, message, sigBytes)) throw new MedLedgerError('BAD_SIGNATURE', 'request signature does not verify');
+  nonces.use(userId, nonce, time, now);
   if (!user.active) throw new MedLedgerError('FORBIDDEN', `${userId} is deactivated`);
   return user;
 }
 
 export function apiRoutes(node: MedLedgerNode): Route[] {
+  const nonces = new RequestNonces();
+  const authenticate = (n: MedLedgerNode, ctx: RequestContext) => authenticateRequest(n, nonces, ctx);
   const routes: Route[] = [
     { method: 'GET', pattern: '/v1/status', handler: async () => ({ body: node.status() }) },
     {

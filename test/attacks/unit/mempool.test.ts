@@ -31,7 +31,7 @@ const BIG = { maxTxs: 1_000_000, maxBytes: 1 << 30 };
 function setup(patients: string[] = ['pat-1', 'pat-2'], mempool = new Mempool(BIG)) {
   const ledger = createLedger();
   for (const p of patients) ledger.registerPatient(p, 'hosp-a');
-  const deps = { ledger: { state: ledger.state, height: ledger.height, txCache: new BoundedTxCache() }, mempool };
+  const deps = { ledger: { state: ledger.state, height: ledger.height, txCache: new BoundedTxCache(), genesis: { hash: ledger.genesisHash } }, mempool };
   const admit = (tx: Tx, opts: Partial<AdmissionOptions> = {}) => admitTx(deps, tx.bytes, undefined, { now: ledger.clock, ...opts });
   return { ledger, mempool, admit };
 }
