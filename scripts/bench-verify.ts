@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   const dispatch = async (from: number) => {
     const out = [];
     for (let h = from; h < from + CHUNK && h <= blocks; h++) out.push({ h, block: checker.decode(await store.getBlockBytes(h), h), cert: (await store.getCertificate(h))! });
-    return { out, verified: preverifyTransactions(out.flatMap((b) => b.block.txs), pool, cache) };
+    return { out, verified: preverifyTransactions(out.flatMap((b) => b.block.txs), pool, cache, genesis.hash) };
   };
   let current = await dispatch(1);
   for (let from = 1; from <= blocks; from += CHUNK) {

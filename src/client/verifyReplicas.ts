@@ -245,7 +245,7 @@ function preverify(byHeight: Map<number, Map<string, ReplicaBlock>>, genesis: Ge
     }
   }
   if (unique.size < 64) return Promise.resolve();
-  return preverifyTransactions([...unique.values()], pool, cache).catch(() => undefined);
+  return preverifyTransactions([...unique.values()], pool, cache, genesis.hash).catch(() => undefined);
 }
 
 function wireVote(m: WireEvidenceMessage): SignedVote | null {

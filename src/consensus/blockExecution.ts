@@ -70,8 +70,7 @@ function invalidBlock(height: number, why: string): never {
  * left for validation to report. Without a genesis hash nothing is checked or cached here: validation then
  * verifies every signature itself (correct, only without the worker threads' help).
  */
-export async function preverifyTransactions(txBytes: Uint8Array[], pool: SignatureWorkerPool, cache: TxCache, genesisHash?: Uint8Array): Promise<void> {
-  if (!genesisHash) return;
+export async function preverifyTransactions(txBytes: Uint8Array[], pool: SignatureWorkerPool, cache: TxCache, genesisHash: Uint8Array): Promise<void> {
   const decoded: { leaf: Uint8Array; tx: Tx }[] = [];
   for (const bytes of txBytes) {
     try {

@@ -62,6 +62,13 @@ export const nodeConfigSchema = z.strictObject({
       registrationsPerDay: z.number().int().min(1).default(REGISTRATIONS_PER_DAY),
     })
     .prefault({}),
+  /** Integrity monitor intervals (defaults: a full pass from genesis hourly, index and state checks every 5 min). */
+  integrity: z
+    .strictObject({
+      rescanIntervalMs: z.number().int().min(1_000).optional(),
+      crossCheckIntervalMs: z.number().int().min(1_000).optional(),
+    })
+    .prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Enables /v1/test/* endpoints (network partition toggles). Never on in production. */
   testControls: z.boolean().default(false),

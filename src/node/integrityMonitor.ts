@@ -14,6 +14,7 @@ import type { IntegrityStatus } from './api/contract.js';
 import type { CommittedBlock, Ledger } from './ledger.js';
 import { indexKey, K, SEQ_LENGTH, seqKey } from './store/keys.js';
 import { indexEntries } from './store/ledgerStore.js';
+import { auditBlockPayloads, type PayloadProblem } from './payloadAudit.js';
 
 /**
  * The background integrity check of FEATURES A ("No data integrity in the server's database"), for a
@@ -58,7 +59,12 @@ export interface IntegrityMonitorOptions {
   followDelayMs?: number;
   /** True while the node catches up by sync: following waits, and passes slow down to the background share. */
   busy?: () => boolean;
+  /** A payload was found damaged or missing and marked for repair (the sync manager fetches it from peers). */
+  payloadsToRepair?: () => void;
 }
+
+/** Payload problems kept for the status (the newest; older ones are counted). */
+const RECENT_PAYLOAD_PROBLEMS = 20;
 
 type Alert = NonNullable<IntegrityStatus['alert']>;
 
@@ -156,13 +162,15 @@ export class IntegrityMonitor {
     this.wake?.();
   };
   private readonly opts: Required<Omit<IntegrityMonitorOptions, 'logger'>> & { logger: Logger };
+  /** Payload checks: how many were checked, what was found (and handed to repair or purged). */
+  readonly payloads = { checked: 0, damaged: 0, purged: 0, recent: [] as PayloadProblem[] };
   private lastFollow = 0;
 
   constructor(
     private readonly ledger: Ledger,
     opts: IntegrityMonitorOptions,
   ) {
-    this.opts = { rescanIntervalMs: 3_600_000, crossCheckIntervalMs: 300_000, startupDuty: 0.5, backgroundDuty: 0.25, workers: false, followDelayMs: 1_000, busy: () => false, ...opts };
+    this.opts = { rescanIntervalMs: 3_600_000, crossCheckIntervalMs: 300_000, startupDuty: 0.5, backgroundDuty: 0.25, workers: false, followDelayMs: 1_000, busy: () => false, payloadsToRepair: () => undefined, ...opts };
   }
 
   /** What the status endpoint reports. */
@@ -374,7 +382,7 @@ export class IntegrityMonitor {
     if (txs.length >= 64) {
       this.pool ??= new SignatureWorkerPool(2);
       // A failing worker only means the signatures get checked inline during execution.
-      chunk.verified = preverifyTransactions(txs, this.pool, chunk.cache).catch(() => undefined);
+      chunk.verified = preverifyTransactions(txs, this.pool, chunk.cache, this.ledger.genesis.hash).catch(() => undefined);
     }
     return chunk;
   }
@@ -434,12 +442,37 @@ export class IntegrityMonitor {
       next = index + 1;
     }
     if (next < executed.events.length) throw new ChainFault(h, `audit event ${next} (transaction ${executed.txs[next]!.idHex.slice(0, 12)}…) is missing from the store`);
+    await this.checkPayloads(executed);
     pass.events += executed.events.length;
     executed.events.forEach((event, i) => {
       const seq = seqKey(h, i);
       pass.add(TX_LOCATIONS, `${K.txLocation(executed.txs[i]!.idHex)}=${seq}`);
       for (const key of expectedIndexKeys(event, seq)) pass.add(tagOf(key), key);
     });
+  }
+
+  /**
+   * The block's payloads against the hashes it commits to. Unlike the chain, a payload can be healed: a
+   * damaged or missing one is dropped and marked missing (readers get "not stored here", never bad bytes),
+   * and the sync manager fetches a verified copy from peers; one a deletion should have purged is purged.
+   */
+  private async checkPayloads(executed: ExecutedBlock): Promise<void> {
+    const { problems, checked } = await auditBlockPayloads(this.ledger.store, executed);
+    this.payloads.checked += checked;
+    if (problems.length === 0) return;
+    for (const p of problems) {
+      this.opts.logger.warn({ height: p.height, tx: p.tx, record: p.record, problem: p.problem }, p.action === 'repair' ? 'payload damaged or missing: repairing from peers' : 'payload of a deleted record still held: purging');
+      if (p.action === 'repair') {
+        await this.ledger.store.markPayloadMissing(p.tx);
+        this.payloads.damaged++;
+      } else {
+        await this.ledger.store.purgePayload(p.tx);
+        this.payloads.purged++;
+      }
+      this.payloads.recent.push(p);
+      if (this.payloads.recent.length > RECENT_PAYLOAD_PROBLEMS) this.payloads.recent.shift();
+    }
+    if (problems.some((p) => p.action === 'repair')) this.opts.payloadsToRepair();
   }
 
   private async checkHashIndex(hashBytes: Uint8Array, h: number): Promise<void> {

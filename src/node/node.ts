@@ -160,7 +160,7 @@ export class MedLedgerNode {
     });
     await this.engine.start();
     // Re-verifies the stored chain from genesis now, then every new block and periodically (issue #5).
-    this.integrity = new IntegrityMonitor(ledger, { logger: logger.child({ module: 'integrity' }), busy: () => this.sync.progress.active });
+    this.integrity = new IntegrityMonitor(ledger, { logger: logger.child({ module: 'integrity' }), busy: () => this.sync.progress.active, payloadsToRepair: () => this.sync.repairSoon(), ...config.integrity });
     this.integrity.start();
     this.sync.startRepairs();
 
@@ -221,6 +221,7 @@ export class MedLedgerNode {
       mempool: this.mempool.size,
       integrity: this.integrity.status(),
       load: { ...this.shedder.status(), api: { ...this.server.stats } },
+      payloads: { checked: this.integrity.payloads.checked, damaged: this.integrity.payloads.damaged, purged: this.integrity.payloads.purged, ...this.sync.repairs, recent: [...this.integrity.payloads.recent] },
       consensusStats: this.engine.stats,
       ...(this.engine.halted ? { halted: this.engine.halted } : {}),
       keystoreDir: this.config.keystoreDir,

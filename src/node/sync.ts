@@ -72,7 +72,8 @@ export class SyncManager {
   private readonly redactedOffers = new Map<string, Map<string, { payload: Uint8Array; peers: Set<string> }>>();
   private repairTimer: NodeJS.Timeout | null = null;
   private repairing: Promise<void> | null = null;
-  readonly repairs = { stored: 0, dropped: 0 };
+  /** Payloads restored from peers, dropped (purged meanwhile), and still missing after the last attempt. */
+  readonly repairs = { stored: 0, dropped: 0, missing: 0 };
 
   constructor(
     private readonly deps: { ledger: Ledger; engine: () => ConsensusEngine; host: () => P2PHost; logger: Logger; maxBlockBytes: number },
@@ -154,7 +155,7 @@ export class SyncManager {
     let queued = 0;
     const dispatch = async (c: SyncChunk) => {
       this.pool ??= new SignatureWorkerPool();
-      const verified = preverifyTransactions(c.flatMap((x) => x.block.txs), this.pool, this.deps.ledger.txCache);
+      const verified = preverifyTransactions(c.flatMap((x) => x.block.txs), this.pool, this.deps.ledger.txCache, this.deps.ledger.genesis.hash);
       const before = committing;
       queued++;
       committing = (async () => {
@@ -273,6 +274,7 @@ export class SyncManager {
   async repairMissing(): Promise<void> {
     const { ledger, logger } = this.deps;
     const ids = await ledger.store.missingPayloads(MAX_PAYLOAD_IDS);
+    this.repairs.missing = ids.length;
     if (ids.length === 0) return;
     const needed = maxFaulty(ledger.genesis.validators.length) + 1;
     for (const peer of this.deps.host().connectedPeers()) {
@@ -308,7 +310,9 @@ export class SyncManager {
         this.redactedOffers.delete(id);
       }
     }
-    const left = (await ledger.store.missingPayloads(1)).length;
+    const left = (await ledger.store.missingPayloads(MAX_PAYLOAD_IDS)).length;
+    this.repairs.missing = left;
+    if (this.repairs.stored > 0) logger.info({ repaired: this.repairs.stored, missing: left }, 'payloads repaired from peers');
     if (left > 0) {
       logger.warn('some committed payloads are still missing here: asking peers again later');
       this.scheduleRepair(REPAIR_INTERVAL_MS);
@@ -323,6 +327,11 @@ export class SyncManager {
   /** Looks for missing payloads soon after start (a crash or an earlier sync may have left some). */
   startRepairs(): void {
     this.scheduleRepair(5_000);
+  }
+
+  /** Payloads were just marked missing (e.g. by the integrity monitor): fetch them from peers shortly. */
+  repairSoon(): void {
+    this.scheduleRepair(500);
   }
 
   private async committedTx(txIdHex: string) {

@@ -96,6 +96,20 @@ export interface StatusResponse {
     /** API requests refused before any handler ran, by reason. */
     api: { rateLimited: number; wrongHost: number; crossOrigin: number; badContentType: number; malformedTarget: number };
   };
+  /**
+   * Payloads against the hashes the chain commits to (integrity monitor) and their repair from peers (sync):
+   * checked, found damaged or missing, purged (held after a deletion), restored, dropped, still missing; and
+   * the latest problems found, naming transaction and record.
+   */
+  payloads?: {
+    checked: number;
+    damaged: number;
+    purged: number;
+    stored: number;
+    dropped: number;
+    missing: number;
+    recent: { height: number; tx: string; record?: string; problem: string; action: 'repair' | 'purge' }[];
+  };
   /** Heights decided and the rounds beyond round 0 they needed (timeouts, skipped proposers). */
   consensusStats?: { heights: number; extraRounds: number; heightsWithExtraRounds: number };
   /** Set when this node stopped consensus because it could not commit a decided block (e.g. a disk failure). */

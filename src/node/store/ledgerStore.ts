@@ -342,6 +342,44 @@ export class LedgerStore {
     for (const record of records) await this.db.compactRange(K.wrappedKeyRecordPrefix(record), `${K.wrappedKeyRecordPrefix(record)}\xff`);
   }
 
+  /**
+   * What this replica holds for one committed payload: the bytes (if its file and reference exist), whether
+   * a deletion redacted it, whether it is known missing, and whether its record's blob is still live.
+   */
+  async payloadHolding(txIdHex: string): Promise<{ bytes: Uint8Array | undefined; referenced: boolean; redacted: boolean; missing: boolean }> {
+    const [referenced, redacted, missing] = await this.db.getMany([K.payload(txIdHex), K.redacted(txIdHex), K.missingPayload(txIdHex)]);
+    return { bytes: referenced !== undefined ? this.payloadFiles.read(txIdHex) : undefined, referenced: referenced !== undefined, redacted: redacted !== undefined, missing: missing !== undefined };
+  }
+
+  /** The stored wrapped key of a blob for a user, with the transaction whose payload carried it. */
+  async wrappedKeyEntry(blob: string, user: string): Promise<{ tx: string; key: WrappedKey } | undefined> {
+    const v = await this.db.get(K.wrappedKey(blob, user));
+    return v ? (decodeCanonical(v) as { tx: string; key: WrappedKey }) : undefined;
+  }
+
+  async blobIsLive(patient: string, blob: string): Promise<boolean> {
+    return (await this.db.get(K.patientBlob(patient, blob))) !== undefined;
+  }
+
+  /**
+   * A payload found damaged or absent: its reference and file go, and it is marked missing, so that readers
+   * get "not stored here" instead of bad bytes and the sync manager fetches a verified copy from peers.
+   */
+  async markPayloadMissing(txIdHex: string): Promise<void> {
+    const batch = new PendingBatch(this.db, this.payloadFiles);
+    batch.delPayload(txIdHex);
+    batch.put(K.missingPayload(txIdHex), EMPTY);
+    await batch.write();
+  }
+
+  /** A payload that a deletion should have purged but that is still here: removed now. */
+  async purgePayload(txIdHex: string): Promise<void> {
+    const batch = new PendingBatch(this.db, this.payloadFiles);
+    batch.delPayload(txIdHex);
+    batch.del(K.missingPayload(txIdHex));
+    await batch.write();
+  }
+
   /** Payloads committed but not held here (see commitBlock), oldest first. */
   async missingPayloads(limit: number): Promise<string[]> {
     const out: string[] = [];
