@@ -71,8 +71,6 @@ export interface GossipDeps {
   mempool: Mempool;
   engine: ConsensusEngine;
   logger: Logger;
-  /** True while the node sheds load: transaction batches are then ignored undecoded (not the sender's fault). */
-  overloaded?: () => boolean;
 }
 
 export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number], GossipHandler> {
@@ -81,8 +79,6 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
   /** A verdict per transaction: the good ones of a batch are admitted whatever the others are. */
   const tx: GossipHandler = {
     async validate(data, from): Promise<WeighedVerdict> {
-      // Under overload, consensus messages come first; the other nodes still hold these transactions.
-      if (deps.overloaded?.()) return { verdict: 'ignore', penalty: 0 };
       const batch = parse(txBatchSchema, data);
       if (!batch) return { verdict: 'reject', penalty: 1 };
       let added = 0;

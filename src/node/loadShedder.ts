@@ -22,8 +22,10 @@ const SAMPLE_MS = 500;
 const HEAP_HIGH_WATER_SHARE = 0.6;
 const heapLimit = () => getHeapStatistics().heap_size_limit;
 
-/** Half a propose timeout: beyond it, rounds would start to time out. */
-export const LOOP_DELAY_HIGH_WATER_MS = 200;
+/** A fifth of a propose timeout, sustained: beyond it, rounds would start to time out. */
+export const LOOP_DELAY_HIGH_WATER_MS = 300;
+/** Loop lag sheds only while at least this share of the mempool's high-water mark is pending. */
+const LOOP_SHED_MIN_PENDING_SHARE = 0.1;
 
 export class LoadShedder {
   private readonly delay: IntervalHistogram;
@@ -34,6 +36,7 @@ export class LoadShedder {
   private rss = 0;
   private loopP99Ms = 0;
   private lastSampleAt = performance.now();
+  private laggedBefore = false;
 
   constructor(
     private readonly limits: ShedLimits,
@@ -57,7 +60,12 @@ export class LoadShedder {
     // The live heap says whether taking more would grow memory; resident memory alone lags (V8 and malloc
     // keep freed pages for a while), so it sheds only near the hard bound.
     const memoryHigh = mem.heapUsed > HEAP_HIGH_WATER_SHARE * heapLimit() || this.rss > this.limits.rssHighWater;
-    this.overloadedBy = memoryHigh ? 'memory' : this.loopP99Ms > this.limits.loopDelayHighWaterMs ? 'loop' : null;
+    // A lagging loop is overload only when it lasts (two windows in a row) and work is queueing: a single
+    // stall (a compaction, a busy machine) with an empty mempool is not helped by refusing one request.
+    const lagging = this.loopP99Ms > this.limits.loopDelayHighWaterMs;
+    const sustained = lagging && this.laggedBefore && this.mempoolSize() >= LOOP_SHED_MIN_PENDING_SHARE * this.limits.mempoolHighWater;
+    this.laggedBefore = lagging;
+    this.overloadedBy = memoryHigh ? 'memory' : sustained ? 'loop' : null;
   }
 
   /** Why the node is too busy for `count` more transactions, or null. */

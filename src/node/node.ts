@@ -146,7 +146,9 @@ export class MedLedgerNode {
         maxMessageBytes: maxGossipBytes(genesis.params.maxBlockBytes),
         logger: logger.child({ module: 'p2p' }),
       },
-      gossipHandlers({ ledger, mempool, engine: this.engine, logger, overloaded: () => this.shedder?.reason() === 'loop' || this.shedder?.reason() === 'memory' }),
+      // Gossiped transactions are never shed for load: a node that skipped one batch of a user but took the
+      // next would propose the later nonces first and make the earlier ones stale (nonces only increase).
+      gossipHandlers({ ledger, mempool, engine: this.engine, logger }),
     );
     if (this.host.peerId !== ownPeerId) {
       throw new Error(`peer key ${config.peerKeyFile} has id ${this.host.peerId}, but the genesis file names ${ownPeerId} for ${config.hospital}`);

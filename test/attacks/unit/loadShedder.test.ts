@@ -26,21 +26,41 @@ describe('load shedder', () => {
     expect(shedder.status().shed.mempool).toBe(11);
   });
 
-  it('refuses while the event loop lags, and takes work again once it recovers', async () => {
-    shedder = new LoadShedder({ mempoolHighWater: 1e9, rssHighWater: 1e12, loopDelayHighWaterMs: 100 }, () => 0);
-    await new Promise((r) => setTimeout(r, 600)); // one quiet sample
-    expect(shedder.reason()).toBeNull();
-    const busyUntil = Date.now() + 400;
-    while (Date.now() < busyUntil) {
+  const hog = (ms: number) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
       // a synchronous hog: the loop cannot run timers meanwhile
     }
-    // The sample due during the hog runs right after it and sees the lag; the state holds for one window.
-    await new Promise((r) => setTimeout(r, 50));
+  };
+
+  it('refuses while the event loop lags for a while with work queued, and takes work again once it recovers', async () => {
+    shedder = new LoadShedder({ mempoolHighWater: 100, rssHighWater: 1e12, loopDelayHighWaterMs: 100 }, () => 50);
+    await new Promise((r) => setTimeout(r, 600)); // one quiet sample
+    expect(shedder.reason()).toBeNull();
+    for (let i = 0; i < 6; i++) {
+      hog(350);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(shedder.reason()).toBe('loop');
     expect(refusal(() => shedder!.admit())?.message).toContain('event loop busy');
-    await new Promise((r) => setTimeout(r, 1_100));
+    await new Promise((r) => setTimeout(r, 1_600));
     expect(shedder.reason()).toBeNull();
     expect(shedder.status().shed.loop).toBe(1);
+  });
+
+  it('a single stall, or a lagging loop with nothing queued, refuses nothing', async () => {
+    shedder = new LoadShedder({ mempoolHighWater: 100, rssHighWater: 1e12, loopDelayHighWaterMs: 100 }, () => 50);
+    await new Promise((r) => setTimeout(r, 600));
+    hog(400);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(shedder.reason()).toBeNull();
+    shedder.stop();
+    shedder = new LoadShedder({ mempoolHighWater: 100, rssHighWater: 1e12, loopDelayHighWaterMs: 100 }, () => 0);
+    for (let i = 0; i < 6; i++) {
+      hog(350);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(shedder.reason()).toBeNull();
   });
 
   it('refuses while memory is above its bound', async () => {
