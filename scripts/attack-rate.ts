@@ -6,14 +6,16 @@
  * Starts four node processes on 127.0.0.1 as the multi-process tests do (test/support/testNetwork.ts, fast
  * test timings), node 3 through the test-only byzantine harness (test/support/byzantineNode.ts). A light load
  * of audited reads (--tps per honest node) keeps blocks non-empty. First a baseline phase (node 3 unaltered),
- * then one phase per behaviour: node 3 is restarted with it and the honest nodes' finalized heights are
- * measured over --seconds. Prints a table (blocks/min of the honest nodes, ratio to the baseline, their CPU and
+ * then node 3 stopped (what a crashed validator costs, for comparison), then one phase per behaviour (node 3
+ * restarted with it), and the baseline again at the end (the machine's drift); in each the honest nodes'
+ * finalized heights are measured over --seconds. Behaviours that get node 3 banned run last. Prints a table (blocks/min of the honest nodes, ratio to the baseline, their CPU and
  * RSS, new evidence records, gossip rejects of node 3) and writes it as JSON to
  * bench-results/attack-rate-<date>.json. Every loop is bounded in count and time; the node processes are
  * started and stopped by this script (by PID), and so is the whole run (a deadline from the phase count).
  */
 import '../src/polyfill.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Session } from '../src/client/session.js';
@@ -25,7 +27,7 @@ import { TestNetwork } from '../test/support/testNetwork.js';
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '30' },
-    behaviours: { type: 'string', default: BEHAVIOURS.join(',') },
+    behaviours: { type: 'string', default: 'equivocate,far-rounds,replay,sync-strip,sync-alter,vote-flood,oversized,invalid-payload' },
     /** Audited reads per second submitted to each honest node (0: empty blocks only). */
     tps: { type: 'string', default: '20' },
     out: { type: 'string', default: 'bench-results' },
@@ -33,8 +35,19 @@ const { values } = parseArgs({
 });
 const SECONDS = Math.min(Math.max(Number(values.seconds), 5), 600);
 const TPS = Math.min(Math.max(Number(values.tps), 0), 500);
-const PHASES: BehaviourName[][] = [[], ...values.behaviours.split(',').filter(Boolean).map((b) => [b as BehaviourName])];
-for (const [b] of PHASES.slice(1)) if (!(BEHAVIOURS as readonly string[]).includes(b!)) throw new Error(`unknown behaviour ${b} (known: ${BEHAVIOURS.join(', ')})`);
+interface PhaseSpec {
+  name: string;
+  behaviours: BehaviourName[];
+  stopped?: boolean;
+}
+const chosen = values.behaviours.split(',').filter(Boolean);
+for (const b of chosen) if (!(BEHAVIOURS as readonly string[]).includes(b)) throw new Error(`unknown behaviour ${b} (known: ${BEHAVIOURS.join(', ')})`);
+const PHASES: PhaseSpec[] = [
+  { name: 'baseline', behaviours: [] },
+  { name: 'node 3 stopped', behaviours: [], stopped: true },
+  ...chosen.map((b) => ({ name: b, behaviours: [b as BehaviourName] })),
+  { name: 'baseline (end)', behaviours: [] },
+];
 const HONEST = [0, 1, 2];
 const BYZ = 3;
 /** Hard stop of the whole run: every phase's window plus generous start, settle and restart time. */
@@ -52,6 +65,8 @@ interface Row {
   honestRssMb: number;
   /** Evidence records node 0 stored for heights of this phase. */
   evidence: number;
+  /** The machine's 1-minute load average at the end of the phase (2 cores; other work shares them). */
+  load1: number;
   /** Gossip messages of node 3 that node 0 rejected during the phase; whether node 3 ended the phase banned. */
   rejected: number;
   banned: boolean;
@@ -110,13 +125,14 @@ async function main(): Promise<void> {
 
     const heights = async () => (await net.statuses(HONEST)).map((s) => s.height);
     const rows: Row[] = [];
-    for (const behaviours of PHASES) {
+    for (const phase of PHASES) {
       if (Date.now() > DEADLINE - (SECONDS + 30) * 1000) {
         console.error('deadline reached: skipping the remaining phases');
         break;
       }
-      const name = behaviours[0] ?? 'baseline';
-      await restartByz(behaviours, name);
+      const name = phase.name;
+      if (phase.stopped) await net.processes[BYZ]!.stop();
+      else await restartByz(phase.behaviours, name.replace(/\W+/g, '-'));
       const before = { h: Math.min(...(await heights())), t: Date.now(), cpu: HONEST.map((i) => cpuSeconds(net.processes[i]!.pid)) };
       const rejectedBefore = (await net.api(0).status()).penalties?.[byzPeer]?.rejected ?? 0;
       await sleep(SECONDS * 1000);
@@ -131,7 +147,7 @@ async function main(): Promise<void> {
       }
       let sent: Record<string, number> = {};
       try {
-        sent = (JSON.parse(readFileSync(statsFile(name), 'utf8')) as { sent: Record<string, number> }).sent;
+        sent = (JSON.parse(readFileSync(statsFile(name.replace(/\W+/g, '-')), 'utf8')) as { sent: Record<string, number> }).sent;
       } catch {
         // no stats written yet
       }
@@ -147,6 +163,7 @@ async function main(): Promise<void> {
         honestCpuPct: Math.round((after.cpu.reduce((s, c, k) => s + (c - before.cpu[k]!), 0) / HONEST.length / elapsed) * 100),
         honestRssMb: Math.max(...HONEST.map((i) => rssMb(net.processes[i]!.pid))),
         evidence,
+        load1: Math.round(loadavg()[0]! * 10) / 10,
         rejected: (status0.penalties?.[byzPeer]?.rejected ?? 0) - rejectedBefore,
         banned: (status0.penalties?.[byzPeer]?.bannedUntil ?? 0) > Date.now(),
         sent,
@@ -154,13 +171,13 @@ async function main(): Promise<void> {
       const r = rows[rows.length - 1]!;
       console.error(`${name}: ${r.blocks} blocks in ${r.seconds} s (${r.blocksPerMin}/min, ×${r.ratio})`);
       // Let the honest nodes work off what the attack left queued before the next phase is measured.
-      await restartByz([], `${name}-settle`);
+      await restartByz([], `${name.replace(/\W+/g, '-')}-settle`);
       const h = Math.max(...(await heights()));
       await net.waitFor((s) => s.height >= h + 2, { nodes: HONEST, timeoutMs: 60_000 }).catch(() => console.error(`${name}: honest nodes had not recovered after 60 s`));
     }
 
-    const header = ['behaviour', 'blocks/min (honest)', 'ratio', 'txs/min', 'honest CPU %', 'honest RSS MB', 'evidence', 'rejected', 'banned'];
-    const table = rows.map((r) => [r.behaviour, String(r.blocksPerMin), r.ratio.toFixed(2), String(r.txsPerMin), String(r.honestCpuPct), String(r.honestRssMb), String(r.evidence), String(r.rejected), r.banned ? 'yes' : 'no']);
+    const header = ['behaviour', 'blocks/min (honest)', 'ratio', 'txs/min', 'honest CPU %', 'honest RSS MB', 'evidence', 'rejected', 'banned', 'load'];
+    const table = rows.map((r) => [r.behaviour, String(r.blocksPerMin), r.ratio.toFixed(2), String(r.txsPerMin), String(r.honestCpuPct), String(r.honestRssMb), String(r.evidence), String(r.rejected), r.banned ? 'yes' : 'no', String(r.load1)]);
     const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
     const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
     console.log(line(header));
