@@ -30,9 +30,9 @@ const txBatchSchema = z.strictObject({
 
 /**
  * What a failed transaction in a batch costs its sender, in reject units (a peer is cut off at 20 units a
- * minute). Provably bad ones (forged, malformed, oversized, already final) cost a full unit; ones that are
- * merely not valid here (unknown user, stale time, a used nonce), which an honest peer may relay in a race,
- * cost a decode and so a fiftieth.
+ * minute). Provably bad ones (forged, malformed, oversized) cost a full unit; ones that are merely not valid
+ * here (unknown user, stale time, a used nonce), which an honest peer may relay in a race, cost a decode and
+ * so a fiftieth; one already final costs nothing (see below).
  */
 const PROVABLY_BAD = new Set(['MALFORMED', 'BAD_SIGNATURE', 'TOO_LARGE']);
 const NOT_VALID_HERE = new Set(['UNKNOWN_ACTOR', 'KEY_MISMATCH', 'BAD_TIME', 'REPLAY']);
@@ -99,9 +99,11 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
             logger.error({ from, err }, 'gossiped transaction could not be checked');
             continue;
           }
-          // Re-publishing a transaction that is already final is the sender's fault (each is gossiped once,
-          // by the node that received it); a used nonce on a new transaction may be a race.
-          if (PROVABLY_BAD.has(err.code) || (err.code === 'REPLAY' && (await ledger.store.txLocation(txIdOfBytes(item.tx))))) bad++;
+          // A transaction that is already final costs nothing: an honest node's batch can leave (or be
+          // forwarded) after the block holding its transactions was committed everywhere, and a replayed final
+          // transaction costs us a decode and one lookup, no signature check.
+          if (PROVABLY_BAD.has(err.code)) bad++;
+          else if (err.code === 'REPLAY' && (await ledger.store.txLocation(txIdOfBytes(item.tx)))) continue;
           else if (NOT_VALID_HERE.has(err.code)) doubtful++;
         }
       }

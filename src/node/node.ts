@@ -39,18 +39,20 @@ export function readGenesisFile(file: string): Genesis {
 
 /** Batches locally submitted transactions into gossip messages (gossipsub has no backpressure). */
 class TxOutbox {
-  private items: { tx: Uint8Array; payload?: Uint8Array }[] = [];
+  private items: { id: string; tx: Uint8Array; payload?: Uint8Array }[] = [];
   private bytes = 0;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly publish: (data: Uint8Array) => void,
+    /** Still waiting for a block: a transaction already committed (or dropped) is not gossiped. */
+    private readonly pending: (id: string) => boolean,
     private readonly flushMs = 20,
     private readonly maxBytes = 512 * 1024,
   ) {}
 
-  push(tx: Uint8Array, payload?: Uint8Array): void {
-    this.items.push(payload ? { tx, payload } : { tx });
+  push(id: string, tx: Uint8Array, payload?: Uint8Array): void {
+    this.items.push(payload ? { id, tx, payload } : { id, tx });
     this.bytes += tx.length + (payload?.length ?? 0);
     if (this.bytes >= this.maxBytes || this.items.length >= MAX_TX_BATCH) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
@@ -60,10 +62,10 @@ class TxOutbox {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.items.length === 0) return;
-    const items = this.items;
+    const items = this.items.filter((i) => this.pending(i.id)).map(({ tx, payload }) => (payload ? { tx, payload } : { tx }));
     this.items = [];
     this.bytes = 0;
-    this.publish(encodeTxBatch(items));
+    if (items.length > 0) this.publish(encodeTxBatch(items));
   }
 }
 
@@ -130,7 +132,7 @@ export class MedLedgerNode {
       dropped: (entry, error) => this.tracker.fail(entry.tx.idHex, error),
       logger,
     });
-    this.outbox = new TxOutbox((data) => this.publish('tx', data));
+    this.outbox = new TxOutbox((data) => this.publish('tx', data), (id) => this.mempool.has(id));
 
     const privateKey = await loadOrCreatePeerKey(config.peerKeyFile);
     const ownPeerId = genesis.validators[selfIndex]!.peerId;
@@ -254,7 +256,7 @@ export class MedLedgerNode {
     // Only the request that admitted the transaction gets the answer of a read or query.
     const waiting = req.wait ? this.tracker.wait(tx.idHex, req.timeoutMs, admission.status === 'added' ? tx.tx : null) : null;
     if (admission.status === 'added') {
-      this.outbox.push(bytes, payload);
+      this.outbox.push(tx.idHex, bytes, payload);
       this.engine.onMempoolTx();
     }
     if (!waiting) return { id: tx.idHex, status: 'pending' };
@@ -283,7 +285,7 @@ export class MedLedgerNode {
         const bytes = fromBase64(item.tx);
         const payload = item.payload !== undefined ? fromBase64(item.payload) : undefined;
         const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now, api: this.apiLimits });
-        if (admission.status === 'added') this.outbox.push(bytes, payload);
+        if (admission.status === 'added') this.outbox.push(admission.tx.idHex, bytes, payload);
         accepted.push(admission.tx.idHex);
       } catch (err) {
         if (!isMedLedgerError(err) && !(err instanceof TypeError)) throw err;

@@ -15,9 +15,8 @@ import { TestNetwork } from '../support/testNetwork.js';
  * txLocation). 20 units a minute ban an honest peer for 60 s; a batch of 20 transactions does it at once.
  * With two of four validators cut off from each other, any one validator down stops the chain.
  *
- * BUG (reported to the lead): `it.fails` until honest relaying can no longer be charged (e.g. the outbox
- * drops transactions that are final or no longer pending when it flushes, and receivers charge for a final
- * transaction only once it has been final for a while, or not at all).
+ * Receivers now charge nothing for a transaction that is already final, and the outbox drops what is no longer
+ * pending when it flushes.
  */
 describe('honest nodes under a light transaction load', () => {
   let net: TestNetwork;
@@ -48,7 +47,7 @@ describe('honest nodes under a light transaction load', () => {
   // The race depends on timing (a commit within the outbox's 20 ms): 30 s of this load hit it in most runs here
   // (honest nodes charged each other 4-12 units; in one run of three they banned each other). Up to three
   // windows of 20 s, so that an unlucky window does not hide it.
-  it.fails('charge each other nothing for transactions that became final while their gossip was in flight', async () => {
+  it('charge each other nothing for transactions that became final while their gossip was in flight', async () => {
     const names = new Map(net.layout.nodes.map((n, i) => [n.peerId, `node ${i}`]));
     const charges = async () =>
       (await net.statuses()).flatMap((s, i) =>

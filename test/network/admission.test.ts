@@ -272,7 +272,7 @@ describe('admission: unknown peers and forged gossip', () => {
     (await rejectedBy()).forEach((n, i) => expect(n - before[i]!, `node ${i}`).toBe(forged.length));
   }, 60_000);
 
-  it('rejects malformed and replayed gossip and penalises the sender, while the honest nodes carry on', async () => {
+  it('rejects malformed gossip and penalises the sender; a replayed final transaction is dropped, never committed twice, and not charged (honest forwarding can race a commit)', async () => {
     const before = await rejectedBy();
     await rogue.publish('tx', new Uint8Array([0xff, 0x00, 0x13]));
     await rogue.publish('vote', encodeCanonical({ votes: [{ type: 'prevote' }], n: 1 }));
@@ -285,11 +285,11 @@ describe('admission: unknown peers and forged gossip', () => {
     await rogue.publish('tx', encodeTxBatch([{ tx: committed.bytes }, { tx: committed.bytes }]));
     const deadline = Date.now() + 10_000;
     let after = await rejectedBy();
-    while (Date.now() < deadline && after.some((n, i) => n - before[i]! < 3)) {
+    while (Date.now() < deadline && after.some((n, i) => n - before[i]! < 2)) {
       await new Promise((r) => setTimeout(r, 200));
       after = await rejectedBy();
     }
-    after.forEach((n, i) => expect(n - before[i]!, `node ${i}`).toBeGreaterThanOrEqual(3));
+    after.forEach((n, i) => expect(n - before[i]!, `node ${i}`).toBe(2));
     const trail = await patient.queryAudit({ patient: 'pat-victim', action: 'E' });
     expect(trail.value!.events.filter((e) => e.tx === committed.idHex)).toHaveLength(1);
   }, 60_000);
