@@ -82,9 +82,10 @@ export function buildProgram(): Command {
     .description("re-verify every replica's chain here, from genesis, and compare them height by height")
     .requiredOption('--api <urls...>', 'node APIs, comma-separated or repeated, e.g. http://127.0.0.1:7700,http://127.0.0.1:7701')
     .option('--genesis <file>', 'genesis file to trust (default: the first node\'s, and every block 0 must match it)')
+    .option('--payloads', "also compare every replica's payloads (hashes and presence) with the hashes the chain commits to")
     .option('--json', 'machine-readable report')
-    .addHelpText('after', '\nExit codes: 0 all replicas verify and agree; 1 a replica differs or fails verification (node and height named),\nor verified equivocation evidence; 2 the check could not be completed (unreachable node, bad arguments).')
-    .action(async (opts: { api: string[]; genesis?: string; json?: boolean }) => (await import('./commands/verify.js')).runVerify(opts));
+    .addHelpText('after', '\nExit codes: 0 all replicas verify and agree; 1 a replica differs or fails verification (node and height named),\nor verified equivocation evidence, or (--payloads) a replica lacks, alters or still holds a payload (node and tx named);\n2 the check could not be completed (unreachable node, bad arguments).')
+    .action(async (opts: { api: string[]; genesis?: string; json?: boolean; payloads?: boolean }) => (await import('./commands/verify.js')).runVerify(opts));
 
   program
     .command('prove')

@@ -27,9 +27,17 @@ export function withUserOptions(cmd: Command): Command {
     .addHelpText('after', `\nPassword: from ${PASSWORD_ENV}, else prompted without echo.\nExit codes: 0 ok, 1 denied by the ledger (reason printed), 2 usage or other error.`);
 }
 
-export async function signIn(opts: UserOptions): Promise<Session> {
+/** `fallbackApis`: where record reads go next when content cannot be read through `opts.api` (record show). */
+export async function signIn(opts: UserOptions, fallbackApis: string[] = []): Promise<Session> {
   const password = await readSecret(`Password for ${opts.user}: `, PASSWORD_ENV);
-  const session = await login({ apiUrl: opts.api, userId: opts.user, password, ...(opts.keystores ? { keystoreDir: opts.keystores } : {}), ...(opts.genesis ? { genesisFile: opts.genesis } : {}) });
+  const session = await login({
+    apiUrl: opts.api,
+    userId: opts.user,
+    password,
+    ...(opts.keystores ? { keystoreDir: opts.keystores } : {}),
+    ...(opts.genesis ? { genesisFile: opts.genesis } : {}),
+    ...(fallbackApis.length > 0 ? { fallbackApiUrls: fallbackApis } : {}),
+  });
   warnUnpinned(session);
   return session;
 }

@@ -48,6 +48,8 @@ export interface LoginOptions {
    * keystore directory, else the node's own (unpinned).
    */
   genesisFile?: string;
+  /** Other nodes' APIs a record read falls back to when content cannot be read through this one. */
+  fallbackApiUrls?: string[];
 }
 
 /** Unlocks the user's keystore and checks the keys against the ledger's copy of the user. */
@@ -74,7 +76,7 @@ export async function login(opts: LoginOptions): Promise<Session> {
   }
   if (!bytesEqual(fromBase64(onLedger.signKey), keys.signPublic)) throw new LoginError('damaged-keystore', `the keystore of ${opts.userId} does not hold the key the ledger knows`);
   if (!onLedger.active) throw new LoginError('deactivated', `${opts.userId} was deactivated by the hospital's admin`);
-  return new Session(api, keys, status.hospital, { genesis: pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }) });
+  return new Session(api, keys, status.hospital, { genesis: pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }), ...(opts.fallbackApiUrls?.length ? { fallbackApis: opts.fallbackApiUrls } : {}) });
 }
 
 /** Problems with a new password (policy, confirmation), as short sentences for an inline error. */

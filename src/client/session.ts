@@ -1,4 +1,4 @@
-import { fromBase64 } from '../records/crypto/bytes.js';
+import { bytesEqual, fromBase64 } from '../records/crypto/bytes.js';
 import { createSigner, type Signer } from '../records/crypto/signature.js';
 import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
 import { blobId, openBlob, rewrapForGrantee, sealBlob, type Recipient, type WrappedKey } from '../records/envelope.js';
@@ -28,6 +28,18 @@ export interface DecryptedRecord {
   content?: RecordContent;
   files: { file: string; version: number; content?: FileContent; error?: string }[];
   error?: string;
+  /** The node API this answer came through. */
+  via?: string;
+  /**
+   * With fallback nodes: the reads whose content could not be read, each a separate audited read, and why —
+   * the ones before this answer, or, when no node gave a readable answer, the ones after it (this is the first).
+   */
+  attempts?: { api: string; tx?: string; error: string }[];
+}
+
+/** Whether the content and every file of a read record could be decrypted here. */
+export function fullyReadable(r: DecryptedRecord): boolean {
+  return r.error === undefined && r.files.every((f) => f.error === undefined);
 }
 
 /** The outcome of one audited action, as the user sees it. */
@@ -46,6 +58,12 @@ const fromWireKey = (k: WireWrappedKey): WrappedKey => ({ epk: fromBase64(k.epk)
 export interface SessionOptions {
   /** The genesis file recipients' keys are checked against; without it, the node's (see recipientKeys.ts). */
   genesis?: GenesisAnchor | undefined;
+  /**
+   * Other nodes' APIs, in order: when a record's content or a file cannot be read through this node (it does
+   * not decrypt, or the node no longer stores it), readRecord reads it again through the next one — a new
+   * audited read, signed for that node — before it reports.
+   */
+  fallbackApis?: string[] | undefined;
 }
 
 /**
@@ -57,14 +75,16 @@ export class Session {
   readonly signer: Signer;
   /** Checks every key this session encrypts for against the chain (issue 9), and caches what it proved. */
   readonly recipientKeys: RecipientKeyVerifier;
-  private readonly nonces = new NonceSource();
+  /** Shared with the sessions of fallback nodes: one user's nonces only ever grow. */
+  private nonces = new NonceSource();
+  private readonly fallbacks = new Map<string, Promise<Session>>();
 
   constructor(
     readonly api: ApiClient,
     readonly keys: UserKeys,
     /** The hospital of the node this session talks to (the `via` of its transactions). */
     readonly hospital: string,
-    options: SessionOptions = {},
+    private readonly options: SessionOptions = {},
   ) {
     this.signer = createSigner(keys.signSecret);
     this.recipientKeys = new RecipientKeyVerifier(api, options.genesis);
@@ -218,11 +238,56 @@ export class Session {
     return this.outcome(res, res.result?.kind === 'records' ? res.result.records : undefined);
   }
 
+  /**
+   * An audited read of a record, decrypted here. If the content or a file cannot be read through this node
+   * and fallback nodes are configured (SessionOptions.fallbackApis), the record is read again through each in
+   * turn until one answer is fully readable; that answer is returned, with the attempts before it. If none
+   * is, the first answer is returned, with the later attempts.
+   */
   async readRecord(patient: string, record: string, version?: number): Promise<ActionOutcome<DecryptedRecord>> {
+    const first = await this.readRecordHere(patient, record, version);
+    const fallbacks = this.options.fallbackApis ?? [];
+    if (!first.value || fullyReadable(first.value) || fallbacks.length === 0) return first;
+    const attempts: NonNullable<DecryptedRecord['attempts']> = [{ api: this.api.base, tx: first.id, error: unreadable(first.value) }];
+    for (const url of fallbacks) {
+      let next: ActionOutcome<DecryptedRecord>;
+      try {
+        next = await (await this.fallback(url)).readRecordHere(patient, record, version);
+      } catch (err) {
+        attempts.push({ api: url, error: (err as Error).message });
+        continue;
+      }
+      if (next.value && fullyReadable(next.value)) return { ...next, value: { ...next.value, attempts } };
+      attempts.push({ api: url, tx: next.id, error: next.denied ? `denied: ${next.denied}` : next.value ? unreadable(next.value) : 'no record in the answer' });
+    }
+    return { ...first, value: { ...first.value, attempts: attempts.slice(1) } };
+  }
+
+  /** The same user talking to another node of the same network (for fallback reads). */
+  private fallback(url: string): Promise<Session> {
+    let s = this.fallbacks.get(url);
+    if (!s) {
+      s = (async () => {
+        const api = new ApiClient(url);
+        const status = await api.status();
+        const other = new Session(api, this.keys, status.hospital, { genesis: this.options.genesis });
+        other.nonces = this.nonces;
+        // Unpinned, the fallback must at least be on this node's network: the user's signatures are bound to it.
+        const [mine, theirs] = await Promise.all([this.api.identify(), api.identify()]);
+        if (!bytesEqual(mine.genesisHash, theirs.genesisHash)) throw new MedLedgerError('FORBIDDEN', `the node at ${url} is on another network (${theirs.network}) than ${this.api.base}`);
+        return other;
+      })();
+      s.catch(() => this.fallbacks.delete(url));
+      this.fallbacks.set(url, s);
+    }
+    return s;
+  }
+
+  private async readRecordHere(patient: string, record: string, version?: number): Promise<ActionOutcome<DecryptedRecord>> {
     const res = await this.ask('readRecord', { patient, record, body: version !== undefined ? { version } : {} });
     if (res.result?.kind !== 'record') return this.outcome(res);
     const r = res.result;
-    const decrypted: DecryptedRecord = { meta: r.record, files: [] };
+    const decrypted: DecryptedRecord = { meta: r.record, files: [], via: this.api.base };
     if (r.content) {
       try {
         decrypted.content = recordContentSchema.parse(decodeCanonical(this.open(r.content)));
@@ -315,4 +380,10 @@ export class Session {
     const res = await this.ask('queryAudit', { body: { filter, ...(page.limit ? { limit: page.limit } : {}), ...(page.cursor ? { cursor: page.cursor } : {}) } });
     return this.outcome(res, res.result?.kind === 'audit' ? { events: res.result.events, ...(res.result.cursor ? { cursor: res.result.cursor } : {}) } : undefined);
   }
+}
+
+/** What could not be read of a record, in one line. */
+function unreadable(r: DecryptedRecord): string {
+  const parts = [...(r.error ? [`content: ${r.error}`] : []), ...r.files.filter((f) => f.error).map((f) => `${f.file}: ${f.error}`)];
+  return parts.join('; ');
 }

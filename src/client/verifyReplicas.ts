@@ -11,6 +11,7 @@ import { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
 import type { Tx } from '../records/tx/types.js';
 import type { EvidenceRecord, GenesisResponse, IntegrityStatus, StatusResponse, WireEvidenceMessage } from '../node/api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
+import { PayloadAudit, type PayloadCheckReport } from './verifyPayloads.js';
 
 /**
  * `medledger verify` as a library (the CLI and the TUI's verify screen call it). Downloads every
@@ -57,12 +58,19 @@ export interface VerifyReport {
   seconds?: number;
   /** Why the check could not run at all (exit code 2). */
   error?: string;
+  /** With `payloads`: every replica's payloads against the hashes the verified chain commits to. */
+  payloads?: PayloadCheckReport;
 }
 
 export interface VerifyOptions {
   genesisFile?: string;
   /** Called after each downloaded page: the height verified so far and the highest target. */
   onProgress?: (p: { height: number; target: number }) => void;
+  /**
+   * Also compare each replica's payloads with the chain (client/verifyPayloads.ts): a replica that lacks one
+   * it should hold, holds one whose hash differs, or holds one of a deleted record is named (exit 1).
+   */
+  payloads?: boolean;
 }
 
 /** Heights per page: at most what /v1/chain/raw serves at once, fewer for big blocks (about 8 MB a page). */
@@ -125,7 +133,9 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
   const target = new Map(reachable.map((r) => [r.name, r.status!.finalizedHeight]));
   const maxTarget = Math.max(-1, ...target.values());
   const pool = new SignatureWorkerPool();
-  const checker = new ReplicaComparison(genesis, reachable.map((r) => r.name), { txCache: caches });
+  const audit = opts.payloads ? new PayloadAudit(genesis, reachable.map((r) => ({ name: r.name, client: r.client }))) : undefined;
+  const checker = new ReplicaComparison(genesis, reachable.map((r) => r.name), { txCache: caches, ...(audit ? { onExecuted: audit.onExecuted } : {}) });
+  const verifiedOf = (name: string) => checker.replicas.find((s) => s.name === name)?.verifiedHeight ?? -1;
   let size = FIRST_PAGE;
 
   /** Downloads one page of heights from every replica and hands its signatures to the workers. */
@@ -171,12 +181,16 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
       upcoming?.catch(() => undefined);
       await current.verified;
       for (const name of current.failed) checker.drop(name);
+      audit?.beginPage(current.from);
       for (let h = current.from; h <= Math.min(current.to, maxTarget); h++) checker.feed(current.byHeight.get(h) ?? new Map<string, ReplicaBlock>());
+      // The payloads of these heights, on every replica, against what was just re-executed.
+      if (audit) await audit.checkPage(Math.max(1, current.from), Math.min(current.to, maxTarget), verifiedOf);
       caches.drop(current.cache);
       opts.onProgress?.({ height: Math.min(current.to, maxTarget), target: maxTarget });
       current = next;
     }
-    return buildReport(replicas, checker, genesis, source, { blocks: checker.blocksVerified, events: checker.eventsVerified, seconds: (performance.now() - started) / 1000 });
+    await audit?.finish(verifiedOf);
+    return buildReport(replicas, checker, genesis, source, audit, { blocks: checker.blocksVerified, events: checker.eventsVerified, seconds: (performance.now() - started) / 1000 });
   } finally {
     await pool.close();
   }
@@ -311,7 +325,7 @@ function nodeReport(r: Replica, problem: string | undefined, extra: Partial<Veri
   };
 }
 
-function buildReport(replicas: Replica[], comparison: ReplicaComparison, genesis: Genesis, source: string, stats: { blocks: number; events: number; seconds: number }): VerifyReport {
+function buildReport(replicas: Replica[], comparison: ReplicaComparison, genesis: Genesis, source: string, audit: PayloadAudit | undefined, stats: { blocks: number; events: number; seconds: number }): VerifyReport {
   const { replicas: states, divergence, equivocations, moreEquivocations } = comparison.result();
   const byName = new Map(states.map((s) => [s.name, s]));
   let failed = false;
@@ -328,9 +342,16 @@ function buildReport(replicas: Replica[], comparison: ReplicaComparison, genesis
     }
     const alert = r.status?.integrity.alert;
     if (alert) problems.push(`its own integrity monitor reports height ${alert.height}: ${alert.problem}`);
+    const payloadFindings = audit?.findingsOf(r.name) ?? 0;
+    if (payloadFindings > 0) problems.push(`${payloadFindings} payload problem${payloadFindings === 1 ? '' : 's'} (listed below)`);
     if (problems.length > 0) failed = true;
     if (r.error) errored = true;
     if (r.error) problems.push(r.error);
+    const payloadError = r.status ? audit?.errorOf(r.name) : undefined;
+    if (payloadError) {
+      errored = true;
+      problems.push(payloadError);
+    }
     return nodeReport(r, problems.length > 0 ? problems.join('; ') : undefined, {
       ...(state && state.verifiedHeight >= 0 ? { verifiedHeight: state.verifiedHeight } : {}),
       ...(state?.head ? { head: state.head } : {}),
@@ -351,5 +372,6 @@ function buildReport(replicas: Replica[], comparison: ReplicaComparison, genesis
     genesis: { hash: toHex(genesis.hash), network: genesis.file.network, source },
     ...(finals.length > 0 ? { comparedUpTo: Math.min(...finals) } : {}),
     ...stats,
+    ...(audit ? { payloads: audit.report() } : {}),
   };
 }

@@ -2,7 +2,7 @@ import { bytesEqual, toHex } from '../records/crypto/bytes.js';
 import { sha256 } from '../records/crypto/hash.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
 import { headerHash, type Block, type BlockHeader } from './block.js';
-import type { TxCache } from './blockExecution.js';
+import type { ExecutedBlock, TxCache } from './blockExecution.js';
 import { ChainChecker, ChainFault } from './chainCheck.js';
 import type { Genesis } from './genesis.js';
 import type { Certificate } from './votes.js';
@@ -88,10 +88,14 @@ export class ReplicaComparison {
   constructor(
     readonly genesis: Genesis,
     names: string[],
-    opts: { txCache?: TxCache } = {},
+    private readonly opts: {
+      txCache?: TxCache;
+      /** Each block re-executed here, with the replicas whose certificate of it verified (they all serve it). */
+      onExecuted?: (executed: ExecutedBlock, replicas: string[]) => void;
+    } = {},
   ) {
     this.replicas = names.map((name) => ({ name, verifiedHeight: -1 }));
-    const checker = new ChainChecker(genesis, opts);
+    const checker = new ChainChecker(genesis, opts.txCache ? { txCache: opts.txCache } : {});
     this.groups = [{ checker, members: this.replicas.map((state, order) => ({ state, order })) }];
   }
 
@@ -142,13 +146,12 @@ export class ReplicaComparison {
         const candidate: Candidate = candidates.get(key) ?? { bytes, valid: false, members: [], certs: [] };
         candidates.set(key, candidate);
         candidate.members.push(...members);
-        let executedHash: Uint8Array;
+        let executed: ExecutedBlock;
         try {
           const block = checker.decode(bytes, h);
           candidate.block = block;
           candidate.hash = headerHash(block.header);
-          const executed = checker.next(block, null);
-          executedHash = executed.hash;
+          executed = checker.next(block, null);
           this.blocksVerified++;
           this.eventsVerified += executed.events.length;
         } catch (err) {
@@ -159,10 +162,10 @@ export class ReplicaComparison {
         const survivors: Member[] = [];
         for (const m of members) {
           try {
-            const cert = checker.checkCertificate(blocks.get(m.state.name)!.cert, h, executedHash);
+            const cert = checker.checkCertificate(blocks.get(m.state.name)!.cert, h, executed.hash);
             candidate.certs.push(cert);
             m.state.verifiedHeight = h;
-            m.state.head = { height: h, hash: toHex(executedHash), round: cert.round, signers: this.hospitals(cert.sigs.map((s) => s.validator)) };
+            m.state.head = { height: h, hash: toHex(executed.hash), round: cert.round, signers: this.hospitals(cert.sigs.map((s) => s.validator)) };
             survivors.push(m);
           } catch (err) {
             if (!(err instanceof ChainFault)) throw err;
@@ -172,6 +175,7 @@ export class ReplicaComparison {
         if (survivors.length > 0) {
           candidate.valid = true;
           next.push({ checker, members: survivors });
+          this.opts.onExecuted?.(executed, survivors.map((m) => m.state.name));
         }
       });
     }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatDateTime, textTable } from '../../client/auditView.js';
 import { formatBytes, parseBloodPressure, parseHeartRate, parsePositiveInt, parseRecordId, parseTemperature, parseUserId, readAttachment, recordContentOf, saveAttachment, type RecordFields } from '../../client/inputs.js';
-import type { DecryptedRecord, Session } from '../../client/session.js';
+import { fullyReadable, type DecryptedRecord, type Session } from '../../client/session.js';
 import { UsageError } from '../passwordPrompt.js';
 import { flag, json, patientOf, reportOutcome, signIn, withUserOptions, type UserOptions } from '../userSession.js';
 
@@ -48,9 +48,9 @@ function fieldsFrom(o: ContentOpts): RecordFields {
   };
 }
 
-async function start(o: PatientOpt): Promise<{ session: Session; patient: string }> {
+async function start(o: PatientOpt, fallbackApis: string[] = []): Promise<{ session: Session; patient: string }> {
   if (o.patient !== undefined) flag('patient', o.patient, parseUserId);
-  const session = await signIn(o);
+  const session = await signIn(o, fallbackApis);
   return { session, patient: patientOf(session, o.patient) };
 }
 
@@ -69,6 +69,8 @@ function printRecord(rec: DecryptedRecord): void {
   ];
   if (rec.error) rows.push(['content', `not readable: ${rec.error}`]);
   for (const f of rec.files) rows.push(['file', f.content ? `${f.file} ${f.content.name} (${f.content.mime}, ${formatBytes(f.content.data.length)}, v${f.version})` : `${f.file} not readable: ${f.error}`]);
+  for (const a of rec.attempts ?? []) rows.push(['not read via', `${a.api}: ${a.error}`]);
+  if (rec.attempts?.length && rec.via) rows.push(['read via', rec.via]);
   process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(15)}${v}`).join('\n')}\n`);
 }
 
@@ -77,6 +79,8 @@ const recordJson = (rec: DecryptedRecord) => ({
   ...(rec.content ? { content: rec.content } : {}),
   ...(rec.error ? { error: rec.error } : {}),
   files: rec.files.map((f) => ({ file: f.file, version: f.version, ...(f.content ? { name: f.content.name, mime: f.content.mime, size: f.content.data.length } : { error: f.error }) })),
+  ...(rec.via ? { via: rec.via } : {}),
+  ...(rec.attempts?.length ? { attempts: rec.attempts } : {}),
 });
 
 export function addRecordCommands(record: Command): Command {
@@ -113,14 +117,25 @@ export function addRecordCommands(record: Command): Command {
     .argument('<record>', 'record id', recordArg)
     .option('--version <n>', 'an earlier version')
     .option('--save-files <dir>', 'write the decrypted files into this directory')
+    .addHelpText(
+      'after',
+      '\n--api may name several nodes, comma-separated: when the content or a file cannot be read through one\n(it does not decrypt, or the node no longer stores it), the record is read again through the next (each\nread is audited). Exit 2 when the content or a file could not be read through any of them.',
+    )
     .action(async (id: string, o: PatientOpt & { version?: string; saveFiles?: string }) => {
       const version = flag('version', o.version, (t) => parsePositiveInt(t, 'version'));
-      const { session, patient } = await start(o);
+      const [api, ...fallbacks] = o.api.split(',').map((u) => u.trim()).filter(Boolean);
+      if (!api) throw new UsageError('--api: no node API URL given');
+      const { session, patient } = await start({ ...o, api }, fallbacks);
       const r = await session.readRecord(patient, id, version);
       if (!reportOutcome(r, '', true) || !r.value) return;
       if (o.json) json(recordJson(r.value));
       else printRecord(r.value);
       for (const f of r.value.files) if (o.saveFiles && f.content) process.stderr.write(`saved ${saveAttachment(o.saveFiles, f.content)}\n`);
+      if (!fullyReadable(r.value)) {
+        const tried = 1 + (r.value.attempts?.length ?? 0);
+        process.stderr.write(`error: the content of ${id} could not be read${tried > 1 ? ` through any of ${tried} nodes` : ''}\n`);
+        process.exitCode = 2;
+      }
     });
 
   withContent(withPatient(record.command('update').description('save a new version; fields not given keep their current value')))

@@ -197,3 +197,38 @@ export interface EvidenceRecord {
   second: WireEvidenceMessage;
   seenAt: number;
 }
+
+// ---- payload listing (issue 9): what a replica holds of each committed payload, for `verify --payloads` ----
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 32 bytes of hex');
+const height = z.number().int().nonnegative();
+
+export const payloadListingEntrySchema = z
+  .strictObject({
+    tx: hex64,
+    height,
+    kind: z.enum(['blob', 'grant']),
+    /** Bytes of it are on disk here (referenced by the store or not). */
+    held: z.boolean(),
+    /** The store references it (only referenced payloads are served to readers and peers). */
+    referenced: z.boolean(),
+    /** SHA-256 of the bytes on disk, when held; the bytes themselves never leave through this endpoint. */
+    sha256: hex64.optional(),
+    /** A record deletion redacted this grant payload (its hash no longer matches the transaction's). */
+    redacted: z.boolean(),
+    /** Marked missing: to be repaired from peers. */
+    missing: z.boolean(),
+    /** Record content not held because its record was deleted: the deletion, as this replica knows it. */
+    deleted: z.strictObject({ tx: hex64, height }).optional(),
+  })
+  .refine((e) => e.held === (e.sha256 !== undefined), { message: 'sha256 is given exactly when the payload is held' });
+export type PayloadListingEntry = z.infer<typeof payloadListingEntrySchema>;
+
+/** GET /v1/payloads?from=&to=: `to` is how far this page got (a page ends early when it is full). */
+export const payloadListingSchema = z.strictObject({
+  head: height,
+  from: height,
+  to: z.number().int().min(-1),
+  payloads: z.array(payloadListingEntrySchema).max(10_000),
+});
+export type PayloadListing = z.infer<typeof payloadListingSchema>;

@@ -13,6 +13,7 @@ import { listBlocks, MAX_BLOCKS_PER_PAGE } from '../chainView.js';
 import { evidenceOf, proofOf } from '../auditorView.js';
 import { RequestNonces } from './requestNonces.js';
 import { keyProofOf } from '../keyProof.js';
+import { listPayloads } from '../payloadListing.js';
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
@@ -152,6 +153,17 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
       },
     },
     { method: 'GET', pattern: '/v1/evidence', handler: async () => ({ body: { evidence: await evidenceOf(node.ledger) } }) },
+    {
+      method: 'GET',
+      pattern: '/v1/payloads',
+      handler: async (ctx) => {
+        // What this replica holds of each committed payload of a height range: hashes and markers, never bytes.
+        const from = Number(ctx.query.get('from') ?? 1);
+        const to = Number(ctx.query.get('to') ?? from);
+        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
+        return { body: await listPayloads(node.ledger, from, to) };
+      },
+    },
   ];
   if (node.config.testControls) {
     routes.push({
