@@ -3,6 +3,7 @@ import { enrolStaff, registerPatient } from '../client/accounts.js';
 import { unlockKeystore } from '../client/keystoreFiles.js';
 import { Session } from '../client/session.js';
 import type { ScryptParams } from '../records/keystore.js';
+import { passwordProblems } from '../records/password.js';
 import type { NetworkLayout, NetworkNode } from './networkSetup.js';
 
 /**
@@ -20,10 +21,14 @@ export interface DemoUser {
 
 const WORDS = ['Amber', 'Birch', 'Cedar', 'Delta', 'Ember', 'Fjord', 'Grove', 'Harbor', 'Indigo', 'Juniper', 'Kestrel', 'Lumen', 'Maple', 'Nimbus', 'Orchid', 'Pebble', 'Quartz', 'Raven', 'Sierra', 'Tundra'];
 
-/** A readable password that meets the policy (three character classes, 12+ characters). */
+/** A readable password that meets the policy (12+ characters, rated ≥ 3 by the strength estimator): three different words and a number. */
 export function demoPassword(): string {
-  const word = () => WORDS[randomInt(WORDS.length)]!;
-  return `${word()}-${word()}-${randomInt(10, 100)}!`;
+  for (;;) {
+    const words = new Set<string>();
+    while (words.size < 3) words.add(WORDS[randomInt(WORDS.length)]!);
+    const password = `${[...words].join('-')}-${randomInt(10, 100)}!`;
+    if (passwordProblems(password, '').length === 0) return password;
+  }
 }
 
 async function login(node: NetworkNode, id: string, password: string): Promise<Session> {
