@@ -155,7 +155,11 @@ describe('a byzantine validator process against three honest node processes', ()
 
   afterAll(async () => {
     if (summary.length > 0) console.log(`byzantine phases:\n${summary.join('\n')}`);
-    await net?.destroy();
+    // MEDLEDGER_KEEP_TEST_DIR=1 keeps the nodes' logs and stores for a look after a failure.
+    if (process.env.MEDLEDGER_KEEP_TEST_DIR) {
+      await net?.stop();
+      console.log(`kept ${net?.layout.dir}`);
+    } else await net?.destroy();
   });
 
   it('equivocation, far rounds and heights, and replays: the honest nodes finalize, agree, and keep one evidence record per kind and height', async () => {
