@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
-    setupFiles: ['./src/polyfill.ts'],
+    setupFiles: ['./src/polyfill.ts', './test/support/isolatedHome.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 90_000,

@@ -3,6 +3,7 @@ import { runStatus } from './commands/status.js';
 import { addAppointmentCommands, addApproveCommand, addDenyCommand, addGrantCommand, addRequestCommand, addRevokeCommand, addWhoamiCommand } from './commands/access.js';
 import { addDeactivateCommand, addEnrolCommand, addRegisterCommand } from './commands/accounts.js';
 import { addAuditCommand } from './commands/audit.js';
+import { addPasswdCommand } from './commands/passwd.js';
 import { addRecordCommands } from './commands/records.js';
 
 function positiveInt(value: string): number {
@@ -59,7 +60,7 @@ export function buildProgram(): Command {
     .command('tui')
     .description('open the terminal UI against a node (every role: patient, doctor, auditor, admin)')
     .requiredOption('--api <url>', 'node API, e.g. http://127.0.0.1:7700')
-    .option('--keystores <dir>', "keystore directory (default: the node's, from its status)")
+    .option('--keystores <dir>', 'keystore directory (default: ~/.medledger/keystores; for a local cluster, the node names its own)')
     .option('--genesis <file>', "the network's genesis file, to check recipients' keys against (default: genesis.json in the keystore directory)")
     // Loaded on demand: React and Ink are not needed by the node or the other commands.
     .action(async (opts: { api: string; keystores?: string; genesis?: string }) => (await import('./commands/tui.js')).runTui(opts));
@@ -76,6 +77,7 @@ export function buildProgram(): Command {
   addEnrolCommand(program.command('enrol'));
   addDeactivateCommand(program.command('deactivate'));
 
+  addPasswdCommand(program.command('passwd'));
   // ---- auditors: replica verification, inclusion proofs (issue #5) ----
   program
     .command('verify')

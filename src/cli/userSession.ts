@@ -22,7 +22,7 @@ export function withUserOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--api <url>', 'node API, e.g. http://127.0.0.1:7700')
     .requiredOption('--user <id>', 'your user id (the keystore to unlock)')
-    .option('--keystores <dir>', "keystore directory (default: the node's, from its status)")
+    .option('--keystores <dir>', 'keystore directory (default: ~/.medledger/keystores; for a local cluster, the node names its own)')
     .option('--genesis <file>', "the network's genesis file, to check recipients' keys against (default: genesis.json in the keystore directory)")
     .addHelpText('after', `\nPassword: from ${PASSWORD_ENV}, else prompted without echo.\nExit codes: 0 ok, 1 denied by the ledger (reason printed), 2 usage or other error.`);
 }

@@ -6,7 +6,7 @@ import type { ScryptParams } from '../records/keystore.js';
 import { passwordProblems } from '../records/password.js';
 import type { StatusResponse } from '../node/api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
-import { keystorePath, unlockKeystore, writeKeystore } from './keystoreFiles.js';
+import { defaultKeystoreDir, keystorePath, resolveKeystoreDir, unlockKeystore, writeKeystore } from './keystoreFiles.js';
 import { pinnedGenesis } from './recipientKeys.js';
 import { Session, type ActionOutcome } from './session.js';
 import { newUserKeys } from './userKeys.js';
@@ -57,7 +57,8 @@ export async function login(opts: LoginOptions): Promise<Session> {
   if (!userIdSchema.safeParse(opts.userId).success) throw new LoginError('invalid-user-id', `"${opts.userId}" is not a valid user id`);
   const api = new ApiClient(opts.apiUrl);
   const status = await nodeStatus(api);
-  const dir = opts.keystoreDir ?? status.keystoreDir;
+  // The user's own ~/.medledger/keystores by default; the node's directory is only a hint (local cluster, demo).
+  const dir = resolveKeystoreDir(opts.keystoreDir, opts.userId, status.keystoreDir);
   let keys;
   try {
     keys = unlockKeystore(dir, opts.userId, opts.password);
@@ -76,7 +77,7 @@ export async function login(opts: LoginOptions): Promise<Session> {
   }
   if (!bytesEqual(fromBase64(onLedger.signKey), keys.signPublic)) throw new LoginError('damaged-keystore', `the keystore of ${opts.userId} does not hold the key the ledger knows`);
   if (!onLedger.active) throw new LoginError('deactivated', `${opts.userId} was deactivated by the hospital's admin`);
-  return new Session(api, keys, status.hospital, { genesis: pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }), ...(opts.fallbackApiUrls?.length ? { fallbackApis: opts.fallbackApiUrls } : {}) });
+  return new Session(api, keys, status.hospital, { genesis: pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }) ?? pinnedGenesis({ keystoreDir: status.keystoreDir }), ...(opts.fallbackApiUrls?.length ? { fallbackApis: opts.fallbackApiUrls } : {}) });
 }
 
 /** Problems with a new password (policy, confirmation), as short sentences for an inline error. */
@@ -108,8 +109,9 @@ export async function registerPatient(opts: RegisterOptions): Promise<{ session:
   if (problems.length > 0) throw new Error(`password does not meet the policy: ${problems.join('; ')}`);
   const api = new ApiClient(opts.apiUrl);
   const status = await api.status();
-  const dir = opts.keystoreDir ?? status.keystoreDir;
-  const genesis = pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir });
+  // Written to the user's own ~/.medledger/keystores unless a directory is given (never the node's by default).
+  const dir = opts.keystoreDir ?? defaultKeystoreDir();
+  const genesis = pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }) ?? pinnedGenesis({ keystoreDir: status.keystoreDir });
   if (await userExists(api, opts.userId)) throw new Error(`user id ${opts.userId} is already taken`);
   const keys = newUserKeys(opts.userId, 'patient', status.hospital);
   const path = writeKeystore(dir, keys, opts.password, opts.kdf);

@@ -15,6 +15,20 @@ export function defaultKeystoreDir(): string {
   return join(homedir(), '.medledger', 'keystores');
 }
 
+/**
+ * The directory holding `userId`'s keystore when none is given: `~/.medledger/keystores` if it holds one
+ * for this user; else the node's hint (its `keystoreDir` status field: the local cluster and demo keep
+ * their users' keystores there) if that holds one; else `~/.medledger/keystores` (where registration
+ * writes, and what a NOT_FOUND names).
+ */
+export function resolveKeystoreDir(explicit: string | undefined, userId: string, nodeHint?: string): string {
+  if (explicit) return explicit;
+  const home = defaultKeystoreDir();
+  if (!userIdSchema.safeParse(userId).success || existsSync(keystorePath(home, userId))) return home;
+  if (nodeHint && existsSync(keystorePath(nodeHint, userId))) return nodeHint;
+  return home;
+}
+
 /** Keystore files on disk: `<dir>/<userId>.keystore.json`, written atomically with mode 0600. */
 export function keystorePath(dir: string, userId: string): string {
   if (!userIdSchema.safeParse(userId).success) throw new MedLedgerError('MALFORMED', `invalid user id ${JSON.stringify(userId)}`);

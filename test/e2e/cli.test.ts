@@ -211,6 +211,24 @@ describe('CLI twins of the TUI against a real node', () => {
     expect((JSON.parse(staffAudit.stdout) as { events: AuditEvent[] }).events.map((e) => e.type)).toEqual(expect.arrayContaining(['enrolUser', 'deactivateUser']));
   });
 
+  it('passwd re-seals the keystore (in ~/.medledger/keystores by default): the new password logs in, the old one no longer does', async () => {
+    const weak = await cli(['passwd', '--user', 'pat-cli'], { MEDLEDGER_NEW_PASSWORD: 'Password123!' });
+    expect(weak.code).toBe(2);
+    expect(weak.stderr).toContain('too easy to guess');
+    expect(weak.stderr).not.toContain('Password123!');
+    const wrong = await cli(['passwd', '--user', 'pat-cli'], { MEDLEDGER_PASSWORD: 'Wrong-Password-9', MEDLEDGER_NEW_PASSWORD: 'Quartz-Lantern-Ferry-31' });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('wrong password');
+    const ok = await cli(['passwd', '--user', 'pat-cli'], { MEDLEDGER_NEW_PASSWORD: 'Quartz-Lantern-Ferry-31' });
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`password changed for pat-cli; keystore in ${join(process.env.HOME!, '.medledger', 'keystores')}`);
+    const [oldOne, newOne] = await Promise.all([cli(['record', 'list', ...as('pat-cli')]), cli(['record', 'list', ...as('pat-cli'), '--json'], { MEDLEDGER_PASSWORD: 'Quartz-Lantern-Ferry-31' })]);
+    expect(oldOne.code).toBe(2);
+    expect(oldOne.stderr).toContain('Login unsuccessful: wrong password');
+    expect(newOne.code).toBe(0);
+  });
+
   it('without MEDLEDGER_PASSWORD and without a terminal, it asks for one instead of hanging (exit 2)', async () => {
     const r = await cli(['record', 'list', ...as('pat-cli')], { MEDLEDGER_PASSWORD: '' });
     expect(r.code).toBe(2);

@@ -261,6 +261,42 @@ describe('terminal UI against a real node', () => {
     await t.waitFor('Patient menu — pat-bob');
   });
 
+  it('[c] Change password: the old password is required, a weak new one is refused inline, then only the new one logs in', async () => {
+    let t = open();
+    await t.login('pat-bob', 'Bob-Is-Here-2025');
+    await t.waitFor('Patient menu — pat-bob');
+    await t.press('c');
+    await t.waitFor('Change password — pat-bob');
+    await t.type('Not-The-Password-1');
+    await t.type('Password123!');
+    await t.waitFor('✖ too easy to guess');
+    expect(t.frame()).not.toContain('Password123!');
+    await t.press(KEY.ctrlU);
+    await t.type('Quartz-Lantern-Ferry-31');
+    await t.type('Quartz-Lantern-Ferry-31');
+    await t.waitFor('Password unchanged: the current password is wrong');
+    t.unmount();
+
+    t = open();
+    await t.login('pat-bob', 'Bob-Is-Here-2025');
+    await t.waitFor('Patient menu — pat-bob');
+    await t.press('c');
+    await t.type('Bob-Is-Here-2025');
+    await t.type('Quartz-Lantern-Ferry-31');
+    await t.type('Quartz-Lantern-Ferry-31');
+    await t.waitFor('✔ Password changed for pat-bob');
+    await t.waitFor('Patient menu — pat-bob');
+    t.unmount();
+
+    t = open();
+    await t.login('pat-bob', 'Bob-Is-Here-2025');
+    await t.waitFor('Login unsuccessful: wrong password');
+    t.unmount();
+    t = open();
+    await t.login('pat-bob', 'Quartz-Lantern-Ferry-31');
+    await t.waitFor('Patient menu — pat-bob');
+  });
+
   it('appointments: the patient books a doctor, who sees it and cancels it', async () => {
     const when = new Date(Date.now() + 3 * 86_400_000);
     const pad = (n: number) => String(n).padStart(2, '0');

@@ -13,7 +13,7 @@ export function addRegisterCommand(cmd: Command): Command {
     .description('register as a new patient through this node (creates your keystore)')
     .requiredOption('--api <url>', 'node API')
     .requiredOption('--user <id>', 'the user id to register (a pseudonym)')
-    .option('--keystores <dir>', "where to write the keystore (default: the node's directory)")
+    .option('--keystores <dir>', 'where to write the keystore (default: ~/.medledger/keystores)')
     .option('--genesis <file>', "the network's genesis file (default: genesis.json in the keystore directory)")
     .option('--json', 'machine-readable output')
     .addHelpText('after', `\nPassword (${PASSWORD_POLICY}): from ${PASSWORD_ENV}, else prompted twice without echo.`)

@@ -14,6 +14,7 @@ import { AppointmentsScreen } from './AppointmentsScreen.js';
 import { AuditFilterScreen, AuditScreen } from './AuditScreen.js';
 import { FormScreen } from './FormScreen.js';
 import { NodeStatusScreen } from './NodeStatusScreen.js';
+import { PasswordScreen } from './PasswordScreen.js';
 import { PatientsScreen } from './PatientsScreen.js';
 import { RecordFormScreen } from './RecordFormScreen.js';
 import { RecordsScreen } from './RecordsScreen.js';
@@ -82,6 +83,7 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
   const open = (screen: ReactElement) => () => app.push(screen);
   const common: MenuItem[] = [
     { hotkey: 's', label: 'Node status', onSelect: open(<NodeStatusScreen />) },
+    { hotkey: 'c', label: 'Change password', onSelect: open(<PasswordScreen />) },
     { hotkey: 'l', label: 'Log out', onSelect: app.logout },
     { hotkey: 'q', label: 'Quit', onSelect: app.quit },
   ];
