@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { enrolStaff, registerPatient } from '../client/accounts.js';
+import { activateStaff, inviteStaff, registerPatient } from '../client/accounts.js';
 import { unlockKeystore } from '../client/keystoreFiles.js';
 import { Session } from '../client/session.js';
 import type { ScryptParams } from '../records/keystore.js';
@@ -46,9 +46,13 @@ export async function createDemoUsers(layout: NetworkLayout, kdf?: ScryptParams)
     for (const role of ['doctor', 'auditor'] as const) {
       const id = `${role === 'doctor' ? 'dr' : 'aud'}-${letterOf(node)}`;
       const password = demoPassword();
-      const enrolled = await enrolStaff(admin, { userId: id, role, password, keystoreDir: node.keystoreDir, ...(kdf ? { kdf } : {}) });
-      if (enrolled.denied) throw new Error(`enrolling ${id} was denied: ${enrolled.denied}`);
-      sessions.set(id, await login(node, id, password));
+      // Issue 10: the admin only invites; the script then plays the staff member's own computer, which
+      // generates the keys, seals them under the staff member's password and activates with the code.
+      const invited = await inviteStaff(admin, { userId: id, role });
+      if (invited.outcome.denied) throw new Error(`inviting ${id} was denied: ${invited.outcome.denied}`);
+      const activated = await activateStaff({ apiUrl: node.apiUrl, userId: id, code: invited.code, password, keystoreDir: node.keystoreDir, ...(kdf ? { kdf } : {}) });
+      if (activated.outcome.denied) throw new Error(`activating ${id} was denied: ${activated.outcome.denied}`);
+      sessions.set(id, activated.session);
       users.push({ id, role, hospital: node.hospital, password, api: node.apiUrl });
     }
     for (const n of [1, 2]) {

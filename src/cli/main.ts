@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runStatus } from './commands/status.js';
 import { addAppointmentCommands, addApproveCommand, addDenyCommand, addGrantCommand, addRequestCommand, addRevokeCommand, addWhoamiCommand } from './commands/access.js';
-import { addDeactivateCommand, addEnrolCommand, addRegisterCommand } from './commands/accounts.js';
+import { addActivateCommand, addDeactivateCommand, addEnrolCommand, addRegisterCommand } from './commands/accounts.js';
 import { addAuditCommand } from './commands/audit.js';
 import { addPasswdCommand } from './commands/passwd.js';
 import { addRecordCommands } from './commands/records.js';
@@ -75,9 +75,10 @@ export function buildProgram(): Command {
   addWhoamiCommand(program.command('whoami'));
   addRegisterCommand(program.command('register'));
   addEnrolCommand(program.command('enrol'));
+  addActivateCommand(program.command('activate'));
   addDeactivateCommand(program.command('deactivate'));
-
   addPasswdCommand(program.command('passwd'));
+
   // ---- auditors: replica verification, inclusion proofs (issue #5) ----
   program
     .command('verify')

@@ -10,9 +10,10 @@ import { defaultKeystoreDir, keystorePath, resolveKeystoreDir, unlockKeystore, w
 import { pinnedGenesis } from './recipientKeys.js';
 import { Session, type ActionOutcome } from './session.js';
 import { newUserKeys } from './userKeys.js';
+import { activationCodeKey, INVITATION_MAX_TTL_MS, INVITATION_TTL_MS, isActivationCode, newActivationCode, signActivation } from '../records/activation.js';
 
 /**
- * Signing in, self-registration and enrolment, as the TUI and the CLI both do them: keystores on this
+ * Signing in, self-registration, staff invitation and activation, as the TUI and the CLI both do them: keystores on this
  * host (a `--keystores` directory, or the one the node names in its status), keys checked against the
  * ledger, and failures as short messages that never contain a password or a key.
  */
@@ -137,32 +138,83 @@ async function userExists(api: ApiClient, userId: string): Promise<boolean> {
   }
 }
 
-export interface EnrolOptions {
+export interface InviteOptions {
   userId: string;
   role: StaffRole;
-  /** The initial password the admin sets (policy-checked); the staff member unlocks with it. */
-  password: string;
-  keystoreDir: string;
-  kdf?: ScryptParams;
+  /** Lifetime of the invitation (default 7 days, at most 30). */
+  ttlMs?: number;
+}
+
+export interface Invitation {
+  outcome: ActionOutcome;
+  /** The one-time activation code: shown to the admin once, handed over out of band, never logged. */
+  code: string;
+  expiresAt: number;
 }
 
 /**
- * An admin enrols a doctor or auditor of their own hospital: keys generated here, the keystore written
- * into the hospital's keystore directory under the initial password, then the enrolUser transaction.
+ * An admin invites a doctor or auditor of their own hospital (issue 10). Nothing secret of the staff member
+ * exists here: a fresh activation code, whose public key alone goes on the ledger in `inviteUser`. The
+ * staff member generates their keys on their own computer (`activateStaff`).
  */
-export async function enrolStaff(admin: Session, opts: EnrolOptions): Promise<ActionOutcome> {
+export async function inviteStaff(admin: Session, opts: InviteOptions): Promise<Invitation> {
   const idCheck = userIdSchema.safeParse(opts.userId);
   if (!idCheck.success) throw new Error(idCheck.error.issues[0]?.message ?? 'invalid user id');
+  if (await userExists(admin.api, opts.userId)) throw new Error(`user id ${opts.userId} is already taken`);
+  const ttl = Math.min(opts.ttlMs ?? INVITATION_TTL_MS, INVITATION_MAX_TTL_MS);
+  const code = newActivationCode();
+  const expiresAt = Date.now() + ttl;
+  const outcome = await admin.invite(opts.userId, opts.role, activationCodeKey(code, opts.userId), expiresAt);
+  return { outcome, code, expiresAt };
+}
+
+export interface ActivateOptions {
+  apiUrl: string;
+  userId: string;
+  code: string;
+  password: string;
+  /** Where to write the new keystore (default: ~/.medledger/keystores). */
+  keystoreDir?: string;
+  kdf?: ScryptParams;
+  genesisFile?: string;
+}
+
+/**
+ * The invited staff member, on their own computer: checks the code against the invitation, generates keys,
+ * seals them under their own password, then submits `activateUser` signed by the new key with the code's
+ * signature over the new keys. The keystore is written before submitting (keys of an activated user are never
+ * lost) and removed again if the ledger refuses the activation.
+ */
+export async function activateStaff(opts: ActivateOptions): Promise<{ session: Session; outcome: ActionOutcome }> {
+  const idCheck = userIdSchema.safeParse(opts.userId);
+  if (!idCheck.success) throw new Error(idCheck.error.issues[0]?.message ?? 'invalid user id');
+  if (!isActivationCode(opts.code)) throw new Error('the activation code is 20 letters and digits (groups of four)');
   const problems = newPasswordProblems(opts.userId, opts.password);
   if (problems.length > 0) throw new Error(`password does not meet the policy: ${problems.join('; ')}`);
-  if (existsSync(keystorePath(opts.keystoreDir, opts.userId))) throw new Error(`a keystore for ${opts.userId} already exists in ${opts.keystoreDir}`);
-  if (await userExists(admin.api, opts.userId)) throw new Error(`user id ${opts.userId} is already taken`);
-  const keys = newUserKeys(opts.userId, opts.role, admin.keys.hospital);
-  const path = writeKeystore(opts.keystoreDir, keys, opts.password, opts.kdf);
+  const api = new ApiClient(opts.apiUrl);
+  const status = await api.status();
+  // Like registration: the staff member's own ~/.medledger/keystores unless a directory is given.
+  const dir = opts.keystoreDir ?? defaultKeystoreDir();
+  const genesis = pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }) ?? pinnedGenesis({ keystoreDir: status.keystoreDir });
+  let invitation;
   try {
-    const outcome = await admin.enrol(opts.userId, opts.role, keys.signPublic, keys.encPublic!);
+    invitation = await api.invitation(opts.userId);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'NOT_FOUND') throw new Error(`there is no invitation for ${opts.userId}`);
+    throw err;
+  }
+  if (invitation.activated) throw new Error(`the invitation of ${opts.userId} was already used`);
+  if (invitation.expiresAt < Date.now()) throw new Error(`the invitation of ${opts.userId} expired at ${new Date(invitation.expiresAt).toISOString()}`);
+  if (!bytesEqual(activationCodeKey(opts.code, opts.userId), fromBase64(invitation.codeKey))) throw new Error(`wrong activation code for ${opts.userId}`);
+  if (existsSync(keystorePath(dir, opts.userId))) throw new Error(`a keystore for ${opts.userId} already exists in ${dir}`);
+  const keys = newUserKeys(opts.userId, invitation.role, invitation.hospital);
+  const path = writeKeystore(dir, keys, opts.password, opts.kdf);
+  const session = new Session(api, keys, status.hospital, { genesis });
+  try {
+    const genesisHash = (await api.identify()).genesisHash;
+    const outcome = await session.activate(signActivation(opts.code, opts.userId, keys.signPublic, keys.encPublic!, genesisHash));
     if (outcome.denied) rmSync(path, { force: true });
-    return outcome;
+    return { session, outcome };
   } catch (err) {
     if (err instanceof ApiError && err.status >= 400 && err.status < 500) rmSync(path, { force: true });
     throw err;

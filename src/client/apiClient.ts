@@ -4,7 +4,7 @@ import { MedLedgerError, type ErrorCode } from '../records/errors.js';
 import { signedRequestHeaders } from '../records/requestAuth.js';
 import type { Tx } from '../records/tx/types.js';
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
-import type { ErrorResponse, GenesisResponse, Overview, PublicUser, StatusResponse, SubmitBatchResponse, SubmitTxResponse, WireWrappedKey } from '../node/api/contract.js';
+import type { ErrorResponse, GenesisResponse, Overview, PublicInvitation, PublicUser, StatusResponse, SubmitBatchResponse, SubmitTxResponse, WireWrappedKey } from '../node/api/contract.js';
 
 /** Error from a node, with the node's error code (or NETWORK when the node could not be reached). */
 export class ApiError extends Error {
@@ -240,6 +240,10 @@ export class ApiClient {
       }
     }
     return { peerId: status.peerId, hospital: status.hospital, network: status.network, genesisHash: genesis.hash, pinned: pinned !== undefined };
+  }
+
+  invitation(id: string): Promise<PublicInvitation> {
+    return this.call('GET', `/v1/invitations/${encodeURIComponent(id)}`);
   }
 
   user(id: string): Promise<PublicUser> {

@@ -17,7 +17,8 @@ export function formatDateTime(ms: number): string {
 
 const ACTION_LABELS: Record<TxType, string> = {
   registerPatient: 'register',
-  enrolUser: 'enrol user',
+  inviteUser: 'invite user',
+  activateUser: 'activate account',
   deactivateUser: 'deactivate user',
   createRecord: 'create record',
   copyRecord: 'copy record',

@@ -20,7 +20,8 @@ import type { ApiClient } from './apiClient.js';
  * The evidence, from `GET /v1/users/:id/key-proof`:
  * - a hospital admin's keys are in the genesis file itself;
  * - everyone else's were set by one committed transaction: a successful `registerPatient` (the actor's
- *   keys) or `enrolUser` (the enrolled user's keys, in its body). The node sends that transaction's
+ *   keys) or `activateUser` (a staff member's keys: the
+ *   signer's key and the encryption key in its body, role and hospital from its audit event). The node sends that transaction's
  *   inclusion proof; it is checked offline against the genesis file this client trusts (commit certificate
  *   of 2f+1 genesis validators, proposer signature, Merkle paths, the user's signature, its audit event).
  *
@@ -162,10 +163,11 @@ function provenKeys(genesis: Genesis, id: string, evidence: unknown): VerifiedKe
     if (tx.actor !== id) return refuse(`the node's proof of ${id}'s keys is the registration of ${tx.actor}`);
     return { user: id, role: 'patient', hospital: tx.via, encKey: (tx as UnsignedTx<'registerPatient'>).body.encKey, signKey: tx.key, setBy };
   }
-  if (tx.type === 'enrolUser') {
-    const body = (tx as UnsignedTx<'enrolUser'>).body;
-    if (body.user !== id) return refuse(`the node's proof of ${id}'s keys is the enrolment of ${body.user}`);
-    return { user: id, role: body.role, hospital: verdict.claim.hospital, encKey: body.encKey, signKey: body.signKey, setBy };
+  if (tx.type === 'activateUser') {
+    if (tx.actor !== id) return refuse(`the node's proof of ${id}'s keys is the activation of ${tx.actor}`);
+    const role = verdict.claim.role;
+    if (role !== 'doctor' && role !== 'auditor') return refuse(`the node's proof of ${id}'s keys names role ${role}`);
+    return { user: id, role, hospital: verdict.claim.hospital, encKey: (tx as UnsignedTx<'activateUser'>).body.encKey, signKey: tx.key, setBy };
   }
   return refuse(`the node's proof of ${id}'s keys is of a ${tx.type} transaction, which sets no key`);
 }

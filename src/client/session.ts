@@ -175,8 +175,15 @@ export class Session {
     return this.outcome(await this.act('registerPatient', { body: { encKey: this.keys.encPublic } }));
   }
 
-  async enrol(user: string, role: StaffRole, signKey: Uint8Array, encKey: Uint8Array): Promise<ActionOutcome> {
-    return this.outcome(await this.act('enrolUser', { body: { user, role, signKey, encKey } }));
+  /** Admin: invites a doctor or auditor; only the code's public key goes on the ledger. */
+  async invite(user: string, role: StaffRole, codeKey: Uint8Array, expiresAt: number): Promise<ActionOutcome> {
+    return this.outcome(await this.act('inviteUser', { body: { user, role, expiresAt, codeKey } }));
+  }
+
+  /** The invited user, with their own new keys: the activation, signed by this session's key. */
+  async activate(codeSig: Uint8Array): Promise<ActionOutcome> {
+    if (!this.keys.encPublic) throw new MedLedgerError('MALFORMED', 'a staff member needs an encryption key');
+    return this.outcome(await this.act('activateUser', { body: { encKey: this.keys.encPublic, codeSig } }));
   }
 
   async deactivate(user: string): Promise<ActionOutcome> {

@@ -130,7 +130,7 @@ export function validateBlock(
     }
     if (seen.has(tx.idHex)) invalidBlock(h, `transaction ${tx.idHex.slice(0, 12)} appears twice`);
     seen.add(tx.idHex);
-    const result = apply(overlay, tx, { height: h, index, blockTime: header.time });
+    const result = apply(overlay, tx, { height: h, index, blockTime: header.time, genesisHash: genesis.hash });
     if (!result.valid) invalidBlock(h, `transaction ${index} (${tx.idHex.slice(0, 12)}) is invalid: ${result.error.message}`);
     overlay.write(result.changes);
     txs.push(tx);
@@ -185,7 +185,7 @@ export function buildBlock(args: {
   for (const tx of args.candidates) {
     const txSize = args.sizeOf ? args.sizeOf(tx) : tx.bytes.length;
     if (txs.length >= genesis.params.maxBlockTxs || size + txSize > genesis.params.maxBlockBytes) break;
-    const result = apply(overlay, tx, { height, index: txs.length, blockTime: time });
+    const result = apply(overlay, tx, { height, index: txs.length, blockTime: time, genesisHash: genesis.hash });
     if (!result.valid) {
       dropped.push({ tx, error: result.error });
       continue;

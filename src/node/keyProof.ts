@@ -9,11 +9,10 @@ import type { Ledger } from './ledger.js';
  * (issue 9, item 4; checked in src/client/recipientKeys.ts): the inclusion proof of the committed
  * transaction that set them, or "genesis" for a hospital admin, whose keys are in the genesis file.
  *
- * A user's keys are set exactly once: by a successful `registerPatient` (patients) or `enrolUser` (staff),
+ * A user's keys are set exactly once: by a successful `registerPatient` (patients) or `activateUser` (staff),
  * and no transaction type changes them later (users are never removed, an id is never reused). Both
  * transactions store their signed time as the user's `since`, so the transaction is found through the time
- * index at that millisecond (a handful of events) — the user index would not do for staff, whose
- * enrolment is indexed under the admin who signed it.
+ * index at that millisecond (a handful of events). Both are signed by the user, with the new keys.
  */
 export async function keyProofOf(ledger: Ledger, userId: string): Promise<KeyProofResponse> {
   const user = ledger.state.get('users', userId);
@@ -24,7 +23,7 @@ export async function keyProofOf(ledger: Ledger, userId: string): Promise<KeyPro
 }
 
 const setsKeyOf = (e: AuditEvent, userId: string): boolean =>
-  e.outcome === 'success' && ((e.type === 'registerPatient' && e.agent.user === userId) || (e.type === 'enrolUser' && e.subject === userId));
+  e.outcome === 'success' && ((e.type === 'registerPatient' && e.agent.user === userId) || (e.type === 'activateUser' && e.agent.user === userId));
 
 async function keyTxOf(ledger: Ledger, userId: string, since: number): Promise<string> {
   let cursor: string | undefined;

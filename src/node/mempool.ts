@@ -91,7 +91,7 @@ export class Mempool {
     const t = entry.tx.tx;
     const list = this.actors.get(t.actor);
     const held = list?.length ?? 0;
-    if (list && t.type === 'registerPatient') {
+    if (list && (t.type === 'registerPatient' || t.type === 'activateUser')) {
       throw new MedLedgerError('CONFLICT', `a registration of ${t.actor} is already pending`);
     }
     const same = this.withNonce(t.actor, t.nonce);

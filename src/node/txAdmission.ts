@@ -51,7 +51,7 @@ export function admitTx(
   if (t.nonce > ceiling) {
     throw new MedLedgerError('CONFLICT', `nonce ${t.nonce} of ${t.actor} is too far ahead (at most ${ceiling} now)`);
   }
-  const result = apply(ledger.state, tx, { height: ledger.height + 1, index: 0, blockTime: opts.now });
+  const result = apply(ledger.state, tx, { height: ledger.height + 1, index: 0, blockTime: opts.now, genesisHash: ledger.genesis.hash });
   if (!result.valid) throw result.error;
   if (!cached) {
     // Signed for this network: a transaction signed under another genesis hash fails here.
@@ -61,8 +61,9 @@ export function admitTx(
     ledger.txCache.set(leafHex, tx);
   }
   if (opts.api) {
-    if (t.type === 'registerPatient') {
-      if (!user) opts.api.checkRegistration(opts.now);
+    if (t.type === 'registerPatient' || (t.type === 'activateUser' && !(user && bytesEqual(user.signKey, t.key)))) {
+      // A registration or an activation attempt: no account's budget to charge, so the node's registration limit.
+      if (!user || t.type === 'activateUser') opts.api.checkRegistration(opts.now);
     } else if (user && bytesEqual(user.signKey, t.key)) {
       // Only the holder of the user's key spends the user's budget (the signature was verified above).
       opts.api.takeTx(t.actor, opts.now);
@@ -71,6 +72,6 @@ export function admitTx(
   checkPayload(tx, payload);
   const added = mempool.add({ tx, ...(payload ? { payload } : {}), receivedAt: opts.now });
   if (!added.added) return { status: 'duplicate', tx };
-  if (opts.api && t.type === 'registerPatient') opts.api.registered(opts.now);
+  if (opts.api && (t.type === 'registerPatient' || t.type === 'activateUser')) opts.api.registered(opts.now);
   return { status: 'added', tx, evicted: added.evicted };
 }

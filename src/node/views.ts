@@ -4,15 +4,19 @@ import { toBase64 } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
 import type { AuditEvent } from '../records/audit.js';
 import { requiredRecipients } from '../records/state/permissions.js';
-import type { RecordMeta, User } from '../records/state/types.js';
+import type { Invitation, RecordMeta, User } from '../records/state/types.js';
 import type { UnsignedTx } from '../records/tx/types.js';
-import type { Overview, PublicUser, ReadRecordResult, TxResult, WireBlob } from './api/contract.js';
+import type { Overview, PublicInvitation, PublicUser, ReadRecordResult, TxResult, WireBlob } from './api/contract.js';
 import type { Ledger } from './ledger.js';
 
 /**
  * Answers that the node serves from its replica: results of audited reads and queries (only after the
  * read's own audit event is final and successful), and a user's own view of grants and appointments.
  */
+export function publicInvitation(i: Invitation): PublicInvitation {
+  return { user: i.user, role: i.role, hospital: i.hospital, invitedBy: i.invitedBy, expiresAt: i.expiresAt, codeKey: toBase64(i.codeKey), activated: i.activatedAt !== undefined };
+}
+
 export function publicUser(u: User): PublicUser {
   return {
     id: u.id,

@@ -32,7 +32,8 @@ export interface AuditEvent {
 /** FHIR AuditEvent.action for each transaction type (queries and administration are E, execute). */
 export const actionOf: Record<TxType, AuditAction> = {
   registerPatient: 'C',
-  enrolUser: 'C',
+  inviteUser: 'C',
+  activateUser: 'C',
   deactivateUser: 'U',
   createRecord: 'C',
   copyRecord: 'C',

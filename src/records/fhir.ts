@@ -43,7 +43,8 @@ export type RestInteraction = 'create' | 'read' | 'update' | 'delete' | 'search'
 /** The RESTful interaction each transaction type amounts to (AuditEvent.subtype). */
 export const interactionOf: Record<TxType, RestInteraction> = {
   registerPatient: 'create',
-  enrolUser: 'create',
+  inviteUser: 'create',
+  activateUser: 'create',
   deactivateUser: 'update',
   createRecord: 'create',
   copyRecord: 'create',
@@ -149,7 +150,9 @@ function dataEntity(e: AuditEvent): FhirAuditEvent['entity'][number] | null {
   switch (e.type) {
     case 'registerPatient':
       return { what: userRef(e.agent.user, 'Patient'), type: SYSTEM_OBJECT, role: ROLE_DOMAIN_RESOURCE };
-    case 'enrolUser':
+    case 'activateUser':
+      return { what: userRef(e.agent.user, 'Practitioner'), type: SYSTEM_OBJECT, role: ROLE_DOMAIN_RESOURCE };
+    case 'inviteUser':
     case 'deactivateUser':
       return e.subject ? { what: userRef(e.subject, 'Practitioner'), type: SYSTEM_OBJECT, role: ROLE_DOMAIN_RESOURCE } : null;
     case 'bookAppointment':
@@ -178,7 +181,7 @@ export function toFhirAuditEvent(e: AuditEvent): FhirAuditEvent {
   if (e.patient) entity.push({ what: userRef(e.patient, 'Patient'), type: PERSON, role: ROLE_PATIENT });
   const data = dataEntity(e);
   if (data) entity.push(data);
-  if (e.subject && e.type !== 'enrolUser' && e.type !== 'deactivateUser') {
+  if (e.subject && e.type !== 'inviteUser' && e.type !== 'deactivateUser') {
     const appointment = e.type === 'bookAppointment' || e.type === 'cancelAppointment';
     entity.push({ what: userRef(e.subject), type: PERSON, role: appointment ? ROLE_PROVIDER : ROLE_SECURITY_USER });
   }

@@ -792,7 +792,7 @@ export interface FixtureData {
 export function buildFixtureData(): FixtureData {
   const chain = ChainBuilder.create();
   const network = chain.genesis.file.network;
-  chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), chain.enrol('admin-a', 'doc-1', 'doctor'), chain.enrol('admin-b', 'aud-1', 'auditor')]);
+  chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), ...chain.enrol('admin-a', 'doc-1', 'doctor'), ...chain.enrol('admin-b', 'aud-1', 'auditor')]);
   const r1 = chain.createRecord('pat-1', 'pat-1', 'BP 120/80');
   chain.finalize([
     r1.tx,

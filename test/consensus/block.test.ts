@@ -1,3 +1,4 @@
+import { activationCodeKey, newActivationCode, signActivation } from '../../src/records/activation.js';
 import { describe, expect, it } from 'vitest';
 import { certificateHash, decodeBlock, encodeBlock, genesisBlock, headerHash, signHeader, ZERO_HASH, EMPTY_ROOT, type Block, type BlockHeader } from '../../src/consensus/block.js';
 import { buildBlock, encodeEvents, MAX_CLOCK_DRIFT_MS, validateBlock, type ExecutedBlock, type ParentRef } from '../../src/consensus/blockExecution.js';
@@ -59,8 +60,11 @@ const state0 = genesisState(genesis);
 const T1 = T0 + 1_000;
 const regPatient = ledger.sign('pat-1', { type: 'registerPatient', via: 'hosp-a', time: T1 - 100, body: { encKey: ledger.keys('pat-1').encKey } });
 const doc = ledger.keys('doc-1');
-const enrolDoctor = ledger.sign('admin-a', { type: 'enrolUser', time: T1 - 50, body: { user: 'doc-1', role: 'doctor', signKey: doc.signing.publicKey, encKey: doc.encKey } });
-const built1 = buildBlock({ genesis, parent: parent0, lastCommit: null, state: state0, candidates: [regPatient, enrolDoctor], round: 0, time: T1, signer: V[1]! });
+// Issue 10: the admin invites, the doctor activates with their own keys and the code.
+const code = newActivationCode();
+const inviteDoctor = ledger.sign('admin-a', { type: 'inviteUser', time: T1 - 60, body: { user: 'doc-1', role: 'doctor', expiresAt: T1 + 86_400_000, codeKey: activationCodeKey(code, 'doc-1') } });
+const enrolDoctor = ledger.sign('doc-1', { type: 'activateUser', via: 'hosp-a', time: T1 - 50, body: { encKey: doc.encKey, codeSig: signActivation(code, 'doc-1', doc.signing.publicKey, doc.encKey, genesis.hash) } });
+const built1 = buildBlock({ genesis, parent: parent0, lastCommit: null, state: state0, candidates: [regPatient, inviteDoctor, enrolDoctor], round: 0, time: T1, signer: V[1]! });
 const b1 = built1.executed;
 const parent1 = ref(b1);
 const state1 = genesisState(genesis);
@@ -133,7 +137,7 @@ function expectInvalid(block: Block, parent: ParentRef, state: MemoryState, subs
 function executeByHand(state: StateView, txs: Tx[], height: number, blockTime: number) {
   const overlay = new OverlayState(state);
   const events = txs.map((tx, index) => {
-    const r = apply(overlay, tx, { height, index, blockTime });
+    const r = apply(overlay, tx, { height, index, blockTime, genesisHash: genesis.hash });
     if (!r.valid) throw new Error(`transaction ${index} invalid: ${r.error.message}`);
     overlay.write(r.changes);
     return r.event;
@@ -145,7 +149,7 @@ describe('fixture sanity', () => {
   it('a 4-validator genesis; buildBlock kept every candidate', () => {
     expect(genesis.validators.map((v) => v.hospital)).toEqual(['hosp-a', 'hosp-b', 'hosp-c', 'hosp-d']);
     expect(built1.dropped).toEqual([]);
-    expect(b1.block.header).toMatchObject({ height: 1, round: 0, proposer: 1, txCount: 2, time: T1 });
+    expect(b1.block.header).toMatchObject({ height: 1, round: 0, proposer: 1, txCount: 3, time: T1 });
     expect(b2.block.header).toMatchObject({ height: 2, round: 0, proposer: 2, txCount: 3, time: T2 });
     expect(b2.txs.map((t) => t.idHex)).toEqual(block2Txs.map((t) => t.idHex));
   });
@@ -156,16 +160,17 @@ describe('a valid chain 0 → 1 → 2 validates', () => {
     const exec = validateBlock(b1.block, parent0, state0, { genesis });
     expect(exec.hashHex).toBe(toHex(headerHash(b1.block.header)));
     expect(exec.hashHex).toBe(b1.hashHex);
-    expect(exec.txs.map((t) => t.idHex)).toEqual([regPatient.idHex, enrolDoctor.idHex]);
-    const byHand = executeByHand(state0, [regPatient, enrolDoctor], 1, T1);
+    expect(exec.txs.map((t) => t.idHex)).toEqual([regPatient.idHex, inviteDoctor.idHex, enrolDoctor.idHex]);
+    const byHand = executeByHand(state0, [regPatient, inviteDoctor, enrolDoctor], 1, T1);
     expect(exec.events).toEqual(byHand.events);
     expect(exec.changes).toEqual(byHand.changes);
     expect(exec.events.map((e) => [e.type, e.outcome, e.agent.user, e.height, e.index])).toEqual([
       ['registerPatient', 'success', 'pat-1', 1, 0],
-      ['enrolUser', 'success', 'admin-a', 1, 1],
+      ['inviteUser', 'success', 'admin-a', 1, 1],
+      ['activateUser', 'success', 'doc-1', 1, 2],
     ]);
     expect(toHex(b1.block.header.eventsRoot)).toBe(toHex(merkleRoot(encodeEvents(exec.events))));
-    expect(toHex(b1.block.header.txRoot)).toBe(toHex(merkleRoot([regPatient.bytes, enrolDoctor.bytes])));
+    expect(toHex(b1.block.header.txRoot)).toBe(toHex(merkleRoot([regPatient.bytes, inviteDoctor.bytes, enrolDoctor.bytes])));
     expect(b1.block.lastCommit).toBeNull();
     expect(toHex(b1.block.header.lastCommit)).toBe(toHex(ZERO_HASH));
   });
@@ -357,11 +362,11 @@ describe('transactions', () => {
   it('more transactions than the genesis allows', () => {
     const g1 = makeGenesis({ maxBlockTxs: 1 });
     const p0 = ref(genesisBlock(g1));
-    const built = buildBlock({ genesis: g1, parent: p0, lastCommit: null, state: genesisState(g1), candidates: [regPatient, enrolDoctor], round: 0, time: T1, signer: V[1]! });
+    const built = buildBlock({ genesis: g1, parent: p0, lastCommit: null, state: genesisState(g1), candidates: [regPatient, inviteDoctor, enrolDoctor], round: 0, time: T1, signer: V[1]! });
     expect(built.executed.txs).toHaveLength(1); // the proposer stops at the limit
     let thrown: unknown;
     try {
-      validateBlock(withTxs(built.executed.block, [regPatient.bytes, enrolDoctor.bytes], g1), p0, genesisState(g1), { genesis: g1 });
+      validateBlock(withTxs(built.executed.block, [regPatient.bytes, inviteDoctor.bytes, enrolDoctor.bytes], g1), p0, genesisState(g1), { genesis: g1 });
     } catch (err) {
       thrown = err;
     }
@@ -440,7 +445,7 @@ describe('transactions', () => {
     it('a proposer that executed against another state (a grant not in the chain): the outcome differs', () => {
       // The proposer's state includes the grant, so it records the doctor's listing as a success...
       const proposerView = new OverlayState(state1);
-      const r = apply(proposerView, grant, { height: 2, index: 0, blockTime: T2 });
+      const r = apply(proposerView, grant, { height: 2, index: 0, blockTime: T2, genesisHash: genesis.hash });
       expect(r.valid).toBe(true);
       if (r.valid) proposerView.write(r.changes);
       const lying = build2({ candidates: [listDenied], state: proposerView });

@@ -11,7 +11,7 @@ import { ChainBuilder, type FinalBlock } from '../support/chainBuilder.js';
  * certificate — fails, and says why.
  */
 const chain = ChainBuilder.create();
-chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), chain.enrol('admin-a', 'doc-1', 'doctor')]);
+chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), ...chain.enrol('admin-a', 'doc-1', 'doctor')]);
 const rec = chain.createRecord('pat-1', 'pat-1', 'BP 120/80, 37.2 C');
 chain.finalize([rec.tx]);
 // A block of several transactions, among them an allowed read and a denied one (doc-1 has no grant).

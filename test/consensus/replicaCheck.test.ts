@@ -14,7 +14,7 @@ import { ChainBuilder } from '../support/chainBuilder.js';
  * with the validators who signed both.
  */
 const chain = ChainBuilder.create();
-chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.enrol('admin-b', 'doc-1', 'doctor')]);
+chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), ...chain.enrol('admin-b', 'doc-1', 'doctor')]);
 const rec = chain.createRecord('pat-1', 'pat-1', 'temperature 37.0');
 chain.finalize([rec.tx]);
 chain.finalize([chain.readRecord('pat-1', 'pat-1', rec.record), chain.readRecord('doc-1', 'pat-1', rec.record), chain.registerPatient('pat-2', 'hosp-c')]);

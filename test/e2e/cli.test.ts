@@ -1,8 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unlockKeystore } from '../../src/client/keystoreFiles.js';
+import { activationCodeKey } from '../../src/records/activation.js';
 import type { AuditEvent } from '../../src/records/audit.js';
+import { bytesEqual, toBase64, toHex } from '../../src/records/crypto/bytes.js';
 import { cli } from '../support/cliRunner.js';
 import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
 
@@ -193,22 +196,53 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(twice.stderr).toContain('denied: already-cancelled');
   });
 
-  it('the admin enrols and deactivates staff; the new member logs in with the initial password', async () => {
-    const enrolled = await cli(['enrol', ...as('admin-a'), '--id', 'dr-cli', '--role', 'doctor'], { MEDLEDGER_NEW_PASSWORD: 'First-Day-2025!' });
+  it('the admin invites staff and gets a one-time code; the member activates on their own computer; the admin never holds their keys', async () => {
+    const adminDir = net.node(0).keystoreDir;
+    const staffDir = mkdtempSync(join(dir, 'staff-computer-')); // the staff member's own computer
+    const filesBefore = readdirSync(adminDir).sort();
+    const enrolled = await cli(['enrol', ...as('admin-a'), '--id', 'dr-cli', '--role', 'doctor', '--json']);
     expect(enrolled.stderr).toBe('');
     expect(enrolled.code).toBe(0);
-    expect(JSON.parse(readFileSync(join(net.node(0).keystoreDir, 'dr-cli.keystore.json'), 'utf8')).role).toBe('doctor');
-    const [who, byPatient] = await Promise.all([cli(['whoami', ...as('dr-cli')], { MEDLEDGER_PASSWORD: 'First-Day-2025!' }), cli(['deactivate', 'dr-cli', ...as('pat-cli')])]);
+    const { code } = JSON.parse(enrolled.stdout) as { code: string };
+    expect(code).toMatch(/^[0-9A-Z]{4}(-[0-9A-Z]{4}){4}$/);
+    // The admin's run wrote nothing: no keystore of the new member beside the admin's.
+    expect(readdirSync(adminDir).sort()).toEqual(filesBefore);
+    expect(existsSync(join(adminDir, 'dr-cli.keystore.json'))).toBe(false);
+
+    const wrong = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', staffDir], { MEDLEDGER_ACTIVATION_CODE: 'AAAA-AAAA-AAAA-AAAA-AAAA', MEDLEDGER_PASSWORD: 'First-Day-2025!' });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('wrong activation code');
+    const activated = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', staffDir], { MEDLEDGER_ACTIVATION_CODE: code, MEDLEDGER_PASSWORD: 'First-Day-2025!' });
+    expect(activated.stderr).toBe('');
+    expect(activated.code).toBe(0);
+    expect(activated.stdout).toContain('activated dr-cli as doctor of hosp-a');
+    const again = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', mkdtempSync(join(dir, 'thief-'))], { MEDLEDGER_ACTIVATION_CODE: code, MEDLEDGER_PASSWORD: 'Second-Try-2025!' });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('already used');
+
+    // The keys exist only on the staff member's computer, made after the admin's process had exited; the
+    // ledger holds their public key, which is not the code's key (the code alone cannot sign as dr-cli).
+    const keys = unlockKeystore(staffDir, 'dr-cli', 'First-Day-2025!');
+    expect(keys.role).toBe('doctor');
+    const onLedger = await (await net.admin(0)).api.user('dr-cli');
+    expect(onLedger.signKey).toBe(toBase64(keys.signPublic));
+    expect(bytesEqual(activationCodeKey(code, 'dr-cli'), keys.signPublic)).toBe(false);
+    const secrets = [keys.signSecret, keys.encSecret!].flatMap((k) => [toHex(k), toBase64(k), Buffer.from(k).toString('base64url')]);
+    const adminSide = [enrolled.stdout, enrolled.stderr, ...readdirSync(adminDir).filter((f) => statSync(join(adminDir, f)).isFile()).map((f) => readFileSync(join(adminDir, f), 'utf8'))].join('\n');
+    for (const s of secrets) expect(adminSide.includes(s)).toBe(false);
+    expect(readdirSync(adminDir).some((f) => f.startsWith('dr-cli'))).toBe(false);
+
+    const [who, byPatient] = await Promise.all([cli(['whoami', ...as('dr-cli'), '--keystores', staffDir], { MEDLEDGER_PASSWORD: 'First-Day-2025!' }), cli(['deactivate', 'dr-cli', ...as('pat-cli')])]);
     expect(who.stdout).toContain('dr-cli  doctor  hosp-a');
     expect(byPatient.code).toBe(1);
     expect(byPatient.stderr).toContain('denied: role-not-allowed');
     expect((await cli(['deactivate', 'dr-cli', ...as('admin-a')])).code).toBe(0);
-    const after = await cli(['whoami', ...as('dr-cli')], { MEDLEDGER_PASSWORD: 'First-Day-2025!' });
+    const after = await cli(['whoami', ...as('dr-cli'), '--keystores', staffDir], { MEDLEDGER_PASSWORD: 'First-Day-2025!' });
     expect(after.code).toBe(2);
     expect(after.stderr).toContain('Login unsuccessful: dr-cli was deactivated');
 
     const staffAudit = await cli(['audit', ...as('admin-a'), '--format', 'json']);
-    expect((JSON.parse(staffAudit.stdout) as { events: AuditEvent[] }).events.map((e) => e.type)).toEqual(expect.arrayContaining(['enrolUser', 'deactivateUser']));
+    expect((JSON.parse(staffAudit.stdout) as { events: AuditEvent[] }).events.map((e) => e.type)).toEqual(expect.arrayContaining(['inviteUser', 'deactivateUser']));
   });
 
   it('passwd re-seals the keystore (in ~/.medledger/keystores by default): the new password logs in, the old one no longer does', async () => {

@@ -18,7 +18,7 @@ import { ChainBuilder } from '../support/chainBuilder.js';
  * and the monitor must name the first bad height and say what is wrong.
  */
 const chain = ChainBuilder.create();
-chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), chain.enrol('admin-a', 'doc-1', 'doctor')]);
+chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), ...chain.enrol('admin-a', 'doc-1', 'doctor')]);
 const rec = chain.createRecord('pat-1', 'pat-1', 'temperature 37.1; blood pressure 118/76');
 chain.finalize([rec.tx, chain.grant('pat-1', 'doc-1').tx]);
 const read = chain.readRecord('doc-1', 'pat-1', rec.record);

@@ -74,7 +74,7 @@ describe('a single node as a separate process, driven over its API', () => {
 
     // The admin sees the enrolments among the hospital's staff actions, and no patient data.
     const staffTrail = await admin.queryAudit({ hospital: 'hosp-a' });
-    expect(staffTrail.value!.events.filter((e) => e.type === 'enrolUser').map((e) => e.subject).sort()).toEqual(['dr-house', 'dr-stranger']);
+    expect(staffTrail.value!.events.filter((e) => e.type === 'inviteUser').map((e) => e.subject).sort()).toEqual(['dr-house', 'dr-stranger']);
     expect(staffTrail.value!.events.every((e) => e.agent.role !== 'patient')).toBe(true);
     const adminOnPatient = await admin.queryAudit({ patient: 'pat-alice' });
     expect(adminOnPatient.denied).toBe('role-not-allowed');

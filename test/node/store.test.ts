@@ -119,9 +119,9 @@ function buildVariedChain(): { chain: ChainBuilder; record: string; blob: string
   chain.finalize([
     chain.registerPatient('pat-1', 'hosp-a'),
     chain.registerPatient('pat-2', 'hosp-b'),
-    chain.enrol('admin-a', 'doc-1', 'doctor'),
-    chain.enrol('admin-b', 'aud-1', 'auditor'),
-    chain.enrol('admin-c', 'doc-2', 'doctor'),
+    ...chain.enrol('admin-a', 'doc-1', 'doctor'),
+    ...chain.enrol('admin-b', 'aud-1', 'auditor'),
+    ...chain.enrol('admin-c', 'doc-2', 'doctor'),
   ]);
   const slot1 = chain.clock + 86_400_000;
   chain.finalize([
@@ -271,8 +271,8 @@ function buildIndexChain(): IndexChain {
   const auditors = ['aud-0', 'aud-1'];
   chain.finalize([
     ...patients.map((p, i) => chain.registerPatient(p, hospitals[i % 4]!)),
-    ...doctors.map((d, i) => chain.enrol(admins[i % 4]!, d, 'doctor')),
-    ...auditors.map((a, i) => chain.enrol(admins[(i + 1) % 4]!, a, 'auditor')),
+    ...doctors.flatMap((d, i) => chain.enrol(admins[i % 4]!, d, 'doctor')),
+    ...auditors.flatMap((a, i) => chain.enrol(admins[(i + 1) % 4]!, a, 'auditor')),
   ]);
   // pat-i grants doc-(i mod 6), and doc-((i+1) mod 6) for odd i; even patients grant an auditor.
   const grants: Tx[] = [];
@@ -572,7 +572,7 @@ async function compactOnDisk(dir: string): Promise<void> {
 describe('payloads', () => {
   it('stores blobs and wrapped keys; grants add keys; deleting a record purges all of it while the chain verifies', async () => {
     const chain = ChainBuilder.create();
-    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.enrol('admin-b', 'doc-1', 'doctor'), chain.enrol('admin-c', 'doc-2', 'doctor')]);
+    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), ...chain.enrol('admin-b', 'doc-1', 'doctor'), ...chain.enrol('admin-c', 'doc-2', 'doctor')]);
 
     // The record to delete (three blobs) and a record that stays.
     const r1 = chain.createRecord('pat-1', 'pat-1', content('R1 content v1'));
@@ -674,7 +674,7 @@ describe('payloads', () => {
 
   it('purges the keys of a record from every grant payload that carried them (grant, revoke, grant again)', async () => {
     const chain = ChainBuilder.create();
-    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.enrol('admin-b', 'doc-1', 'doctor'), chain.sign('doc-1', { type: 'requestAccess', patient: 'pat-1', body: {} })]);
+    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), ...chain.enrol('admin-b', 'doc-1', 'doctor'), chain.sign('doc-1', { type: 'requestAccess', patient: 'pat-1', body: {} })]);
     const rec = chain.createRecord('pat-1', 'pat-1', content('twice granted'));
     const keep = chain.createRecord('pat-1', 'pat-1', content('kept'));
     chain.finalize([rec.tx, keep.tx]);
@@ -710,7 +710,7 @@ describe('payloads', () => {
 
   it('a record created and deleted in one block is purged too', async () => {
     const chain = ChainBuilder.create();
-    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.enrol('admin-a', 'doc-1', 'doctor')]);
+    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), ...chain.enrol('admin-a', 'doc-1', 'doctor')]);
     chain.finalize([chain.grant('pat-1', 'doc-1').tx]);
     const rec = chain.createRecord('doc-1', 'pat-1', content('short-lived'));
     const file = chain.attachFile('doc-1', 'pat-1', rec.record, content('short-lived file'));
@@ -739,7 +739,7 @@ describe('payloads', () => {
 
   it("a grant payload cannot put keys on another patient's blobs", async () => {
     const chain = ChainBuilder.create();
-    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), chain.enrol('admin-a', 'doc-1', 'doctor')]);
+    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), ...chain.enrol('admin-a', 'doc-1', 'doctor')]);
     chain.finalize([chain.grant('pat-2', 'doc-1').tx]);
     const theirs = chain.createRecord('pat-2', 'pat-2', content('pat-2 record'));
     const mine = chain.createRecord('pat-1', 'pat-1', content('pat-1 record'));
@@ -767,7 +767,7 @@ describe('payloads', () => {
 
   it('stores no payload of a denied transaction', async () => {
     const chain = ChainBuilder.create();
-    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.enrol('admin-a', 'doc-1', 'doctor')]);
+    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), ...chain.enrol('admin-a', 'doc-1', 'doctor')]);
     const denied = chain.createRecord('doc-1', 'pat-1', content('no grant'));
     chain.finalize([denied.tx]);
     expect(chain.blocks.at(-1)!.executed.events[0]!.outcome).toBe('denied');

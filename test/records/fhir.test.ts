@@ -46,7 +46,7 @@ const trail: AuditEvent[] = [
   ev('queryAudit', {}),
   ev('bookAppointment', { subject: 'dr-house' }),
   ev('deleteRecord', { record: 'rec-00000000000000a1' }),
-  ev('enrolUser', { agent: { user: 'admin-b', role: 'admin', hospital: 'hosp-b' }, patient: undefined, subject: 'dr-house', source: 'hosp-b' }),
+  ev('inviteUser', { agent: { user: 'admin-b', role: 'admin', hospital: 'hosp-b' }, patient: undefined, subject: 'dr-house', source: 'hosp-b' }),
 ];
 for (const e of trail) if (e.patient === undefined) delete e.patient;
 
@@ -131,7 +131,7 @@ describe('FHIR R4 AuditEvent export', () => {
       ['queryAudit', 'search', 'E', 'PatientQuery'],
       ['bookAppointment', 'create', 'C', 'PatientCreate'],
       ['deleteRecord', 'delete', 'D', 'PatientDelete'],
-      ['enrolUser', 'create', 'C', 'Create'],
+      ['inviteUser', 'create', 'C', 'Create'],
     ];
     // Every REST interaction the export uses is among them.
     expect([...new Set(expectations.map((x) => x[1]))].sort()).toEqual([...new Set(Object.values(interactionOf))].sort());
@@ -169,7 +169,7 @@ describe('FHIR R4 AuditEvent export', () => {
       expect(r.entity.at(-1)!.what!.identifier).toEqual({ system: FHIR_SYSTEMS.transaction, value: r.id });
     }
     expect(byType('grantAccess').entity.find((e) => e.role?.code === '11')!.what!.identifier!.value).toBe('dr-house');
-    expect(byType('enrolUser').entity.find((e) => e.what?.type === 'Practitioner')!.what!.identifier!.value).toBe('dr-house');
+    expect(byType('inviteUser').entity.find((e) => e.what?.type === 'Practitioner')!.what!.identifier!.value).toBe('dr-house');
   });
 
   it('maps every transaction type, and the bundle is deterministic and ordered like the trail', () => {

@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { actionOf, type AuditEvent } from '../../src/records/audit.js';
+import { activationCodeKey, newActivationCode, signActivation } from '../../src/records/activation.js';
 import { apply } from '../../src/records/state/apply.js';
 import { OverlayState } from '../../src/records/state/memoryState.js';
 import { txTypes, type TxType } from '../../src/records/tx/types.js';
@@ -201,14 +202,14 @@ const adminOnly = (): Record<Case, Expected> => ({
 
 const DAY = 86_400_000;
 
-const table: Record<Exclude<TxType, 'registerPatient'>, Cell> = {
-  enrolUser: {
-    input: (w) => {
-      const k = w.ledger.keys('new-staff');
-      return { type: 'enrolUser', body: { user: 'new-staff', role: 'auditor', signKey: k.signing.publicKey, encKey: k.encKey } };
-    },
+/** `activateUser` is the new user's own first transaction, not an action of an existing role: tested below. */
+const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser'>, Cell> = {
+  inviteUser: {
+    input: (w) => ({ type: 'inviteUser', body: { user: 'new-staff', role: 'auditor', expiresAt: w.ledger.clock + DAY, codeKey: activationCodeKey(newActivationCode(), 'new-staff') } }),
     effect: (w, actor) => {
-      expect(w.ledger.user('new-staff')).toMatchObject({ role: 'auditor', hospital: w.ledger.user(actor).hospital, active: true, lastNonce: 0 });
+      // An invitation, and no user (no keys) yet.
+      expect(w.ledger.state.get('invitations', 'new-staff')).toMatchObject({ role: 'auditor', hospital: w.ledger.user(actor).hospital, invitedBy: actor });
+      expect(w.ledger.state.get('users', 'new-staff')).toBeUndefined();
     },
     expected: adminOnly(),
   },
@@ -362,7 +363,7 @@ const table: Record<Exclude<TxType, 'registerPatient'>, Cell> = {
 
 describe('SPEC §3 permission table through apply()', () => {
   it('covers every transaction type', () => {
-    expect([...Object.keys(table), 'registerPatient'].sort()).toEqual([...txTypes].sort());
+    expect([...Object.keys(table), 'registerPatient', 'activateUser'].sort()).toEqual([...txTypes].sort());
   });
 
   for (const [type, cell] of Object.entries(table) as [TxType, Cell][]) {
@@ -452,7 +453,7 @@ describe('grants and requests', () => {
     const overlay = new OverlayState(ledger.state);
     const revoke = ledger.sign(P, { type: 'revokeAccess', patient: P, body: { grantee: A1 } });
     const readTx = ledger.sign(A1, read(w));
-    const ctx = { height: ledger.height + 1, blockTime: ledger.clock };
+    const ctx = { height: ledger.height + 1, blockTime: ledger.clock, genesisHash: ledger.genesisHash };
     const r0 = apply(overlay, revoke, { ...ctx, index: 0 });
     if (!r0.valid) throw r0.error;
     expect(r0.event.outcome).toBe('success');
@@ -589,20 +590,111 @@ describe('staff administration', () => {
     w = buildWorld();
   });
 
-  it('an admin enrols into their own hospital only, whichever node receives it', () => {
-    const k = w.ledger.keys('doc-b9');
-    const event = expectAllowed(w.ledger, ADMIN_B, { type: 'enrolUser', via: 'hosp-a', body: { user: 'doc-b9', role: 'doctor', signKey: k.signing.publicKey, encKey: k.encKey } });
+  const invite = (user: string, code = newActivationCode(), expiresAt = w.ledger.clock + DAY): TxInput<'inviteUser'> => ({
+    type: 'inviteUser',
+    body: { user, role: 'doctor', expiresAt, codeKey: activationCodeKey(code, user) },
+  });
+
+  it('an admin invites into their own hospital only, whichever node receives it; the user activates with their own keys', () => {
+    const code = newActivationCode();
+    const event = expectAllowed(w.ledger, ADMIN_B, { ...invite('doc-b9', code), via: 'hosp-a' });
     expect(event).toMatchObject({ subject: 'doc-b9', source: 'hosp-a', agent: { user: ADMIN_B, role: 'admin', hospital: 'hosp-b' } });
+    expect(w.ledger.state.get('users', 'doc-b9')).toBeUndefined();
+    const r = w.ledger.apply(w.ledger.activation('doc-b9', code));
+    expect(r.valid && r.event).toMatchObject({ type: 'activateUser', outcome: 'success', agent: { user: 'doc-b9', role: 'doctor', hospital: 'hosp-b' } });
     expect(w.ledger.user('doc-b9')).toMatchObject({ role: 'doctor', hospital: 'hosp-b', active: true });
+    expect(w.ledger.user('doc-b9').signKey).toEqual(w.ledger.keys('doc-b9').signing.publicKey);
     // The new user can act at once with its own key.
     expectAllowed(w.ledger, 'doc-b9', { type: 'requestAccess', patient: P, body: {} });
   });
 
-  it('an existing user id cannot be enrolled again', () => {
-    for (const existing of [D2, P, ADMIN_B]) {
-      const k = w.ledger.keys(`${existing}-new`);
-      expectDenied(w.ledger, ADMIN_A, { type: 'enrolUser', body: { user: existing, role: 'doctor', signKey: k.signing.publicKey, encKey: k.encKey } }, 'user-exists');
-    }
+  it('an existing user id, or one with a pending invitation, cannot be invited', () => {
+    for (const existing of [D2, P, ADMIN_B]) expectDenied(w.ledger, ADMIN_A, invite(existing), 'user-exists');
+    expectAllowed(w.ledger, ADMIN_A, invite('doc-new'));
+    expectDenied(w.ledger, ADMIN_B, invite('doc-new'), 'invitation-pending');
+  });
+
+  it('an invitation is bounded: it must expire, within 30 days', () => {
+    expectDenied(w.ledger, ADMIN_A, invite('doc-new', newActivationCode(), w.ledger.clock), 'bad-expiry');
+    expectDenied(w.ledger, ADMIN_A, invite('doc-new', newActivationCode(), w.ledger.clock + 31 * DAY), 'bad-expiry');
+  });
+
+  it('no one but an active admin invites', () => {
+    for (const actor of [P, D1, A1]) expectDenied(w.ledger, actor, invite('doc-new'), 'role-not-allowed');
+    expectDenied(w.ledger, DX, invite('doc-new'), 'deactivated');
+  });
+
+  it('an activation with a wrong code signature is refused, and recorded as a denied attempt on that id', () => {
+    const code = newActivationCode();
+    expectAllowed(w.ledger, ADMIN_A, invite('doc-new', code));
+    const wrong = w.ledger.apply(w.ledger.activation('doc-new', newActivationCode()));
+    expect(wrong.valid && wrong.event).toMatchObject({ outcome: 'denied', reason: 'bad-activation-code', agent: { user: 'doc-new', role: 'doctor', hospital: 'hosp-a' } });
+    expect(w.ledger.state.get('users', 'doc-new')).toBeUndefined();
+    // Replaying the denied attempt is invalid: it consumed the invitation's nonce.
+    const again = w.ledger.activation('doc-new', newActivationCode());
+    const first = w.ledger.apply(again);
+    expect(first.valid).toBe(true);
+    expect(w.ledger.apply(again)).toMatchObject({ valid: false, error: { code: 'REPLAY' } });
+    // The right code still works.
+    expect(w.ledger.apply(w.ledger.activation('doc-new', code))).toMatchObject({ valid: true, event: { outcome: 'success' } });
+  });
+
+  it('a code signature over other keys does not install them: front-running a seen activation fails', () => {
+    const code = newActivationCode();
+    expectAllowed(w.ledger, ADMIN_A, invite('doc-new', code));
+    const honest = w.ledger.activation('doc-new', code);
+    // An attacker copies the honest codeSig but signs with their own key (and their own encryption key).
+    const attacker = w.ledger.keys('attacker');
+    const stolen = w.ledger.sign('doc-new', { type: 'activateUser', via: 'hosp-a', body: { encKey: attacker.encKey, codeSig: honest.tx.body.codeSig } }, { signWith: attacker });
+    expect(w.ledger.apply(stolen)).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'bad-activation-code' } });
+    expect(w.ledger.state.get('users', 'doc-new')).toBeUndefined();
+    // The honest client signs again (a fresh nonce: the attempt consumed the invitation's) and succeeds.
+    expect(w.ledger.apply(w.ledger.activation('doc-new', code))).toMatchObject({ valid: true, event: { outcome: 'success' } });
+  });
+
+  it('an activation signed by a key other than the one it installs is refused', () => {
+    const code = newActivationCode();
+    expectAllowed(w.ledger, ADMIN_A, invite('doc-new', code));
+    const mine = w.ledger.keys('doc-new');
+    const other = w.ledger.keys('someone-else');
+    // The code signs over doc-new's keys, but the transaction is signed (key = other) by another key.
+    const codeSig = signActivation(code, 'doc-new', mine.signing.publicKey, mine.encKey, w.ledger.genesisHash);
+    const tx = w.ledger.sign('doc-new', { type: 'activateUser', via: 'hosp-a', body: { encKey: mine.encKey, codeSig } }, { signWith: other });
+    expect(w.ledger.apply(tx)).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'bad-activation-code' } });
+    // And a transaction claiming doc-new's key but signed by another is not even a valid signature.
+    expect(w.ledger.state.get('users', 'doc-new')).toBeUndefined();
+  });
+
+  it('an invitation used twice is refused, whoever signs the second activation', () => {
+    const code = newActivationCode();
+    expectAllowed(w.ledger, ADMIN_A, invite('doc-new', code));
+    expect(w.ledger.apply(w.ledger.activation('doc-new', code))).toMatchObject({ valid: true, event: { outcome: 'success' } });
+    // Someone else holding the code, with their own keys.
+    const second = w.ledger.apply(w.ledger.activation('doc-new', code, w.ledger.keys('thief')));
+    expect(second).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'invitation-used' } });
+    expect(w.ledger.user('doc-new').signKey).toEqual(w.ledger.keys('doc-new').signing.publicKey);
+    // The activated user again, with their own key and a new nonce.
+    expect(w.ledger.apply(w.ledger.activation('doc-new', code))).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'invitation-used' } });
+    // An id with no invitation cannot be activated at all.
+    expect(w.ledger.apply(w.ledger.activation('nobody-invited', code))).toMatchObject({ valid: false, error: { code: 'UNKNOWN_ACTOR' } });
+  });
+
+  it('an invitation used after its expiry is refused; the admin may then invite the id again', () => {
+    const code = newActivationCode();
+    expectAllowed(w.ledger, ADMIN_A, invite('doc-new', code, w.ledger.clock + DAY));
+    w.ledger.clock += DAY;
+    const r = w.ledger.apply(w.ledger.activation('doc-new', code));
+    expect(r).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'invitation-expired' } });
+    expect(w.ledger.state.get('users', 'doc-new')).toBeUndefined();
+    const fresh = newActivationCode();
+    expectAllowed(w.ledger, ADMIN_A, invite('doc-new', fresh));
+    expect(w.ledger.apply(w.ledger.activation('doc-new', code))).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'bad-activation-code' } });
+    expect(w.ledger.apply(w.ledger.activation('doc-new', fresh))).toMatchObject({ valid: true, event: { outcome: 'success' } });
+  });
+
+  it('an invited id is reserved: a patient cannot register it before it is activated', () => {
+    expectAllowed(w.ledger, ADMIN_A, invite('doc-new'));
+    expect(w.ledger.submit('doc-new', { type: 'registerPatient', via: 'hosp-a', body: { encKey: w.ledger.keys('doc-new').encKey } })).toMatchObject({ valid: false, error: { code: 'USER_EXISTS' } });
   });
 
   it('an admin deactivates their own hospital’s staff only', () => {

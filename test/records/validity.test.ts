@@ -95,8 +95,8 @@ describe('apply: invalid transactions are not includable', () => {
     });
 
     it('a denied transaction consumed its nonce: replayed, it is REPLAY too', () => {
-      const tx = ledger.sign('doc-2', read()); // not yet enrolled: sign first, enrol, then apply
       ledger.enrol('admin-b', 'doc-2', 'doctor');
+      const tx = ledger.sign('doc-2', read());
       const first = ledger.apply(tx);
       expect(first.valid && first.event.reason).toBe('no-grant');
       expect(ledger.user('doc-2').lastNonce).toBe(tx.tx.nonce);

@@ -9,6 +9,7 @@ import { sha256 } from '../../src/records/crypto/hash.js';
 import { generateEncryptionKeyPair, type EncryptionKeyPair } from '../../src/records/crypto/keyAgreement.js';
 import { createSigner, generateSigningKeyPair, type Signer, type SigningKeyPair } from '../../src/records/crypto/signature.js';
 import { blobId, openBlob, rewrapForGrantee, sealBlob, blobPayloadSchema, parsePayload, type WrappedKey } from '../../src/records/envelope.js';
+import { activationCodeKey, INVITATION_TTL_MS, newActivationCode, signActivation } from '../../src/records/activation.js';
 import type { StaffRole } from '../../src/records/ids.js';
 import { requiredRecipients } from '../../src/records/state/permissions.js';
 import type { MemoryState } from '../../src/records/state/memoryState.js';
@@ -226,9 +227,18 @@ export class ChainBuilder {
     return this.sign(name, { type: 'registerPatient', via, body: { encKey: this.keys(name).enc.publicKey }, ...input });
   }
 
-  enrol(admin: string, name: string, role: StaffRole): Tx {
+  /**
+   * Staff enrolment (issue 10): the admin's invitation and the new user's activation with their own keys,
+   * in this order (both may go in one block).
+   */
+  enrol(admin: string, name: string, role: StaffRole): [Tx<'inviteUser'>, Tx<'activateUser'>] {
     const k = this.keys(name);
-    return this.sign(admin, { type: 'enrolUser', body: { user: name, role, signKey: k.signing.publicKey, encKey: k.enc.publicKey } });
+    const code = newActivationCode();
+    const invite = this.sign(admin, { type: 'inviteUser', body: { user: name, role, expiresAt: this.clock + INVITATION_TTL_MS, codeKey: activationCodeKey(code, name) } });
+    const codeSig = signActivation(code, name, k.signing.publicKey, k.enc.publicKey, this.genesis.hash);
+    const via = this.state.get('users', admin)?.hospital;
+    const activate = this.sign(name, { type: 'activateUser', ...(via ? { via } : {}), body: { encKey: k.enc.publicKey, codeSig } });
+    return [invite, activate];
   }
 
   /** The patient and every active grantee, as the state at the head requires for new content. */

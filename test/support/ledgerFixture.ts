@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AuditEvent } from '../../src/records/audit.js';
 import { createSigner, generateSigningKeyPair, type Signer, type SigningKeyPair } from '../../src/records/crypto/signature.js';
 import type { StaffRole } from '../../src/records/ids.js';
+import { activationCodeKey, INVITATION_TTL_MS, newActivationCode, signActivation } from '../../src/records/activation.js';
 import { apply, type ApplyContext, type ApplyResult } from '../../src/records/state/apply.js';
 import { MemoryState } from '../../src/records/state/memoryState.js';
 import { requiredRecipients } from '../../src/records/state/permissions.js';
@@ -177,7 +178,7 @@ export class Ledger {
    * the state when it is valid, and returns the result. Invalid transactions leave the state untouched.
    */
   apply(tx: Tx, ctx: Partial<ApplyContext> = {}): ApplyResult {
-    const full: ApplyContext = { height: ctx.height ?? this.height + 1, index: ctx.index ?? 0, blockTime: ctx.blockTime ?? this.clock };
+    const full: ApplyContext = { height: ctx.height ?? this.height + 1, index: ctx.index ?? 0, blockTime: ctx.blockTime ?? this.clock, genesisHash: ctx.genesisHash ?? this.genesisHash };
     const result = apply(this.state, tx, full);
     if (result.valid) {
       this.state.write(result.changes);
@@ -207,10 +208,26 @@ export class Ledger {
     return this.must(name, { type: 'registerPatient', via, body: { encKey: this.keys(name).encKey } });
   }
 
-  /** An admin enrols a doctor or auditor into the admin's own hospital. */
+  /** An admin invites a doctor or auditor into the admin's own hospital; returns the one-time code (issue 10). */
+  invite(admin: string, name: string, role: StaffRole, ttlMs = INVITATION_TTL_MS): string {
+    const code = newActivationCode();
+    this.must(admin, { type: 'inviteUser', body: { user: name, role, expiresAt: this.clock + ttlMs, codeKey: activationCodeKey(code, name) } });
+    return code;
+  }
+
+  /** The invited user's activation with their own keys (`keys(name)`), the code signing over them. */
+  activation(name: string, code: string, keys: UserKeys = this.keys(name)): Tx<'activateUser'> {
+    const codeSig = signActivation(code, name, keys.signing.publicKey, keys.encKey, this.genesisHash);
+    const via = this.state.get('invitations', name)?.hospital;
+    return this.sign(name, { type: 'activateUser', ...(via ? { via } : {}), body: { encKey: keys.encKey, codeSig } }, { signWith: keys });
+  }
+
+  /** An admin invites a doctor or auditor into the admin's own hospital, who activates with the code. */
   enrol(admin: string, name: string, role: StaffRole): AuditEvent {
-    const k = this.keys(name);
-    return this.must(admin, { type: 'enrolUser', body: { user: name, role, signKey: k.signing.publicKey, encKey: k.encKey } });
+    const code = this.invite(admin, name, role);
+    const result = this.apply(this.activation(name, code));
+    if (!result.valid || result.event.outcome !== 'success') throw new Error(`activation of ${name} failed: ${result.valid ? result.event.reason : result.error.message}`);
+    return result.event;
   }
 
   deactivate(admin: string, name: string): AuditEvent {

@@ -3,7 +3,7 @@ import { ClassicLevel } from 'classic-level';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { enrolStaff, registerPatient } from '../../src/client/accounts.js';
+import { activateStaff, inviteStaff, registerPatient } from '../../src/client/accounts.js';
 import { unlockKeystore } from '../../src/client/keystoreFiles.js';
 import { Session } from '../../src/client/session.js';
 import { ApiClient } from '../../src/client/apiClient.js';
@@ -129,11 +129,13 @@ export class TestNetwork {
     return session;
   }
 
-  /** A new doctor or auditor enrolled by node i's admin. */
+  /** A new doctor or auditor invited by node i's admin, who activates the account with the code (issue 10). */
   async staff(i: number, id: string, role: StaffRole): Promise<Session> {
     const n = this.node(i);
-    const outcome = await enrolStaff(await this.admin(i), { userId: id, role, password: TEST_PASSWORD, keystoreDir: n.keystoreDir, kdf: FAST_KDF });
-    if (outcome.denied) throw new Error(`enrolment of ${id} denied: ${outcome.denied}`);
+    const invited = await inviteStaff(await this.admin(i), { userId: id, role });
+    if (invited.outcome.denied) throw new Error(`invitation of ${id} denied: ${invited.outcome.denied}`);
+    const { outcome } = await activateStaff({ apiUrl: n.apiUrl, userId: id, code: invited.code, password: TEST_PASSWORD, keystoreDir: n.keystoreDir, kdf: FAST_KDF });
+    if (outcome.denied) throw new Error(`activation of ${id} denied: ${outcome.denied}`);
     return Session.connect(n.apiUrl, unlockKeystore(n.keystoreDir, id, TEST_PASSWORD));
   }
 

@@ -145,6 +145,21 @@ export interface PublicUser {
   encKey?: string;
 }
 
+/**
+ * GET /v1/invitations/:id: a staff invitation (issue 10), public like users are. The activating client reads
+ * role, hospital and expiry from it and checks the code against `codeKey` before anything is signed.
+ */
+export interface PublicInvitation {
+  user: string;
+  role: 'doctor' | 'auditor';
+  hospital: string;
+  invitedBy: string;
+  expiresAt: number;
+  /** Base64 of the public key derived from the activation code. */
+  codeKey: string;
+  activated: boolean;
+}
+
 export interface Overview {
   user: PublicUser;
   /** Patient: who has access and who asked for it. */
@@ -176,7 +191,7 @@ export type ProofResponse = InclusionProof;
 
 /**
  * GET /v1/users/:id/key-proof: where the user's public keys were set — in the genesis file (hospital
- * admins), or by the committed transaction (registerPatient / enrolUser) whose inclusion proof is given.
+ * admins), or by the committed transaction (registerPatient / activateUser) whose inclusion proof is given.
  * Clients check it against the genesis file they trust before sealing anything for that key.
  */
 export type KeyProofResponse = { user: string; source: 'genesis' } | { user: string; source: 'transaction'; proof: InclusionProof };

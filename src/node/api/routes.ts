@@ -6,7 +6,7 @@ import { MedLedgerError } from '../../records/errors.js';
 import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, REQUEST_NONCE_PATTERN, requestSigningMessage } from '../../records/requestAuth.js';
 import type { User } from '../../records/state/types.js';
 import type { MedLedgerNode } from '../node.js';
-import { overviewOf, publicUser, recipientsFor } from '../views.js';
+import { overviewOf, publicInvitation, publicUser, recipientsFor } from '../views.js';
 import { submitBatchRequestSchema, submitTxRequestSchema, type GenesisResponse } from './contract.js';
 import type { RequestContext, Route } from './http.js';
 import { listBlocks, MAX_BLOCKS_PER_PAGE } from '../chainView.js';
@@ -80,6 +80,15 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         const user = node.ledger.state.get('users', ctx.params.id!);
         if (!user) throw new MedLedgerError('NOT_FOUND', `unknown user ${ctx.params.id}`);
         return { body: publicUser(user) };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/invitations/:id',
+      handler: async (ctx) => {
+        const inv = node.ledger.state.get('invitations', ctx.params.id!);
+        if (!inv) throw new MedLedgerError('NOT_FOUND', `no invitation for ${ctx.params.id}`);
+        return { body: publicInvitation(inv) };
       },
     },
     // Where the user's keys were set, with its inclusion proof: clients verify a recipient's key before sealing.

@@ -13,6 +13,8 @@ export const SIGNING_TAGS = {
   vote: utf8('medledger/vote/v2\0'),
   proposal: utf8('medledger/proposal/v2\0'),
   block: utf8('medledger/block/v2\0'),
+  /** A staff activation code's signature over the keys it lets a user install (records/activation.ts). */
+  activation: utf8('medledger/activation/v2\0'),
 } as const;
 
 export type SigningTag = keyof typeof SIGNING_TAGS;

@@ -1,16 +1,19 @@
 import { actionOf, type AuditEvent } from '../audit.js';
+import { verifyActivation } from '../activation.js';
 import { bytesEqual } from '../crypto/bytes.js';
 import { MedLedgerError } from '../errors.js';
 import type { Tx, TxType, UnsignedTx } from '../tx/types.js';
 import { authorize } from './permissions.js';
 import { OverlayState } from './memoryState.js';
-import type { StateChange, StateView, User } from './types.js';
+import type { Invitation, StateChange, StateView, User } from './types.js';
 
 export interface ApplyContext {
   height: number;
   index: number;
   /** The block's time: the reference for the transaction time window, so validation is deterministic. */
   blockTime: number;
+  /** SHA-256 of the genesis file: activation codes sign under it (records/activation.ts). */
+  genesisHash: Uint8Array;
 }
 
 /** How far a transaction's signed time may lie before / after the block that includes it. */
@@ -41,12 +44,66 @@ function checkValidity(state: StateView, t: UnsignedTx, ctx: ApplyContext): Appl
         ? invalid('REPLAY', `registration of ${t.actor} was already applied`)
         : invalid('USER_EXISTS', `user id ${t.actor} is already taken`);
     }
+    // An id a hospital has invited is reserved until the invitation expires: no one can squat on it.
+    const invitation = state.get('invitations', t.actor);
+    if (invitation && invitation.activatedAt === undefined && ctx.blockTime <= invitation.expiresAt) {
+      return invalid('USER_EXISTS', `user id ${t.actor} is reserved by an invitation`);
+    }
+    return null;
+  }
+  if (t.type === 'activateUser') {
+    const invitation = state.get('invitations', t.actor);
+    if (!invitation) return actor ? invalid('USER_EXISTS', `user id ${t.actor} is already taken`) : invalid('UNKNOWN_ACTOR', `no invitation for ${t.actor}`);
+    // Signed by the activated user's own key: an ordinary transaction of theirs (a second activation is denied).
+    if (actor && bytesEqual(actor.signKey, t.key)) {
+      if (t.nonce <= actor.lastNonce) return invalid('REPLAY', `stale nonce ${t.nonce} for ${t.actor} (last ${actor.lastNonce})`);
+      return actor;
+    }
+    // Anyone else's attempt is judged against the invitation, whose nonce every attempt consumes.
+    if (t.nonce <= invitation.lastNonce) return invalid('REPLAY', `stale nonce ${t.nonce} for the invitation of ${t.actor} (last ${invitation.lastNonce})`);
     return null;
   }
   if (!actor) return invalid('UNKNOWN_ACTOR', `unknown user ${t.actor}`);
   if (!bytesEqual(actor.signKey, t.key)) return invalid('KEY_MISMATCH', `transaction is not signed with ${t.actor}'s key`);
   if (t.nonce <= actor.lastNonce) return invalid('REPLAY', `stale nonce ${t.nonce} for ${t.actor} (last ${actor.lastNonce})`);
   return actor;
+}
+
+/**
+ * An activation attempt by a key the ledger does not know yet (issue 10). The event names the invited
+ * identity it claims (so the inviting admin sees failed attempts in the staff trail); a denied attempt changes
+ * nothing but the invitation's nonce. The rules, in this order: the invitation must be unused
+ * (`invitation-used`: also when the id was taken meanwhile), unexpired at the block's time
+ * (`invitation-expired`), and `codeSig` must be the code key's signature over exactly the keys being installed
+ * (`bad-activation-code`). On success the user is created with the invitation's role and hospital and the
+ * transaction's own key, and the invitation is marked used for good.
+ */
+function activate(overlay: OverlayState, tx: Tx<'activateUser'>, invitation: Invitation, ctx: ApplyContext): { agent: User; decision: { allowed: true } | { allowed: false; reason: string } } {
+  const t = tx.tx;
+  const agent: User = {
+    id: t.actor,
+    role: invitation.role,
+    hospital: invitation.hospital,
+    signKey: t.key,
+    encKey: t.body.encKey,
+    active: true,
+    lastNonce: t.nonce,
+    since: t.time,
+  };
+  const consumed: Invitation = { ...invitation, lastNonce: t.nonce };
+  let reason: string | undefined;
+  if (invitation.activatedAt !== undefined || overlay.get('users', t.actor)) reason = 'invitation-used';
+  else if (ctx.blockTime > invitation.expiresAt) reason = 'invitation-expired';
+  else if (!verifyActivation(invitation.codeKey, t.body.codeSig, t.actor, t.key, t.body.encKey, ctx.genesisHash)) reason = 'bad-activation-code';
+  if (reason) {
+    overlay.write([{ table: 'invitations', key: t.actor, value: consumed }]);
+    return { agent, decision: { allowed: false, reason } };
+  }
+  overlay.write([
+    { table: 'users', key: agent.id, value: agent },
+    { table: 'invitations', key: t.actor, value: { ...consumed, activatedAt: t.time } },
+  ]);
+  return { agent, decision: { allowed: true } };
 }
 
 function eventPatient(t: UnsignedTx): string | undefined {
@@ -91,9 +148,11 @@ export function apply(state: StateView, tx: Tx, ctx: ApplyContext): ApplyResult 
     };
     overlay.write([{ table: 'users', key: agent.id, value: agent }]);
     decision = { allowed: true };
+  } else if (t.type === 'activateUser' && !validity) {
+    ({ agent, decision } = activate(overlay, tx as Tx<'activateUser'>, state.get('invitations', t.actor)!, ctx));
   } else {
     agent = validity as User;
-    decision = agent.active ? authorize(overlay, t, agent) : { allowed: false, reason: 'deactivated' };
+    decision = !agent.active ? { allowed: false, reason: 'deactivated' } : t.type === 'activateUser' ? { allowed: false, reason: 'invitation-used' } : authorize(overlay, t, agent);
     if (!decision.allowed) overlay.discard();
     // The nonce is consumed whatever the outcome, so a denied transaction cannot be replayed either.
     const latest = overlay.get('users', agent.id) ?? agent;

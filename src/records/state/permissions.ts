@@ -1,3 +1,4 @@
+import { INVITATION_MAX_TTL_MS } from '../activation.js';
 import type { StaffRole } from '../ids.js';
 import type { UnsignedTx } from '../tx/types.js';
 import type { RecordMeta, StateChange, StateView, User } from './types.js';
@@ -90,21 +91,28 @@ function putUser(s: Writable, user: User): void {
 const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
   registerPatient: () => ALLOW, // handled by apply: it creates the actor itself
 
-  enrolUser(s, t, agent) {
+  /**
+   * Only an admin invites, always into their own hospital, only an id that is neither a user nor held by a
+   * pending invitation (an expired one may be renewed: its attempts' nonce carries over), and only for a
+   * bounded lifetime, so an unused code stops working by itself.
+   */
+  inviteUser(s, t, agent) {
     if (agent.role !== 'admin') return deny('role-not-allowed');
     if (s.get('users', t.body.user)) return deny('user-exists');
-    putUser(s, {
-      id: t.body.user,
-      role: t.body.role,
-      hospital: agent.hospital,
-      signKey: t.body.signKey,
-      encKey: t.body.encKey,
-      active: true,
-      lastNonce: 0,
-      since: t.time,
-    });
+    const previous = s.get('invitations', t.body.user);
+    if (previous && t.time <= previous.expiresAt) return deny('invitation-pending');
+    if (t.body.expiresAt <= t.time || t.body.expiresAt > t.time + INVITATION_MAX_TTL_MS) return deny('bad-expiry');
+    s.write([
+      {
+        table: 'invitations',
+        key: t.body.user,
+        value: { user: t.body.user, role: t.body.role, hospital: agent.hospital, invitedBy: agent.id, invitedAt: t.time, expiresAt: t.body.expiresAt, codeKey: t.body.codeKey, lastNonce: previous?.lastNonce ?? 0 },
+      },
+    ]);
     return ALLOW;
   },
+
+  activateUser: () => deny('invitation-used'), // handled by apply; an existing user's own activation is a second use
 
   deactivateUser(s, t, agent) {
     if (agent.role !== 'admin') return deny('role-not-allowed');

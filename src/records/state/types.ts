@@ -47,6 +47,22 @@ export interface Appointment {
   bookedBy: string;
 }
 
+/** A staff invitation (issue 10), kept after use so that the code can never activate the account again. */
+export interface Invitation {
+  user: string;
+  role: StaffRole;
+  hospital: string;
+  invitedBy: string;
+  invitedAt: number;
+  expiresAt: number;
+  /** Public key derived from the activation code. */
+  codeKey: Uint8Array;
+  /** Time of the successful activation. */
+  activatedAt?: number;
+  /** Nonce of the latest activation attempt: a denied attempt cannot be replayed either. */
+  lastNonce: number;
+}
+
 export interface Tables {
   users: User;
   hospitals: Hospital;
@@ -54,9 +70,11 @@ export interface Tables {
   appointments: Appointment;
   /** `${doctor}@${at}` → appointment id, so one doctor is not booked twice for one slot. */
   slots: string;
+  /** Staff invitations by invited user id. */
+  invitations: Invitation;
 }
 export type TableName = keyof Tables;
-export const tableNames: TableName[] = ['users', 'hospitals', 'records', 'appointments', 'slots'];
+export const tableNames: TableName[] = ['users', 'hospitals', 'records', 'appointments', 'slots', 'invitations'];
 
 export interface StateView {
   get<T extends TableName>(table: T, key: string): Tables[T] | undefined;

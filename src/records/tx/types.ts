@@ -33,12 +33,21 @@ export type AuditFilter = z.infer<typeof auditFilterSchema>;
 /** Per-type body schema, and which top-level fields the type needs. */
 export const txKinds = {
   registerPatient: { body: z.strictObject({ encKey: bytes(32) }), patient: false, record: false, payload: false },
-  enrolUser: {
-    body: z.strictObject({ user: userIdSchema, role: staffRoleSchema, signKey: bytes(32), encKey: bytes(32) }),
+  /**
+   * An admin invites a doctor or auditor (issue 10): the id and role, an expiry, and the public key derived
+   * from the one-time activation code (records/activation.ts). No keys of the new user are involved.
+   */
+  inviteUser: {
+    body: z.strictObject({ user: userIdSchema, role: staffRoleSchema, expiresAt: uintSchema, codeKey: bytes(32) }),
     patient: false,
     record: false,
     payload: false,
   },
+  /**
+   * The invited user activates the account: actor = the new user, signed by the new signing key (`key`),
+   * with the new encryption key and the code-derived key's signature over both (`codeSig`).
+   */
+  activateUser: { body: z.strictObject({ encKey: bytes(32), codeSig: bytes(64) }), patient: false, record: false, payload: false },
   deactivateUser: { body: z.strictObject({ user: userIdSchema }), patient: false, record: false, payload: false },
   createRecord: { body: z.strictObject({ recipients }), patient: true, record: true, payload: true },
   updateRecord: { body: z.strictObject({ recipients, version: uintSchema }), patient: true, record: true, payload: true },

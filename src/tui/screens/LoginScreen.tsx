@@ -1,6 +1,7 @@
 import { Box, Text } from 'ink';
 import { useState } from 'react';
-import { LoginError, login, newPasswordProblems, registerPatient } from '../../client/accounts.js';
+import { activateStaff, LoginError, login, newPasswordProblems, registerPatient } from '../../client/accounts.js';
+import { isActivationCode } from '../../records/activation.js';
 import { parseUserId } from '../../client/inputs.js';
 import type { Session } from '../../client/session.js';
 import { PASSWORD_POLICY } from '../../records/password.js';
@@ -12,16 +13,17 @@ import { FORM_HELP } from './FormScreen.js';
 /** scrypt blocks the event loop for a moment: let the "Log in…" frame reach the terminal first. */
 const yieldToRender = () => new Promise((r) => setTimeout(r, 20));
 
-/** Login with user id and password (masked), or self-registration of a new patient (Ctrl-R). */
+/** Login with user id and password (masked), self-registration of a new patient (Ctrl-R), or staff activation (Ctrl-A). */
 export function LoginScreen({ onLoggedIn }: { onLoggedIn(session: Session): void }) {
-  const [mode, setMode] = useState<'login' | 'register'>('login');
-  return mode === 'login' ? <LoginForm onLoggedIn={onLoggedIn} onRegister={() => setMode('register')} /> : <RegisterForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />;
+  const [mode, setMode] = useState<'login' | 'register' | 'activate'>('login');
+  if (mode === 'activate') return <ActivateForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />;
+  return mode === 'login' ? <LoginForm onLoggedIn={onLoggedIn} onRegister={() => setMode('register')} onActivate={() => setMode('activate')} /> : <RegisterForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />;
 }
 
-function LoginForm({ onLoggedIn, onRegister }: { onLoggedIn(session: Session): void; onRegister(): void }) {
+function LoginForm({ onLoggedIn, onRegister, onActivate }: { onLoggedIn(session: Session): void; onRegister(): void; onActivate(): void }) {
   const { apiUrl, keystoreDir, genesisFile, quit, setFlash } = useApp();
   return (
-    <Screen title="Log in to MedLedger" help={[['Enter', 'next / log in'], ['Tab', 'switch field'], ['Ctrl-R', 'register as a new patient'], ['Esc', 'quit']]}>
+    <Screen title="Log in to MedLedger" help={[['Enter', 'next / log in'], ['Tab', 'switch field'], ['Ctrl-R', 'register as a new patient'], ['Ctrl-A', 'activate a staff account'], ['Esc', 'quit']]}>
       <Form
         fields={[
           { name: 'user', label: 'User id', validate: check(parseUserId) },
@@ -32,6 +34,10 @@ function LoginForm({ onLoggedIn, onRegister }: { onLoggedIn(session: Session): v
         onKey={(input, key) => {
           if (key.ctrl && input === 'r') {
             onRegister();
+            return true;
+          }
+          if (key.ctrl && input === 'a') {
+            onActivate();
             return true;
           }
           return false;
@@ -49,7 +55,7 @@ function LoginForm({ onLoggedIn, onRegister }: { onLoggedIn(session: Session): v
         }}
       />
       <Box marginTop={1}>
-        <Text dimColor>Staff (doctors, auditors) are enrolled by their hospital's admin; patients register here with Ctrl-R.</Text>
+        <Text dimColor>Staff (doctors, auditors) activate the account their admin invited with Ctrl-A; patients register here with Ctrl-R.</Text>
       </Box>
     </Screen>
   );
@@ -77,6 +83,40 @@ function RegisterForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): 
             onLoggedIn(session);
           } catch (err) {
             return `Registration unsuccessful: ${(err as Error).message}`;
+          }
+        }}
+      />
+    </Screen>
+  );
+}
+
+/**
+ * Staff activation (issue 10): the code the admin handed over, and a password only the staff member knows.
+ * The keys are generated on this computer and sealed here; the admin never sees them.
+ */
+function ActivateForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): void; onCancel(): void }) {
+  const { apiUrl, keystoreDir, genesisFile, setFlash } = useApp();
+  return (
+    <Screen title="Activate your staff account" help={FORM_HELP}>
+      <Text dimColor>Your keys are created on this computer and sealed under your password. Password: {PASSWORD_POLICY}.</Text>
+      <Form
+        fields={[
+          { name: 'user', label: 'User id', hint: 'as your admin invited it', validate: check(parseUserId) },
+          { name: 'code', label: 'Activation code', kind: 'password', validate: (v) => (isActivationCode(v) ? undefined : 'the code is 20 letters and digits, e.g. ABCD-EFGH-…') },
+          { name: 'password', label: 'New password', kind: 'password', validate: (v, all) => newPasswordProblems(all.user ?? '', v)[0] },
+          { name: 'repeat', label: 'Repeat password', kind: 'password', validate: (v, all) => (v === all.password ? undefined : 'the two passwords differ') },
+        ]}
+        submitLabel="Activate"
+        onCancel={onCancel}
+        onSubmit={async (v) => {
+          await yieldToRender();
+          try {
+            const { session, outcome } = await activateStaff({ apiUrl, userId: v.user!.trim(), code: v.code!, password: v.password!, ...(keystoreDir ? { keystoreDir } : {}), ...(genesisFile ? { genesisFile } : {}) });
+            if (outcome.denied) return `Activation denied by the ledger: ${outcome.denied}`;
+            setFlash({ kind: 'success', text: `Activated ${session.userId} as ${session.keys.role} at ${session.keys.hospital}` });
+            onLoggedIn(session);
+          } catch (err) {
+            return `Activation unsuccessful: ${(err as Error).message}`;
           }
         }}
       />

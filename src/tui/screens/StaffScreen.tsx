@@ -1,7 +1,7 @@
 import { useState } from 'react';
-import { enrolStaff, newPasswordProblems } from '../../client/accounts.js';
+import { Box, Text } from 'ink';
+import { inviteStaff } from '../../client/accounts.js';
 import { parseUserId } from '../../client/inputs.js';
-import { PASSWORD_POLICY } from '../../records/password.js';
 import { check } from '../components/Form.js';
 import { LoadState } from '../components/LoadState.js';
 import { Screen } from '../components/Screen.js';
@@ -66,32 +66,54 @@ export function StaffScreen() {
 }
 
 /**
- * Enrolment: keys are generated here, the keystore is written to the hospital's keystore directory
- * under the initial password typed by the admin (told to the staff member in person), then the
- * enrolUser transaction is signed by the admin.
+ * Enrolment is an invitation (issue 10): the admin names the user id and role, the ledger records the
+ * inviteUser transaction, and this screen shows the one-time activation code, once, to hand over in person.
+ * The staff member's keys and password are created on their own computer (login screen, Ctrl-A).
  */
 export function EnrolScreen() {
   const session = useSession();
-  const app = useApp();
   const run = useAction();
+  const [invited, setInvited] = useState<{ user: string; role: string; code: string; expiresAt: number } | null>(null);
+  if (invited) return <CodeScreen {...invited} />;
   return (
     <FormScreen
       title={`Enrol a doctor or auditor at ${session.keys.hospital}`}
-      intro={`Initial password: ${PASSWORD_POLICY}.`}
+      intro="You get a one-time activation code to hand over in person; the new member chooses their own password."
       fields={[
         { name: 'user', label: 'New user id', validate: check(parseUserId) },
         { name: 'role', label: 'Role', kind: 'choice', options: ['doctor', 'auditor'] },
-        { name: 'password', label: 'Initial password', kind: 'password', validate: (v, all) => newPasswordProblems(all.user ?? '', v)[0] },
-        { name: 'repeat', label: 'Repeat password', kind: 'password', validate: (v, all) => (v === all.password ? undefined : 'the two passwords differ') },
       ]}
-      submitLabel="Enrol"
+      submitLabel="Invite"
       onSubmit={async (v) => {
-        const keystoreDir = app.keystoreDir ?? app.status?.keystoreDir ?? (await app.api.status()).keystoreDir;
         const user = v.user!.trim();
         const role = v.role === 'auditor' ? 'auditor' : 'doctor';
-        const r = await run(() => enrolStaff(session, { userId: user, role, password: v.password!, keystoreDir }), () => `Enrolled ${user} as ${role}; keystore written to ${keystoreDir}`);
-        if (r) app.back();
+        let result: Awaited<ReturnType<typeof inviteStaff>> | undefined;
+        const r = await run(
+          async () => (result = await inviteStaff(session, { userId: user, role })).outcome,
+          () => `Invited ${user} as ${role}`,
+        );
+        if (r && result && !result.outcome.denied) setInvited({ user, role, code: result.code, expiresAt: result.expiresAt });
       }}
     />
+  );
+}
+
+function CodeScreen({ user, role, code, expiresAt }: { user: string; role: string; code: string; expiresAt: number }) {
+  const app = useApp();
+  useKeys((_input, key) => {
+    if (key.escape || key.return) app.back();
+  });
+  return (
+    <Screen title={`Activation code for ${user}`} help={[['Enter/Esc', 'done']]}>
+      <Text>
+        {user} ({role}) activates with this code, on their own computer (login screen, Ctrl-A):
+      </Text>
+      <Box marginY={1}>
+        <Text bold color="cyan">
+          {code}
+        </Text>
+      </Box>
+      <Text dimColor>Valid until {new Date(expiresAt).toISOString()}. It is shown only once; hand it over in person.</Text>
+    </Screen>
   );
 }

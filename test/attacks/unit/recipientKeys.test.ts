@@ -19,12 +19,13 @@ import { ChainBuilder } from '../../support/chainBuilder.js';
 const chain = ChainBuilder.create();
 const regPatient = chain.registerPatient('pat-1', 'hosp-a');
 const regEvil = chain.registerPatient('pat-evil', 'hosp-b'); // an account the attacking hospital registered itself
-const enrolDoc = chain.enrol('admin-a', 'doc-1', 'doctor');
-const enrolAud = chain.enrol('admin-a', 'aud-1', 'auditor');
-chain.finalize([regPatient, regEvil, enrolDoc, enrolAud]);
-// Hospital B's admin (or a node with its key) enrols doc-1 again, under a key it holds: denied, yet on the chain.
+// Staff keys are set by the new user's own activation (issue 10); the admin's invitation sets none.
+const [inviteDoc, enrolDoc] = chain.enrol('admin-a', 'doc-1', 'doctor');
+const [inviteAud, enrolAud] = chain.enrol('admin-a', 'aud-1', 'auditor');
+chain.finalize([regPatient, regEvil, inviteDoc, enrolDoc, inviteAud, enrolAud]);
+// A second activation of doc-1 naming a key the attacker holds: denied (the invitation is used), yet on the chain.
 const attackerKeys = generateEncryptionKeyPair();
-const reEnrol = chain.sign('admin-b', { type: 'enrolUser', body: { user: 'doc-1', role: 'doctor', signKey: chain.keys('doc-1').signing.publicKey, encKey: attackerKeys.publicKey } });
+const reEnrol = chain.sign('doc-1', { type: 'activateUser', body: { encKey: attackerKeys.publicKey, codeSig: new Uint8Array(64) } });
 const grant = chain.grant('pat-1', 'doc-1');
 const denied = chain.finalize([reEnrol, grant.tx]);
 expect(denied.executed.events[0]!.outcome).toBe('denied');
@@ -79,12 +80,12 @@ describe('verifyServedKey: a served key is taken only with proof of where it was
   it("refuses the swapped key with the proof of another user's registration (the attacker's own account)", () => {
     const evil = withKey(served('doc-1'), chain.keys('pat-evil').enc.publicKey);
     expect(refusal(() => verifyServedKey(chain.genesis, evil, evidence('doc-1', regEvil)))).toMatch(/registration of pat-evil/);
-    expect(refusal(() => verifyServedKey(chain.genesis, withKey(served('doc-1'), chain.keys('aud-1').enc.publicKey), evidence('doc-1', enrolAud)))).toMatch(/enrolment of aud-1/);
+    expect(refusal(() => verifyServedKey(chain.genesis, withKey(served('doc-1'), chain.keys('aud-1').enc.publicKey), evidence('doc-1', enrolAud)))).toMatch(/activation of aud-1/);
   });
 
   it('refuses the proof of a denied second enrolment of the same id under the attacker key', () => {
     const msg = refusal(() => verifyServedKey(chain.genesis, withKey(served('doc-1'), attackerKeys.publicKey), evidence('doc-1', reEnrol)));
-    expect(msg).toMatch(/denied enrolUser \(user-exists\)/);
+    expect(msg).toMatch(/denied activateUser \(invitation-used\)/);
   });
 
   it('refuses the proof of a transaction that sets no key (a grant naming the user)', () => {
@@ -107,8 +108,8 @@ describe('verifyServedKey: a served key is taken only with proof of where it was
 
   it("refuses a genuine proof from another network (the node's own chain, same user ids) and a swapped admin key", () => {
     const other = ChainBuilder.create({ network: 'medledger-evil' });
-    const otherEnrol = other.enrol('admin-a', 'doc-1', 'doctor');
-    other.finalize([otherEnrol]);
+    const [otherInvite, otherEnrol] = other.enrol('admin-a', 'doc-1', 'doctor');
+    other.finalize([otherInvite, otherEnrol]);
     const u = { ...served('doc-1'), encKey: toBase64(other.keys('doc-1').enc.publicKey), signKey: toBase64(other.keys('doc-1').signing.publicKey) };
     expect(refusal(() => verifyServedKey(chain.genesis, u, evidence('doc-1', otherEnrol, other)))).toMatch(/does not verify: proof is for network medledger-evil/);
     expect(refusal(() => verifyServedKey(chain.genesis, withKey(served('admin-a'), attackerKeys.publicKey), undefined))).toMatch(/not the one the ledger registered \(the genesis file\)/);
@@ -194,8 +195,8 @@ describe('RecipientKeyVerifier: one session', () => {
 
   it('a pinned genesis is not replaced by the node: a proof from the node\'s own network fails', async () => {
     const other = ChainBuilder.create({ network: 'medledger-evil' });
-    const otherEnrol = other.enrol('admin-a', 'doc-1', 'doctor');
-    other.finalize([otherEnrol]);
+    const [otherInvite, otherEnrol] = other.enrol('admin-a', 'doc-1', 'doctor');
+    other.finalize([otherInvite, otherEnrol]);
     const { api } = fakeApi({ proof: () => evidence('doc-1', otherEnrol, other) });
     const u = { ...served('doc-1'), encKey: toBase64(other.keys('doc-1').enc.publicKey), signKey: toBase64(other.keys('doc-1').signing.publicKey) };
     await expect(new RecipientKeyVerifier(api, pinned).verify(u)).rejects.toThrow(/proof is for network medledger-evil/);

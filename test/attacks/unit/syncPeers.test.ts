@@ -43,7 +43,7 @@ async function openLedger(chain: ChainBuilder): Promise<Ledger> {
 /** A chain with two records of one patient, a grant that wraps both, then one record deleted. */
 async function sourceChain() {
   const chain = ChainBuilder.create({ startTime: Date.now() - 3_600_000 });
-  chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.enrol('admin-b', 'dr-b', 'doctor')]);
+  chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), ...chain.enrol('admin-b', 'dr-b', 'doctor')]);
   const kept = chain.createRecord('pat-1', 'pat-1', 'kept record');
   const gone = chain.createRecord('pat-1', 'pat-1', 'deleted record');
   chain.finalize([kept.tx, gone.tx]);

@@ -36,7 +36,7 @@ let ledgers: Ledger[] = [];
 let ids: { r1: string; r2: string; grant: string; r3: string; del1: string; del3: string; record1: string; record2: string };
 
 function build() {
-  chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.enrol('admin-a', 'doc-1', 'doctor')]);
+  chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), ...chain.enrol('admin-a', 'doc-1', 'doctor')]);
   const r1 = chain.createRecord('pat-1', 'pat-1', 'first record');
   chain.finalize([r1.tx]); // h2
   const r2 = chain.createRecord('pat-1', 'pat-1', 'second record');
