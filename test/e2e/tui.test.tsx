@@ -198,7 +198,7 @@ describe('terminal UI against a real node', () => {
     expect(row, report).toMatch(/\| hosp-a\s*\| yes \| [1-9]\d*\s*\|\s*$/);
   });
 
-  it('the admin enrols a doctor (policy-checked initial password), who can then log in; deactivation and node status', async () => {
+  it('the admin invites a doctor and sees a one-time code; the doctor activates with Ctrl-A (own password), then logs in; deactivation and node status', async () => {
     let t = open();
     await t.login('admin-a', TEST_PASSWORD);
     await t.waitFor('Admin menu — admin-a');
@@ -206,17 +206,34 @@ describe('terminal UI against a real node', () => {
     await t.waitFor('Enrol a doctor or auditor at hosp-a');
     await t.type('dr-new');
     await t.type('', KEY.enter); // role: doctor
+    const shown = await t.waitFor(/[0-9A-Z]{4}(-[0-9A-Z]{4}){4}/);
+    const code = /[0-9A-Z]{4}(?:-[0-9A-Z]{4}){4}/.exec(shown)![0];
+    expect(shown).toContain('Activation code for dr-new');
+    // The admin's side holds no keystore of the new doctor: only the code exists so far.
+    expect(existsSync(join(net.node(0).keystoreDir, 'dr-new.keystore.json'))).toBe(false);
+    await t.press(KEY.enter);
+    await t.waitFor('Staff of hosp-a');
+    await t.press(KEY.esc);
+    await t.waitFor('Admin menu — admin-a');
+    await t.press('s');
+    await t.waitFor('Node status');
+    await t.waitFor(`keystores   ${net.node(0).keystoreDir}`);
+    t.unmount();
+
+    t = open();
+    await t.waitFor('Log in to MedLedger');
+    await t.press(KEY.ctrlA);
+    await t.waitFor('Activate your staff account');
+    await t.type('dr-new');
+    await t.type(code);
     await t.type('weakpass');
     await t.waitFor('✖ shorter than 12 characters');
     await t.press(KEY.ctrlU);
     await t.type('Fresh-Start-2025!');
     await t.type('Fresh-Start-2025!');
-    await t.waitFor(`✔ Enrolled dr-new as doctor; keystore written to ${net.node(0).keystoreDir}`);
-    expect(existsSync(join(net.node(0).keystoreDir, 'dr-new.keystore.json'))).toBe(true);
-    await t.waitFor('dr-new (doctor)');
-    await t.press('s');
-    await t.waitFor('Node status');
-    await t.waitFor(`keystores   ${net.node(0).keystoreDir}`);
+    await t.waitFor('✔ Activated dr-new as doctor at hosp-a');
+    await t.waitFor('Doctor menu — dr-new');
+    expect(existsSync(join(net.node(0).keystoreDir, 'dr-new.keystore.json'))).toBe(false);
     t.unmount();
 
     t = open();

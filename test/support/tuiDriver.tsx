@@ -15,6 +15,7 @@ export const KEY = {
   left: '\u001B[D',
   ctrlU: '\u0015',
   ctrlR: '\u0012',
+  ctrlA: '\u0001',
 } as const;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
