@@ -129,7 +129,7 @@ describe('a node that lies about one grantee key', () => {
     const pat = await net.api(0).get<KeyProofResponse>('/v1/users/pat-1/key-proof');
     expect(pat).toMatchObject({ user: 'pat-1', source: 'transaction', proof: { claim: { type: 'registerPatient', actor: 'pat-1', outcome: 'success' } } });
     const doc = await net.api(0).get<KeyProofResponse>('/v1/users/dr-2/key-proof');
-    expect(doc).toMatchObject({ user: 'dr-2', source: 'transaction', proof: { claim: { type: 'enrolUser', subject: 'dr-2', outcome: 'success' } } });
+    expect(doc).toMatchObject({ user: 'dr-2', source: 'transaction', proof: { claim: { type: 'activateUser', actor: 'dr-2', outcome: 'success' } } });
     expect(await net.api(0).get<KeyProofResponse>(`/v1/users/${net.node(0).admin.id}/key-proof`)).toEqual({ user: net.node(0).admin.id, source: 'genesis' });
     await expect(net.api(0).get('/v1/users/nobody-here/key-proof')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
