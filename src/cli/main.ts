@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runStatus } from './commands/status.js';
 import { addAppointmentCommands, addApproveCommand, addDenyCommand, addGrantCommand, addRequestCommand, addRevokeCommand, addWhoamiCommand } from './commands/access.js';
-import { addActivateCommand, addDeactivateCommand, addEnrolCommand, addRegisterCommand } from './commands/accounts.js';
+import { addActivateCommand, addDeactivateCommand, addEnrolCommand, addRecoverCommand, addRegisterCommand } from './commands/accounts.js';
 import { addAuditCommand } from './commands/audit.js';
 import { addPasswdCommand } from './commands/passwd.js';
 import { addRecordCommands } from './commands/records.js';
@@ -78,6 +78,7 @@ export function buildProgram(): Command {
   addActivateCommand(program.command('activate'));
   addDeactivateCommand(program.command('deactivate'));
   addPasswdCommand(program.command('passwd'));
+  addRecoverCommand(program.command('recover'));
 
   // ---- auditors: replica verification, inclusion proofs (issue #5) ----
   program

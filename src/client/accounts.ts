@@ -6,7 +6,9 @@ import type { ScryptParams } from '../records/keystore.js';
 import { passwordProblems } from '../records/password.js';
 import type { StatusResponse } from '../node/api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
-import { defaultKeystoreDir, keystorePath, resolveKeystoreDir, unlockKeystore, writeKeystore } from './keystoreFiles.js';
+import { defaultKeystoreDir, keystorePath, readKeystoreFile, resolveKeystoreDir, unlockKeystore, writeKeystore } from './keystoreFiles.js';
+import { storeBackup } from './recovery.js';
+import { newRecoveryCode } from '../records/recovery.js';
 import { pinnedGenesis } from './recipientKeys.js';
 import { Session, type ActionOutcome } from './session.js';
 import { newUserKeys } from './userKeys.js';
@@ -103,7 +105,7 @@ export interface RegisterOptions {
  * password, then the registerPatient transaction through this node. The keystore is written first so
  * that keys of a registered user are never lost; it is removed again if the ledger refuses the user.
  */
-export async function registerPatient(opts: RegisterOptions): Promise<{ session: Session; outcome: ActionOutcome }> {
+export async function registerPatient(opts: RegisterOptions): Promise<{ session: Session; outcome: ActionOutcome; recoveryCode?: string; backupError?: string }> {
   const idCheck = userIdSchema.safeParse(opts.userId);
   if (!idCheck.success) throw new Error(idCheck.error.issues[0]?.message ?? 'invalid user id');
   const problems = newPasswordProblems(opts.userId, opts.password);
@@ -119,8 +121,18 @@ export async function registerPatient(opts: RegisterOptions): Promise<{ session:
   const session = new Session(api, keys, status.hospital, { genesis });
   try {
     const outcome = await session.registerPatient();
-    if (outcome.denied) rmSync(path, { force: true });
-    return { session, outcome };
+    if (outcome.denied) {
+      rmSync(path, { force: true });
+      return { session, outcome };
+    }
+    // The recovery kit (issue 10): a code made here, shown once; the node gets only the backup sealed to it.
+    const recoveryCode = newRecoveryCode();
+    try {
+      await storeBackup(api, keys, readKeystoreFile(dir, opts.userId), recoveryCode);
+    } catch (err) {
+      return { session, outcome, backupError: (err as Error).message };
+    }
+    return { session, outcome, recoveryCode };
   } catch (err) {
     // Refused at admission (e.g. the id was taken meanwhile): these keys will never be on the ledger.
     if (err instanceof ApiError && err.status >= 400 && err.status < 500) rmSync(path, { force: true });

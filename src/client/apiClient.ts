@@ -277,6 +277,16 @@ export class ApiClient {
     return this.call('GET', `/v1/patients/${encodeURIComponent(patient)}/keys`, undefined, { user, signer });
   }
 
+  /** Stores the signer's key backup (issue 10): a view request signed by the owner. */
+  putBackup(user: string, signer: Signer, backup: unknown): Promise<{ stored: boolean }> {
+    return this.call('POST', '/v1/backup', { backup }, { user, signer });
+  }
+
+  /** A user's key backup: `signer` is the recovery code's auth key (or the owner's own key). */
+  getBackup(user: string, signer: Signer): Promise<{ backup: unknown }> {
+    return this.call('GET', `/v1/backup/${encodeURIComponent(user)}`, undefined, { user, signer });
+  }
+
   /** GET on any path, for endpoints added by later features (chain, proofs, integrity). */
   get<T>(path: string): Promise<T> {
     return this.call('GET', path);

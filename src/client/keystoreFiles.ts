@@ -71,6 +71,15 @@ export function writeKeystore(dir: string, keys: UserKeys, password: string, kdf
   return path;
 }
 
+/** Writes an already sealed keystore file (a recovered copy) for `userId`; refuses to overwrite one. */
+export function writeKeystoreFile(dir: string, userId: string, file: unknown): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = keystorePath(dir, userId);
+  if (existsSync(path)) throw new MedLedgerError('USER_EXISTS', `a keystore for ${userId} already exists in ${dir}`);
+  writeAtomically(path, `${JSON.stringify(file, null, 2)}\n`);
+  return path;
+}
+
 export function readKeystoreFile(dir: string, userId: string): KeystoreFile | unknown {
   const path = keystorePath(dir, userId);
   if (!existsSync(path)) throw new MedLedgerError('NOT_FOUND', `unknown user ${userId}: no keystore in ${dir}`);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { activateStaff, inviteStaff, registerPatient } from '../../client/accounts.js';
 import { parseUserId } from '../../client/inputs.js';
+import { recoverKeystore, RecoveryError } from '../../client/recovery.js';
 import { PASSWORD_POLICY } from '../../records/password.js';
 import { readNewSecret, readSecret, UsageError } from '../passwordPrompt.js';
 import { flag, json, PASSWORD_ENV, reportOutcome, signIn, withUserOptions, type UserOptions } from '../userSession.js';
@@ -27,11 +28,48 @@ export function addRegisterCommand(cmd: Command): Command {
         if (/policy|already taken|user id/.test((err as Error).message)) throw new UsageError((err as Error).message);
         throw err;
       }
-      if (reportOutcome(result.outcome, `registered ${userId} as a patient at ${result.session.hospital}`, o.json) && o.json) json({ user: userId, hospital: result.session.hospital, tx: result.outcome.id });
+      if (!reportOutcome(result.outcome, `registered ${userId} as a patient at ${result.session.hospital}`, o.json)) return;
+      if (o.json) json({ user: userId, hospital: result.session.hospital, tx: result.outcome.id, ...(result.recoveryCode ? { recoveryCode: result.recoveryCode } : {}) });
+      else if (result.recoveryCode) {
+        // Shown once, here only: never sent to the node, never logged. Without it a forgotten password loses the keys.
+        process.stdout.write(`\nRecovery code (write this down and keep it safe; it is shown only once):\n\n    ${result.recoveryCode}\n\nWith it, \`medledger recover --api ${o.api} --user ${userId}\` restores your keystore on a new computer or after a forgotten password.\n`);
+      }
+      if (result.backupError) process.stderr.write(`warning: no key backup was stored on the node (${result.backupError}); you have no recovery code\n`);
     });
 }
 
 export const ACTIVATION_CODE_ENV = 'MEDLEDGER_ACTIVATION_CODE';
+export const RECOVERY_CODE_ENV = 'MEDLEDGER_RECOVERY_CODE';
+
+/**
+ * `medledger recover` (issue 10): a new keystore on this computer from the backup on the home node, fetched with
+ * the recovery code. Forgotten password (default): a new password seals the recovered keys. New computer with the
+ * same password (`--keep-password`): the password-sealed copy is written as it is, once the password opens it.
+ */
+export function addRecoverCommand(cmd: Command): Command {
+  return cmd
+    .description('restore your keystore on this computer with your recovery code (new computer, or forgotten password)')
+    .requiredOption('--api <url>', 'your home node API')
+    .requiredOption('--user <id>', 'your user id')
+    .option('--keystores <dir>', 'where to write the keystore (default: ~/.medledger/keystores)')
+    .option('--keep-password', 'keep your current password (new computer): it must open the backed-up keystore')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `\nRecovery code: from ${RECOVERY_CODE_ENV}, else prompted without echo.\nNew password (${PASSWORD_POLICY}): from ${NEW_PASSWORD_ENV}, else prompted twice; with --keep-password, the current one from ${PASSWORD_ENV} or the prompt.\nExit codes: 0 restored, 2 wrong code, wrong password or other error (nothing is written).`)
+    .action(async (o: UserOptions & { keepPassword?: boolean; json?: boolean }) => {
+      const userId = flag('user', o.user, parseUserId)!;
+      const code = await readSecret(`Recovery code for ${userId}: `, RECOVERY_CODE_ENV);
+      const secret = o.keepPassword ? { password: await readSecret(`Password for ${userId}: `, PASSWORD_ENV) } : { newPassword: await readNewSecret(`New password for ${userId}: `, NEW_PASSWORD_ENV) };
+      let r;
+      try {
+        r = await recoverKeystore({ apiUrl: o.api, userId, code, ...secret, ...(o.keystores ? { keystoreDir: o.keystores } : {}) });
+      } catch (err) {
+        if (err instanceof RecoveryError) throw new UsageError(err.message);
+        throw err;
+      }
+      if (o.json) json({ user: userId, keystore: r.path, keptPassword: !!o.keepPassword });
+      else process.stdout.write(`recovered ${userId}: keystore written to ${r.path}${o.keepPassword ? '' : ' under your new password'}\n`);
+    });
+}
 
 /**
  * `medledger enrol`: the admin invites a doctor or auditor and gets a one-time activation code to hand over

@@ -17,7 +17,7 @@ export function addPasswdCommand(cmd: Command): Command {
     .description('change your password: re-seals your keystore (on this computer) under a new one')
     .requiredOption('--user <id>', 'your user id')
     .option('--keystores <dir>', 'keystore directory (default: ~/.medledger/keystores)')
-    .option('--api <url>', "node API, only to find the cluster's keystore directory when your keystore is not in ~/.medledger/keystores")
+    .option('--api <url>', "your home node API: refreshes the password copy of your key backup there (and finds the cluster's keystore directory when your keystore is not in ~/.medledger/keystores)")
     .addHelpText('after', `\nOld password: from ${PASSWORD_ENV}, else prompted. New password (${PASSWORD_POLICY}): from ${NEW_PASSWORD_ENV_PASSWD}, else prompted twice.\nExit codes: 0 changed, 2 wrong password, weak new password or other error.`)
     .action(async (o: { user: string; keystores?: string; api?: string }) => {
       const userId = flag('user', o.user, parseUserId)!;
@@ -29,8 +29,9 @@ export function addPasswdCommand(cmd: Command): Command {
       const dir = resolveKeystoreDir(o.keystores, userId, hint);
       const oldPassword = await readSecret(`Current password for ${userId}: `, PASSWORD_ENV);
       const newPassword = await readNewSecret(`New password for ${userId}: `, NEW_PASSWORD_ENV_PASSWD);
+      let keys;
       try {
-        changeKeystorePassword(dir, userId, oldPassword, newPassword);
+        keys = changeKeystorePassword(dir, userId, oldPassword, newPassword);
       } catch (err) {
         if (isMedLedgerError(err, 'WRONG_PASSWORD')) throw new UsageError('password unchanged: wrong password');
         if (isMedLedgerError(err, 'NOT_FOUND')) throw new UsageError(`password unchanged: no keystore for ${userId} in ${dir}`);
@@ -39,5 +40,16 @@ export function addPasswdCommand(cmd: Command): Command {
         throw err;
       }
       process.stdout.write(`password changed for ${userId}; keystore in ${dir}\n`);
+      if (o.api) {
+        // The backup's password copy (issue 10) follows the new password; the code-sealed copy is unchanged.
+        const { ApiClient } = await import('../../client/apiClient.js');
+        const { refreshBackupPasswordCopy } = await import('../../client/recovery.js');
+        const { readKeystoreFile } = await import('../../client/keystoreFiles.js');
+        try {
+          if (await refreshBackupPasswordCopy(new ApiClient(o.api), keys, readKeystoreFile(dir, userId))) process.stdout.write(`the password copy of your key backup on the node was updated\n`);
+        } catch (err) {
+          process.stderr.write(`warning: the key backup on the node was not updated (${(err as Error).message}); run passwd again with --api later\n`);
+        }
+      }
     });
 }

@@ -14,6 +14,7 @@ import { evidenceOf, proofOf } from '../auditorView.js';
 import { RequestNonces } from './requestNonces.js';
 import { keyProofOf } from '../keyProof.js';
 import { listPayloads } from '../payloadListing.js';
+import { backupRoutes } from './backupRoutes.js';
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
@@ -174,6 +175,8 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
       },
     },
   ];
+  // Key backups of the recovery kit (issue 10): ciphertext only, read back with the recovery code.
+  routes.push(...backupRoutes(node, nonces, authenticate));
   if (node.config.testControls) {
     routes.push({
       method: 'POST',
