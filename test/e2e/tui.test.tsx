@@ -275,6 +275,11 @@ describe('terminal UI against a real node', () => {
     await t.press(KEY.ctrlU);
     await t.type('Bob-Is-Here-2025');
     await t.waitFor('✔ Registered pat-bob as a patient at hosp-a');
+    // The recovery kit (issue 10): the code is shown once, until Enter.
+    await t.waitFor('Your recovery code: write this down');
+    expect(t.frame()).toMatch(/\b[0-9A-Z]{4}(-[0-9A-Z]{4}){5}\b/);
+    expect(t.frame()).not.toContain('Patient menu');
+    await t.press(KEY.enter);
     await t.waitFor('Patient menu — pat-bob');
   });
 

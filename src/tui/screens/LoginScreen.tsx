@@ -1,4 +1,4 @@
-import { Box, Text } from 'ink';
+import { Box, Text, useInput } from 'ink';
 import { useState } from 'react';
 import { activateStaff, LoginError, login, newPasswordProblems, registerPatient } from '../../client/accounts.js';
 import { isActivationCode } from '../../records/activation.js';
@@ -61,8 +61,29 @@ function LoginForm({ onLoggedIn, onRegister, onActivate }: { onLoggedIn(session:
   );
 }
 
+/** The recovery kit (issue 10): the code, shown once after registration, until the patient presses Enter. */
+function RecoveryCodeScreen({ code, onDone }: { code: string; onDone(): void }) {
+  useInput((_input, key) => {
+    if (key.return) onDone();
+  });
+  return (
+    <Screen title="Your recovery code: write this down" help={[['Enter', 'I have written it down']]}>
+      <Box flexDirection="column" paddingY={1}>
+        <Text>Write this recovery code down on paper and keep it safe. It is shown only once:</Text>
+        <Box paddingY={1} paddingLeft={4}>
+          <Text bold>{code}</Text>
+        </Box>
+        <Text>With it you can restore your keys on a new computer, or after forgetting your password</Text>
+        <Text>(medledger recover). It never leaves this computer; your hospital's node cannot open your backup.</Text>
+      </Box>
+    </Screen>
+  );
+}
+
 function RegisterForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): void; onCancel(): void }) {
   const { apiUrl, keystoreDir, genesisFile, setFlash } = useApp();
+  const [kit, setKit] = useState<{ session: Session; code: string }>();
+  if (kit) return <RecoveryCodeScreen code={kit.code} onDone={() => onLoggedIn(kit.session)} />;
   return (
     <Screen title="Register as a new patient" help={FORM_HELP}>
       <Text dimColor>Your keys are created on this computer and sealed under your password. Password: {PASSWORD_POLICY}.</Text>
@@ -77,10 +98,11 @@ function RegisterForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): 
         onSubmit={async (v) => {
           await yieldToRender();
           try {
-            const { session, outcome } = await registerPatient({ apiUrl, userId: v.user!.trim(), password: v.password!, ...(keystoreDir ? { keystoreDir } : {}), ...(genesisFile ? { genesisFile } : {}) });
+            const { session, outcome, recoveryCode, backupError } = await registerPatient({ apiUrl, userId: v.user!.trim(), password: v.password!, ...(keystoreDir ? { keystoreDir } : {}), ...(genesisFile ? { genesisFile } : {}) });
             if (outcome.denied) return `Registration denied by the ledger: ${outcome.denied}`;
-            setFlash({ kind: 'success', text: `Registered ${session.userId} as a patient at ${session.hospital}` });
-            onLoggedIn(session);
+            setFlash(backupError ? { kind: 'error', text: `Registered ${session.userId}, but no key backup was stored (${backupError}): you have no recovery code` } : { kind: 'success', text: `Registered ${session.userId} as a patient at ${session.hospital}` });
+            if (recoveryCode) setKit({ session, code: recoveryCode });
+            else onLoggedIn(session);
           } catch (err) {
             return `Registration unsuccessful: ${(err as Error).message}`;
           }
