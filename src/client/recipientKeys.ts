@@ -25,13 +25,14 @@ import type { ApiClient } from './apiClient.js';
  *   inclusion proof; it is checked offline against the genesis file this client trusts (commit certificate
  *   of 2f+1 genesis validators, proposer signature, Merkle paths, the user's signature, its audit event).
  *
- * Currency — "is that still the user's key?" — holds by construction today: no transaction type changes a
- * user's keys once set, a user is never removed, and an id is never reused (a second registration or
- * enrolment of the same id is invalid or denied), so the one successful key-setting transaction names the
- * key for good. When key rotation arrives, this stops being enough: the node would have to prove that no
- * later rotation exists — with a commitment to the key registry in the block header and a path against it
- * (chosen over asking f+1 nodes, which a client cannot reach: a node's API is loopback-only on its own
- * hospital's host) — and the cache below would have to expire.
+ * Since issue 10 keys change: `rotateKeys` (the user, signed by the old key, the new keys in its body),
+ * `recoverPatientKeys` (the home hospital's admin, for the patient it names) and a re-activation after
+ * `revokeStaffKey` (an `activateUser`) each set new keys, and the node serves the proof of the LATEST one.
+ * KNOWN LIMIT — currency: a proof shows that the keys were set by a committed transaction, not that no later
+ * one replaced them, so a node could still serve an older proof with the matching older keys (content sealed
+ * for a rotated-away key). Closing the gap needs a commitment to the key registry in the block header and a
+ * path against it (chosen over asking f+1 nodes, which a client cannot reach: a node's API is loopback-only
+ * on its own hospital's host); until then the cache below lives for one session only.
  *
  * The trust anchor is a genesis file pinned on this computer (`--genesis FILE`, or `genesis.json` in the
  * keystore directory); without one the node's own `/v1/genesis` is used, which protects against a node
@@ -168,6 +169,20 @@ function provenKeys(genesis: Genesis, id: string, evidence: unknown): VerifiedKe
     const role = verdict.claim.role;
     if (role !== 'doctor' && role !== 'auditor') return refuse(`the node's proof of ${id}'s keys names role ${role}`);
     return { user: id, role, hospital: verdict.claim.hospital, encKey: (tx as UnsignedTx<'activateUser'>).body.encKey, signKey: tx.key, setBy };
+  }
+  if (tx.type === 'rotateKeys') {
+    if (tx.actor !== id) return refuse(`the node's proof of ${id}'s keys is the rotation of ${tx.actor}`);
+    const role = verdict.claim.role;
+    if (role !== 'patient' && role !== 'doctor' && role !== 'auditor') return refuse(`the node's proof of ${id}'s keys names role ${role}`);
+    const body = (tx as UnsignedTx<'rotateKeys'>).body;
+    return { user: id, role, hospital: verdict.claim.hospital, encKey: body.encKey, signKey: body.signKey, setBy };
+  }
+  if (tx.type === 'recoverPatientKeys') {
+    if (tx.patient !== id) return refuse(`the node's proof of ${id}'s keys is the recovery of ${String(tx.patient)}`);
+    if (verdict.claim.role !== 'admin') return refuse(`the node's proof of ${id}'s keys is a recovery by a ${verdict.claim.role}`);
+    // The rule lets only the patient's home hospital's admin recover, so the patient's hospital is the admin's.
+    const body = (tx as UnsignedTx<'recoverPatientKeys'>).body;
+    return { user: id, role: 'patient', hospital: verdict.claim.hospital, encKey: body.encKey, signKey: body.signKey, setBy };
   }
   return refuse(`the node's proof of ${id}'s keys is of a ${tx.type} transaction, which sets no key`);
 }

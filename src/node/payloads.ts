@@ -11,7 +11,7 @@ import { MAX_PAYLOAD_BYTES } from '../records/tx/types.js';
  */
 export type PayloadKind =
   | { kind: 'blob'; blob: string; record: string; patient: string; recipients: string[] }
-  | { kind: 'grant'; patient: string; grantee: string };
+  | { kind: 'grant'; patient: string; grantee: string; rekey?: true };
 
 /** What a transaction's payload is, from the transaction alone (null: it carries none). */
 export function payloadKind(t: UnsignedTx): PayloadKind | null {
@@ -37,6 +37,10 @@ export function payloadKind(t: UnsignedTx): PayloadKind | null {
       return { kind: 'grant', patient, grantee: (t as UnsignedTx<'grantAccess'>).body.grantee };
     case 'approveRequest':
       return { kind: 'grant', patient, grantee: (t as UnsignedTx<'approveRequest'>).body.requester };
+    // Key rotation (issue 10): the user's own data keys re-wrapped for their new encryption key, a grant to
+    // themselves; the store takes only keys of blobs the user could already open (see storePayload).
+    case 'rotateKeys':
+      return { kind: 'grant', patient: '', grantee: t.actor, rekey: true };
     default:
       return null;
   }

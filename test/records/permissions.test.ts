@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { actionOf, type AuditEvent } from '../../src/records/audit.js';
 import { activationCodeKey, newActivationCode, signActivation } from '../../src/records/activation.js';
+import { signKeyConsent } from '../../src/records/rotation.js';
 import { apply } from '../../src/records/state/apply.js';
 import { OverlayState } from '../../src/records/state/memoryState.js';
 import { txTypes, type TxType } from '../../src/records/tx/types.js';
@@ -202,8 +203,11 @@ const adminOnly = (): Record<Case, Expected> => ({
 
 const DAY = 86_400_000;
 
-/** `activateUser` is the new user's own first transaction, not an action of an existing role: tested below. */
-const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser'>, Cell> = {
+/**
+ * `activateUser` is the new user's own first transaction, not an action of an existing role, and `rotateKeys`
+ * needs the consent of a key made for it: both tested below.
+ */
+const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotateKeys'>, Cell> = {
   inviteUser: {
     input: (w) => ({ type: 'inviteUser', body: { user: 'new-staff', role: 'auditor', expiresAt: w.ledger.clock + DAY, codeKey: activationCodeKey(newActivationCode(), 'new-staff') } }),
     effect: (w, actor) => {
@@ -216,6 +220,16 @@ const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser'>, Cell> =
   deactivateUser: {
     input: () => ({ type: 'deactivateUser', body: { user: D1 } }),
     effect: (w) => expect(w.ledger.user(D1).active).toBe(false),
+    expected: adminOnly(),
+  },
+  revokeStaffKey: {
+    input: () => ({ type: 'revokeStaffKey', body: { user: D1 } }),
+    effect: (w) => expect(w.ledger.user(D1).keyRevokedAt).toEqual(expect.any(Number)),
+    expected: adminOnly(),
+  },
+  recoverPatientKeys: {
+    input: (w) => ({ type: 'recoverPatientKeys', patient: P, body: { signKey: w.ledger.keys('pat-1-new').signing.publicKey, encKey: w.ledger.keys('pat-1-new').encKey, ticket: 'desk-0001' } }),
+    effect: (w) => expect(w.ledger.user(P)).toMatchObject({ signKey: w.ledger.keys('pat-1-new').signing.publicKey, encKey: w.ledger.keys('pat-1-new').encKey, keysSince: expect.any(Number) }),
     expected: adminOnly(),
   },
   createRecord: {
@@ -363,7 +377,7 @@ const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser'>, Cell> =
 
 describe('SPEC §3 permission table through apply()', () => {
   it('covers every transaction type', () => {
-    expect([...Object.keys(table), 'registerPatient', 'activateUser'].sort()).toEqual([...txTypes].sort());
+    expect([...Object.keys(table), 'registerPatient', 'activateUser', 'rotateKeys'].sort()).toEqual([...txTypes].sort());
   });
 
   for (const [type, cell] of Object.entries(table) as [TxType, Cell][]) {
@@ -900,5 +914,115 @@ describe('records', () => {
       source: 'hosp-b',
     });
     expect(result.changes).toEqual([{ table: 'users', key: D1, value: { ...w.ledger.user(D1) } }]);
+  });
+});
+
+describe('key rotation, revocation and recovery (issue 10)', () => {
+  let w: World;
+  beforeEach(() => {
+    w = buildWorld();
+  });
+
+  /** A rotateKeys input of `user` to the keys of `next`, the consent made by `consentBy` (default: the new key) over `oldKey`. */
+  const rotation = (user: string, next: string, opts: { consentBy?: string; consentUser?: string; genesisHash?: Uint8Array; oldKey?: Uint8Array } = {}): TxInput<'rotateKeys'> => {
+    const n = w.ledger.keys(next);
+    const signer = w.ledger.keys(opts.consentBy ?? next).signer;
+    const consent = signKeyConsent(signer, opts.consentUser ?? user, opts.oldKey ?? w.ledger.user(user).signKey, n.encKey, opts.genesisHash ?? w.ledger.genesisHash);
+    return { type: 'rotateKeys', body: { signKey: n.signing.publicKey, encKey: n.encKey, consent } };
+  };
+
+  it('the current key rotates to new keys; from the next transaction the old key is refused and the new one works', () => {
+    const event = expectAllowed(w.ledger, P, rotation(P, 'pat-1-v2'));
+    expect(event.patient).toBe(P); // in the patient's own trail
+    expect(w.ledger.user(P)).toMatchObject({ signKey: w.ledger.keys('pat-1-v2').signing.publicKey, encKey: w.ledger.keys('pat-1-v2').encKey, keysSince: event.recorded });
+    expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
+    expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} }, { signWith: 'pat-1-v2' })).toMatchObject({ valid: true, event: { outcome: 'success' } });
+    // Grants, requests and records are the same user's: nothing but the keys changed.
+    expect(Object.keys(w.ledger.user(P).grants ?? {}).sort()).toEqual([A1, AX, D1, DX].sort());
+  });
+
+  it('staff rotate their own keys too and stay recipients of the patients who granted them', () => {
+    expectAllowed(w.ledger, D1, rotation(D1, 'doc-1-v2'));
+    expect(w.ledger.recipientsFor(P)).toContain(D1);
+    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
+    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} }, { signWith: 'doc-1-v2' })).toMatchObject({ valid: true, event: { outcome: 'success' } });
+  });
+
+  it('a rotation signed by any key but the current one is invalid (KEY_MISMATCH), also the previous key after a rotation', () => {
+    expect(w.ledger.submit(P, rotation(P, 'pat-1-v2'), { signWith: 'thief' })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
+    expectAllowed(w.ledger, P, rotation(P, 'pat-1-v2'));
+    const original = w.ledger.keys(P).signing.publicKey;
+    expect(w.ledger.submit(P, rotation(P, 'pat-1-v3', { oldKey: original }))).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
+    expect(w.ledger.user(P).signKey).toEqual(w.ledger.keys('pat-1-v2').signing.publicKey);
+  });
+
+  it('the new signing key must consent: by itself, for this user, over the current key, on this network', () => {
+    expectDenied(w.ledger, P, rotation(P, 'pat-1-v2', { consentBy: 'thief' }), 'bad-key-consent');
+    expectDenied(w.ledger, P, rotation(P, 'pat-1-v2', { consentUser: P2 }), 'bad-key-consent');
+    expectDenied(w.ledger, P, rotation(P, 'pat-1-v2', { oldKey: w.ledger.keys('thief').signing.publicKey }), 'bad-key-consent');
+    expectDenied(w.ledger, P, rotation(P, 'pat-1-v2', { genesisHash: new Uint8Array(32).fill(7) }), 'bad-key-consent');
+    expect(w.ledger.user(P).signKey).toEqual(w.ledger.keys(P).signing.publicKey);
+  });
+
+  it('admins cannot rotate (their keys are in the genesis file); the same key is no rotation; deactivated users cannot', () => {
+    expectDenied(w.ledger, ADMIN_A, rotation(ADMIN_A, 'admin-a-v2'), 'role-not-allowed');
+    expectDenied(w.ledger, P, rotation(P, P), 'same-key');
+    expectDenied(w.ledger, DX, rotation(DX, 'doc-x-v2'), 'deactivated');
+  });
+
+  it('an admin revokes a staff key: the staff member signs nothing valid and receives no new content; the grants stay', () => {
+    const event = expectAllowed(w.ledger, ADMIN_A, { type: 'revokeStaffKey', body: { user: D1 } });
+    expect(event.subject).toBe(D1);
+    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
+    expect(w.ledger.submit(D1, rotation(D1, 'doc-1-v2'))).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
+    expect(w.ledger.recipientsFor(P)).toEqual([A1, P].sort());
+    expect(w.ledger.user(P).grants?.[D1]).toBeDefined();
+    expectDenied(w.ledger, ADMIN_A, { type: 'revokeStaffKey', body: { user: D1 } }, 'key-already-revoked');
+  });
+
+  it('revokeStaffKey: admins of the staff member’s own hospital only, and staff only', () => {
+    expectDenied(w.ledger, ADMIN_B, { type: 'revokeStaffKey', body: { user: D1 } }, 'not-own-staff');
+    expectDenied(w.ledger, ADMIN_A, { type: 'revokeStaffKey', body: { user: D2 } }, 'not-own-staff');
+    expectDenied(w.ledger, ADMIN_A, { type: 'revokeStaffKey', body: { user: P } }, 'not-own-staff');
+    expectDenied(w.ledger, ADMIN_A, { type: 'revokeStaffKey', body: { user: ADMIN_B } }, 'not-own-staff');
+    expectDenied(w.ledger, ADMIN_A, { type: 'revokeStaffKey', body: { user: 'nobody' } }, 'user-not-found');
+    expectDenied(w.ledger, D1, { type: 'revokeStaffKey', body: { user: A1 } }, 'role-not-allowed');
+  });
+
+  it('a revoked staff member is invited again under the same id and activates new keys, keeping grants and history', () => {
+    const invite = (admin: string, role: 'doctor' | 'auditor', code: string): TxInput<'inviteUser'> => ({ type: 'inviteUser', body: { user: D1, role, expiresAt: w.ledger.clock + DAY, codeKey: activationCodeKey(code, D1) } });
+    const code = newActivationCode();
+    expectDenied(w.ledger, ADMIN_A, invite(ADMIN_A, 'doctor', code), 'user-exists'); // not revoked yet
+    expectAllowed(w.ledger, ADMIN_A, { type: 'revokeStaffKey', body: { user: D1 } });
+    expectDenied(w.ledger, ADMIN_B, invite(ADMIN_B, 'doctor', code), 'user-exists'); // another hospital
+    expectDenied(w.ledger, ADMIN_A, invite(ADMIN_A, 'auditor', code), 'role-mismatch');
+    expectAllowed(w.ledger, ADMIN_A, invite(ADMIN_A, 'doctor', code));
+    // The revoked key cannot be re-installed with the code.
+    expect(w.ledger.apply(w.ledger.activation(D1, code, w.ledger.keys(D1)))).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'revoked-key' } });
+    const r = w.ledger.apply(w.ledger.activation(D1, code, w.ledger.keys('doc-1-v2')));
+    expect(r).toMatchObject({ valid: true, event: { outcome: 'success', agent: { user: D1, role: 'doctor', hospital: 'hosp-a' } } });
+    expect(w.ledger.user(D1).keyRevokedAt).toBeUndefined();
+    expect(w.ledger.user(D1).signKey).toEqual(w.ledger.keys('doc-1-v2').signing.publicKey);
+    expect(w.ledger.user(P).grants?.[D1]).toBeDefined();
+    expect(w.ledger.recipientsFor(P)).toContain(D1);
+    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} }, { signWith: 'doc-1-v2' })).toMatchObject({ valid: true, event: { outcome: 'success' } });
+    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
+    // The invitation is used: a second activation is refused.
+    expect(w.ledger.apply(w.ledger.activation(D1, code, w.ledger.keys('doc-1-v3')))).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'invitation-used' } });
+  });
+
+  it('the home hospital’s admin installs a patient’s new keys (audited in the patient’s trail); the old key is refused', () => {
+    const n = w.ledger.keys('pat-1-new');
+    const input: TxInput<'recoverPatientKeys'> = { type: 'recoverPatientKeys', patient: P, body: { signKey: n.signing.publicKey, encKey: n.encKey, ticket: 'desk-42' } };
+    expectDenied(w.ledger, ADMIN_B, input, 'not-home-hospital');
+    expectDenied(w.ledger, D1, input, 'role-not-allowed');
+    expectDenied(w.ledger, P, input, 'role-not-allowed');
+    expectDenied(w.ledger, ADMIN_A, { ...input, patient: D1 }, 'unknown-patient');
+    expectDenied(w.ledger, ADMIN_A, { ...input, body: { ...input.body, signKey: w.ledger.keys(P).signing.publicKey } }, 'same-key');
+    const event = expectAllowed(w.ledger, ADMIN_A, input);
+    expect(event.patient).toBe(P);
+    expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
+    expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} }, { signWith: 'pat-1-new' })).toMatchObject({ valid: true, event: { outcome: 'success' } });
+    expectAllowed(w.ledger, ADMIN_B, { type: 'recoverPatientKeys', patient: P2, body: { signKey: w.ledger.keys('pat-2-new').signing.publicKey, encKey: w.ledger.keys('pat-2-new').encKey, ticket: 'desk-43' } });
   });
 });

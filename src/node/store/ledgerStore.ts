@@ -406,7 +406,7 @@ export class LedgerStore {
         const p = grantPayloadSchema.parse(decodeCanonical(payload));
         let changed = false;
         for (const blob of Object.keys(p.keys)) {
-          if ((await batch.get(K.patientBlob(kind.patient, blob))) !== undefined) continue;
+          if ((await batch.get(kind.rekey ? K.blob(blob) : K.patientBlob(kind.patient, blob))) !== undefined) continue;
           delete p.keys[blob];
           changed = true;
         }
@@ -479,7 +479,9 @@ async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlo
   for (const { blob, user, key } of payloadKeys(kind, payload)) {
     // A grant only wraps the granting patient's own existing blobs: a key named after anyone else's blob
     // would overwrite the grantee's real key for it.
-    if (kind.kind === 'grant' && (await batch.get(K.patientBlob(kind.patient, blob))) === undefined) continue;
+    if (kind.kind === 'grant' && !kind.rekey && (await batch.get(K.patientBlob(kind.patient, blob))) === undefined) continue;
+    // A rotation re-wraps only what the user could open already: a key for any other blob is not theirs to add.
+    if (kind.kind === 'grant' && kind.rekey && (await batch.get(K.wrappedKey(blob, user))) === undefined) continue;
     batch.put(K.wrappedKey(blob, user), encodeCanonical({ tx: txIdHex, key }));
     // A later grant to the same user overwrites the wrapped-key entry, so remember every grant payload.
     if (kind.kind === 'grant') batch.put(K.blobGrant(blob, txIdHex), EMPTY);

@@ -15,6 +15,8 @@ export const SIGNING_TAGS = {
   block: utf8('medledger/block/v2\0'),
   /** A staff activation code's signature over the keys it lets a user install (records/activation.ts). */
   activation: utf8('medledger/activation/v2\0'),
+  /** The new signing key's consent to a key installation (rotateKeys, records/rotation.ts). */
+  keyConsent: utf8('medledger/key-consent/v2\0'),
 } as const;
 
 export type SigningTag = keyof typeof SIGNING_TAGS;

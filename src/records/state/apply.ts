@@ -1,5 +1,6 @@
 import { actionOf, type AuditEvent } from '../audit.js';
 import { verifyActivation } from '../activation.js';
+import { verifyKeyConsent } from '../rotation.js';
 import { bytesEqual } from '../crypto/bytes.js';
 import { MedLedgerError } from '../errors.js';
 import type { Tx, TxType, UnsignedTx } from '../tx/types.js';
@@ -55,7 +56,8 @@ function checkValidity(state: StateView, t: UnsignedTx, ctx: ApplyContext): Appl
     const invitation = state.get('invitations', t.actor);
     if (!invitation) return actor ? invalid('USER_EXISTS', `user id ${t.actor} is already taken`) : invalid('UNKNOWN_ACTOR', `no invitation for ${t.actor}`);
     // Signed by the activated user's own key: an ordinary transaction of theirs (a second activation is denied).
-    if (actor && bytesEqual(actor.signKey, t.key)) {
+    // A revoked key is judged against the (new) invitation like anyone else's, and refused there.
+    if (actor && actor.keyRevokedAt === undefined && bytesEqual(actor.signKey, t.key)) {
       if (t.nonce <= actor.lastNonce) return invalid('REPLAY', `stale nonce ${t.nonce} for ${t.actor} (last ${actor.lastNonce})`);
       return actor;
     }
@@ -64,6 +66,8 @@ function checkValidity(state: StateView, t: UnsignedTx, ctx: ApplyContext): Appl
     return null;
   }
   if (!actor) return invalid('UNKNOWN_ACTOR', `unknown user ${t.actor}`);
+  // Issue 10: a revoked staff key signs nothing valid; after a rotation or recovery only the new key is the actor's.
+  if (actor.keyRevokedAt !== undefined) return invalid('KEY_MISMATCH', `the key of ${t.actor} was revoked by their hospital; they must be invited again`);
   if (!bytesEqual(actor.signKey, t.key)) return invalid('KEY_MISMATCH', `transaction is not signed with ${t.actor}'s key`);
   if (t.nonce <= actor.lastNonce) return invalid('REPLAY', `stale nonce ${t.nonce} for ${t.actor} (last ${actor.lastNonce})`);
   return actor;
@@ -91,19 +95,37 @@ function activate(overlay: OverlayState, tx: Tx<'activateUser'>, invitation: Inv
     since: t.time,
   };
   const consumed: Invitation = { ...invitation, lastNonce: t.nonce };
+  // Re-invitation after revokeStaffKey: the same user gets new keys and keeps id, role, grants and history.
+  const existing = overlay.get('users', t.actor);
+  const reinstating = existing !== undefined && existing.keyRevokedAt !== undefined && invitation.activatedAt === undefined;
   let reason: string | undefined;
-  if (invitation.activatedAt !== undefined || overlay.get('users', t.actor)) reason = 'invitation-used';
+  if (invitation.activatedAt !== undefined || (existing && !reinstating)) reason = 'invitation-used';
   else if (ctx.blockTime > invitation.expiresAt) reason = 'invitation-expired';
+  else if (reinstating && bytesEqual(existing.signKey, t.key)) reason = 'revoked-key';
   else if (!verifyActivation(invitation.codeKey, t.body.codeSig, t.actor, t.key, t.body.encKey, ctx.genesisHash)) reason = 'bad-activation-code';
   if (reason) {
     overlay.write([{ table: 'invitations', key: t.actor, value: consumed }]);
     return { agent, decision: { allowed: false, reason } };
+  }
+  if (reinstating) {
+    const { keyRevokedAt: _revoked, ...rest } = existing;
+    const reinstated: User = { ...rest, signKey: t.key, encKey: t.body.encKey, keysSince: t.time, lastNonce: Math.max(existing.lastNonce, t.nonce) };
+    overlay.write([
+      { table: 'users', key: agent.id, value: reinstated },
+      { table: 'invitations', key: t.actor, value: { ...consumed, activatedAt: t.time } },
+    ]);
+    return { agent: reinstated, decision: { allowed: true } };
   }
   overlay.write([
     { table: 'users', key: agent.id, value: agent },
     { table: 'invitations', key: t.actor, value: { ...consumed, activatedAt: t.time } },
   ]);
   return { agent, decision: { allowed: true } };
+}
+
+/** The new signing key's consent to this rotation (records/rotation.ts), over the key it replaces. */
+function consents(t: UnsignedTx<'rotateKeys'>, agent: User, ctx: ApplyContext): boolean {
+  return verifyKeyConsent(t.body.consent, agent.id, agent.signKey, t.body.signKey, t.body.encKey, ctx.genesisHash);
 }
 
 function eventPatient(t: UnsignedTx): string | undefined {
@@ -152,7 +174,13 @@ export function apply(state: StateView, tx: Tx, ctx: ApplyContext): ApplyResult 
     ({ agent, decision } = activate(overlay, tx as Tx<'activateUser'>, state.get('invitations', t.actor)!, ctx));
   } else {
     agent = validity as User;
-    decision = !agent.active ? { allowed: false, reason: 'deactivated' } : t.type === 'activateUser' ? { allowed: false, reason: 'invitation-used' } : authorize(overlay, t, agent);
+    decision = !agent.active
+      ? { allowed: false, reason: 'deactivated' }
+      : t.type === 'activateUser'
+        ? { allowed: false, reason: 'invitation-used' }
+        : t.type === 'rotateKeys' && !consents(t as UnsignedTx<'rotateKeys'>, agent, ctx)
+          ? { allowed: false, reason: 'bad-key-consent' }
+          : authorize(overlay, t, agent);
     if (!decision.allowed) overlay.discard();
     // The nonce is consumed whatever the outcome, so a denied transaction cannot be replayed either.
     const latest = overlay.get('users', agent.id) ?? agent;
@@ -171,7 +199,7 @@ export function apply(state: StateView, tx: Tx, ctx: ApplyContext): ApplyResult 
     source: t.via,
   };
   if (!decision.allowed) event.reason = decision.reason;
-  const patient = eventPatient(t);
+  const patient = eventPatient(t) ?? (t.type === 'rotateKeys' && agent.role === 'patient' ? agent.id : undefined);
   if (patient) event.patient = patient;
   if (t.record) event.record = t.record;
   const subject = eventSubject(t);

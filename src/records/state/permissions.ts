@@ -1,4 +1,5 @@
 import { INVITATION_MAX_TTL_MS } from '../activation.js';
+import { bytesEqual } from '../crypto/bytes.js';
 import type { StaffRole } from '../ids.js';
 import type { UnsignedTx } from '../tx/types.js';
 import type { RecordMeta, StateChange, StateView, User } from './types.js';
@@ -50,11 +51,16 @@ function existingRecord(s: StateView, patient: User, recordId: string | undefine
   return record;
 }
 
+/** A user new content may be wrapped for: active, and their key not revoked (issue 10). */
+function canReceive(user: User | undefined): boolean {
+  return !!user && user.active && user.keyRevokedAt === undefined;
+}
+
 /** The data key of new content must be wrapped for exactly the patient and every active grantee. */
 export function requiredRecipients(s: StateView, patient: User): string[] {
   const ids = [patient.id];
   for (const grantee of Object.keys(patient.grants ?? {})) {
-    if (s.get('users', grantee)?.active) ids.push(grantee);
+    if (canReceive(s.get('users', grantee))) ids.push(grantee);
   }
   return ids.sort();
 }
@@ -98,9 +104,13 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
    */
   inviteUser(s, t, agent) {
     if (agent.role !== 'admin') return deny('role-not-allowed');
-    if (s.get('users', t.body.user)) return deny('user-exists');
+    // A staff member whose key was revoked (revokeStaffKey) may be invited again, by their own hospital and
+    // in the same role: the activation then installs new keys and keeps the id, grants and history.
+    const existing = s.get('users', t.body.user);
+    if (existing && (existing.keyRevokedAt === undefined || existing.hospital !== agent.hospital)) return deny('user-exists');
+    if (existing && existing.role !== t.body.role) return deny('role-mismatch');
     const previous = s.get('invitations', t.body.user);
-    if (previous && t.time <= previous.expiresAt) return deny('invitation-pending');
+    if (previous && previous.activatedAt === undefined && t.time <= previous.expiresAt) return deny('invitation-pending');
     if (t.body.expiresAt <= t.time || t.body.expiresAt > t.time + INVITATION_MAX_TTL_MS) return deny('bad-expiry');
     s.write([
       {
@@ -113,6 +123,44 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
   },
 
   activateUser: () => deny('invitation-used'), // handled by apply; an existing user's own activation is a second use
+
+  /**
+   * Key rotation by the user (issue 10): any user with an encryption key (admins' keys are in the genesis
+   * file); apply has checked the signature by the current key and the new key's consent. From the next
+   * transaction on, only the new signing key is valid for this user.
+   */
+  rotateKeys(s, t, agent) {
+    if (agent.role === 'admin') return deny('role-not-allowed');
+    if (bytesEqual(t.body.signKey, agent.signKey)) return deny('same-key');
+    const me = s.get('users', agent.id) ?? agent;
+    putUser(s, { ...me, signKey: t.body.signKey, encKey: t.body.encKey, keysSince: t.time });
+    return ALLOW;
+  },
+
+  /** An admin revokes the key of a doctor or auditor of their own hospital; re-invitation installs new keys. */
+  revokeStaffKey(s, t, agent) {
+    if (agent.role !== 'admin') return deny('role-not-allowed');
+    const target = s.get('users', t.body.user);
+    if (!target) return deny('user-not-found');
+    if (target.hospital !== agent.hospital || (target.role !== 'doctor' && target.role !== 'auditor')) return deny('not-own-staff');
+    if (target.keyRevokedAt !== undefined) return deny('key-already-revoked');
+    putUser(s, { ...target, keyRevokedAt: t.time });
+    return ALLOW;
+  },
+
+  /**
+   * The admin of the patient's home hospital installs the keys the patient brought to the desk (after an
+   * identity check; the ticket names it). Nothing wrapped for the lost encryption key can be re-wrapped.
+   */
+  recoverPatientKeys(s, t, agent) {
+    if (agent.role !== 'admin') return deny('role-not-allowed');
+    const patient = patientOf(s, t.patient);
+    if (!patient) return deny('unknown-patient');
+    if (patient.hospital !== agent.hospital) return deny('not-home-hospital');
+    if (bytesEqual(t.body.signKey, patient.signKey)) return deny('same-key');
+    putUser(s, { ...patient, signKey: t.body.signKey, encKey: t.body.encKey, keysSince: t.time });
+    return ALLOW;
+  },
 
   deactivateUser(s, t, agent) {
     if (agent.role !== 'admin') return deny('role-not-allowed');
@@ -225,7 +273,7 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
     if (notSelf) return notSelf;
     const grantee = s.get('users', t.body.grantee);
     if (!grantee || (grantee.role !== 'doctor' && grantee.role !== 'auditor')) return deny('grantee-not-staff');
-    if (!grantee.active) return deny('grantee-inactive');
+    if (!canReceive(grantee)) return deny('grantee-inactive');
     if (agent.grants?.[grantee.id]) return deny('already-granted');
     putUser(s, { ...agent, grants: { ...agent.grants, [grantee.id]: { kind: grantee.role, since: t.time } }, requests: without(agent.requests, grantee.id) });
     return ALLOW;
@@ -254,7 +302,7 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
     if (notSelf) return notSelf;
     const request = agent.requests?.[t.body.requester];
     if (!request) return deny('no-pending-request');
-    if (!s.get('users', t.body.requester)?.active) return deny('grantee-inactive');
+    if (!canReceive(s.get('users', t.body.requester))) return deny('grantee-inactive');
     putUser(s, { ...agent, requests: without(agent.requests, t.body.requester), grants: { ...agent.grants, [t.body.requester]: { kind: request.kind, since: t.time } } });
     return ALLOW;
   },

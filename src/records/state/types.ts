@@ -12,6 +12,10 @@ export interface User {
   active: boolean;
   lastNonce: number;
   since: number;
+  /** When the current keys were installed, if after `since` (rotateKeys, recoverPatientKeys, re-activation). */
+  keysSince?: number;
+  /** A staff member's key revoked by their admin (revokeStaffKey): nothing they sign is valid until re-invited. */
+  keyRevokedAt?: number;
   /** Patients only: active grants by grantee id. */
   grants?: Record<string, { kind: StaffRole; since: number }>;
   /** Patients only: pending access requests by requester id. */

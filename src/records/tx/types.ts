@@ -49,6 +49,24 @@ export const txKinds = {
    */
   activateUser: { body: z.strictObject({ encKey: bytes(32), codeSig: bytes(64) }), patient: false, record: false, payload: false },
   deactivateUser: { body: z.strictObject({ user: userIdSchema }), patient: false, record: false, payload: false },
+  /**
+   * Key rotation (issue 10): actor = the user, signed by the CURRENT key; the new keys, and the new signing
+   * key's `consent` (records/rotation.ts). The payload re-wraps the data keys the user can open for the new
+   * encryption key ({blob → wrapped key}, like a grant payload with the user as grantee).
+   */
+  rotateKeys: { body: z.strictObject({ signKey: bytes(32), encKey: bytes(32), consent: bytes(64) }), patient: false, record: false, payload: true },
+  /** An admin revokes a (compromised) key of a doctor or auditor of their hospital; the id may be invited again. */
+  revokeStaffKey: { body: z.strictObject({ user: userIdSchema }), patient: false, record: false, payload: false },
+  /**
+   * The patient's home hospital's admin installs new keys the patient brought to the desk after an identity
+   * check (`ticket`: the desk's reference). Data wrapped for the lost encryption key stays unreadable to the patient.
+   */
+  recoverPatientKeys: {
+    body: z.strictObject({ signKey: bytes(32), encKey: bytes(32), ticket: z.string().min(1).max(200) }),
+    patient: true,
+    record: false,
+    payload: false,
+  },
   createRecord: { body: z.strictObject({ recipients }), patient: true, record: true, payload: true },
   updateRecord: { body: z.strictObject({ recipients, version: uintSchema }), patient: true, record: true, payload: true },
   copyRecord: { body: z.strictObject({ from: recordIdSchema, recipients }), patient: true, record: true, payload: true },
