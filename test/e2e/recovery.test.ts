@@ -106,8 +106,25 @@ describe('recovery kit: register, lose the keystore, recover with the code', () 
     expect(twice.stderr).toContain('already exists');
   }, 90_000);
 
+  it('a password change with --api refreshes the password copy: a new computer then opens it with the newest password', async () => {
+    const NEWEST = 'Granite-Meadow-Lantern-77';
+    const pw = await cli(['passwd', '--api', api, '--user', user, '--keystores', join(root, 'new-computer')], { MEDLEDGER_PASSWORD: NEW_PASSWORD, MEDLEDGER_NEW_PASSWORD: NEWEST });
+    expect(pw.stderr).toBe('');
+    expect(pw.code).toBe(0);
+    expect(pw.stdout).toContain('key backup on the node was updated');
+    const third = join(root, 'third-computer');
+    const stale = await cli(['recover', '--api', api, '--user', user, '--keystores', third, '--keep-password'], { MEDLEDGER_RECOVERY_CODE: code, MEDLEDGER_PASSWORD: NEW_PASSWORD });
+    expect(stale.code).toBe(2);
+    expect(stale.stderr).toContain('wrong password');
+    expect(existsSync(third) ? readdirSync(third) : []).toEqual([]);
+    const kept = await cli(['recover', '--api', api, '--user', user, '--keystores', third, '--keep-password'], { MEDLEDGER_RECOVERY_CODE: code, MEDLEDGER_PASSWORD: NEWEST });
+    expect(kept.code).toBe(0);
+    const shown = await cli(['record', 'show', record, '--api', api, '--user', user, '--keystores', third], { MEDLEDGER_PASSWORD: NEWEST });
+    expect(shown.stdout).toContain('penicillin');
+  }, 90_000);
+
   it('(c) the node holds no key or code in clear, and serves the backup to nobody without the code', async () => {
-    const keys = unlockKeystore(join(root, 'new-computer'), user, NEW_PASSWORD);
+    const keys = unlockKeystore(join(root, 'third-computer'), user, 'Granite-Meadow-Lantern-77');
     const secrets = [keys.signSecret, keys.encSecret!];
     const needles = [...secrets.map((s) => Buffer.from(s)), ...secrets.map((s) => Buffer.from(toBase64(s))), ...secrets.map((s) => Buffer.from(toHex(s))), Buffer.from(normalizeRecoveryCode(code)), Buffer.from(code)];
     const files = filesUnder(net.node(0).dir);

@@ -1,4 +1,5 @@
-import { changeKeystorePassword, resolveKeystoreDir } from '../../client/keystoreFiles.js';
+import { changeKeystorePassword, readKeystoreFile, resolveKeystoreDir } from '../../client/keystoreFiles.js';
+import { refreshBackupPasswordCopy } from '../../client/recovery.js';
 import { newPasswordProblems } from '../../client/accounts.js';
 import { isMedLedgerError } from '../../records/errors.js';
 import { PASSWORD_POLICY } from '../../records/password.js';
@@ -33,7 +34,12 @@ export function PasswordScreen() {
           if (isMedLedgerError(err, 'TAMPERED')) return 'Password unchanged: your keystore is damaged or was altered';
           return `Password unchanged: ${(err as Error).message}`;
         }
-        app.setFlash({ kind: 'success', text: `Password changed for ${userId}` });
+        // The password copy of the key backup on the node (issue 10) follows the new password.
+        const backup = await refreshBackupPasswordCopy(session.api, session.keys, readKeystoreFile(dir, userId)).then(
+          (had) => (had ? '; your key backup on the node was updated' : ''),
+          (err: unknown) => `; the key backup on the node was NOT updated (${(err as Error).message})`,
+        );
+        app.setFlash({ kind: 'success', text: `Password changed for ${userId}${backup}` });
         app.back();
       }}
     />
