@@ -3,6 +3,7 @@ import { runStatus } from './commands/status.js';
 import { addAppointmentCommands, addApproveCommand, addDenyCommand, addGrantCommand, addRequestCommand, addRevokeCommand, addWhoamiCommand } from './commands/access.js';
 import { addActivateCommand, addDeactivateCommand, addEnrolCommand, addRecoverCommand, addRegisterCommand } from './commands/accounts.js';
 import { addAuditCommand } from './commands/audit.js';
+import { addKeygenCommand, addRecoverPatientCommand, addRevokeKeyCommand, addRotateKeysCommand } from './commands/keys.js';
 import { addPasswdCommand } from './commands/passwd.js';
 import { addRecordCommands } from './commands/records.js';
 
@@ -79,6 +80,10 @@ export function buildProgram(): Command {
   addDeactivateCommand(program.command('deactivate'));
   addPasswdCommand(program.command('passwd'));
   addRecoverCommand(program.command('recover'));
+  addRotateKeysCommand(program.command('rotate-keys'));
+  addRevokeKeyCommand(program.command('revoke-key'));
+  addRecoverPatientCommand(program.command('recover-patient'));
+  addKeygenCommand(program.command('keygen'));
 
   // ---- auditors: replica verification, inclusion proofs (issue #5) ----
   program

@@ -116,3 +116,24 @@ export function changeKeystorePassword(dir: string, userId: string, oldPassword:
   writeAtomically(keystorePath(dir, userId), `${JSON.stringify(file, null, 2)}\n`);
   return keys;
 }
+
+/**
+ * Key rotation (issue 10), in two steps so that neither the old nor the new keys can be lost: the new keys
+ * are first sealed under the user's (same) password into `<keystore>.next`; once the ledger has made the
+ * rotation final, `commitStagedKeystore` renames that file over the keystore (atomic). A `.next` file left by
+ * an interrupted rotation holds the keys the ledger may already know: compare its signing key with the
+ * ledger's before discarding either file.
+ */
+export function stagedKeystorePath(dir: string, userId: string): string {
+  return `${keystorePath(dir, userId)}.next`;
+}
+
+export function stageKeystore(dir: string, keys: UserKeys, password: string, kdf?: ScryptParams): string {
+  const path = stagedKeystorePath(dir, keys.userId);
+  writeAtomically(path, `${JSON.stringify(sealKeystore(keys, password, kdf), null, 2)}\n`);
+  return path;
+}
+
+export function commitStagedKeystore(dir: string, userId: string): void {
+  renameSync(stagedKeystorePath(dir, userId), keystorePath(dir, userId));
+}

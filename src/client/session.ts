@@ -13,6 +13,7 @@ import type { AuditEvent } from '../records/audit.js';
 import type { Overview, SubmitTxResponse, WireBlob, WireWrappedKey } from '../node/api/contract.js';
 import { ApiClient } from './apiClient.js';
 import { RecipientKeyVerifier, type GenesisAnchor } from './recipientKeys.js';
+import { signKeyConsent } from '../records/rotation.js';
 
 /** Strictly increasing nonces per user and process: time in microseconds, bumped on collision. */
 class NonceSource {
@@ -184,6 +185,36 @@ export class Session {
   async activate(codeSig: Uint8Array): Promise<ActionOutcome> {
     if (!this.keys.encPublic) throw new MedLedgerError('MALFORMED', 'a staff member needs an encryption key');
     return this.outcome(await this.act('activateUser', { body: { encKey: this.keys.encPublic, codeSig } }));
+  }
+
+  /**
+   * Key rotation (issue 10): every data key this user can open (a patient's own blobs; a staff member's, of
+   * each patient who granted them) re-wrapped for `next`'s encryption key, the new signing key's consent, and
+   * `rotateKeys` signed by this session's (current) key. Content sealed for the old key after the keys were
+   * listed and before the rotation is final stays wrapped for the old key only.
+   */
+  async rotateKeys(next: UserKeys): Promise<ActionOutcome<{ rewrapped: number }>> {
+    if (!next.encPublic) throw new MedLedgerError('MALFORMED', 'the new keys need an encryption key');
+    const patients = this.keys.role === 'patient' ? [this.userId] : ((await this.overview()).patients ?? []).map((p) => p.patient);
+    const blobs: { blob: string; key: WrappedKey }[] = [];
+    for (const patient of patients) {
+      const { keys } = await this.api.patientKeys(this.userId, this.signer, patient);
+      for (const k of keys) blobs.push({ blob: k.blob, key: fromWireKey(k.key) });
+    }
+    const sealed = rewrapForGrantee(blobs, this.me(), { id: this.userId, encKey: next.encPublic });
+    const consent = signKeyConsent(createSigner(next.signSecret), this.userId, this.signer.publicKey, next.encPublic, (await this.api.identify()).genesisHash);
+    const res = await this.act('rotateKeys', { body: { signKey: next.signPublic, encKey: next.encPublic, consent } }, { bytes: sealed.payload, hash: sealed.hash });
+    return this.outcome(res, { rewrapped: blobs.length });
+  }
+
+  /** Admin: revokes a (compromised) key of a doctor or auditor of this hospital; they are then invited again. */
+  async revokeStaffKey(user: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('revokeStaffKey', { body: { user } }));
+  }
+
+  /** Admin of the patient's home hospital: installs the keys the patient brought to the desk (identity checked). */
+  async recoverPatientKeys(patient: string, signKey: Uint8Array, encKey: Uint8Array, ticket: string): Promise<ActionOutcome> {
+    return this.outcome(await this.act('recoverPatientKeys', { patient, body: { signKey, encKey, ticket } }));
   }
 
   async deactivate(user: string): Promise<ActionOutcome> {

@@ -263,6 +263,45 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(newOne.code).toBe(0);
   });
 
+  it('rotate-keys (issue 10): the old key\'s new transactions are refused (KEY_MISMATCH) and the patient reads the old record with the new keys', async () => {
+    const rotDir = mkdtempSync(join(dir, 'rot-'));
+    const oldDir = mkdtempSync(join(dir, 'rot-old-'));
+    const ks = ['--keystores', rotDir];
+    expect((await cli(['register', ...as('pat-rot'), ...ks])).code).toBe(0);
+    const created = await cli(['record', 'create', ...as('pat-rot'), ...ks, '--title', 'Before rotation', '--bp', '118/76', '--json']);
+    expect(created.code).toBe(0);
+    const rec = (JSON.parse(created.stdout) as { record: string }).record;
+    writeFileSync(join(oldDir, 'pat-rot.keystore.json'), readFileSync(join(rotDir, 'pat-rot.keystore.json')));
+    const oldKeys = unlockKeystore(oldDir, 'pat-rot', TEST_PASSWORD);
+
+    const rotated = await cli(['rotate-keys', ...as('pat-rot'), ...ks, '--json']);
+    expect(rotated.stderr).toBe('');
+    expect(rotated.code).toBe(0);
+    const out = JSON.parse(rotated.stdout) as { rewrapped: number; signKey: string };
+    expect(out.rewrapped).toBe(1);
+    const newKeys = unlockKeystore(rotDir, 'pat-rot', TEST_PASSWORD); // same password, new keys
+    expect(toHex(newKeys.signPublic)).toBe(out.signKey);
+    expect(bytesEqual(newKeys.signPublic, oldKeys.signPublic)).toBe(false);
+    expect(existsSync(join(rotDir, 'pat-rot.keystore.json.next'))).toBe(false);
+
+    // The old key: a signed transaction of it is refused at admission.
+    const { Session } = await import('../../src/client/session.js');
+    const { ApiClient } = await import('../../src/client/apiClient.js');
+    const stale = new Session(new ApiClient(api), oldKeys, 'hosp-a');
+    await expect(stale.listRecords('pat-rot')).rejects.toMatchObject({ code: 'KEY_MISMATCH' });
+    const staleLogin = await cli(['record', 'list', ...as('pat-rot'), '--keystores', oldDir]);
+    expect(staleLogin.code).toBe(2);
+
+    // The new keys read the record written before the rotation.
+    const shown = await cli(['record', 'show', rec, ...as('pat-rot'), ...ks, '--json']);
+    expect(shown.stderr).toBe('');
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain('Before rotation');
+    // The key proof the node serves is now the rotation's.
+    const proof = (await (await fetch(`${api}/v1/users/pat-rot/key-proof`)).json()) as { proof: { claim: { type: string } } };
+    expect(proof.proof.claim.type).toBe('rotateKeys');
+  });
+
   it('without MEDLEDGER_PASSWORD and without a terminal, it asks for one instead of hanging (exit 2)', async () => {
     const r = await cli(['record', 'list', ...as('pat-cli')], { MEDLEDGER_PASSWORD: '' });
     expect(r.code).toBe(2);

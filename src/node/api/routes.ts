@@ -105,8 +105,10 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
       pattern: '/v1/patients/:id/keys',
       handler: async (ctx) => {
         const user = authenticate(node, ctx);
-        if (user.id !== ctx.params.id) throw new MedLedgerError('FORBIDDEN', 'only the patient may list their wrapped keys');
-        const keys = await node.ledger.store.keysOfPatient(user.id, user.id);
+        // The patient (to grant), or a granted staff member (to re-wrap their own keys in a key rotation, issue 10).
+        const granted = node.ledger.state.get('users', ctx.params.id!)?.grants?.[user.id] !== undefined;
+        if (user.id !== ctx.params.id && !granted) throw new MedLedgerError('FORBIDDEN', 'only the patient, or staff they granted, may list their wrapped keys');
+        const keys = await node.ledger.store.keysOfPatient(ctx.params.id!, user.id);
         return { body: { keys: keys.map(({ blob, key }) => ({ blob, key: { epk: toBase64(key.epk), w: toBase64(key.w) } })) } };
       },
     },
