@@ -39,6 +39,27 @@ export async function refreshBackupPasswordCopy(api: ApiClient, keys: UserKeys, 
   return true;
 }
 
+/**
+ * The public keys of the user's recovery code, read from the backup on the node (owner-signed request), or null
+ * when there is none. A key rotation keeps them, so the same printed code recovers the new keys.
+ */
+export async function backupCodeKeys(api: ApiClient, keys: UserKeys): Promise<{ authKey: Uint8Array; sealKey: Uint8Array } | null> {
+  let raw;
+  try {
+    raw = (await api.getBackup(keys.userId, createSigner(keys.signSecret))).backup;
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'NOT_FOUND') return null;
+    throw err;
+  }
+  const backup = checkBackup(raw, keys.signPublic);
+  return { authKey: fromBase64(backup.authKey), sealKey: fromBase64(backup.sealKey) };
+}
+
+/** After a key rotation: a backup of the new keys, sealed to the same recovery code, signed by the new key. */
+export async function rebindBackup(api: ApiClient, keys: UserKeys, keystoreFile: unknown, code: { authKey: Uint8Array; sealKey: Uint8Array }): Promise<void> {
+  await api.putBackup(keys.userId, createSigner(keys.signSecret), buildBackup(keys, keystoreFile, code));
+}
+
 export interface RecoverOptions {
   apiUrl: string;
   userId: string;

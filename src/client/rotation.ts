@@ -1,7 +1,8 @@
 import { existsSync, rmSync } from 'node:fs';
 import { ApiError } from './apiClient.js';
 import { login, newPasswordProblems, type LoginOptions } from './accounts.js';
-import { commitStagedKeystore, defaultKeystoreDir, keystorePath, resolveKeystoreDir, stageKeystore, stagedKeystorePath, writeKeystore } from './keystoreFiles.js';
+import { commitStagedKeystore, defaultKeystoreDir, keystorePath, readKeystoreFile, resolveKeystoreDir, stageKeystore, stagedKeystorePath, writeKeystore } from './keystoreFiles.js';
+import { backupCodeKeys, rebindBackup } from './recovery.js';
 import type { ActionOutcome, Session } from './session.js';
 import { newUserKeys } from './userKeys.js';
 import type { ScryptParams, UserKeys } from '../records/keystore.js';
@@ -22,6 +23,9 @@ export async function rotateUserKeys(opts: LoginOptions & { kdf?: ScryptParams }
     throw new MedLedgerError('USER_EXISTS', `${stagedKeystorePath(dir, opts.userId)} exists: an earlier rotation was interrupted; check which keys the ledger holds before removing it`);
   }
   const next = newUserKeys(opts.userId, session.keys.role, session.keys.hospital);
+  // The recovery code's public keys, read while the old key may still sign: the new keys' backup is sealed to
+  // the same code, so the printed recovery kit keeps working after the rotation.
+  const code = await backupCodeKeys(session.api, session.keys);
   stageKeystore(dir, next, opts.password, opts.kdf);
   let outcome: ActionOutcome<{ rewrapped: number }>;
   try {
@@ -31,7 +35,10 @@ export async function rotateUserKeys(opts: LoginOptions & { kdf?: ScryptParams }
     throw err;
   }
   if (outcome.denied) rmSync(stagedKeystorePath(dir, opts.userId), { force: true });
-  else commitStagedKeystore(dir, opts.userId);
+  else {
+    commitStagedKeystore(dir, opts.userId);
+    if (code) await rebindBackup(session.api, next, readKeystoreFile(dir, opts.userId), code);
+  }
   return { session, outcome, keys: next };
 }
 

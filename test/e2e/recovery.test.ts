@@ -123,6 +123,22 @@ describe('recovery kit: register, lose the keystore, recover with the code', () 
     expect(shown.stdout).toContain('penicillin');
   }, 90_000);
 
+  it('after a key rotation the same printed code recovers the new keys (the backup is re-sealed for them)', async () => {
+    const NEWEST = 'Granite-Meadow-Lantern-77';
+    const home = join(root, 'third-computer');
+    const rotated = await cli(['rotate-keys', '--api', api, '--user', user, '--keystores', home], { MEDLEDGER_PASSWORD: NEWEST });
+    expect(rotated.code).toBe(0);
+    const fourth = join(root, 'fourth-computer');
+    const rec = await cli(['recover', '--api', api, '--user', user, '--keystores', fourth, '--keep-password'], { MEDLEDGER_RECOVERY_CODE: code, MEDLEDGER_PASSWORD: NEWEST });
+    expect(rec.stderr).toBe('');
+    expect(rec.code).toBe(0);
+    const recovered = unlockKeystore(fourth, user, NEWEST);
+    expect(toHex(recovered.signPublic)).toBe(toHex(unlockKeystore(home, user, NEWEST).signPublic));
+    const shown = await cli(['record', 'show', record, '--api', api, '--user', user, '--keystores', fourth], { MEDLEDGER_PASSWORD: NEWEST });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain('penicillin');
+  }, 90_000);
+
   it('(c) the node holds no key or code in clear, and serves the backup to nobody without the code', async () => {
     const keys = unlockKeystore(join(root, 'third-computer'), user, 'Granite-Meadow-Lantern-77');
     const secrets = [keys.signSecret, keys.encSecret!];
