@@ -406,4 +406,99 @@ describe('terminal UI against a real node', () => {
     expect(t.frame()).not.toContain(`${copy} |`);
     rmSync(dir, { recursive: true, force: true });
   });
+  it('[y] Rotate my keys: a patient rotates through the TUI (old password required), logs in again and reads their record', async () => {
+    const patient = await net.patient(0, 'pat-rota');
+    const created = await patient.createRecord('pat-rota', { title: 'Before rotation', vitals: { temperature: 37.1 }, notes: 'rotated safely' });
+    expect(created.denied).toBeUndefined();
+    let t = open();
+    await t.login('pat-rota', TEST_PASSWORD);
+    const menu = await t.waitFor('Patient menu — pat-rota');
+    expect(menu).toContain('[y] Rotate my keys');
+    await t.press('y');
+    const confirm = await t.waitFor('Rotate keys — pat-rota');
+    expect(confirm).toContain('your old key stops working from the next block');
+    expect(confirm).toContain('your recovery kit (the printed code) keeps working');
+    await t.type('Not-The-Password-1');
+    await t.waitFor('Keys not rotated: the current password is wrong');
+    await t.press(KEY.ctrlU);
+    await t.type(TEST_PASSWORD);
+    const done = await t.waitFor('Keys rotated — pat-rota', 30_000);
+    expect(done).toMatch(/[1-9]\d* data keys? (was|were) re-wrapped/);
+    expect(t.allFrames()).not.toContain(TEST_PASSWORD);
+    expect(t.allFrames()).not.toContain('Not-The-Password-1');
+    await t.press(KEY.enter);
+    await t.waitFor('Keys rotated: log in again as pat-rota (same password)');
+    await t.waitFor('Log in to MedLedger');
+    // The old keys are no longer the user's on the ledger: the stale session's key is refused.
+    await expect(patient.createRecord('pat-rota', { title: 'With the old key', vitals: {} })).rejects.toThrow();
+    await t.type('pat-rota');
+    await t.type(TEST_PASSWORD);
+    await t.waitFor('Patient menu — pat-rota');
+    await t.press('r');
+    await t.waitFor(`› ${created.value}`);
+    await t.press(KEY.enter);
+    const view = await t.waitFor('Title          Before rotation');
+    expect(view).toContain('Notes          rotated safely');
+    t.unmount();
+
+    // The admin's menu has no rotation (admins' keys are in the genesis file).
+    t = open();
+    await t.login(net.node(0).admin.id, net.node(0).admin.password);
+    const admin = await t.waitFor('Admin menu');
+    expect(admin).not.toContain('Rotate my keys');
+  }, 60_000);
+
+  it('Ctrl-K on the login screen: a patient recovers with the printed code into a fresh keystore directory and logs in with the new password', async () => {
+    const first = mkdtempSync(join(tmpdir(), 'medledger-tui-ks-'));
+    const fresh = mkdtempSync(join(tmpdir(), 'medledger-tui-fresh-'));
+    try {
+      let t = (tui = new TuiDriver(api, { keystoreDir: first }));
+      await t.waitFor('Log in to MedLedger');
+      await t.press(KEY.ctrlR);
+      await t.waitFor('Register as a new patient');
+      await t.type('pat-carol');
+      await t.type('Carol-Sings-Loudly-77');
+      await t.type('Carol-Sings-Loudly-77');
+      const kit = await t.waitFor('Your recovery code: write this down');
+      const code = /\b[0-9A-Z]{4}(?:-[0-9A-Z]{4}){5}\b/.exec(kit)![0];
+      await t.press(KEY.enter);
+      await t.waitFor('Patient menu — pat-carol');
+      t.unmount();
+
+      t = tui = new TuiDriver(api, { keystoreDir: fresh });
+      await t.login('pat-carol', 'Carol-Sings-Loudly-77');
+      await t.waitFor('Login unsuccessful: unknown user pat-carol');
+      expect(t.frame()).toContain('Ctrl-K recover with the recovery code');
+      await t.press(KEY.ctrlK);
+      await t.waitFor('Recover your keys with the recovery code');
+      await t.type('pat-carol');
+      await t.type('ABCD');
+      await t.waitFor('✖ the code is 24 letters and digits');
+      await t.press(KEY.ctrlU);
+      const wrong = (code[0] === 'A' ? 'B' : 'A') + code.slice(1);
+      await t.type(wrong);
+      await t.type('password');
+      await t.waitFor('✖ shorter than 12 characters');
+      await t.press(KEY.ctrlU);
+      await t.type('Violet-Harbour-Kite-58');
+      await t.type('Violet-Harbour-Kite-58');
+      await t.waitFor('Recovery unsuccessful: wrong recovery code for pat-carol', 30_000);
+      expect(existsSync(join(fresh, 'pat-carol.keystore.json'))).toBe(false);
+      await t.press(KEY.up, KEY.up, KEY.ctrlU);
+      await t.type(code);
+      await t.press(KEY.enter, KEY.enter);
+      await t.waitFor('pat-carol recovered: log in with your new password', 30_000);
+      await t.waitFor('Log in to MedLedger');
+      expect(existsSync(join(fresh, 'pat-carol.keystore.json'))).toBe(true);
+      for (const secret of [code, wrong, 'Violet-Harbour-Kite-58']) expect(t.allFrames()).not.toContain(secret);
+      await t.type('pat-carol');
+      await t.type('Violet-Harbour-Kite-58');
+      await t.waitFor('Patient menu — pat-carol', 30_000);
+    } finally {
+      tui?.unmount();
+      tui = undefined;
+      rmSync(first, { recursive: true, force: true });
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

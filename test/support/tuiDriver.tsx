@@ -16,6 +16,7 @@ export const KEY = {
   ctrlU: '\u0015',
   ctrlR: '\u0012',
   ctrlA: '\u0001',
+  ctrlK: '\u000b',
 } as const;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -18,6 +18,7 @@ import { PasswordScreen } from './PasswordScreen.js';
 import { PatientsScreen } from './PatientsScreen.js';
 import { RecordFormScreen } from './RecordFormScreen.js';
 import { RecordsScreen } from './RecordsScreen.js';
+import { RotateKeysScreen } from './RotateKeysScreen.js';
 import { EnrolScreen, StaffScreen } from './StaffScreen.js';
 import { VerifyScreen } from './VerifyScreen.js';
 
@@ -87,6 +88,8 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
     { hotkey: 'l', label: 'Log out', onSelect: app.logout },
     { hotkey: 'q', label: 'Quit', onSelect: app.quit },
   ];
+  // Admins' keys are in the genesis file and cannot rotate (denied role-not-allowed): not on their menu.
+  const rotate: MenuItem = { hotkey: 'y', label: 'Rotate my keys', onSelect: open(<RotateKeysScreen />) };
   const requestAccess = open(
     <FormScreen
       title="Request access to a patient's records"
@@ -107,6 +110,7 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
         { hotkey: 'a', label: 'My doctors and auditors (grant, revoke, requests)', onSelect: open(<AccessScreen />) },
         { hotkey: 'p', label: 'Appointments', onSelect: open(<AppointmentsScreen />) },
         { hotkey: 'w', label: 'Who accessed my data (audit trail)', onSelect: open(<AuditScreen filter={{ patient: me }} fixed={['patient']} />) },
+        rotate,
         ...common,
       ];
     case 'doctor':
@@ -128,6 +132,7 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
         { hotkey: 'x', label: 'Request access to a patient', onSelect: requestAccess },
         { hotkey: 'p', label: 'Appointments', onSelect: open(<AppointmentsScreen />) },
         { hotkey: 't', label: "A patient's audit trail", onSelect: open(<AuditFilterScreen patients={overview?.patients?.map((p) => p.patient) ?? []} />) },
+        rotate,
         ...common,
       ];
     case 'auditor':
@@ -136,6 +141,7 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
         { hotkey: 'm', label: 'My patients (view records)', onSelect: open(<PatientsScreen />) },
         { hotkey: 'x', label: 'Request access to a patient', onSelect: requestAccess },
         { hotkey: 'v', label: 'Verify replicas', onSelect: open(<VerifyScreen />) },
+        rotate,
         ...common,
       ];
     case 'admin':

@@ -1,4 +1,4 @@
-import { Box, Text, useInput } from 'ink';
+import { Box, Text } from 'ink';
 import { useState } from 'react';
 import { activateStaff, LoginError, login, newPasswordProblems, registerPatient } from '../../client/accounts.js';
 import { isActivationCode } from '../../records/activation.js';
@@ -8,22 +8,28 @@ import { PASSWORD_POLICY } from '../../records/password.js';
 import { check, Form } from '../components/Form.js';
 import { Screen } from '../components/Screen.js';
 import { useApp } from '../context.js';
+import { useKeys } from '../hooks/useKeys.js';
 import { FORM_HELP } from './FormScreen.js';
+import { RecoverForm } from './RecoverScreen.js';
 
 /** scrypt blocks the event loop for a moment: let the "Log in…" frame reach the terminal first. */
 const yieldToRender = () => new Promise((r) => setTimeout(r, 20));
 
-/** Login with user id and password (masked), self-registration of a new patient (Ctrl-R), or staff activation (Ctrl-A). */
+/**
+ * Login with user id and password (masked), self-registration of a new patient (Ctrl-R), staff activation
+ * (Ctrl-A), or recovery of the keys with the recovery code (Ctrl-K).
+ */
 export function LoginScreen({ onLoggedIn }: { onLoggedIn(session: Session): void }) {
-  const [mode, setMode] = useState<'login' | 'register' | 'activate'>('login');
+  const [mode, setMode] = useState<'login' | 'register' | 'activate' | 'recover'>('login');
   if (mode === 'activate') return <ActivateForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />;
-  return mode === 'login' ? <LoginForm onLoggedIn={onLoggedIn} onRegister={() => setMode('register')} onActivate={() => setMode('activate')} /> : <RegisterForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />;
+  if (mode === 'recover') return <RecoverForm onDone={() => setMode('login')} />;
+  return mode === 'login' ? <LoginForm onLoggedIn={onLoggedIn} onRegister={() => setMode('register')} onActivate={() => setMode('activate')} onRecover={() => setMode('recover')} /> : <RegisterForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />;
 }
 
-function LoginForm({ onLoggedIn, onRegister, onActivate }: { onLoggedIn(session: Session): void; onRegister(): void; onActivate(): void }) {
+function LoginForm({ onLoggedIn, onRegister, onActivate, onRecover }: { onLoggedIn(session: Session): void; onRegister(): void; onActivate(): void; onRecover(): void }) {
   const { apiUrl, keystoreDir, genesisFile, quit, setFlash } = useApp();
   return (
-    <Screen title="Log in to MedLedger" help={[['Enter', 'next / log in'], ['Tab', 'switch field'], ['Ctrl-R', 'register as a new patient'], ['Ctrl-A', 'activate a staff account'], ['Esc', 'quit']]}>
+    <Screen title="Log in to MedLedger" help={[['Enter', 'next / log in'], ['Tab', 'switch field'], ['Ctrl-R', 'register as a new patient'], ['Ctrl-A', 'activate a staff account'], ['Ctrl-K', 'recover with the recovery code'], ['Esc', 'quit']]}>
       <Form
         fields={[
           { name: 'user', label: 'User id', validate: check(parseUserId) },
@@ -38,6 +44,10 @@ function LoginForm({ onLoggedIn, onRegister, onActivate }: { onLoggedIn(session:
           }
           if (key.ctrl && input === 'a') {
             onActivate();
+            return true;
+          }
+          if (key.ctrl && input === 'k') {
+            onRecover();
             return true;
           }
           return false;
@@ -55,7 +65,7 @@ function LoginForm({ onLoggedIn, onRegister, onActivate }: { onLoggedIn(session:
         }}
       />
       <Box marginTop={1}>
-        <Text dimColor>Staff (doctors, auditors) activate the account their admin invited with Ctrl-A; patients register here with Ctrl-R.</Text>
+        <Text dimColor>Staff (doctors, auditors) activate the account their admin invited with Ctrl-A; patients register here with Ctrl-R, and recover their keys with the recovery code with Ctrl-K.</Text>
       </Box>
     </Screen>
   );
@@ -63,7 +73,8 @@ function LoginForm({ onLoggedIn, onRegister, onActivate }: { onLoggedIn(session:
 
 /** The recovery kit (issue 10): the code, shown once after registration, until the patient presses Enter. */
 function RecoveryCodeScreen({ code, onDone }: { code: string; onDone(): void }) {
-  useInput((_input, key) => {
+  // useKeys, not Ink's useInput: registered as the screen commits, so an Enter typed the instant it appears is not lost.
+  useKeys((_input, key) => {
     if (key.return) onDone();
   });
   return (
@@ -74,7 +85,7 @@ function RecoveryCodeScreen({ code, onDone }: { code: string; onDone(): void }) 
           <Text bold>{code}</Text>
         </Box>
         <Text>With it you can restore your keys on a new computer, or after forgetting your password</Text>
-        <Text>(medledger recover). It never leaves this computer; your hospital's node cannot open your backup.</Text>
+        <Text>(Ctrl-K on the login screen, or medledger recover). It never leaves this computer; your hospital's node cannot open your backup.</Text>
       </Box>
     </Screen>
   );
