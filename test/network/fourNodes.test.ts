@@ -124,6 +124,8 @@ describe('four hospital nodes as separate processes', () => {
   it('a revoke submitted through a third hospital is final at the writer\'s hospital: reads denied, no later version wrapped for the revoked doctor', async () => {
     const patient = await net.patient(0, 'pat-rv'); // registered at hosp-a
     const doctor = await net.staff(1, 'dr-rv', 'doctor'); // enrolled at hosp-b, writes through hosp-b
+    // The patient's node must have the doctor's activation before the patient can wrap keys for them.
+    await patient.waitForHeight((await net.api(1).status()).height);
     const granted = await patient.grant('dr-rv');
     expect(granted.denied).toBeUndefined();
     await doctor.waitForHeight(granted.height!);

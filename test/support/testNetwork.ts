@@ -136,6 +136,11 @@ export class TestNetwork {
     if (invited.outcome.denied) throw new Error(`invitation of ${id} denied: ${invited.outcome.denied}`);
     const { outcome } = await activateStaff({ apiUrl: n.apiUrl, userId: id, code: invited.code, password: TEST_PASSWORD, keystoreDir: n.keystoreDir, kdf: FAST_KDF });
     if (outcome.denied) throw new Error(`activation of ${id} denied: ${outcome.denied}`);
+    // Every running replica knows the new member before a test uses them through another hospital's node.
+    if (outcome.height !== undefined) {
+      const running = this.processes.flatMap((p, j) => (p.running ? [j] : []));
+      await this.waitFor((s) => s.height >= outcome.height!, { nodes: running });
+    }
     return Session.connect(n.apiUrl, unlockKeystore(n.keystoreDir, id, TEST_PASSWORD));
   }
 
