@@ -12,7 +12,7 @@ export const CLI_ENTRY = resolve(dirname(fileURLToPath(import.meta.url)), '../..
  * V8's old space of a node process: a bounded heap makes V8 collect garbage before it grows, so a node under
  * overload stays within its memory bound (README "Backpressure"); its live set is far smaller.
  */
-export const NODE_HEAP_ARGS = ['--max-old-space-size=160'];
+export const NODE_HEAP_ARGS = ['--max-old-space-size=128'];
 
 /**
  * One node as a separate OS process (`medledger node --config FILE`), with its output in a log file.
