@@ -11,7 +11,7 @@ import { signTx } from '../records/tx/codec.js';
 import type { AuditFilter, TxBody, TxType, UnsignedTx } from '../records/tx/types.js';
 import type { AuditEvent } from '../records/audit.js';
 import type { Overview, SubmitTxResponse, WireBlob, WireWrappedKey } from '../node/api/contract.js';
-import { ApiClient } from './apiClient.js';
+import { ApiClient, ApiError } from './apiClient.js';
 import { RecipientKeyVerifier, type GenesisAnchor } from './recipientKeys.js';
 import { signKeyConsent } from '../records/rotation.js';
 
@@ -112,6 +112,21 @@ export class Session {
 
   /** Signs and submits one transaction, waiting for it to be final. */
   async act<T extends TxType>(
+    type: T,
+    fields: { patient?: string; record?: string; body: TxBody<T> },
+    payload?: { bytes: Uint8Array; hash: Uint8Array },
+  ): Promise<SubmitTxResponse> {
+    try {
+      return await this.actOnce(type, fields, payload);
+    } catch (err) {
+      // Another session of the same user (another computer, another process) took this nonce first: nonces come
+      // from the clock, so sign again with a fresh one (the node refuses a second pending tx per nonce).
+      if (!(err instanceof ApiError && err.code === 'CONFLICT' && /already has pending transaction/.test(err.message))) throw err;
+      return this.actOnce(type, fields, payload);
+    }
+  }
+
+  private async actOnce<T extends TxType>(
     type: T,
     fields: { patient?: string; record?: string; body: TxBody<T> },
     payload?: { bytes: Uint8Array; hash: Uint8Array },
