@@ -9,6 +9,7 @@
  * processes are started and stopped by this script (by PID), on 127.0.0.1 only.
  */
 import '../src/polyfill.js';
+import { BENCH_LIMITS } from './benchLimits.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,8 +40,6 @@ const SECONDS = Number(values.seconds);
 const RATE = Number(values.rate);
 const PATIENTS = Number(values.patients);
 const MAX_EVENTS = 200_000;
-/** The generator plays many users far above one person's rate: per-user and registration limits off. */
-const BENCH_LIMITS = { txPerSecondPerUser: 1e9, txBurstPerUser: 1e9, mempoolMaxPerUser: 1e9, registrationsPerMinute: 1e9, registrationsPerDay: 1e9 };
 
 /** Submits a batch; a node that sheds load (503) is asked again after a pause, at most 5 times. */
 async function submitWithRetry(api: ApiClient, batch: { tx: Tx }[]): Promise<Awaited<ReturnType<ApiClient['submitBatch']>>> {

@@ -12,6 +12,7 @@
  * broken (RSS over --max-rss-mb, a dropped socket, replicas that disagree).
  */
 import '../src/polyfill.js';
+import { BENCH_LIMITS } from './benchLimits.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,8 +41,6 @@ const MAX_EVENTS = Number(values['max-events']);
 const MAX_RSS_MB = Number(values['max-rss-mb']);
 const BATCH = 500;
 
-/** Load generators play many users far above one person's rate: per-user and registration limits off. */
-const BENCH_LIMITS = { txPerSecondPerUser: 1e9, txBurstPerUser: 1e9, mempoolMaxPerUser: 1e9, registrationsPerMinute: 1e9, registrationsPerDay: 1e9 };
 
 function rssMB(pid: number | undefined): number {
   if (!pid) return NaN;
