@@ -1,4 +1,5 @@
 import { ClassicLevel } from 'classic-level';
+import { compactAway } from './compaction.js';
 import type { AuditEvent } from '../../records/audit.js';
 import { bytesEqual, toHex } from '../../records/crypto/bytes.js';
 import { decodeCanonical, encodeCanonical } from '../../records/encoding.js';
@@ -338,8 +339,8 @@ export class LedgerStore {
    * compacted, so the bytes leave the disk, not only the index.
    */
   async compactPurged(records: string[]): Promise<void> {
-    await this.db.compactRange(K.consensusBlockPrefix, `${K.consensusBlockPrefix}\xff`);
-    for (const record of records) await this.db.compactRange(K.wrappedKeyRecordPrefix(record), `${K.wrappedKeyRecordPrefix(record)}\xff`);
+    await compactAway(this.db, K.consensusBlockPrefix);
+    for (const record of records) await compactAway(this.db, K.wrappedKeyRecordPrefix(record));
   }
 
   /**
