@@ -48,7 +48,13 @@ function rssMB(pid: number | undefined): number {
   return Math.round(Number(line?.split(/\s+/)[1] ?? NaN) / 1024);
 }
 
-const isSocketError = (err: unknown) => /UND_ERR_SOCKET|ECONNRESET|other side closed|socket hang up|EPIPE/i.test(`${(err as Error)?.message} ${String((err as { cause?: unknown })?.cause)}`);
+/** A dropped connection, looked for along the error's cause chain (fetch nests the socket error twice). */
+function isSocketError(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (/UND_ERR_SOCKET|ECONNRESET|other side closed|socket hang up|EPIPE/i.test(`${(e as Error).message} ${(e as { code?: string }).code ?? ''}`)) return true;
+  }
+  return false;
+}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'medledger-overload-'));

@@ -9,10 +9,18 @@ import type { StatusResponse } from '../node/api/contract.js';
 export const CLI_ENTRY = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/medledger.js');
 
 /**
- * V8's old space of a node process: a bounded heap makes V8 collect garbage before it grows, so a node under
- * overload stays within its memory bound (README "Backpressure"); its live set is far smaller.
+ * V8's heap of a node process: a bounded old space makes V8 collect garbage before it grows, and smaller
+ * young-generation semi-spaces (8 MB instead of 16) cut the heap V8 reserves, so a node under overload stays
+ * within its memory bound (README "Backpressure"); its live set is far smaller.
  */
-export const NODE_HEAP_ARGS = ['--max-old-space-size=128'];
+export const NODE_HEAP_ARGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
+
+/**
+ * glibc gives each thread that allocates its own malloc arena; Buffers freed on the libuv and LevelDB threads
+ * then stay resident as fragmentation (measured: ~30 MB more resident memory under overload). Two arenas
+ * are enough for one event loop. An operator's own setting wins.
+ */
+export const NODE_ENV_DEFAULTS: Record<string, string> = { MALLOC_ARENA_MAX: '2' };
 
 /**
  * One node as a separate OS process (`medledger node --config FILE`), with its output in a log file.
@@ -50,7 +58,7 @@ export class NodeProcess {
     this.log = createWriteStream(this.logFile, { flags: 'a' });
     const child = spawn(process.execPath, [...NODE_HEAP_ARGS, ...this.runtimeArgs, CLI_ENTRY, 'node', '--config', this.configFile, '--exit-with-stdin'], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.env },
+      env: { ...NODE_ENV_DEFAULTS, ...process.env, ...this.env },
     });
     child.stdout!.pipe(this.log, { end: false });
     child.stderr!.pipe(this.log, { end: false });
