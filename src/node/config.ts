@@ -52,7 +52,7 @@ export const nodeConfigSchema = z.strictObject({
        * bound (payloads included) must fit the node's memory budget (128 MB heap, ~300 MB resident) beside
        * everything else, and still hold about ten full blocks (maxBlockBytes 3 MiB by default).
        */
-      mempoolMaxTxs: z.number().int().min(10).default(30_000),
+      mempoolMaxTxs: z.number().int().min(10).default(16_000),
       mempoolMaxBytes: z.number().int().min(1024 * 1024).default(32 * 1024 * 1024),
       /** Resident memory above which the node sheds new submissions (503), to stay under ~300 MB. */
       rssHighWaterMB: z.number().int().min(64).default(280),

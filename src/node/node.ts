@@ -170,8 +170,8 @@ export class MedLedgerNode {
 
     this.shedder = new LoadShedder(
       {
-        // A few blocks' worth of queue is enough: more only adds latency and memory.
-        mempoolHighWater: Math.min(config.limits.mempoolMaxTxs, 4 * genesis.params.maxBlockTxs),
+        // Two blocks' worth of queue keeps every proposal full: more only adds latency and memory.
+        mempoolHighWater: Math.min(config.limits.mempoolMaxTxs, 2 * genesis.params.maxBlockTxs),
         rssHighWater: config.limits.rssHighWaterMB * 1024 * 1024,
         loopDelayHighWaterMs: LOOP_DELAY_HIGH_WATER_MS,
       },
