@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { toHex } from '../records/crypto/bytes.js';
 import { generateSigningKeyPair } from '../records/crypto/signature.js';
-import type { ScryptParams, UserKeys } from '../records/keystore.js';
+import type { ScryptParams } from '../records/keystore.js';
 import { consensusParamsSchema, type ConsensusParams, type GenesisFile } from '../consensus/genesis.js';
 import { writeKeystore } from '../client/keystoreFiles.js';
 import { PINNED_GENESIS_FILE } from '../client/recipientKeys.js';

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import { fromBase64, utf8 } from '../../src/records/crypto/bytes.js';
-import { LedgerStore } from '../../src/node/store/ledgerStore.js';
 import { pollUntil } from '../support/poll.js';
 import { TestNetwork } from '../support/testNetwork.js';
 

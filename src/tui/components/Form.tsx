@@ -33,6 +33,7 @@ export interface FormProps {
   isActive?: boolean;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this strips from typed input
 const CONTROL = /[\u0000-\u001f\u007f]/g;
 
 export function Form({ fields, submitLabel, onSubmit, onCancel, onKey, isActive = true }: FormProps) {

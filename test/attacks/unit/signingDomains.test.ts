@@ -3,7 +3,7 @@ import { headerHash, signHeader, verifyHeaderSignature } from '../../../src/cons
 import { buildBlock, validateBlock } from '../../../src/consensus/blockExecution.js';
 import { checkProposal, signProposal } from '../../../src/consensus/proposal.js';
 import { proposerIndex } from '../../../src/consensus/tendermint.js';
-import { certificateFromVotes, signVote, verifyCertificate, verifyVote, type UnsignedVote } from '../../../src/consensus/votes.js';
+import { signVote, verifyCertificate, verifyVote, type UnsignedVote } from '../../../src/consensus/votes.js';
 import { concatBytes, toHex, utf8 } from '../../../src/records/crypto/bytes.js';
 import { verifySignature } from '../../../src/records/crypto/signature.js';
 import { SIGNING_TAGS } from '../../../src/records/crypto/signingDomain.js';
