@@ -1,7 +1,7 @@
 import { toHex } from '../records/crypto/bytes.js';
 import { headerHash } from '../consensus/block.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
-import type { ChainBlock } from './api/contract.js';
+import type { ChainBlock } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
 
 export const MAX_BLOCKS_PER_PAGE = 500;

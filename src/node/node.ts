@@ -7,8 +7,8 @@ import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.
 import { createSigner } from '../records/crypto/signature.js';
 import { MedLedgerError, isMedLedgerError } from '../records/errors.js';
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
-import type { SubmitBatchResponse, SubmitTxResponse, StatusResponse } from './api/contract.js';
-import { submitBatchRequestSchema, submitTxRequestSchema } from './api/contract.js';
+import type { SubmitBatchResponse, SubmitTxResponse, StatusResponse } from '../api/contract.js';
+import { submitBatchRequestSchema, submitTxRequestSchema } from '../api/contract.js';
 import { createApiServer, type ApiServer } from './api/http.js';
 import { apiRoutes } from './api/routes.js';
 import type { NodeConfig } from './config.js';

@@ -7,7 +7,7 @@ import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, REQUEST_NONCE_PATTERN, requestSignin
 import type { User } from '../../records/state/types.js';
 import type { MedLedgerNode } from '../node.js';
 import { overviewOf, publicInvitation, publicUser, recipientsFor } from '../views.js';
-import { submitBatchRequestSchema, submitTxRequestSchema, type GenesisResponse } from './contract.js';
+import { submitBatchRequestSchema, submitTxRequestSchema, type GenesisResponse } from '../../api/contract.js';
 import type { RequestContext, Route } from './http.js';
 import { listBlocks, MAX_BLOCKS_PER_PAGE } from '../chainView.js';
 import { evidenceOf, proofOf } from '../auditorView.js';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import type { AuditEvent } from '../../records/audit.js';
-import type { Appointment, RecordMeta } from '../../records/state/types.js';
-import type { GenesisFile } from '../../consensus/genesis.js';
-import type { InclusionProof } from '../../consensus/proof.js';
+import type { AuditEvent } from '../records/audit.js';
+import type { Appointment, RecordMeta } from '../records/state/types.js';
+import type { GenesisFile } from '../consensus/genesis.js';
+import type { InclusionProof } from '../consensus/proof.js';
 
 /**
  * The node's HTTP API wire formats (JSON; binary fields base64). Shared by the server and the client so
