@@ -121,6 +121,9 @@ export interface StatusResponse {
   penalties?: Record<string, { rejected: number; bannedUntil?: number }>;
 }
 
+/** GET /v1/chain/blocks answers at most this many blocks per page. */
+export const MAX_BLOCKS_PER_PAGE = 500;
+
 /** A finalized block as the chain endpoint lists it (ids only: contents need an audited read). */
 export interface ChainBlock {
   height: number;

@@ -11,6 +11,7 @@ import type { SubmitBatchResponse, SubmitTxResponse, StatusResponse } from '../a
 import { submitBatchRequestSchema, submitTxRequestSchema } from '../api/contract.js';
 import { createApiServer, type ApiServer } from './api/http.js';
 import { apiRoutes } from './api/routes.js';
+import { createApiBackend } from './apiBackend.js';
 import type { NodeConfig } from './config.js';
 import { ConsensusEngine } from './consensusEngine.js';
 import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, MAX_TX_BATCH, maxGossipBytes, TOPICS } from './gossip.js';
@@ -177,7 +178,7 @@ export class MedLedgerNode {
       },
       () => this.mempool.size,
     );
-    this.server = createApiServer(apiRoutes(this), {
+    this.server = createApiServer(apiRoutes(createApiBackend(this)), {
       maxBodyBytes: config.limits.maxRequestBytes,
       logger: logger.child({ module: 'api' }),
       listenHost: config.api.host,
