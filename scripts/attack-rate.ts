@@ -19,7 +19,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Session } from '../src/client/session.js';
-import type { ChainBlock, EvidenceRecord } from '../src/node/api/contract.js';
+import type { ChainBlock, EvidenceRecord } from '../src/api/contract.js';
 import { BEHAVIOURS, type BehaviourName } from '../test/support/byzantine.js';
 import { auditedRead } from '../test/support/load.js';
 import { TestNetwork } from '../test/support/testNetwork.js';

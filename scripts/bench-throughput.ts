@@ -20,7 +20,7 @@ import { createNetwork, newUserKeys } from '../src/cli/networkSetup.js';
 import { NodeProcess } from '../src/cli/nodeProcess.js';
 import { signTx } from '../src/records/tx/codec.js';
 import type { Tx, UnsignedTx } from '../src/records/tx/types.js';
-import type { ChainBlock } from '../src/node/api/contract.js';
+import type { ChainBlock } from '../src/api/contract.js';
 
 const { values } = parseArgs({
   options: {

@@ -3,7 +3,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../client/apiClient.js';
-import type { StatusResponse } from '../node/api/contract.js';
+import type { StatusResponse } from '../api/contract.js';
 
 /** The package's CLI entry point, so a node runs as its own OS process exactly as a user would start it. */
 export const CLI_ENTRY = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/medledger.js');

@@ -4,7 +4,7 @@ import { isMedLedgerError } from '../records/errors.js';
 import { userIdSchema, type StaffRole } from '../records/ids.js';
 import type { ScryptParams } from '../records/keystore.js';
 import { passwordProblems } from '../records/password.js';
-import type { StatusResponse } from '../node/api/contract.js';
+import type { StatusResponse } from '../api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
 import { defaultKeystoreDir, keystorePath, readKeystoreFile, resolveKeystoreDir, unlockKeystore, writeKeystore } from './keystoreFiles.js';
 import { storeBackup } from './recovery.js';

@@ -4,7 +4,7 @@ import { MedLedgerError, type ErrorCode } from '../records/errors.js';
 import { signedRequestHeaders } from '../records/requestAuth.js';
 import type { Tx } from '../records/tx/types.js';
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
-import type { ErrorResponse, GenesisResponse, Overview, PublicInvitation, PublicUser, StatusResponse, SubmitBatchResponse, SubmitTxResponse, WireWrappedKey } from '../node/api/contract.js';
+import type { ErrorResponse, GenesisResponse, Overview, PublicInvitation, PublicUser, StatusResponse, SubmitBatchResponse, SubmitTxResponse, WireWrappedKey } from '../api/contract.js';
 
 /** Error from a node, with the node's error code (or NETWORK when the node could not be reached). */
 export class ApiError extends Error {

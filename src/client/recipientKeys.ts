@@ -8,7 +8,7 @@ import { MedLedgerError } from '../records/errors.js';
 import type { Role } from '../records/ids.js';
 import { decodeTx } from '../records/tx/codec.js';
 import type { UnsignedTx } from '../records/tx/types.js';
-import type { GenesisResponse, KeyProofResponse, PublicUser } from '../node/api/contract.js';
+import type { GenesisResponse, KeyProofResponse, PublicUser } from '../api/contract.js';
 import type { ApiClient } from './apiClient.js';
 
 /**

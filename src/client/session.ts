@@ -10,7 +10,7 @@ import type { RecordMeta } from '../records/state/types.js';
 import { signTx } from '../records/tx/codec.js';
 import type { AuditFilter, TxBody, TxType, UnsignedTx } from '../records/tx/types.js';
 import type { AuditEvent } from '../records/audit.js';
-import type { Overview, SubmitTxResponse, WireBlob, WireWrappedKey } from '../node/api/contract.js';
+import type { Overview, SubmitTxResponse, WireBlob, WireWrappedKey } from '../api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
 import { RecipientKeyVerifier, type GenesisAnchor } from './recipientKeys.js';
 import { signKeyConsent } from '../records/rotation.js';

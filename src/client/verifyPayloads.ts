@@ -2,8 +2,8 @@ import type { ExecutedBlock } from '../consensus/blockExecution.js';
 import type { Genesis } from '../consensus/genesis.js';
 import { verifyProof, type ProofClaim } from '../consensus/proof.js';
 import { toHex } from '../records/crypto/bytes.js';
-import { payloadListingSchema, type PayloadListingEntry } from '../node/api/contract.js';
-import { payloadKind } from '../node/payloads.js';
+import { payloadListingSchema, type PayloadListingEntry } from '../api/contract.js';
+import { payloadKind } from '../records/payloadKind.js';
 import { ApiError, type ApiClient } from './apiClient.js';
 
 /**

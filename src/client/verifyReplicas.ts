@@ -9,7 +9,7 @@ import { verifyVote, type SignedVote } from '../consensus/votes.js';
 import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.js';
 import { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
 import type { Tx } from '../records/tx/types.js';
-import type { EvidenceRecord, GenesisResponse, IntegrityStatus, StatusResponse, WireEvidenceMessage } from '../node/api/contract.js';
+import type { EvidenceRecord, GenesisResponse, IntegrityStatus, StatusResponse, WireEvidenceMessage } from '../api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
 import { PayloadAudit, type PayloadCheckReport } from './verifyPayloads.js';
 

@@ -1,7 +1,7 @@
 import { buildProof, type InclusionProof } from '../consensus/proof.js';
 import { toHex } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
-import type { EvidenceRecord, WireEvidenceMessage } from './api/contract.js';
+import type { EvidenceRecord, WireEvidenceMessage } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
 import { K, seqKey } from './store/keys.js';
 

@@ -1,10 +1,8 @@
 import { toHex } from '../records/crypto/bytes.js';
 import { headerHash } from '../consensus/block.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
-import type { ChainBlock } from './api/contract.js';
+import { MAX_BLOCKS_PER_PAGE, type ChainBlock } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
-
-export const MAX_BLOCKS_PER_PAGE = 500;
 
 /** Finalized blocks by height range, with transaction ids and certificate signers (no contents). */
 export async function listBlocks(ledger: Ledger, from: number, to: number): Promise<ChainBlock[]> {

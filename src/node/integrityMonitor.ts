@@ -10,7 +10,7 @@ import { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
 import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
 import { tableNames } from '../records/state/types.js';
 import type { Tx } from '../records/tx/types.js';
-import type { IntegrityStatus } from './api/contract.js';
+import type { IntegrityStatus } from '../api/contract.js';
 import type { CommittedBlock, Ledger } from './ledger.js';
 import { indexKey, K, SEQ_LENGTH, seqKey } from './store/keys.js';
 import { indexEntries } from './store/ledgerStore.js';

@@ -1,6 +1,6 @@
 import type { AuditEvent } from '../records/audit.js';
 import { MedLedgerError } from '../records/errors.js';
-import type { KeyProofResponse } from './api/contract.js';
+import type { KeyProofResponse } from '../api/contract.js';
 import { proofOf } from './auditorView.js';
 import type { Ledger } from './ledger.js';
 

@@ -7,10 +7,11 @@ import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.
 import { createSigner } from '../records/crypto/signature.js';
 import { MedLedgerError, isMedLedgerError } from '../records/errors.js';
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
-import type { SubmitBatchResponse, SubmitTxResponse, StatusResponse } from './api/contract.js';
-import { submitBatchRequestSchema, submitTxRequestSchema } from './api/contract.js';
+import type { SubmitBatchResponse, SubmitTxResponse, StatusResponse } from '../api/contract.js';
+import { submitBatchRequestSchema, submitTxRequestSchema } from '../api/contract.js';
 import { createApiServer, type ApiServer } from './api/http.js';
 import { apiRoutes } from './api/routes.js';
+import { createApiBackend } from './apiBackend.js';
 import type { NodeConfig } from './config.js';
 import { ConsensusEngine } from './consensusEngine.js';
 import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, MAX_TX_BATCH, maxGossipBytes, TOPICS } from './gossip.js';
@@ -177,7 +178,7 @@ export class MedLedgerNode {
       },
       () => this.mempool.size,
     );
-    this.server = createApiServer(apiRoutes(this), {
+    this.server = createApiServer(apiRoutes(createApiBackend(this)), {
       maxBodyBytes: config.limits.maxRequestBytes,
       logger: logger.child({ module: 'api' }),
       listenHost: config.api.host,

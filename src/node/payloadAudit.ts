@@ -2,7 +2,8 @@ import type { ExecutedBlock } from '../consensus/blockExecution.js';
 import { bytesEqual } from '../records/crypto/bytes.js';
 import { sha256 } from '../records/crypto/hash.js';
 import { grantPayloadSchema, parsePayload } from '../records/envelope.js';
-import { payloadKeys, payloadKind } from './payloads.js';
+import { payloadKeys } from './payloads.js';
+import { payloadKind } from '../records/payloadKind.js';
 import type { LedgerStore } from './store/ledgerStore.js';
 
 /**

@@ -3,7 +3,7 @@ import { toHex } from '../records/crypto/bytes.js';
 import { sha256 } from '../records/crypto/hash.js';
 import { decodeCanonical } from '../records/encoding.js';
 import type { TxType } from '../records/tx/types.js';
-import type { PayloadListing, PayloadListingEntry } from './api/contract.js';
+import type { PayloadListing, PayloadListingEntry } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
 import { K, seqKey } from './store/keys.js';
 

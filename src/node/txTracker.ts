@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../records/audit.js';
 import { MedLedgerError } from '../records/errors.js';
 import type { UnsignedTx } from '../records/tx/types.js';
-import type { TxResult } from './api/contract.js';
+import type { TxResult } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
 import { resultOf } from './views.js';
 

@@ -6,7 +6,7 @@ import type { AuditEvent } from '../records/audit.js';
 import { requiredRecipients } from '../records/state/permissions.js';
 import type { Invitation, RecordMeta, User } from '../records/state/types.js';
 import type { UnsignedTx } from '../records/tx/types.js';
-import type { Overview, PublicInvitation, PublicUser, ReadRecordResult, TxResult, WireBlob } from './api/contract.js';
+import type { Overview, PublicInvitation, PublicUser, ReadRecordResult, TxResult, WireBlob } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
 
 /**

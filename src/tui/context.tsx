@@ -1,7 +1,7 @@
 import { createContext, useContext, type ReactElement } from 'react';
 import type { ApiClient } from '../client/apiClient.js';
 import type { Session } from '../client/session.js';
-import type { StatusResponse } from '../node/api/contract.js';
+import type { StatusResponse } from '../api/contract.js';
 
 /** A short message shown under the current screen after an action: what happened, or why not. */
 export interface Flash {

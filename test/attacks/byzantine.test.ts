@@ -4,7 +4,7 @@ import { ClassicLevel } from 'classic-level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import type { VerifyReport } from '../../src/client/verifyReplicas.js';
-import type { EvidenceRecord, ReadRecordResult } from '../../src/node/api/contract.js';
+import type { EvidenceRecord, ReadRecordResult } from '../../src/api/contract.js';
 import { K } from '../../src/node/store/keys.js';
 import type { BehaviourName } from '../support/byzantine.js';
 import { cli } from '../support/cliRunner.js';

@@ -8,7 +8,7 @@ import { unlockKeystore } from '../../src/client/keystoreFiles.js';
 import { pinnedGenesis, type GenesisAnchor } from '../../src/client/recipientKeys.js';
 import { Session } from '../../src/client/session.js';
 import { decodeBlock } from '../../src/consensus/block.js';
-import type { KeyProofResponse, PublicUser } from '../../src/node/api/contract.js';
+import type { KeyProofResponse, PublicUser } from '../../src/api/contract.js';
 import { fromBase64, toBase64 } from '../../src/records/crypto/bytes.js';
 import { decodeTx } from '../../src/records/tx/codec.js';
 import type { UnsignedTx } from '../../src/records/tx/types.js';

@@ -7,7 +7,7 @@ import type { VerifyReport } from '../../src/client/verifyReplicas.js';
 import { decodeBlock, encodeBlock, headerHash, signHeader, type Block } from '../../src/consensus/block.js';
 import { readGenesisFile } from '../../src/node/node.js';
 import { certificateFromVotes, signVote } from '../../src/consensus/votes.js';
-import type { EvidenceRecord, StatusResponse } from '../../src/node/api/contract.js';
+import type { EvidenceRecord, StatusResponse } from '../../src/api/contract.js';
 import { K } from '../../src/node/store/keys.js';
 import { fromHex, toHex } from '../../src/records/crypto/bytes.js';
 import { createSigner, type Signer } from '../../src/records/crypto/signature.js';

@@ -2,7 +2,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
-import type { StatusResponse } from '../../src/node/api/contract.js';
+import type { StatusResponse } from '../../src/api/contract.js';
 import { pollUntil } from '../support/poll.js';
 import { TestNetwork } from '../support/testNetwork.js';
 

@@ -2,7 +2,7 @@ import type { Session } from '../../src/client/session.js';
 import { signTx } from '../../src/records/tx/codec.js';
 import type { Tx, UnsignedTx } from '../../src/records/tx/types.js';
 import type { ApiClient } from '../../src/client/apiClient.js';
-import type { ChainBlock } from '../../src/node/api/contract.js';
+import type { ChainBlock } from '../../src/api/contract.js';
 
 let nonceFloor = Date.now() * 1000;
 

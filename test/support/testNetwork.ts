@@ -11,10 +11,10 @@ import { createNetwork, type NetworkLayout, type NetworkNode } from '../../src/c
 import { NodeProcess } from '../../src/cli/nodeProcess.js';
 import { decodeCanonical } from '../../src/records/encoding.js';
 import type { ConsensusParams } from '../../src/consensus/genesis.js';
-import type { StatusResponse } from '../../src/node/api/contract.js';
+import type { StatusResponse } from '../../src/api/contract.js';
 import type { StaffRole } from '../../src/records/ids.js';
 import { byzantineProcess, type BehaviourName } from './byzantine.js';
-import type { ChainBlock, EvidenceRecord } from '../../src/node/api/contract.js';
+import type { ChainBlock, EvidenceRecord } from '../../src/api/contract.js';
 import { auditedRead, chainOf, positions } from './load.js';
 
 /**

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup } from 'ink-testing-library';
 import type { Key } from 'ink';
 import { optional, parseBloodPressure, parseDateTime, parseTemperature, parseUserId } from '../../src/client/inputs.js';
-import type { StatusResponse } from '../../src/node/api/contract.js';
+import type { StatusResponse } from '../../src/api/contract.js';
 import type { AuditEvent } from '../../src/records/audit.js';
 import { AuditTable } from '../../src/tui/components/AuditTable.js';
 import { check, Form } from '../../src/tui/components/Form.js';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { ApiClient } from '../../client/apiClient.js';
-import type { ProofResponse } from '../../node/api/contract.js';
+import type { ProofResponse } from '../../api/contract.js';
 import { UsageError } from '../passwordPrompt.js';
 
 /**

@@ -8,7 +8,7 @@ import { userIdSchema } from '../../records/ids.js';
 import { BACKUP_MAX_BYTES, checkBackup, type Backup } from '../../records/recovery.js';
 import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, REQUEST_NONCE_PATTERN, requestSigningMessage } from '../../records/requestAuth.js';
 import type { User } from '../../records/state/types.js';
-import type { MedLedgerNode } from '../node.js';
+import type { ApiBackend } from './backend.js';
 import type { RequestContext, Route } from './http.js';
 import type { RequestNonces } from './requestNonces.js';
 
@@ -23,22 +23,22 @@ import type { RequestNonces } from './requestNonces.js';
  *   this node, this network) by the recovery code's auth key the stored backup names — proof that the
  *   requester knows the code — or by the owner's own key. Anyone else gets 403 (or 404 without a backup).
  */
-function backupDir(node: MedLedgerNode): string {
-  return join(node.config.dataDir, 'backups');
+function backupDir(node: ApiBackend): string {
+  return join(node.dataDir, 'backups');
 }
 
-function backupFile(node: MedLedgerNode, userId: string): string {
+function backupFile(node: ApiBackend, userId: string): string {
   if (!userIdSchema.safeParse(userId).success) throw new MedLedgerError('MALFORMED', 'invalid user id');
   return join(backupDir(node), `${userId}.json`);
 }
 
-function readBackup(node: MedLedgerNode, userId: string): Backup | undefined {
+function readBackup(node: ApiBackend, userId: string): Backup | undefined {
   const path = backupFile(node, userId);
   if (!existsSync(path)) return undefined;
   return JSON.parse(readFileSync(path, 'utf8')) as Backup;
 }
 
-function writeBackup(node: MedLedgerNode, userId: string, text: string): void {
+function writeBackup(node: ApiBackend, userId: string, text: string): void {
   mkdirSync(backupDir(node), { recursive: true, mode: 0o700 });
   const path = backupFile(node, userId);
   const tmp = `${path}.tmp`;
@@ -53,7 +53,7 @@ function writeBackup(node: MedLedgerNode, userId: string, text: string): void {
 }
 
 /** Checks the signed-request headers of `ctx` against any of `keys` (for user `who`); the nonce is used once. */
-function checkSignedBy(node: MedLedgerNode, nonces: RequestNonces, ctx: RequestContext, who: string, keys: Uint8Array[]): boolean {
+function checkSignedBy(node: ApiBackend, nonces: RequestNonces, ctx: RequestContext, who: string, keys: Uint8Array[]): boolean {
   const header = (name: string) => {
     const v = ctx.headers[name];
     return Array.isArray(v) ? v[0] : v;
@@ -64,7 +64,7 @@ function checkSignedBy(node: MedLedgerNode, nonces: RequestNonces, ctx: RequestC
   const target = header(AUTH_HEADERS.node);
   const sig = header(AUTH_HEADERS.sig);
   if (header(AUTH_HEADERS.user) !== who || !sig || !nonce || !target || !timeText || !Number.isSafeInteger(time)) return false;
-  if (!REQUEST_NONCE_PATTERN.test(nonce) || target !== node.host.peerId) return false;
+  if (!REQUEST_NONCE_PATTERN.test(nonce) || target !== node.peerId) return false;
   const now = Date.now();
   if (Math.abs(now - time) > REQUEST_MAX_SKEW_MS) throw new MedLedgerError('BAD_TIME', 'request time is too far from the node clock');
   let sigBytes: Uint8Array;
@@ -79,7 +79,7 @@ function checkSignedBy(node: MedLedgerNode, nonces: RequestNonces, ctx: RequestC
   return true;
 }
 
-export function backupRoutes(node: MedLedgerNode, nonces: RequestNonces, authenticate: (n: MedLedgerNode, ctx: RequestContext) => User): Route[] {
+export function backupRoutes(node: ApiBackend, nonces: RequestNonces, authenticate: (n: ApiBackend, ctx: RequestContext) => User): Route[] {
   return [
     {
       method: 'POST',
@@ -103,7 +103,7 @@ export function backupRoutes(node: MedLedgerNode, nonces: RequestNonces, authent
         const id = ctx.params.id!;
         const backup = readBackup(node, id);
         if (!backup) throw new MedLedgerError('NOT_FOUND', `no backup for ${id}`);
-        const user = node.ledger.state.get('users', id);
+        const user = node.user(id);
         const keys = [fromBase64(backup.authKey), ...(user?.active ? [user.signKey] : [])];
         if (!checkSignedBy(node, nonces, ctx, id, keys)) throw new MedLedgerError('FORBIDDEN', `the backup of ${id} is served only to a request signed with its recovery code`);
         return { body: { backup } };

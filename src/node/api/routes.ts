@@ -1,19 +1,13 @@
 import { z } from 'zod';
 import { fromBase64, toBase64, toHex } from '../../records/crypto/bytes.js';
-import { encodeCanonical } from '../../records/encoding.js';
 import { verifySignature } from '../../records/crypto/signature.js';
 import { MedLedgerError } from '../../records/errors.js';
 import { AUTH_HEADERS, REQUEST_MAX_SKEW_MS, REQUEST_NONCE_PATTERN, requestSigningMessage } from '../../records/requestAuth.js';
 import type { User } from '../../records/state/types.js';
-import type { MedLedgerNode } from '../node.js';
-import { overviewOf, publicInvitation, publicUser, recipientsFor } from '../views.js';
-import { submitBatchRequestSchema, submitTxRequestSchema, type GenesisResponse } from './contract.js';
+import { MAX_BLOCKS_PER_PAGE, submitBatchRequestSchema, submitTxRequestSchema, type GenesisResponse } from '../../api/contract.js';
+import type { ApiBackend } from './backend.js';
 import type { RequestContext, Route } from './http.js';
-import { listBlocks, MAX_BLOCKS_PER_PAGE } from '../chainView.js';
-import { evidenceOf, proofOf } from '../auditorView.js';
 import { RequestNonces } from './requestNonces.js';
-import { keyProofOf } from '../keyProof.js';
-import { listPayloads } from '../payloadListing.js';
 import { backupRoutes } from './backupRoutes.js';
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -29,7 +23,7 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
  * (the genesis hash), at a time within REQUEST_MAX_SKEW_MS of the node's clock, by a known and active user's
  * key, with a nonce not seen within that window.
  */
-function authenticateRequest(node: MedLedgerNode, nonces: RequestNonces, ctx: RequestContext): User {
+function authenticateRequest(node: ApiBackend, nonces: RequestNonces, ctx: RequestContext): User {
   const header = (name: string) => {
     const v = ctx.headers[name];
     return Array.isArray(v) ? v[0] : v;
@@ -42,10 +36,10 @@ function authenticateRequest(node: MedLedgerNode, nonces: RequestNonces, ctx: Re
   const sig = header(AUTH_HEADERS.sig);
   if (!userId || !sig || !nonce || !target || !timeText || !Number.isSafeInteger(time)) throw new MedLedgerError('BAD_SIGNATURE', 'this request must be signed by a user');
   if (!REQUEST_NONCE_PATTERN.test(nonce)) throw new MedLedgerError('MALFORMED', 'request nonce must be 16 bytes of lowercase hex');
-  if (target !== node.host.peerId) throw new MedLedgerError('FORBIDDEN', `this request is signed for node ${target.slice(0, 16)}…, not for this node`);
+  if (target !== node.peerId) throw new MedLedgerError('FORBIDDEN', `this request is signed for node ${target.slice(0, 16)}…, not for this node`);
   const now = Date.now();
   if (Math.abs(now - time) > REQUEST_MAX_SKEW_MS) throw new MedLedgerError('BAD_TIME', 'request time is too far from the node clock');
-  const user = node.ledger.state.get('users', userId);
+  const user = node.user(userId);
   if (!user) throw new MedLedgerError('UNKNOWN_ACTOR', `unknown user ${userId}`);
   let sigBytes: Uint8Array;
   try {
@@ -60,9 +54,9 @@ function authenticateRequest(node: MedLedgerNode, nonces: RequestNonces, ctx: Re
   return user;
 }
 
-export function apiRoutes(node: MedLedgerNode): Route[] {
+export function apiRoutes(node: ApiBackend): Route[] {
   const nonces = new RequestNonces();
-  const authenticate = (n: MedLedgerNode, ctx: RequestContext) => authenticateRequest(n, nonces, ctx);
+  const authenticate = (n: ApiBackend, ctx: RequestContext) => authenticateRequest(n, nonces, ctx);
   const routes: Route[] = [
     { method: 'GET', pattern: '/v1/status', handler: async () => ({ body: node.status() }) },
     {
@@ -78,27 +72,27 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
       method: 'GET',
       pattern: '/v1/users/:id',
       handler: async (ctx) => {
-        const user = node.ledger.state.get('users', ctx.params.id!);
+        const user = node.publicUser(ctx.params.id!);
         if (!user) throw new MedLedgerError('NOT_FOUND', `unknown user ${ctx.params.id}`);
-        return { body: publicUser(user) };
+        return { body: user };
       },
     },
     {
       method: 'GET',
       pattern: '/v1/invitations/:id',
       handler: async (ctx) => {
-        const inv = node.ledger.state.get('invitations', ctx.params.id!);
+        const inv = node.invitation(ctx.params.id!);
         if (!inv) throw new MedLedgerError('NOT_FOUND', `no invitation for ${ctx.params.id}`);
-        return { body: publicInvitation(inv) };
+        return { body: inv };
       },
     },
     // Where the user's keys were set, with its inclusion proof: clients verify a recipient's key before sealing.
-    { method: 'GET', pattern: '/v1/users/:id/key-proof', handler: async (ctx) => ({ body: await keyProofOf(node.ledger, ctx.params.id!) }) },
-    { method: 'GET', pattern: '/v1/me', handler: async (ctx) => ({ body: overviewOf(node.ledger, authenticate(node, ctx)) }) },
+    { method: 'GET', pattern: '/v1/users/:id/key-proof', handler: async (ctx) => ({ body: await node.keyProof(ctx.params.id!) }) },
+    { method: 'GET', pattern: '/v1/me', handler: async (ctx) => ({ body: node.overview(authenticate(node, ctx)) }) },
     {
       method: 'GET',
       pattern: '/v1/patients/:id/recipients',
-      handler: async (ctx) => ({ body: { recipients: recipientsFor(node.ledger, authenticate(node, ctx), ctx.params.id!) } }),
+      handler: async (ctx) => ({ body: { recipients: node.recipients(authenticate(node, ctx), ctx.params.id!) } }),
     },
     {
       method: 'GET',
@@ -106,9 +100,9 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
       handler: async (ctx) => {
         const user = authenticate(node, ctx);
         // The patient (to grant), or a granted staff member (to re-wrap their own keys in a key rotation, issue 10).
-        const granted = node.ledger.state.get('users', ctx.params.id!)?.grants?.[user.id] !== undefined;
+        const granted = node.user(ctx.params.id!)?.grants?.[user.id] !== undefined;
         if (user.id !== ctx.params.id && !granted) throw new MedLedgerError('FORBIDDEN', 'only the patient, or staff they granted, may list their wrapped keys');
-        const keys = await node.ledger.store.keysOfPatient(ctx.params.id!, user.id);
+        const keys = await node.patientKeys(ctx.params.id!, user.id);
         return { body: { keys: keys.map(({ blob, key }) => ({ blob, key: { epk: toBase64(key.epk), w: toBase64(key.w) } })) } };
       },
     },
@@ -119,7 +113,7 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         const from = Number(ctx.query.get('from') ?? 0);
         const to = Number(ctx.query.get('to') ?? from + MAX_BLOCKS_PER_PAGE - 1);
         if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
-        return { body: { blocks: await listBlocks(node.ledger, from, to) } };
+        return { body: { blocks: await node.blocks(from, to) } };
       },
     },
     {
@@ -130,13 +124,7 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         const from = Number(ctx.query.get('from') ?? 0);
         const to = Math.min(Number(ctx.query.get('to') ?? from), from + 99);
         if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
-        const blocks: { height: number; block: string; cert?: string }[] = [];
-        for (let h = from; h <= Math.min(to, node.ledger.height); h++) {
-          const bytes = await node.ledger.store.getBlockBytes(h);
-          if (!bytes) break;
-          const cert = await node.ledger.store.getCertificate(h);
-          blocks.push({ height: h, block: toBase64(bytes), ...(cert ? { cert: toBase64(encodeCanonical(cert)) } : {}) });
-        }
+        const blocks = (await node.rawBlocks(from, to)).map(({ height, block, cert }) => ({ height, block: toBase64(block), ...(cert ? { cert: toBase64(cert) } : {}) }));
         return { body: { blocks } };
       },
     },
@@ -146,9 +134,9 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
       handler: async (ctx) => {
         const id = ctx.params.id!;
         if (!/^[0-9a-f]{64}$/.test(id)) throw new MedLedgerError('MALFORMED', 'transaction id must be 64 hex digits');
-        const location = await node.ledger.store.txLocation(id);
+        const location = await node.txLocation(id);
         if (location) return { body: { id, status: 'committed', ...location } };
-        if (node.mempool.has(id)) return { body: { id, status: 'pending' } };
+        if (node.isPending(id)) return { body: { id, status: 'pending' } };
         throw new MedLedgerError('NOT_FOUND', `transaction ${id} is unknown to this node`);
       },
     },
@@ -161,10 +149,10 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
       handler: async (ctx) => {
         const id = ctx.params.txId!;
         if (!/^[0-9a-f]{64}$/.test(id)) throw new MedLedgerError('MALFORMED', 'transaction id must be 64 hex digits');
-        return { body: await proofOf(node.ledger, id) };
+        return { body: await node.proof(id) };
       },
     },
-    { method: 'GET', pattern: '/v1/evidence', handler: async () => ({ body: { evidence: await evidenceOf(node.ledger) } }) },
+    { method: 'GET', pattern: '/v1/evidence', handler: async () => ({ body: { evidence: await node.evidence() } }) },
     {
       method: 'GET',
       pattern: '/v1/payloads',
@@ -173,19 +161,19 @@ export function apiRoutes(node: MedLedgerNode): Route[] {
         const from = Number(ctx.query.get('from') ?? 1);
         const to = Number(ctx.query.get('to') ?? from);
         if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
-        return { body: await listPayloads(node.ledger, from, to) };
+        return { body: await node.payloads(from, to) };
       },
     },
   ];
   // Key backups of the recovery kit (issue 10): ciphertext only, read back with the recovery code.
   routes.push(...backupRoutes(node, nonces, authenticate));
-  if (node.config.testControls) {
+  if (node.testControls) {
     routes.push({
       method: 'POST',
       pattern: '/v1/test/blocked-peers',
       handler: async (ctx) => {
         const { peers } = parseBody(z.strictObject({ peers: z.array(z.string()) }), ctx.body);
-        await node.host.setBlockedPeers(peers);
+        await node.setBlockedPeers(peers);
         return { body: { blocked: peers } };
       },
     });

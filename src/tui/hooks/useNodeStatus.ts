@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import type { ApiClient } from '../../client/apiClient.js';
-import type { StatusResponse } from '../../node/api/contract.js';
+import type { StatusResponse } from '../../api/contract.js';
 
 export interface NodeStatusState {
   status?: StatusResponse;

@@ -2,7 +2,7 @@ import { Box, Text } from 'ink';
 import type { ReactElement } from 'react';
 import { formatDateTime } from '../../client/auditView.js';
 import { parseUserId } from '../../client/inputs.js';
-import type { Overview } from '../../node/api/contract.js';
+import type { Overview } from '../../api/contract.js';
 import { check } from '../components/Form.js';
 import { Menu, type MenuItem } from '../components/Menu.js';
 import { Screen } from '../components/Screen.js';

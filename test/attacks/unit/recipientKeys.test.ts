@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../../src/client/apiClient.js';
 import { checkRecipientSet, RecipientKeyVerifier, verifyServedKey, type GenesisAnchor, type VerifiedKey } from '../../../src/client/recipientKeys.js';
 import { buildProof, type InclusionProof } from '../../../src/consensus/proof.js';
-import type { KeyProofResponse, PublicUser } from '../../../src/node/api/contract.js';
+import type { KeyProofResponse, PublicUser } from '../../../src/api/contract.js';
 import { bytesEqual, fromBase64, toBase64, toHex } from '../../../src/records/crypto/bytes.js';
 import { generateEncryptionKeyPair } from '../../../src/records/crypto/keyAgreement.js';
 import { isMedLedgerError } from '../../../src/records/errors.js';

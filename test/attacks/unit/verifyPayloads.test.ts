@@ -6,7 +6,7 @@ import type { ApiClient } from '../../../src/client/apiClient.js';
 import { PayloadAudit, type PayloadCheckReport } from '../../../src/client/verifyPayloads.js';
 import { encodeBlock, genesisBlock } from '../../../src/consensus/block.js';
 import { ReplicaComparison } from '../../../src/consensus/replicaCheck.js';
-import { payloadListingSchema, type PayloadListing } from '../../../src/node/api/contract.js';
+import { payloadListingSchema, type PayloadListing } from '../../../src/api/contract.js';
 import { proofOf } from '../../../src/node/auditorView.js';
 import { Ledger } from '../../../src/node/ledger.js';
 import { listPayloads } from '../../../src/node/payloadListing.js';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import type { AuditEvent } from '../../records/audit.js';
-import type { Appointment, RecordMeta } from '../../records/state/types.js';
-import type { GenesisFile } from '../../consensus/genesis.js';
-import type { InclusionProof } from '../../consensus/proof.js';
+import type { AuditEvent } from '../records/audit.js';
+import type { Appointment, RecordMeta } from '../records/state/types.js';
+import type { GenesisFile } from '../consensus/genesis.js';
+import type { InclusionProof } from '../consensus/proof.js';
 
 /**
  * The node's HTTP API wire formats (JSON; binary fields base64). Shared by the server and the client so
@@ -120,6 +120,9 @@ export interface StatusResponse {
   /** Peers whose gossip this node rejected, with any ban in force. */
   penalties?: Record<string, { rejected: number; bannedUntil?: number }>;
 }
+
+/** GET /v1/chain/blocks answers at most this many blocks per page. */
+export const MAX_BLOCKS_PER_PAGE = 500;
 
 /** A finalized block as the chain endpoint lists it (ids only: contents need an audited read). */
 export interface ChainBlock {

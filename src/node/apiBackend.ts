@@ -1,0 +1,70 @@
+import { encodeCanonical } from '../records/encoding.js';
+import type { Genesis } from '../consensus/genesis.js';
+import type { StatusResponse, SubmitBatchResponse, SubmitTxResponse } from '../api/contract.js';
+import type { ApiBackend, SubmitBatchBody, SubmitTxBody } from './api/backend.js';
+import { evidenceOf, proofOf } from './auditorView.js';
+import { listBlocks } from './chainView.js';
+import type { NodeConfig } from './config.js';
+import { keyProofOf } from './keyProof.js';
+import type { Ledger } from './ledger.js';
+import type { Mempool } from './mempool.js';
+import { listPayloads } from './payloadListing.js';
+import { overviewOf, publicInvitation, publicUser, recipientsFor } from './views.js';
+
+/** The parts of a running node the API answers from (MedLedgerNode has them all). */
+export interface ApiBackendSource {
+  readonly config: Pick<NodeConfig, 'dataDir' | 'testControls'>;
+  readonly genesis: Genesis;
+  readonly ledger: Ledger;
+  readonly mempool: Mempool;
+  readonly host: { readonly peerId: string; setBlockedPeers(peers: string[]): Promise<void> };
+  status(): StatusResponse;
+  submit(req: SubmitTxBody): Promise<SubmitTxResponse>;
+  submitBatch(req: SubmitBatchBody): Promise<SubmitBatchResponse>;
+}
+
+/** The node as the HTTP routes see it (node/api/backend.ts): every answer read from the node at call time. */
+export function createApiBackend(node: ApiBackendSource): ApiBackend {
+  const { ledger } = node;
+  return {
+    get peerId() {
+      return node.host.peerId;
+    },
+    genesis: node.genesis,
+    dataDir: node.config.dataDir,
+    testControls: node.config.testControls,
+    status: () => node.status(),
+    submit: (req) => node.submit(req),
+    submitBatch: (req) => node.submitBatch(req),
+    user: (id) => ledger.state.get('users', id),
+    publicUser: (id) => {
+      const user = ledger.state.get('users', id);
+      return user ? publicUser(user) : undefined;
+    },
+    invitation: (id) => {
+      const inv = ledger.state.get('invitations', id);
+      return inv ? publicInvitation(inv) : undefined;
+    },
+    keyProof: (userId) => keyProofOf(ledger, userId),
+    overview: (user) => overviewOf(ledger, user),
+    recipients: (user, patientId) => recipientsFor(ledger, user, patientId),
+    patientKeys: (patientId, reader) => ledger.store.keysOfPatient(patientId, reader),
+    blocks: (from, to) => listBlocks(ledger, from, to),
+    rawBlocks: async (from, to) => {
+      const blocks: { height: number; block: Uint8Array; cert?: Uint8Array }[] = [];
+      for (let h = from; h <= Math.min(to, ledger.height); h++) {
+        const block = await ledger.store.getBlockBytes(h);
+        if (!block) break;
+        const cert = await ledger.store.getCertificate(h);
+        blocks.push({ height: h, block, ...(cert ? { cert: encodeCanonical(cert) } : {}) });
+      }
+      return blocks;
+    },
+    txLocation: (txId) => ledger.store.txLocation(txId),
+    isPending: (txId) => node.mempool.has(txId),
+    proof: (txId) => proofOf(ledger, txId),
+    evidence: () => evidenceOf(ledger),
+    payloads: (from, to) => listPayloads(ledger, from, to),
+    setBlockedPeers: (peers) => node.host.setBlockedPeers(peers),
+  };
+}
