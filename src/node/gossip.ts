@@ -111,8 +111,9 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
       }
       if (added > 0) engine.onMempoolTx();
       const penalty = bad + doubtful * NOT_VALID_HERE_COST;
+      if (bad > 0) logger.debug({ from, bad, doubtful, added }, 'rejected gossiped transactions');
       // A batch with provably bad content is not forwarded; the good transactions in it stay in our mempool.
-      if (bad > 0) throw GossipError.reject(`${bad} provably bad transactions (${doubtful} not valid here, ${added} added)`, penalty);
+      if (bad > 0) throw GossipError.reject('provably bad transactions in the batch', penalty);
       if (added === 0) throw GossipError.ignore('no new transaction', penalty);
       return { verdict: 'accept', penalty };
     },
@@ -127,7 +128,10 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
       if (p.height <= ledger.height) throw GossipError.ignore('proposal for a final height');
       if (p.height === ledger.height + 1 && p.round > engine.round + MAX_ROUNDS_AHEAD) throw GossipError.ignore('proposal round beyond the window', NOT_VALID_HERE_COST);
       const problem = engine.checkProposal(p);
-      if (problem) throw GossipError.reject(`proposal at height ${p.height}: ${problem}`);
+      if (problem) {
+        logger.debug({ from, height: p.height, problem }, 'rejected proposal');
+        throw GossipError.reject(`proposal: ${problem}`);
+      }
       if (p.height === ledger.height + 1) {
         // A proposal for the next height is executed now: an invalid block is provably bad.
         const verdict = engine.assess(p);
