@@ -10,15 +10,17 @@ import { MAX_ROUNDS_AHEAD } from '../consensus/voteBook.js';
 import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool } from './mempool.js';
-import type { GossipHandler, Verdict, WeighedVerdict } from './p2p/host.js';
+import { GossipError, type GossipHandler, type WeighedVerdict } from './p2p/verdict.js';
 import { admitTx } from './txAdmission.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
 
 /**
  * Gossip wire formats and validation (SPEC §6). Validation decides accept / reject / ignore and never
  * changes chain state itself: accepted transactions enter the mempool, accepted consensus messages go to
- * the engine. Reject is for provably bad data (the sender is penalised); ignore is for data that is
- * merely useless now (duplicates, stale heights, races).
+ * the engine. A validator returns its accept; it refuses a message by throwing a GossipError (p2p/verdict.ts):
+ * reject for provably bad data (the sender is penalised), ignore for data that is merely useless now
+ * (duplicates, stale heights, races). Anything else a validator throws is our bug: p2p/verdict.ts ignores the
+ * message and charges nothing.
  */
 export const TOPICS = ['tx', 'block', 'vote'] as const;
 
@@ -80,7 +82,7 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
   const tx: GossipHandler = {
     async validate(data, from): Promise<WeighedVerdict> {
       const batch = parse(txBatchSchema, data);
-      if (!batch) return { verdict: 'reject', penalty: 1 };
+      if (!batch) throw GossipError.reject('malformed transaction batch');
       let added = 0;
       let bad = 0;
       let doubtful = 0;
@@ -111,28 +113,30 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
       const penalty = bad + doubtful * NOT_VALID_HERE_COST;
       if (bad > 0) logger.debug({ from, bad, doubtful, added }, 'rejected gossiped transactions');
       // A batch with provably bad content is not forwarded; the good transactions in it stay in our mempool.
-      return { verdict: bad > 0 ? 'reject' : added > 0 ? 'accept' : 'ignore', penalty };
+      if (bad > 0) throw GossipError.reject('provably bad transactions in the batch', penalty);
+      if (added === 0) throw GossipError.ignore('no new transaction', penalty);
+      return { verdict: 'accept', penalty };
     },
   };
 
   const block: GossipHandler = {
-    validate(data, from): Verdict | WeighedVerdict {
+    validate(data, from): 'accept' {
       const msg = parse(proposalMessageSchema, data);
-      if (!msg) return 'reject';
+      if (!msg) throw GossipError.reject('malformed proposal message');
       const p = msg.proposal;
       // Old heights and rounds beyond the window are dropped before the signature check (the latter charged).
-      if (p.height <= ledger.height) return 'ignore';
-      if (p.height === ledger.height + 1 && p.round > engine.round + MAX_ROUNDS_AHEAD) return { verdict: 'ignore', penalty: NOT_VALID_HERE_COST };
+      if (p.height <= ledger.height) throw GossipError.ignore('proposal for a final height');
+      if (p.height === ledger.height + 1 && p.round > engine.round + MAX_ROUNDS_AHEAD) throw GossipError.ignore('proposal round beyond the window', NOT_VALID_HERE_COST);
       const problem = engine.checkProposal(p);
       if (problem) {
         logger.debug({ from, height: p.height, problem }, 'rejected proposal');
-        return 'reject';
+        throw GossipError.reject(`proposal: ${problem}`);
       }
       if (p.height === ledger.height + 1) {
         // A proposal for the next height is executed now: an invalid block is provably bad.
         const verdict = engine.assess(p);
-        if (verdict === 'invalid') return 'reject';
-        if (verdict === 'ignore') return 'ignore';
+        if (verdict === 'invalid') throw GossipError.reject(`invalid block at height ${p.height}`);
+        if (verdict === 'ignore') throw GossipError.ignore('proposal not for the current round window');
       }
       engine.onProposal(p, from);
       return 'accept';
@@ -147,20 +151,21 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
   const vote: GossipHandler = {
     validate(data, from): WeighedVerdict {
       const msg = parse(votesMessageSchema, data);
-      if (!msg) return { verdict: 'reject', penalty: 1 };
+      if (!msg) throw GossipError.reject('malformed votes message');
       const validators = ledger.genesis.validators;
       const useful: SignedVote[] = [];
       let excess = 0;
       for (const v of msg.votes) {
-        if (v.network !== ledger.genesis.file.network || v.validator >= validators.length) return { verdict: 'reject', penalty: 1 };
+        if (v.network !== ledger.genesis.file.network || v.validator >= validators.length) throw GossipError.reject('vote of another network or an unknown validator');
         const judged = engine.judgeVote(v);
         if (judged === 'excess') excess++;
         if (judged !== 'useful') continue;
-        if (!verifyVote(v, validators)) return { verdict: 'reject', penalty: 1 };
+        if (!verifyVote(v, validators)) throw GossipError.reject('forged vote signature');
         useful.push(v);
       }
+      if (useful.length === 0) throw GossipError.ignore('no useful vote', excess * NOT_VALID_HERE_COST);
       for (const v of useful) engine.onVote(v, from);
-      return { verdict: useful.length > 0 ? 'accept' : 'ignore', penalty: excess * NOT_VALID_HERE_COST };
+      return { verdict: 'accept', penalty: excess * NOT_VALID_HERE_COST };
     },
   };
 

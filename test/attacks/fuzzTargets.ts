@@ -42,6 +42,7 @@ import type { ConsensusEngine } from '../../src/node/consensusEngine.js';
 import type { Ledger } from '../../src/node/ledger.js';
 import { Mempool } from '../../src/node/mempool.js';
 import { encodeFrame, FrameReader, P2PRequestError } from '../../src/node/p2p/frames.js';
+import { judgeMessage, type GossipHandler } from '../../src/node/p2p/verdict.js';
 import { checkPayload, payloadKeys } from '../../src/node/payloads.js';
 import { payloadKind } from '../../src/records/payloadKind.js';
 import { SYNC_MAX_FRAME_BYTES, SyncManager } from '../../src/node/sync.js';
@@ -1147,8 +1148,16 @@ function crashLogger(crashes: FuzzFinding[]): Logger {
   return { ...(quietLogger as object), error, fatal: error, child: () => crashLogger(crashes) } as unknown as Logger;
 }
 
-type AnyVerdict = string | { verdict: string; penalty?: number };
-const verdictOf = (v: AnyVerdict): string => (typeof v === 'string' ? v : v.verdict);
+/**
+ * A gossip validator's verdict as the host judges it (p2p/verdict.ts): a GossipError is a verdict, anything
+ * else thrown is a crash (the host would ignore the message and log it as our own bug).
+ */
+async function gossipVerdict(what: string, handler: GossipHandler, bytes: Uint8Array, clock?: number): Promise<string> {
+  const judge = () => judgeMessage(handler, bytes, { topic: what, peer: 'fuzz-peer', maxMessageBytes: Infinity, log: quietLogger });
+  const judged = clock === undefined ? await judge() : await withClock(clock, judge);
+  if (judged.unexpected !== undefined) throw new FuzzFinding('crash', `gossip ${what} validate threw ${errorName(judged.unexpected)}`, judged.unexpected);
+  return judged.verdict;
+}
 
 /** The real gossip validators of src/node/gossip.ts over a node at the fixture's head (fresh per case). */
 function gossipNode(fx: Fixture) {
@@ -1510,12 +1519,7 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
     async run(m, stats) {
       const bytes = mutate(m, batchSeeds);
       const node = gossipNode(fx);
-      let verdict: string;
-      try {
-        verdict = verdictOf(await withClock(fx.clock, () => node.handlers.tx.validate(bytes, 'fuzz-peer')));
-      } catch (err) {
-        throw new FuzzFinding('crash', `gossip tx validate threw ${errorName(err)}`, err);
-      }
+      const verdict = await gossipVerdict('tx', node.handlers.tx, bytes, fx.clock);
       if (node.crashes.length > 0) throw node.crashes[0]!;
       stats.note(`verdict:${verdict}`);
       for (const entry of node.mempool.candidates(10_000)) {
@@ -1540,12 +1544,7 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
         if (isContainer(tree) && !Array.isArray(tree)) resignProposalTree(fx, tree.proposal, mode);
       });
       const node = gossipNode(fx);
-      let verdict: string;
-      try {
-        verdict = verdictOf(await withClock(fx.clock, () => node.handlers.block.validate(bytes, 'fuzz-peer')));
-      } catch (err) {
-        throw new FuzzFinding('crash', `gossip block validate threw ${errorName(err)}`, err);
-      }
+      const verdict = await gossipVerdict('block', node.handlers.block, bytes, fx.clock);
       if (node.crashes.length > 0) throw node.crashes[0]!;
       stats.note(`verdict:${verdict}`);
       for (const p of node.proposals) {
@@ -1566,12 +1565,7 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
     async run(m, stats) {
       const bytes = mutate(m, voteMsgSeeds);
       const node = gossipNode(fx);
-      let verdict: string;
-      try {
-        verdict = verdictOf(await node.handlers.vote.validate(bytes, 'fuzz-peer'));
-      } catch (err) {
-        throw new FuzzFinding('crash', `gossip vote validate threw ${errorName(err)}`, err);
-      }
+      const verdict = await gossipVerdict('vote', node.handlers.vote, bytes);
       if (node.crashes.length > 0) throw node.crashes[0]!;
       stats.note(`verdict:${verdict}`);
       for (const v of node.votes) {

@@ -6,7 +6,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { afterEach, describe, expect, it } from 'vitest';
-import { P2PHost, P2PRequestError, type GossipHandler, type P2PConfig, type Verdict } from '../../src/node/p2p/host.js';
+import { GossipError, P2PHost, P2PRequestError, type GossipHandler, type P2PConfig, type Verdict } from '../../src/node/p2p/host.js';
 import { encodeFrame, FrameReader } from '../../src/node/p2p/frames.js';
 import { loadOrCreatePeerKey, peerIdOfKeyFile } from '../../src/node/p2p/peerKey.js';
 
@@ -76,10 +76,11 @@ async function makeNode(key?: PrivateKey): Promise<TestNode> {
   return { key: k, id: peerIdFromPrivateKey(k).toString(), port: await freePort() };
 }
 
-/** Accepts 'ok…', throws on 'boom…' (malformed input), rejects anything else. */
+/** Accepts 'ok…', refuses 'refuse…' with a GossipError, fails on 'boom…' (a bug of ours), rejects anything else. */
 function testValidator(data: Uint8Array): Verdict {
   const s = text(data);
-  if (s.startsWith('boom')) throw new Error('cannot decode');
+  if (s.startsWith('boom')) throw new Error('validator bug');
+  if (s.startsWith('refuse')) throw GossipError.reject('refused');
   return s.startsWith('ok') ? 'accept' : 'reject';
 }
 
@@ -173,8 +174,9 @@ describe('P2PHost gossip', () => {
 
     await ra.host.publish('tx', bytes('bad 1'));
     await waitFor('b counts the reject', () => rb.host.penalties()[a!.id]?.rejected === 1);
-    await ra.host.publish('tx', bytes('boom: undecodable')); // validator throws → counted as reject
-    await waitFor('b counts the throw', () => rb.host.penalties()[a!.id]?.rejected === 2);
+    await ra.host.publish('tx', bytes('boom: our bug')); // validator fails on its own → ignored, not charged
+    await ra.host.publish('tx', bytes('refuse: typed')); // GossipError reject → counted
+    await waitFor('b counts the typed reject', () => rb.host.penalties()[a!.id]?.rejected === 2);
     await ra.host.publish('tx', bytes(`ok ${'x'.repeat(1_500)}`)); // fine for a, over b's 1000-byte limit
     await waitFor('b rejects oversize', () => rb.host.penalties()[a!.id]?.rejected === 3);
 

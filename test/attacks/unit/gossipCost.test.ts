@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeTxBatch, gossipHandlers, MAX_TX_BATCH } from '../../../src/node/gossip.js';
-import type { WeighedVerdict } from '../../../src/node/p2p/host.js';
+import { judgeMessage, type WeighedVerdict } from '../../../src/node/p2p/verdict.js';
 import { encodeCanonical } from '../../../src/records/encoding.js';
 import { EngineRig } from '../../support/engineRig.js';
 
@@ -19,6 +19,12 @@ describe('gossiped transaction batches', () => {
     return gossipHandlers({ ledger: rig.ledger, mempool: rig.mempool, engine: rig.engine, logger: pino({ level: 'silent' }) }).tx;
   }
 
+  /** The verdict and the sender's charge, as the host decides them from the validator's outcome. */
+  async function judge(batch: Uint8Array): Promise<WeighedVerdict> {
+    const { verdict, penalty } = await judgeMessage(handler(), batch, { topic: 'tx', peer: 'peer-x', maxMessageBytes: Infinity, log: pino({ level: 'silent' }) });
+    return { verdict, penalty };
+  }
+
   /** A transaction of a user nobody registered, with a broken signature. */
   function ghostTx(i: number): Uint8Array {
     const forged = rig.chain.sign(`ghost-${i}`, { type: 'revokeAccess', patient: `ghost-${i}`, body: { grantee: 'dr-x' } });
@@ -30,7 +36,7 @@ describe('gossiped transaction batches', () => {
   it('1,000 transactions of unknown users with broken signatures: ignored, charged a fiftieth each, no signature checked', async () => {
     rig = await EngineRig.create();
     const batch = encodeTxBatch(Array.from({ length: MAX_TX_BATCH }, (_, i) => ({ tx: ghostTx(i) })));
-    const result = (await handler().validate(batch, 'peer-x')) as WeighedVerdict;
+    const result = await judge(batch);
     // Had the signatures been checked first, each would be a provable forgery (1 unit each, 1,000 in all).
     expect(result).toEqual({ verdict: 'ignore', penalty: MAX_TX_BATCH / 50 });
     expect(rig.mempool.size).toBe(0);
@@ -42,7 +48,7 @@ describe('gossiped transaction batches', () => {
     const forged = new Uint8Array(rig.chain.registerPatient('pat-forged', 'hosp-a').bytes);
     forged[forged.length - 1]! ^= 1;
     const batch = encodeTxBatch([...good.slice(0, 2).map((t) => ({ tx: t.bytes })), { tx: forged }, ...good.slice(2).map((t) => ({ tx: t.bytes }))]);
-    const result = (await handler().validate(batch, 'peer-x')) as WeighedVerdict;
+    const result = await judge(batch);
     expect(result).toEqual({ verdict: 'reject', penalty: 1 });
     for (const t of good) expect(rig.mempool.has(t.idHex)).toBe(true);
     expect(rig.mempool.size).toBe(5);
@@ -52,7 +58,7 @@ describe('gossiped transaction batches', () => {
     rig = await EngineRig.create();
     const tx = rig.chain.registerPatient('pat-big', 'hosp-a');
     const batch = encodeCanonical({ txs: Array.from({ length: MAX_TX_BATCH + 1 }, () => ({ tx: tx.bytes })) });
-    expect(await handler().validate(batch, 'peer-x')).toEqual({ verdict: 'reject', penalty: 1 });
+    expect(await judge(batch)).toEqual({ verdict: 'reject', penalty: 1 });
     expect(rig.mempool.size).toBe(0);
   });
 });
