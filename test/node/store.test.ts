@@ -7,8 +7,8 @@ import { validateBlock, type ParentRef } from '../../src/consensus/blockExecutio
 import { genesisState } from '../../src/consensus/genesis.js';
 import { verifyCertificate } from '../../src/consensus/votes.js';
 import { Ledger } from '../../src/node/ledger.js';
-import { K } from '../../src/node/store/keys.js';
 import { LedgerStore } from '../../src/node/store/ledgerStore.js';
+import { K, rawLevel } from '../../src/node/store/testSupport.js';
 import type { AuditEvent } from '../../src/records/audit.js';
 import { bytesEqual, toHex } from '../../src/records/crypto/bytes.js';
 import { encodeCanonical } from '../../src/records/encoding.js';
@@ -45,7 +45,7 @@ async function closeStore(store: LedgerStore): Promise<void> {
 }
 
 afterEach(async () => {
-  for (const store of openStores) if (store.db.status === 'open') await store.close();
+  for (const store of openStores) if (rawLevel(store).status === 'open') await store.close();
   openStores.clear();
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
@@ -74,13 +74,13 @@ function snapshot(state: MemoryState): Record<string, Record<string, unknown>> {
 /** Every key and value of the database, to prove that a failed write left nothing behind. */
 async function dump(store: LedgerStore): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for await (const [key, value] of store.db.iterator()) out.set(key, toHex(value));
+  for await (const [key, value] of rawLevel(store).iterator()) out.set(key, toHex(value));
   return out;
 }
 
 async function keysWithPrefix(store: LedgerStore, prefix: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const key of store.db.keys({ gte: prefix, lt: `${prefix}\xff` })) out.push(key);
+  for await (const key of rawLevel(store).keys({ gte: prefix, lt: `${prefix}\xff` })) out.push(key);
   return out;
 }
 
@@ -565,7 +565,7 @@ function content(label: string, size = 6_000): string {
  */
 async function compactOnDisk(dir: string): Promise<void> {
   const store = await openStore(dir);
-  await store.db.compactRange('\x00', '\xff');
+  await rawLevel(store).compactRange('\x00', '\xff');
   await closeStore(store);
 }
 
@@ -844,6 +844,6 @@ describe('atomicity', () => {
     expect(await dump(store)).toEqual(before);
     const ledger = await Ledger.open(store, chain.genesis);
     expect(ledger.height).toBe(1);
-    expect(toHex((await store.db.get(K.genesis))!)).toBe(toHex(chain.genesis.hash));
+    expect(toHex((await rawLevel(store).get(K.genesis))!)).toBe(toHex(chain.genesis.hash));
   });
 });
