@@ -7,8 +7,8 @@ import { validateBlock, type ParentRef } from '../../src/consensus/blockExecutio
 import { genesisState } from '../../src/consensus/genesis.js';
 import { verifyCertificate } from '../../src/consensus/votes.js';
 import { Ledger } from '../../src/node/ledger.js';
-import { LedgerStore } from '../../src/node/store/ledgerStore.js';
-import { K, rawLevel } from '../../src/node/store/testSupport.js';
+import { LedgerStore, StoreDamage } from '../../src/node/store/ledgerStore.js';
+import { K, rawLevel, seqKey } from '../../src/node/store/testSupport.js';
 import type { AuditEvent } from '../../src/records/audit.js';
 import { bytesEqual, toHex } from '../../src/records/crypto/bytes.js';
 import { encodeCanonical } from '../../src/records/encoding.js';
@@ -845,5 +845,30 @@ describe('atomicity', () => {
     const ledger = await Ledger.open(store, chain.genesis);
     expect(ledger.height).toBe(1);
     expect(toHex((await rawLevel(store).get(K.genesis))!)).toBe(toHex(chain.genesis.hash));
+  });
+});
+
+describe('values read back', () => {
+  it('a damaged value is a StoreDamage naming what it should hold; a damaged state row can be left out instead', async () => {
+    const { chain } = buildVariedChain();
+    const store = await openStore(await tempDir());
+    await commitChain(store, chain);
+    const db = rawLevel(store);
+    // Valid CBOR of the wrong shape, and bytes that are no CBOR at all.
+    await db.put(K.event(seqKey(2, 0)), encodeCanonical({ tx: 'not an event' }));
+    await expect(store.getEvent(2, 0)).rejects.toThrow(StoreDamage);
+    await expect(store.getEvent(2, 0)).rejects.toMatchObject({ what: 'audit event 2/0', height: 2 });
+    await db.put(K.cert(3), new Uint8Array([0xff, 0x00]));
+    await expect(store.getCertificate(3)).rejects.toMatchObject({ name: 'StoreDamage', height: 3 });
+    await db.put(K.consensus, encodeCanonical({ rs: 'not a round state', votes: [] }));
+    await expect(store.loadRoundState()).rejects.toThrow(/damaged consensus round state/);
+
+    await db.put(K.state('users', 'ghost-1'), encodeCanonical({ id: 'ghost-1' }));
+    await expect(store.loadState()).rejects.toThrow(StoreDamage);
+    const damaged: StoreDamage[] = [];
+    const state = await store.loadState({ onDamage: (d) => damaged.push(d) });
+    expect(damaged.map((d) => d.what)).toEqual(['state entry s/users/ghost-1']);
+    expect(state.get('users', 'ghost-1')).toBeUndefined();
+    expect(state.get('users', 'pat-1')).toBeDefined();
   });
 });
