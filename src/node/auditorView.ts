@@ -3,7 +3,7 @@ import { toHex } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
 import type { EvidenceRecord, WireEvidenceMessage } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
-import { K, seqKey } from './store/keys.js';
+import type { StoredEvidence } from './store/ledgerStore.js';
 
 /**
  * What an auditor asks a node for beyond the chain itself: inclusion proofs of single transactions and
@@ -13,51 +13,33 @@ import { K, seqKey } from './store/keys.js';
 
 /** The proof of one committed transaction, built from the stored block, its events and its certificate. */
 export async function proofOf(ledger: Ledger, txIdHex: string): Promise<InclusionProof> {
-  const { store } = ledger;
-  const location = await store.txLocation(txIdHex);
+  const location = await ledger.txLocation(txIdHex);
   if (!location) throw new MedLedgerError('NOT_FOUND', `transaction ${txIdHex} is not committed on this node`);
-  const [block, cert] = await Promise.all([store.getBlock(location.height), store.getCertificate(location.height)]);
+  const [block, cert] = await Promise.all([ledger.getBlock(location.height), ledger.getCertificate(location.height)]);
   if (!block || !cert) throw new MedLedgerError('UNAVAILABLE', `block ${location.height} or its certificate is missing from this node's store`);
   // The stored event bytes are the eventsRoot leaves: read them as stored, never re-encoded.
-  const eventBytes: Uint8Array[] = [];
-  const range = { gte: K.event(seqKey(location.height, 0)), lt: K.event(seqKey(location.height + 1, 0)) };
-  for await (const value of store.db.values(range)) eventBytes.push(value);
+  const eventBytes = await ledger.store.blockEventBytes(location.height);
   if (eventBytes.length !== block.txs.length) throw new MedLedgerError('UNAVAILABLE', `block ${location.height}: ${eventBytes.length} stored events for ${block.txs.length} transactions`);
   return buildProof({ genesis: ledger.genesis, block, index: location.index, eventBytes, cert });
 }
 
-function wireMessage(m: unknown): WireEvidenceMessage {
-  const v = m as Record<string, unknown>;
-  if (v.sig instanceof Uint8Array) {
-    return {
-      type: v.type as 'prevote' | 'precommit',
-      network: String(v.network),
-      height: Number(v.height),
-      round: Number(v.round),
-      validator: Number(v.validator),
-      block: v.block instanceof Uint8Array ? toHex(v.block) : null,
-      sig: toHex(v.sig),
-    };
+function wireMessage(m: StoredEvidence['first']): WireEvidenceMessage {
+  if ('sig' in m) {
+    return { type: m.type, network: m.network, height: m.height, round: m.round, validator: m.validator, block: m.block ? toHex(m.block) : null, sig: toHex(m.sig) };
   }
-  return { block: typeof v.block === 'string' ? v.block : v.block instanceof Uint8Array ? toHex(v.block) : '' };
+  return { block: m.block };
 }
 
-/** Equivocation evidence stored under `x/` by the consensus engine, oldest height first. */
+/** Equivocation evidence kept by the consensus engine, oldest height first. */
 export async function evidenceOf(ledger: Ledger): Promise<EvidenceRecord[]> {
-  const out: EvidenceRecord[] = [];
-  for (const [, value] of await ledger.store.listMeta(K.evidencePrefix)) {
-    const e = value as Record<string, unknown>;
-    const validator = Number(e.validator);
-    out.push({
-      kind: e.kind === 'proposal' ? 'proposal' : 'vote',
-      validator,
-      hospital: ledger.genesis.validators[validator]?.hospital ?? `validator ${validator}`,
-      height: Number(e.height),
-      round: Number(e.round),
-      first: wireMessage(e.first),
-      second: wireMessage(e.second),
-      seenAt: Number(e.seenAt),
-    });
-  }
-  return out;
+  return (await ledger.store.listEvidence()).map((e) => ({
+    kind: e.kind,
+    validator: e.validator,
+    hospital: ledger.genesis.validators[e.validator]?.hospital ?? `validator ${e.validator}`,
+    height: e.height,
+    round: e.round,
+    first: wireMessage(e.first),
+    second: wireMessage(e.second),
+    seenAt: e.seenAt,
+  }));
 }

@@ -9,9 +9,9 @@ export async function listBlocks(ledger: Ledger, from: number, to: number): Prom
   const out: ChainBlock[] = [];
   const last = Math.min(to, ledger.height, from + MAX_BLOCKS_PER_PAGE - 1);
   for (let h = Math.max(0, from); h <= last; h++) {
-    const block = await ledger.store.getBlock(h);
+    const block = await ledger.getBlock(h);
     if (!block) break;
-    const cert = await ledger.store.getCertificate(h);
+    const cert = await ledger.getCertificate(h);
     const hd = block.header;
     out.push({
       height: h,

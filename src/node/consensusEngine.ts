@@ -7,18 +7,11 @@ import { buildBlock, type ExecutedBlock } from '../consensus/blockExecution.js';
 import { checkProposal, signProposal, type Proposal } from '../consensus/proposal.js';
 import * as tm from '../consensus/tendermint.js';
 import { MAX_ROUNDS_AHEAD, VoteBook } from '../consensus/voteBook.js';
-import { certificateFromVotes, signedVoteSchema, signVote, verifyCertificate, type Certificate, type SignedVote } from '../consensus/votes.js';
-import { z } from 'zod';
+import { certificateFromVotes, signVote, verifyCertificate, type Certificate, type SignedVote } from '../consensus/votes.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool, PendingTx } from './mempool.js';
 import { checkBlockPayloads } from './payloads.js';
-import { K } from './store/keys.js';
-
-/** The write-ahead round state as read back from disk: checked before the engine trusts it. */
-const savedRoundStateSchema = z.object({
-  rs: z.custom<tm.RoundState>((v) => typeof v === 'object' && v !== null && Number.isSafeInteger((v as tm.RoundState).height) && typeof (v as tm.RoundState).rounds === 'object'),
-  votes: z.array(signedVoteSchema).max(100_000),
-});
+import { StoreDamage, type EvidenceRef, type SavedRoundState } from './store/ledgerStore.js';
 
 /**
  * Evidence kept on disk: at most one record per (kind, validator, height), and at most this many in all;
@@ -74,7 +67,7 @@ export class ConsensusEngine {
   private book: VoteBook;
   /** (kind, validator) pairs already reported for equivocation at this height. */
   private readonly reported = new Set<string>();
-  private evidenceKeys: string[] | null = null;
+  private evidenceKeys: EvidenceRef[] | null = null;
   /** Set when a decided block cannot be committed (e.g. the disk failed): consensus stops, loudly. */
   private haltedBy: { height: number; reason: string; since: number } | null = null;
   private readonly ownProposals = new Map<number, Proposal>();
@@ -119,16 +112,13 @@ export class ConsensusEngine {
 
   /** Restores the persisted round state of the next height (after a crash) or starts it fresh. */
   async start(): Promise<void> {
-    const raw = await this.deps.ledger.store.getMeta(K.consensus);
-    const parsed = raw === undefined || raw === null ? null : savedRoundStateSchema.safeParse(raw);
-    if (parsed && !parsed.success) this.deps.logger.error('stored consensus state is damaged: starting the height afresh');
-    const saved = parsed?.success ? parsed.data : null;
+    const saved = await this.restore(() => this.deps.ledger.store.loadRoundState(), 'stored consensus state is damaged: starting the height afresh');
     if (saved && saved.rs.height === this.deps.ledger.height + 1) {
       this.rs = saved.rs;
       this.book = new VoteBook(this.rs.height);
       for (const v of saved.votes) this.book.add(v, Number.MAX_SAFE_INTEGER - MAX_ROUNDS_AHEAD);
-      for (const [, value] of await this.deps.ledger.store.listMeta(K.consensusBlockPrefix)) {
-        const proposal = value as Proposal;
+      const proposals = await this.restore(() => this.deps.ledger.store.loadProposals(), 'stored proposals are damaged: none restored');
+      for (const proposal of proposals ?? []) {
         if (proposal.height === this.rs.height) await this.learnBlock(proposal);
       }
       this.deps.logger.info({ height: this.rs.height, round: this.rs.round, step: this.rs.step }, 'consensus state restored');
@@ -136,6 +126,17 @@ export class ConsensusEngine {
       else this.scheduleStart();
     } else {
       this.scheduleStart();
+    }
+  }
+
+  /** What the write-ahead log holds, or undefined (logged) when the disk damaged it. */
+  private async restore<T>(read: () => Promise<T | undefined>, damaged: string): Promise<T | undefined> {
+    try {
+      return await read();
+    } catch (err) {
+      if (!(err instanceof StoreDamage)) throw err;
+      this.deps.logger.error({ err }, damaged);
+      return undefined;
     }
   }
 
@@ -444,7 +445,7 @@ export class ConsensusEngine {
     this.lastCommitAt = Date.now();
     this.rs = tm.initialState(this.deps.ledger.height + 1);
     this.book = new VoteBook(this.rs.height);
-    await this.deps.ledger.store.putMeta([[K.consensus, null], ...(await this.storedBlockKeys()).map((k) => [k, null] as [string, null])]);
+    await this.deps.ledger.store.clearRoundState();
     // A deleted record's ciphertext also sat in the proposals kept while undecided (and its wrapped keys in
     // LevelDB): compacting those ranges now drops the old values from the table files and the log.
     const deleted = executed.txs.flatMap((tx, i) => (tx.tx.type === 'deleteRecord' && executed.events[i]?.outcome === 'success' && tx.tx.record ? [tx.tx.record] : []));
@@ -512,15 +513,11 @@ export class ConsensusEngine {
   private async persist(): Promise<void> {
     // Every signed vote of the height goes with the round state: after a restart the machine's tally and
     // the signatures in hand agree, so a certificate can be built from them.
-    await this.deps.ledger.store.putMeta([[K.consensus, { rs: this.rs, votes: this.book.all() }]]);
+    await this.deps.ledger.store.saveRoundState({ rs: this.rs, votes: this.book.all() } satisfies SavedRoundState);
   }
 
   private async persistBlock(hashHex: string, p: Proposal): Promise<void> {
-    await this.deps.ledger.store.putMeta([[K.consensusBlock(hashHex), p]]);
-  }
-
-  private async storedBlockKeys(): Promise<string[]> {
-    return (await this.deps.ledger.store.listMeta(K.consensusBlockPrefix)).map(([k]) => k);
+    await this.deps.ledger.store.saveProposal(hashHex, p);
   }
 
   /** Keeps the first proof of each validator's equivocation per height; bounded in all (MAX_EVIDENCE_RECORDS). */
@@ -529,24 +526,23 @@ export class ConsensusEngine {
     if (this.reported.has(id)) return;
     this.reported.add(id);
     this.deps.logger.warn({ validator: e.validator, height: e.height, round: e.round, kind: e.kind }, 'equivocation evidence');
-    const key = K.evidence(e.height, id);
-    this.evidenceKeys ??= (await this.deps.ledger.store.listMeta(K.evidencePrefix)).map(([k]) => k);
-    this.evidenceKeys.push(key);
-    const prune: [string, null][] = [];
+    const ref: EvidenceRef = { height: e.height, id };
+    this.evidenceKeys ??= await this.deps.ledger.store.evidenceRefs();
+    this.evidenceKeys.push(ref);
+    let prune: EvidenceRef[] = [];
     if (this.evidenceKeys.length > MAX_EVIDENCE_RECORDS) {
-      const firstOfValidator = new Map<string, string>();
+      const firstOfValidator = new Map<string, EvidenceRef>();
       for (const k of this.evidenceKeys) {
-        const who = k.slice(k.lastIndexOf('-') + 1);
+        const who = k.id.slice(k.id.lastIndexOf('-') + 1);
         if (!firstOfValidator.has(who)) firstOfValidator.set(who, k);
       }
       const keep = new Set(firstOfValidator.values());
       const excess = this.evidenceKeys.length - MAX_EVIDENCE_RECORDS;
-      const victims = this.evidenceKeys.filter((k) => !keep.has(k)).slice(0, excess);
-      const gone = new Set(victims);
+      prune = this.evidenceKeys.filter((k) => !keep.has(k)).slice(0, excess);
+      const gone = new Set(prune);
       this.evidenceKeys = this.evidenceKeys.filter((k) => !gone.has(k));
-      for (const k of victims) prune.push([k, null]);
     }
-    await this.deps.ledger.store.putMeta([[key, e], ...prune]);
+    await this.deps.ledger.store.addEvidence(ref, e, prune);
   }
 
   /** Stops consensus for good and says why: a node that cannot store what it decided must not go on. */

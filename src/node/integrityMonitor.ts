@@ -4,16 +4,14 @@ import type { Logger } from 'pino';
 import { preverifyTransactions, type ExecutedBlock } from '../consensus/blockExecution.js';
 import { decodeBlock, encodeBlock } from '../consensus/block.js';
 import { ChainChecker, ChainFault, ChunkedTxCache, maxStoredBlockBytes } from '../consensus/chainCheck.js';
-import type { AuditEvent } from '../records/audit.js';
 import { bytesEqual, toHex } from '../records/crypto/bytes.js';
 import { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
-import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
+import { encodeCanonical } from '../records/encoding.js';
 import { tableNames } from '../records/state/types.js';
 import type { Tx } from '../records/tx/types.js';
 import type { IntegrityStatus } from '../api/contract.js';
 import type { CommittedBlock, Ledger } from './ledger.js';
-import { indexKey, K, SEQ_LENGTH, seqKey } from './store/keys.js';
-import { indexEntries } from './store/ledgerStore.js';
+import { expectedIndexEntries, INDEX_FAMILIES, stateEntryId, StoreDamage, type IndexFamily, type StoreSnapshot } from './store/ledgerStore.js';
 import { auditBlockPayloads, type PayloadProblem } from './payloadAudit.js';
 
 /**
@@ -89,19 +87,13 @@ class SetDigest {
   }
 }
 
-/** The index families: tx locations (t/) and the audit indexes, by their key tag. */
-const TX_LOCATIONS = 't';
-const INDEX_NAMES: Record<string, string> = { t: 'transaction location', ip: 'patient', iu: 'user', ih: 'hospital', ir: 'record', it: 'time' };
-const tagOf = (key: string) => key.slice(0, key.indexOf('/'));
-
-function expectedIndexKeys(event: AuditEvent, seq: string): string[] {
-  return indexEntries(event).map(([index, value]) => indexKey(index, value, seq));
-}
+/** The index families (tx locations and the audit indexes), each compared as one set of entries. */
+const FAMILIES = Object.keys(INDEX_FAMILIES) as IndexFamily[];
 
 const printable = (key: string) => key.replace(/\0/g, '\\0');
 
 /** The monitor reads the whole history once per pass: keep it out of LevelDB's block cache. */
-const COLD = { fillCache: false } as const;
+const COLD = { cold: true } as const;
 
 /** Thrown inside long scans when the monitor stops, so that it lets go of the store promptly. */
 class Stopped extends Error {}
@@ -113,7 +105,7 @@ class Pass {
   /** Audit events re-derived so far in this pass. */
   events = 0;
   readonly salt = randomBytes(16).toString('hex');
-  readonly digests = new Map<string, SetDigest>(Object.keys(INDEX_NAMES).map((tag) => [tag, new SetDigest(this.salt)]));
+  readonly digests = new Map<IndexFamily, SetDigest>(FAMILIES.map((family) => [family, new SetDigest(this.salt)]));
   readonly startedAt = Date.now();
   /** With worker threads the checker reads their verdicts from the chunk caches; inline, it keeps nothing. */
   constructor(ledger: Ledger, workers: boolean) {
@@ -122,8 +114,8 @@ class Pass {
   get height(): number {
     return this.checker.height;
   }
-  add(tag: string, entry: string): void {
-    this.digests.get(tag)!.add(entry);
+  add(family: IndexFamily, entry: string): void {
+    this.digests.get(family)!.add(entry);
   }
 }
 
@@ -296,6 +288,7 @@ export class IntegrityMonitor {
   private fault(err: unknown): false {
     if (err instanceof Stopped) return false;
     if (err instanceof ChainFault) return this.raise(err.height, err.problem);
+    if (err instanceof StoreDamage) return this.raise(err.height ?? this.pass?.height ?? 0, err.message);
     return this.raise(this.pass?.height ?? 0, `integrity check failed: ${(err as Error).message}`);
   }
 
@@ -337,25 +330,20 @@ export class IntegrityMonitor {
     if (count % 5_000 === 0) await this.throttle(this.scanDuty);
   }
 
-  /** A LevelDB iterator read a thousand entries at a time (far fewer awaits than entry by entry). */
-  private async *batches<T>(it: { nextv(size: number): Promise<T[]>; close(): Promise<void> }): AsyncGenerator<T[]> {
-    try {
-      for (;;) {
-        if (this.stopped) throw new Stopped();
-        const batch = await it.nextv(1_000);
-        if (batch.length === 0) return;
-        yield batch;
-        await this.throttle(this.scanDuty);
-      }
-    } finally {
-      await it.close();
+  /** A store scan read a thousand entries at a time (far fewer awaits than entry by entry), paced between batches. */
+  private async *batches<T>(scan: AsyncIterable<T[]>): AsyncGenerator<T[]> {
+    if (this.stopped) throw new Stopped();
+    for await (const batch of scan) {
+      yield batch;
+      await this.throttle(this.scanDuty);
+      if (this.stopped) throw new Stopped();
     }
   }
 
   private async checkGenesis(pass: Pass): Promise<void> {
-    const { db } = this.ledger.store;
-    pass.checker.checkGenesisBlock(await db.get(K.block(0)));
-    const marker = await db.get(K.genesis);
+    const { store } = this.ledger;
+    pass.checker.checkGenesisBlock(await store.getBlockBytes(0));
+    const marker = await store.genesisMarker();
     if (!marker || !bytesEqual(marker, this.ledger.genesis.hash)) throw new ChainFault(0, 'the store is not marked with this genesis file');
     await this.checkHashIndex(pass.checker.head.hash, 0);
   }
@@ -367,12 +355,12 @@ export class IntegrityMonitor {
   private async prepare(pass: Pass, from: number): Promise<Chunk> {
     const chunk: Chunk = { blocks: [], cache: pass.caches.open(), verified: Promise.resolve() };
     if (!this.opts.workers) {
-      if (from <= this.ledger.height) chunk.blocks.push({ height: from, bytes: await this.ledger.store.db.get(K.block(from), COLD) });
+      if (from <= this.ledger.height) chunk.blocks.push({ height: from, bytes: await this.ledger.store.getBlockBytes(from, COLD) });
       return chunk;
     }
     const txs: Uint8Array[] = [];
     for (let h = from; h <= this.ledger.height && chunk.blocks.length < 32 && txs.length < 4_000; h++) {
-      const bytes = await this.ledger.store.db.get(K.block(h), COLD);
+      const bytes = await this.ledger.store.getBlockBytes(h, COLD);
       chunk.blocks.push({ height: h, bytes });
       if (!bytes) break;
       try {
@@ -402,13 +390,13 @@ export class IntegrityMonitor {
         const h = pass.height + 1;
         const committed = this.recent.get(h);
         if (committed && bytesEqual(committed.executed.block.header.parent, pass.checker.head.hash)) {
-          const { db } = this.ledger.store;
-          const stored = await db.get(K.block(h));
+          const { store } = this.ledger;
+          const stored = await store.getBlockBytes(h);
           if (!stored || !bytesEqual(stored, encodeBlock(committed.executed.block))) throw new ChainFault(h, 'the stored block is not the block this node committed');
-          pass.checker.adopt(committed.executed, await db.get(K.cert(h)));
+          pass.checker.adopt(committed.executed, await store.getCertificateBytes(h));
           await this.checkStored(pass, h, committed.executed);
         } else {
-          await this.verifyBlock(pass, h, await this.ledger.store.db.get(K.block(h), COLD));
+          await this.verifyBlock(pass, h, await this.ledger.store.getBlockBytes(h, COLD));
         }
         for (const old of this.recent.keys()) if (old <= h) this.recent.delete(old);
         this.recentTxs = [...this.recent.values()].reduce((n, c) => n + c.executed.txs.length, 0);
@@ -422,21 +410,18 @@ export class IntegrityMonitor {
   }
 
   private async verifyBlock(pass: Pass, h: number, bytes: Uint8Array | undefined): Promise<void> {
-    const { db } = this.ledger.store;
     const block = pass.checker.decode(bytes, h);
-    const executed = pass.checker.next(block, await db.get(K.cert(h), COLD));
+    const executed = pass.checker.next(block, await this.ledger.store.getCertificateBytes(h, COLD));
     await this.checkStored(pass, h, executed);
   }
 
   /** What the store keeps beside a verified block: the block-hash index, the audit events, the index digests. */
   private async checkStored(pass: Pass, h: number, executed: ExecutedBlock): Promise<void> {
-    const { db } = this.ledger.store;
     await this.checkHashIndex(executed.hash, h);
     // The stored audit events must be exactly the events re-derived by executing the block.
     let next = 0;
-    for await (const [key, value] of db.iterator({ gte: K.event(seqKey(h, 0)), lt: K.event(seqKey(h + 1, 0)), ...COLD })) {
-      const index = Number(key.slice(-5));
-      if (!(index < executed.events.length) || key !== K.event(seqKey(h, index))) throw new ChainFault(h, `stored audit event ${key} belongs to no transaction of the block`);
+    for await (const { key, index, bytes: value } of this.ledger.store.storedEventsOfBlock(h, COLD)) {
+      if (index === undefined || !(index < executed.events.length)) throw new ChainFault(h, `stored audit event ${key} belongs to no transaction of the block`);
       if (index > next) throw new ChainFault(h, `audit event ${next} (transaction ${executed.txs[next]!.idHex.slice(0, 12)}…) is missing from the store`);
       if (!bytesEqual(value, executed.eventBytes[index]!)) {
         throw new ChainFault(h, `audit event ${index} (transaction ${executed.txs[index]!.idHex.slice(0, 12)}…) differs from the event the block's execution yields`);
@@ -447,9 +432,7 @@ export class IntegrityMonitor {
     if (this.opts.checkPayloads) await this.checkPayloads(executed);
     pass.events += executed.events.length;
     executed.events.forEach((event, i) => {
-      const seq = seqKey(h, i);
-      pass.add(TX_LOCATIONS, `${K.txLocation(executed.txs[i]!.idHex)}=${seq}`);
-      for (const key of expectedIndexKeys(event, seq)) pass.add(tagOf(key), key);
+      for (const { family, entry } of expectedIndexEntries(executed.txs[i]!.idHex, event, h, i)) pass.add(family, entry);
     });
   }
 
@@ -478,8 +461,11 @@ export class IntegrityMonitor {
   }
 
   private async checkHashIndex(hashBytes: Uint8Array, h: number): Promise<void> {
-    const at = await this.ledger.store.db.get(K.blockByHash(toHex(hashBytes)));
-    if (!at || decodeCanonical(at) !== h) throw new ChainFault(h, 'the block-hash index does not lead to this block');
+    const at = await this.ledger.store.heightOfHash(toHex(hashBytes)).catch((err: unknown) => {
+      if (err instanceof StoreDamage) return undefined;
+      throw err;
+    });
+    if (at !== h) throw new ChainFault(h, 'the block-hash index does not lead to this block');
   }
 
   // ---- indexes and state ---------------------------------------------------------------------
@@ -488,31 +474,20 @@ export class IntegrityMonitor {
   private async crossCheck(pass: Pass): Promise<boolean> {
     const started = (this.lastCrossCheck = Date.now());
     const H = pass.height;
-    const { db } = this.ledger.store;
+    const { store } = this.ledger;
     // One snapshot: the store as of a single moment, while commits go on.
-    const snapshot = db.snapshot();
-    const atHead = this.ledger.store.head()?.height === H;
+    const snapshot = store.snapshot();
+    const atHead = store.head()?.height === H;
     try {
-      if (atHead && !bytesEqual(this.ledger.store.head()!.hash, pass.checker.head.hash)) throw new ChainFault(H, 'the stored head marker names another block');
-      const decoder = new TextDecoder();
-      for (const tag of Object.keys(INDEX_NAMES)) {
+      if (atHead && !bytesEqual(store.head()!.hash, pass.checker.head.hash)) throw new ChainFault(H, 'the stored head marker names another block');
+      for (const family of FAMILIES) {
         const actual = new SetDigest(pass.salt);
-        const prefix = `${tag}/`;
-        if (tag === TX_LOCATIONS) {
-          for await (const batch of this.batches(db.iterator({ gte: prefix, lt: `${prefix}\xff`, snapshot, ...COLD }))) {
-            for (const [key, value] of batch) {
-              const seq = decoder.decode(value);
-              if (!(Number(seq.slice(0, 12)) > H)) actual.add(`${key}=${seq}`);
-            }
-          }
-        } else {
-          for await (const batch of this.batches(db.keys({ gte: prefix, lt: `${prefix}\xff`, snapshot, ...COLD }))) {
-            for (const key of batch) if (!(Number(key.slice(-SEQ_LENGTH, -5)) > H)) actual.add(key);
-          }
+        for await (const batch of this.batches(store.indexEntryBatches(family, H, { snapshot, ...COLD }))) {
+          for (const entry of batch) actual.add(entry);
         }
-        if (!actual.equals(pass.digests.get(tag)!)) {
-          const found = await this.locateIndexProblem(tag, H, snapshot);
-          throw new ChainFault(found?.height ?? H, `index inconsistency: ${found?.problem ?? `the ${INDEX_NAMES[tag]} index differs from the events`}`);
+        if (!actual.equals(pass.digests.get(family)!)) {
+          const found = await store.locateIndexProblem(family, H, snapshot, (n) => this.pace(n));
+          throw new ChainFault(found?.height ?? H, `index inconsistency: ${found?.problem ?? `the ${INDEX_FAMILIES[family]} index differs from the events`}`);
         }
       }
       if (atHead) await this.checkState(pass, snapshot);
@@ -525,80 +500,11 @@ export class IntegrityMonitor {
     }
   }
 
-  /**
-   * Entry by entry, only after a digest mismatch: stored entries that point to no event or to an event
-   * that does not match, and events that lack an entry. The lowest height wins.
-   */
-  private async locateIndexProblem(tag: string, H: number, snapshot: ReturnType<Ledger['store']['db']['snapshot']>): Promise<{ height: number; problem: string } | null> {
-    const { db } = this.ledger.store;
-    let worst: { height: number; problem: string } | null = null;
-    const note = (height: number, problem: string) => {
-      if (!worst || height < worst.height) worst = { height, problem };
-    };
-    const name = INDEX_NAMES[tag];
-    const prefix = `${tag}/`;
-    // Stored entries → events.
-    let batch: { key: string; seq: string }[] = [];
-    const flush = async () => {
-      const values = await db.getMany(batch.map((b) => K.event(b.seq)), { snapshot });
-      batch.forEach(({ key, seq }, i) => {
-        const height = Number(seq.slice(0, 12));
-        const value = values[i];
-        if (!value) return note(height, `${name} index entry ${printable(key)} points to audit event ${seq} which does not exist`);
-        const event = decodeCanonical(value) as AuditEvent;
-        const fits = tag === TX_LOCATIONS ? key === K.txLocation(event.tx) : expectedIndexKeys(event, seq).includes(key);
-        if (!fits) note(height, `${name} index entry ${printable(key)} does not match the audit event it points to (transaction ${event.tx.slice(0, 12)}…)`);
-      });
-      batch = [];
-    };
-    const source = tag === TX_LOCATIONS ? db.iterator({ gte: prefix, lt: `${prefix}\xff`, snapshot }) : db.iterator({ gte: prefix, lt: `${prefix}\xff`, snapshot, values: false });
-    let n = 0;
-    for await (const [key, value] of source) {
-      await this.pace(++n);
-      const seq = tag === TX_LOCATIONS ? new TextDecoder().decode(value) : key.slice(-SEQ_LENGTH);
-      const height = Number(seq.slice(0, 12));
-      if (!/^\d{17}$/.test(seq)) {
-        note(H, `${name} index entry ${printable(key)} is malformed`);
-        continue;
-      }
-      if (height > H) continue;
-      batch.push({ key, seq });
-      if (batch.length >= 1_000) await flush();
-    }
-    if (batch.length > 0) await flush();
-    // Events → stored entries.
-    let events: { seq: string; event: AuditEvent; keys: string[] }[] = [];
-    const check = async () => {
-      const keys = events.flatMap((e) => e.keys);
-      const values = await db.getMany(keys, { snapshot });
-      let k = 0;
-      for (const { seq, event, keys: mine } of events) {
-        for (let j = 0; j < mine.length; j++) {
-          const value = values[k++];
-          const present = value !== undefined && (tag !== TX_LOCATIONS || new TextDecoder().decode(value) === seq);
-          if (!present) note(event.height, `audit event of transaction ${event.tx.slice(0, 12)}… (${seq}) has no ${tag === TX_LOCATIONS ? 'correct ' : ''}${name} index entry`);
-        }
-      }
-      events = [];
-    };
-    for await (const [key, value] of db.iterator({ gte: K.eventPrefix, lt: K.event(seqKey(H + 1, 0)), snapshot })) {
-      await this.pace(++n);
-      const seq = key.slice(K.eventPrefix.length);
-      const event = decodeCanonical(value) as AuditEvent;
-      const keys = tag === TX_LOCATIONS ? [K.txLocation(event.tx)] : expectedIndexKeys(event, seq).filter((k) => tagOf(k) === tag);
-      events.push({ seq, event, keys });
-      if (events.length >= 1_000) await check();
-    }
-    if (events.length > 0) await check();
-    return worst;
-  }
-
   /** The stored state must be exactly the state re-derived from genesis by executing every block. */
-  private async checkState(pass: Pass, snapshot: ReturnType<Ledger['store']['db']['snapshot']>): Promise<void> {
+  private async checkState(pass: Pass, snapshot: StoreSnapshot): Promise<void> {
     const expected = new Map<string, Uint8Array>();
-    for (const table of tableNames) for (const [key, value] of pass.checker.state.entries(table)) expected.set(K.state(table, key), encodeCanonical(value));
-    const { db } = this.ledger.store;
-    for await (const batch of this.batches(db.iterator({ gte: K.statePrefix, lt: `${K.statePrefix}\xff`, snapshot, ...COLD }))) {
+    for (const table of tableNames) for (const [key, value] of pass.checker.state.entries(table)) expected.set(stateEntryId(table, key), encodeCanonical(value));
+    for await (const batch of this.batches(this.ledger.store.stateEntryBatches({ snapshot, ...COLD }))) {
       for (const [key, value] of batch) {
         const want = expected.get(key);
         if (!want) throw new ChainFault(pass.height, `state entry ${printable(key)} is not derived from any block`);

@@ -35,7 +35,7 @@ async function keyTxOf(ledger: Ledger, userId: string, since: number): Promise<s
   let cursor: string | undefined;
   // Bounded: a millisecond holds at most a few blocks' worth of transactions.
   for (let page = 0; page < 100; page++) {
-    const found = await ledger.store.queryEvents({ from: since, to: since }, { limit: 1_000, ...(cursor ? { cursor } : {}) });
+    const found = await ledger.queryEvents({ from: since, to: since }, { limit: 1_000, ...(cursor ? { cursor } : {}) });
     const event = found.events.find((e) => setsKeyOf(e, userId));
     if (event) return event.tx;
     if (!found.cursor) break;

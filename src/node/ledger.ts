@@ -4,7 +4,7 @@ import { genesisBlock, headerHash, type Block, type BlockHeader } from '../conse
 import { validateBlock, type ExecutedBlock, type ParentRef } from '../consensus/blockExecution.js';
 import { genesisChanges, type Genesis } from '../consensus/genesis.js';
 import type { Certificate } from '../consensus/votes.js';
-import type { LedgerStore } from './store/ledgerStore.js';
+import type { AuditPage, EventFilter, LedgerStore, StoreDamage } from './store/ledgerStore.js';
 import { BoundedTxCache } from './txCache.js';
 
 export interface CommittedBlock {
@@ -28,9 +28,13 @@ export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
     super();
   }
 
-  static async open(store: LedgerStore, genesis: Genesis): Promise<Ledger> {
+  /**
+   * `onDamage`: a stored state row that fails its check is left out of the in-memory state and reported
+   * here (the integrity monitor raises its alert against the chain).
+   */
+  static async open(store: LedgerStore, genesis: Genesis, opts: { onDamage?: (damage: StoreDamage) => void } = {}): Promise<Ledger> {
     await store.initGenesis(genesis.hash, genesisBlock(genesis), genesisChanges(genesis));
-    const ledger = new Ledger(store, genesis, await store.loadState());
+    const ledger = new Ledger(store, genesis, await store.loadState({ onDamage: opts.onDamage ?? (() => undefined) }));
     const head = store.head()!;
     const header = (await store.getHeader(head.height))!;
     ledger.head = { header: header.header, hash: header.hash };
@@ -57,6 +61,25 @@ export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
   /** The head block's certificate: what the next block carries as its lastCommit. */
   async headCertificate(): Promise<Certificate | null> {
     return this.height === 0 ? null : ((await this.store.getCertificate(this.height)) ?? null);
+  }
+
+  // ---- reads of the finalized chain, answered by the store ----------------------------------
+
+  getBlock(height: number): Promise<Block | undefined> {
+    return this.store.getBlock(height);
+  }
+
+  getCertificate(height: number): Promise<Certificate | undefined> {
+    return this.store.getCertificate(height);
+  }
+
+  txLocation(txIdHex: string): Promise<{ height: number; index: number } | undefined> {
+    return this.store.txLocation(txIdHex);
+  }
+
+  /** Audit trail, newest first, through the most selective index; paged by cursor. */
+  queryEvents(filter: EventFilter, opts: { limit: number; cursor?: string }): Promise<AuditPage> {
+    return this.store.queryEvents(filter, opts);
   }
 
   /** `redacted`: payloads a record deletion already redacted at the peer they were synced from. */

@@ -114,7 +114,7 @@ export class MedLedgerNode {
       throw new Error(`validator key in ${config.validatorKeyFile} is not ${config.hospital}'s key in the genesis file`);
     }
     const store = await LedgerStore.open(join(config.dataDir, 'ledger'));
-    const ledger = await Ledger.open(store, genesis);
+    const ledger = await Ledger.open(store, genesis, { onDamage: (err) => logger.error({ err }, 'damaged state entry left out of the loaded state (the integrity monitor reports it)') });
     const node = new MedLedgerNode(config, genesis, ledger, logger);
     await node.wire(hospitalIndex, signer);
     return node;

@@ -1,11 +1,8 @@
-import type { AuditEvent } from '../records/audit.js';
 import { toHex } from '../records/crypto/bytes.js';
 import { sha256 } from '../records/crypto/hash.js';
-import { decodeCanonical } from '../records/encoding.js';
 import type { TxType } from '../records/tx/types.js';
 import type { PayloadListing, PayloadListingEntry } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
-import { K, seqKey } from './store/keys.js';
 
 /**
  * `GET /v1/payloads?from=&to=`: for each successful transaction of the height range that carries a payload,
@@ -38,45 +35,38 @@ export async function listPayloads(ledger: Ledger, from: number, to: number): Pr
   if (last >= start) {
     let current = start;
     let full = false;
-    const events = store.db.iterator({ gte: K.event(seqKey(start, 0)), lt: K.event(seqKey(last + 1, 0)) });
-    try {
-      for await (const [key, value] of events) {
-        const height = Number(key.slice(K.eventPrefix.length, K.eventPrefix.length + 12));
-        if (height !== current) {
-          // Every height before this one is complete: a full page ends here.
-          if (payloads.length >= MAX_ENTRIES || hashed >= MAX_HASHED_BYTES) {
-            covered = height - 1;
-            full = true;
-            break;
-          }
-          current = height;
+    for await (const { height, event } of store.eventsInHeights(start, last)) {
+      if (height !== current) {
+        // Every height before this one is complete: a full page ends here.
+        if (payloads.length >= MAX_ENTRIES || hashed >= MAX_HASHED_BYTES) {
+          covered = height - 1;
+          full = true;
+          break;
         }
-        const event = decodeCanonical(value) as AuditEvent;
-        if (event.outcome !== 'success') continue;
-        const blob = BLOB_TYPES.has(event.type);
-        if (!blob && !GRANT_TYPES.has(event.type)) continue;
-        const holding = await store.payloadHolding(event.tx);
-        // Bytes on disk count even when the store no longer references them: a purge must remove the file.
-        const bytes = holding.bytes ?? store.payloadFiles.read(event.tx);
-        if (bytes) hashed += bytes.length;
-        const entry: PayloadListingEntry = {
-          tx: event.tx,
-          height,
-          kind: blob ? 'blob' : 'grant',
-          held: bytes !== undefined,
-          referenced: holding.referenced,
-          ...(bytes ? { sha256: toHex(sha256(bytes)) } : {}),
-          redacted: holding.redacted,
-          missing: holding.missing,
-        };
-        if (blob && !bytes && event.record) {
-          const deleted = await deletionOf(ledger, event.record, deletions);
-          if (deleted) entry.deleted = deleted;
-        }
-        payloads.push(entry);
+        current = height;
       }
-    } finally {
-      await events.close();
+      if (event.outcome !== 'success') continue;
+      const blob = BLOB_TYPES.has(event.type);
+      if (!blob && !GRANT_TYPES.has(event.type)) continue;
+      const holding = await store.payloadHolding(event.tx);
+      // Bytes on disk count even when the store no longer references them: a purge must remove the file.
+      const bytes = holding.bytes ?? store.payloadFile(event.tx);
+      if (bytes) hashed += bytes.length;
+      const entry: PayloadListingEntry = {
+        tx: event.tx,
+        height,
+        kind: blob ? 'blob' : 'grant',
+        held: bytes !== undefined,
+        referenced: holding.referenced,
+        ...(bytes ? { sha256: toHex(sha256(bytes)) } : {}),
+        redacted: holding.redacted,
+        missing: holding.missing,
+      };
+      if (blob && !bytes && event.record) {
+        const deleted = await deletionOf(ledger, event.record, deletions);
+        if (deleted) entry.deleted = deleted;
+      }
+      payloads.push(entry);
     }
     if (!full) covered = last;
   }
@@ -90,7 +80,7 @@ async function deletionOf(ledger: Ledger, record: string, cache: Map<string, { t
   if (ledger.state.get('records', record)?.deleted) {
     let cursor: string | undefined;
     for (let page = 0; page < 20 && !found; page++) {
-      const { events, cursor: next } = await ledger.store.queryEvents({ record, action: 'D', outcome: 'success' }, { limit: 50, ...(cursor ? { cursor } : {}) });
+      const { events, cursor: next } = await ledger.queryEvents({ record, action: 'D', outcome: 'success' }, { limit: 50, ...(cursor ? { cursor } : {}) });
       const deletion = events.find((e) => e.type === 'deleteRecord');
       if (deletion) found = { tx: deletion.tx, height: deletion.height };
       if (!next) break;

@@ -1,4 +1,3 @@
-import { decodeCanonical } from '../records/encoding.js';
 import { blobId, type WrappedKey } from '../records/envelope.js';
 import { toBase64 } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
@@ -33,7 +32,7 @@ const wireKey = (k: WrappedKey) => ({ epk: toBase64(k.epk), w: toBase64(k.w) });
 async function readBlob(ledger: Ledger, blob: string, reader: string): Promise<WireBlob | undefined> {
   const found = await ledger.store.getBlob(blob, reader);
   if (!found) return undefined;
-  const sealed = decodeCanonical(found.payload) as { n: Uint8Array; c: Uint8Array };
+  const { sealed } = found;
   return { blob, n: toBase64(sealed.n), c: toBase64(sealed.c), ...(found.key ? { key: wireKey(found.key) } : {}) };
 }
 
@@ -72,7 +71,7 @@ export async function resultOf(ledger: Ledger, t: UnsignedTx, event: AuditEvent)
       const body = (t as UnsignedTx<'queryAudit'>).body;
       const staffOnly = ledger.state.get('users', t.actor)?.role === 'admin';
       // The trail as it stood at the query's own block (later events are not part of this answer).
-      const page = await ledger.store.queryEvents({ ...body.filter, staffOnly, atHeight: event.height }, { limit: body.limit ?? 50, ...(body.cursor ? { cursor: body.cursor } : {}) });
+      const page = await ledger.queryEvents({ ...body.filter, staffOnly, atHeight: event.height }, { limit: body.limit ?? 50, ...(body.cursor ? { cursor: body.cursor } : {}) });
       return { kind: 'audit', ...page };
     }
     default:

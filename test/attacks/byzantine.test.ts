@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import type { VerifyReport } from '../../src/client/verifyReplicas.js';
 import type { EvidenceRecord, ReadRecordResult } from '../../src/api/contract.js';
-import { K } from '../../src/node/store/keys.js';
+import { K } from '../../src/node/store/testSupport.js';
 import type { BehaviourName } from '../support/byzantine.js';
 import { cli } from '../support/cliRunner.js';
 import { chainOf } from '../support/load.js';

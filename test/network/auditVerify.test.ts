@@ -8,7 +8,7 @@ import { decodeBlock, encodeBlock, headerHash, signHeader, type Block } from '..
 import { readGenesisFile } from '../../src/node/node.js';
 import { certificateFromVotes, signVote } from '../../src/consensus/votes.js';
 import type { EvidenceRecord, StatusResponse } from '../../src/api/contract.js';
-import { K } from '../../src/node/store/keys.js';
+import { K } from '../../src/node/store/testSupport.js';
 import { fromHex, toHex } from '../../src/records/crypto/bytes.js';
 import { createSigner, type Signer } from '../../src/records/crypto/signature.js';
 import { decodeCanonical, encodeCanonical } from '../../src/records/encoding.js';

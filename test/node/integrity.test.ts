@@ -6,8 +6,8 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityMonitor, type IntegrityMonitorOptions } from '../../src/node/integrityMonitor.js';
 import { Ledger } from '../../src/node/ledger.js';
-import { indexKey, K, seqKey } from '../../src/node/store/keys.js';
 import { LedgerStore } from '../../src/node/store/ledgerStore.js';
+import { indexKey, K, rawLevel, seqKey } from '../../src/node/store/testSupport.js';
 import type { AuditEvent } from '../../src/records/audit.js';
 import { decodeCanonical, encodeCanonical } from '../../src/records/encoding.js';
 import { ChainBuilder } from '../support/chainBuilder.js';
@@ -44,7 +44,7 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const o of open.splice(0)) {
     await o.monitor?.stop();
-    if (o.store.db.status === 'open') await o.store.close();
+    if (rawLevel(o.store).status === 'open') await o.store.close();
   }
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
@@ -88,7 +88,7 @@ describe('integrity monitor', () => {
     const { ledger } = await storeCopy(async (store) => {
       const bytes = (await store.getBlockBytes(3))!;
       bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
-      await store.db.put(K.block(3), bytes);
+      await rawLevel(store).put(K.block(3), bytes);
     });
     const logs: string[] = [];
     const status = await monitorOf(ledger, {}, logs).scanOnce();
@@ -105,60 +105,60 @@ describe('integrity monitor', () => {
     for (let at = 0; at < original.length; at += 11) {
       const bytes = Uint8Array.from(original);
       bytes[at]! ^= 0x20;
-      await store.db.put(K.block(5), bytes);
+      await rawLevel(store).put(K.block(5), bytes);
       const fresh = new IntegrityMonitor(ledger, { logger: pino({ level: 'silent' }), workers: false });
       const status = await fresh.scanOnce();
       await fresh.stop();
       expect(status.alert?.height, `byte ${at}`).toBe(5);
     }
-    await store.db.put(K.block(5), original);
+    await rawLevel(store).put(K.block(5), original);
     expect((await monitor.scanOnce()).ok).toBe(true);
   });
 
   it('a missing or foreign commit certificate, a wrong block-hash index', async () => {
-    expect(await scan((s) => s.db.del(K.cert(4)))).toMatchObject({ alert: { height: 4, problem: expect.stringMatching(/no commit certificate/) } });
-    expect(await scan(async (s) => s.db.put(K.cert(4), (await s.db.get(K.cert(3)))!))).toMatchObject({ alert: { height: 4, problem: expect.stringMatching(/certificate/) } });
-    expect(await scan(async (s) => s.db.del(K.blockByHash(chain.blocks[1]!.executed.hashHex)))).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/block-hash index/) } });
+    expect(await scan((s) => rawLevel(s).del(K.cert(4)))).toMatchObject({ alert: { height: 4, problem: expect.stringMatching(/no commit certificate/) } });
+    expect(await scan(async (s) => rawLevel(s).put(K.cert(4), (await rawLevel(s).get(K.cert(3)))!))).toMatchObject({ alert: { height: 4, problem: expect.stringMatching(/certificate/) } });
+    expect(await scan(async (s) => rawLevel(s).del(K.blockByHash(chain.blocks[1]!.executed.hashHex)))).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/block-hash index/) } });
   });
 
   it('an altered, a deleted or an extra audit event', async () => {
     const altered = await scan(async (s) => {
       const e = await eventAt(s, 3, 1);
-      await s.db.put(K.event(seqKey(3, 1)), encodeCanonical({ ...e, outcome: 'success', reason: undefined } satisfies AuditEvent));
+      await rawLevel(s).put(K.event(seqKey(3, 1)), encodeCanonical({ ...e, outcome: 'success', reason: undefined } satisfies AuditEvent));
     });
     expect(altered).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/audit event 1 .* differs/) } });
-    expect(await scan((s) => s.db.del(K.event(seqKey(3, 0))))).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/audit event 0 .* missing/) } });
-    expect(await scan(async (s) => s.db.put(K.event(seqKey(2, 7)), (await s.db.get(K.event(seqKey(2, 0))))!))).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/belongs to no transaction/) } });
+    expect(await scan((s) => rawLevel(s).del(K.event(seqKey(3, 0))))).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/audit event 0 .* missing/) } });
+    expect(await scan(async (s) => rawLevel(s).put(K.event(seqKey(2, 7)), (await rawLevel(s).get(K.event(seqKey(2, 0))))!))).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/belongs to no transaction/) } });
   });
 
   it('a transaction deleted from the index only is an index inconsistency at its height', async () => {
-    const status = await scan((s) => s.db.del(K.txLocation(read.idHex)));
+    const status = await scan((s) => rawLevel(s).del(K.txLocation(read.idHex)));
     expect(status).toMatchObject({ ok: false, alert: { height: 3, problem: expect.stringMatching(/^index inconsistency: .*transaction location/) } });
     expect(status.alert!.problem).toContain(read.idHex.slice(0, 12));
   });
 
   it('an audit index entry removed, pointing nowhere, or pointing to the wrong event', async () => {
     const e = (s: LedgerStore) => eventAt(s, 3, 0); // doc-1 reads pat-1's record
-    const removed = await scan(async (s) => s.db.del(indexKey('patient', 'pat-1', seqKey(3, 0))));
+    const removed = await scan(async (s) => rawLevel(s).del(indexKey('patient', 'pat-1', seqKey(3, 0))));
     expect(removed).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/^index inconsistency: audit event of transaction .* has no patient index entry/) } });
     expect((await e((await storeCopy()).store)).tx).toBe(read.idHex);
-    const dangling = await scan((s) => s.db.put(indexKey('patient', 'pat-2', seqKey(2, 9)), new Uint8Array(0)));
+    const dangling = await scan((s) => rawLevel(s).put(indexKey('patient', 'pat-2', seqKey(2, 9)), new Uint8Array(0)));
     expect(dangling).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/patient index entry .* points to audit event .* which does not exist/) } });
     // pat-3's trail would show doc-1's read of pat-1's record.
-    const wrong = await scan((s) => s.db.put(indexKey('patient', 'pat-3', seqKey(3, 0)), new Uint8Array(0)));
+    const wrong = await scan((s) => rawLevel(s).put(indexKey('patient', 'pat-3', seqKey(3, 0)), new Uint8Array(0)));
     expect(wrong).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/does not match the audit event it points to/) } });
-    const location = await scan((s) => s.db.put(K.txLocation(read.idHex), new TextEncoder().encode(seqKey(2, 0))));
+    const location = await scan((s) => rawLevel(s).put(K.txLocation(read.idHex), new TextEncoder().encode(seqKey(2, 0))));
     expect(location).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/index inconsistency/) } });
   });
 
   it('state on disk that the chain does not yield', async () => {
     const status = await scan(async (s) => {
       const key = K.state('users', 'pat-1');
-      const user = decodeCanonical((await s.db.get(key))!) as Record<string, unknown>;
-      await s.db.put(key, encodeCanonical({ ...user, lastNonce: 999 }));
+      const user = decodeCanonical((await rawLevel(s).get(key))!) as Record<string, unknown>;
+      await rawLevel(s).put(key, encodeCanonical({ ...user, lastNonce: 999 }));
     });
     expect(status).toMatchObject({ ok: false, alert: { height: HEAD, problem: expect.stringMatching(/state entry s\/users\/pat-1 differs/) } });
-    expect(await scan((s) => s.db.put(K.state('users', 'ghost-1'), encodeCanonical({ id: 'ghost-1' })))).toMatchObject({ alert: { problem: expect.stringMatching(/not derived from any block/) } });
+    expect(await scan((s) => rawLevel(s).put(K.state('users', 'ghost-1'), encodeCanonical({ id: 'ghost-1' })))).toMatchObject({ alert: { problem: expect.stringMatching(/not derived from any block/) } });
   });
 
   it('running: follows new blocks as they commit, and a periodic rescan catches a later alteration', async () => {
@@ -172,7 +172,7 @@ describe('integrity monitor', () => {
     expect(monitor.status().ok).toBe(true);
     const bytes = (await store.getBlockBytes(2))!;
     bytes[40]! ^= 0x01;
-    await store.db.put(K.block(2), bytes);
+    await rawLevel(store).put(K.block(2), bytes);
     await waitFor(() => monitor.status().ok === false, 10_000);
     expect(monitor.status()).toMatchObject({ ok: false, verifiedHeight: 1, alert: { height: 2 } });
     await monitor.stop();
@@ -190,7 +190,7 @@ describe('integrity monitor', () => {
     await ledger.commit(second!.executed, second!.cert, second!.payloads);
     const bytes = (await store.getBlockBytes(HEAD + 2))!;
     bytes[bytes.length - 5]! ^= 0x01;
-    await store.db.put(K.block(HEAD + 2), bytes);
+    await rawLevel(store).put(K.block(HEAD + 2), bytes);
     await waitFor(() => monitor.status().ok === false);
     expect(monitor.status()).toMatchObject({ verifiedHeight: HEAD + 1, alert: { height: HEAD + 2, problem: 'the stored block is not the block this node committed' } });
   });

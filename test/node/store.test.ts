@@ -7,8 +7,8 @@ import { validateBlock, type ParentRef } from '../../src/consensus/blockExecutio
 import { genesisState } from '../../src/consensus/genesis.js';
 import { verifyCertificate } from '../../src/consensus/votes.js';
 import { Ledger } from '../../src/node/ledger.js';
-import { K } from '../../src/node/store/keys.js';
-import { LedgerStore } from '../../src/node/store/ledgerStore.js';
+import { LedgerStore, StoreDamage } from '../../src/node/store/ledgerStore.js';
+import { K, rawLevel, seqKey } from '../../src/node/store/testSupport.js';
 import type { AuditEvent } from '../../src/records/audit.js';
 import { bytesEqual, toHex } from '../../src/records/crypto/bytes.js';
 import { encodeCanonical } from '../../src/records/encoding.js';
@@ -45,7 +45,7 @@ async function closeStore(store: LedgerStore): Promise<void> {
 }
 
 afterEach(async () => {
-  for (const store of openStores) if (store.db.status === 'open') await store.close();
+  for (const store of openStores) if (rawLevel(store).status === 'open') await store.close();
   openStores.clear();
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
@@ -74,13 +74,13 @@ function snapshot(state: MemoryState): Record<string, Record<string, unknown>> {
 /** Every key and value of the database, to prove that a failed write left nothing behind. */
 async function dump(store: LedgerStore): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for await (const [key, value] of store.db.iterator()) out.set(key, toHex(value));
+  for await (const [key, value] of rawLevel(store).iterator()) out.set(key, toHex(value));
   return out;
 }
 
 async function keysWithPrefix(store: LedgerStore, prefix: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const key of store.db.keys({ gte: prefix, lt: `${prefix}\xff` })) out.push(key);
+  for await (const key of rawLevel(store).keys({ gte: prefix, lt: `${prefix}\xff` })) out.push(key);
   return out;
 }
 
@@ -565,7 +565,7 @@ function content(label: string, size = 6_000): string {
  */
 async function compactOnDisk(dir: string): Promise<void> {
   const store = await openStore(dir);
-  await store.db.compactRange('\x00', '\xff');
+  await rawLevel(store).compactRange('\x00', '\xff');
   await closeStore(store);
 }
 
@@ -844,6 +844,31 @@ describe('atomicity', () => {
     expect(await dump(store)).toEqual(before);
     const ledger = await Ledger.open(store, chain.genesis);
     expect(ledger.height).toBe(1);
-    expect(toHex((await store.db.get(K.genesis))!)).toBe(toHex(chain.genesis.hash));
+    expect(toHex((await rawLevel(store).get(K.genesis))!)).toBe(toHex(chain.genesis.hash));
+  });
+});
+
+describe('values read back', () => {
+  it('a damaged value is a StoreDamage naming what it should hold; a damaged state row can be left out instead', async () => {
+    const { chain } = buildVariedChain();
+    const store = await openStore(await tempDir());
+    await commitChain(store, chain);
+    const db = rawLevel(store);
+    // Valid CBOR of the wrong shape, and bytes that are no CBOR at all.
+    await db.put(K.event(seqKey(2, 0)), encodeCanonical({ tx: 'not an event' }));
+    await expect(store.getEvent(2, 0)).rejects.toThrow(StoreDamage);
+    await expect(store.getEvent(2, 0)).rejects.toMatchObject({ what: 'audit event 2/0', height: 2 });
+    await db.put(K.cert(3), new Uint8Array([0xff, 0x00]));
+    await expect(store.getCertificate(3)).rejects.toMatchObject({ name: 'StoreDamage', height: 3 });
+    await db.put(K.consensus, encodeCanonical({ rs: 'not a round state', votes: [] }));
+    await expect(store.loadRoundState()).rejects.toThrow(/damaged consensus round state/);
+
+    await db.put(K.state('users', 'ghost-1'), encodeCanonical({ id: 'ghost-1' }));
+    await expect(store.loadState()).rejects.toThrow(StoreDamage);
+    const damaged: StoreDamage[] = [];
+    const state = await store.loadState({ onDamage: (d) => damaged.push(d) });
+    expect(damaged.map((d) => d.what)).toEqual(['state entry s/users/ghost-1']);
+    expect(state.get('users', 'ghost-1')).toBeUndefined();
+    expect(state.get('users', 'pat-1')).toBeDefined();
   });
 });

@@ -1,5 +1,6 @@
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
+import { K } from '../../src/node/store/testSupport.js';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -380,11 +381,11 @@ export async function inspectStore(dataDir: string) {
   const db = new ClassicLevel<string, Uint8Array>(copy, { keyEncoding: 'utf8', valueEncoding: 'view' });
   try {
     await db.open();
-    const head = await db.get('m/head');
+    const head = await db.get(K.head);
     const payloadKeys = new Set<string>();
-    for await (const key of db.keys({ gte: 'p/', lt: 'p/\xff' })) payloadKeys.add(key.slice(2));
+    for await (const key of db.keys({ gte: K.payloadPrefix, lt: `${K.payloadPrefix}\xff` })) payloadKeys.add(key.slice(K.payloadPrefix.length));
     const missing: string[] = [];
-    for await (const key of db.keys({ gte: 'pm/', lt: 'pm/\xff' })) missing.push(key.slice(3));
+    for await (const key of db.keys({ gte: K.missingPayloadPrefix, lt: `${K.missingPayloadPrefix}\xff` })) missing.push(key.slice(K.missingPayloadPrefix.length));
     const files: string[] = [];
     const dir = join(dataDir, 'ledger-payloads');
     if (existsSync(dir)) for (const shard of readdirSync(dir)) for (const name of readdirSync(join(dir, shard))) files.push(name);

@@ -25,6 +25,7 @@ export const K = {
   statePrefix: 's/',
   /** Off-chain payload of a transaction (ciphertext, wrapped keys): purgeable. */
   payload: (txIdHex: string) => `p/${txIdHex}`,
+  payloadPrefix: 'p/',
   /** Marks a payload that a record deletion redacted (it no longer matches the hash in its transaction). */
   redacted: (txIdHex: string) => `pr/${txIdHex}`,
   /** A committed payload this node does not hold yet (sync could not get a verified copy): to be repaired. */

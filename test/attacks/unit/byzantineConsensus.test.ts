@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_CONFLICTING_PER_SLOT, MAX_ROUNDS_AHEAD } from '../../../src/consensus/voteBook.js';
 import { verifyCertificate } from '../../../src/consensus/votes.js';
-import { K } from '../../../src/node/store/keys.js';
 import { LedgerStore } from '../../../src/node/store/ledgerStore.js';
 import { toHex } from '../../../src/records/crypto/bytes.js';
 import { EngineRig } from '../../support/engineRig.js';
@@ -91,12 +90,12 @@ describe('consensus engine against a byzantine validator', () => {
     await rig.until(() => rig.published.votes.some((v) => v.validator === 0 && v.type === 'precommit'));
     // Simulate signatures lost from the write-ahead state: the tally says 1 and 2 precommitted, the book has none.
     await rig.settle();
-    const saved = (await rig.store.getMeta(K.consensus)) as { rs: { rounds: Record<string, { votes: { precommit: Record<string, string> } }> }; votes: unknown[] };
+    const saved = (await rig.store.loadRoundState())!;
     saved.rs.rounds['0']!.votes.precommit['1'] = toHex(block.hash);
     saved.rs.rounds['0']!.votes.precommit['2'] = toHex(block.hash);
     await rig.crash();
     const store = await LedgerStore.open(`${rig.dir}/ledger`);
-    await store.putMeta([[K.consensus, saved]]);
+    await store.saveRoundState(saved);
     await store.close();
     await rig.open();
     // Any message makes the machine re-run its rules: the restored tally already decides.
@@ -122,9 +121,9 @@ describe('consensus engine against a byzantine validator', () => {
     rig.engine.onProposal(rig.proposal(1, block, []));
     await rig.until(() => rig.published.votes.some((v) => v.validator === 0));
     await rig.settle();
-    const evidence = await rig.store.listMeta(K.evidencePrefix);
+    const evidence = await rig.store.evidenceRefs();
     expect(evidence.length).toBe(1);
-    const saved = (await rig.store.getMeta(K.consensus)) as { votes: unknown[] };
+    const saved = (await rig.store.loadRoundState())!;
     const bound = (MAX_ROUNDS_AHEAD + 1) * 2 * (1 + MAX_CONFLICTING_PER_SLOT) * 4;
     expect(saved.votes.length).toBeLessThanOrEqual(bound);
     expect(saved.votes.length).toBeLessThan(400);
@@ -148,9 +147,9 @@ describe('consensus engine against a byzantine validator', () => {
     const far = rig.block(1, [], 4 * (MAX_ROUNDS_AHEAD + 1));
     expect(rig.engine.assess(rig.proposal(1, far, [], 4 * (MAX_ROUNDS_AHEAD + 1)))).toBe('ignore');
     await rig.settle();
-    expect((await rig.store.listMeta('m/cblock/')).length).toBe(1);
-    const evidence = await rig.store.listMeta(K.evidencePrefix);
-    expect(evidence.map(([k]) => k)).toEqual([K.evidence(1, 'proposal-1')]);
+    expect((await rig.store.loadProposals()).length).toBe(1);
+    const evidence = await rig.store.evidenceRefs();
+    expect(evidence).toEqual([{ height: 1, id: 'proposal-1' }]);
   });
 
   it('a commit that fails on disk halts consensus with a reason instead of stalling silently', async () => {

@@ -10,7 +10,7 @@ import { payloadListingSchema, type PayloadListing } from '../../../src/api/cont
 import { proofOf } from '../../../src/node/auditorView.js';
 import { Ledger } from '../../../src/node/ledger.js';
 import { listPayloads } from '../../../src/node/payloadListing.js';
-import { K } from '../../../src/node/store/keys.js';
+import { K, rawLevel } from '../../../src/node/store/testSupport.js';
 import { LedgerStore } from '../../../src/node/store/ledgerStore.js';
 import { encodeCanonical } from '../../../src/records/encoding.js';
 import { ChainBuilder } from '../../support/chainBuilder.js';
@@ -101,7 +101,7 @@ beforeAll(async () => {
   // b: the purged file of record 1 is back on disk, and referenced by the store again (it would be served).
   mkdirSync(join(ledgers[1]!.store.payloadFiles.dir, ids.r1.slice(0, 2)), { recursive: true });
   writeFileSync(payloadPath(1, ids.r1), r1Payload);
-  await ledgers[1]!.store.db.put(K.payload(ids.r1), new Uint8Array(0));
+  await rawLevel(ledgers[1]!.store).put(K.payload(ids.r1), new Uint8Array(0));
   // c: record 2's payload file is gone, and its redacted grant copy altered.
   rmSync(payloadPath(2, ids.r2));
   const grant = readFileSync(payloadPath(2, ids.grant));

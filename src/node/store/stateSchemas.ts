@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { bytes, roleSchema, staffRoleSchema } from '../../records/ids.js';
+import type { Appointment, Hospital, Invitation, RecordMeta, TableName, Tables, User } from '../../records/state/types.js';
+
+/**
+ * The shape of each state table's values as read back from LevelDB. Loose on purpose: they check the
+ * fields the node relies on and keep any others as stored, so a value that `apply` wrote always reads
+ * back unchanged (the integrity monitor compares the stored bytes with the re-derived state anyway).
+ */
+const count = z.number().int().nonnegative();
+const time = z.number();
+
+const userSchema: z.ZodType<User> = z.looseObject({
+  id: z.string(),
+  role: roleSchema,
+  hospital: z.string(),
+  signKey: bytes(),
+  encKey: bytes().optional(),
+  active: z.boolean(),
+  lastNonce: count,
+  since: time,
+  keysSince: time.optional(),
+  keyRevokedAt: time.optional(),
+  grants: z.record(z.string(), z.looseObject({ kind: staffRoleSchema, since: time })).optional(),
+  requests: z.record(z.string(), z.looseObject({ kind: staffRoleSchema, at: time })).optional(),
+});
+
+const hospitalSchema: z.ZodType<Hospital> = z.looseObject({ id: z.string(), name: z.string(), admin: z.string() });
+
+const recordMetaSchema: z.ZodType<RecordMeta> = z.looseObject({
+  id: z.string(),
+  patient: z.string(),
+  createdBy: z.string(),
+  createdAt: time,
+  updatedAt: time,
+  version: count,
+  deleted: z.boolean(),
+  copiedFrom: z.string().optional(),
+  files: z.record(z.string(), z.looseObject({ version: count, removed: z.boolean().optional() })),
+});
+
+const appointmentSchema: z.ZodType<Appointment> = z.looseObject({
+  id: z.string(),
+  patient: z.string(),
+  doctor: z.string(),
+  at: time,
+  status: z.enum(['booked', 'cancelled']),
+  bookedBy: z.string(),
+});
+
+const invitationSchema: z.ZodType<Invitation> = z.looseObject({
+  user: z.string(),
+  role: staffRoleSchema,
+  hospital: z.string(),
+  invitedBy: z.string(),
+  invitedAt: time,
+  expiresAt: time,
+  codeKey: bytes(),
+  activatedAt: time.optional(),
+  lastNonce: count,
+});
+
+export const stateSchemas: { [T in TableName]: z.ZodType<Tables[T]> } = {
+  users: userSchema,
+  hospitals: hospitalSchema,
+  records: recordMetaSchema,
+  appointments: appointmentSchema,
+  slots: z.string(),
+  invitations: invitationSchema,
+};
