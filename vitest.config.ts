@@ -15,7 +15,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/records/**/*.test.ts', 'test/consensus/**/*.test.ts', 'test/p2p/**/*.test.ts', 'test/node/store.test.ts', 'test/node/payloadFiles.test.ts', 'test/node/integrity.test.ts', 'test/node/compaction.test.ts', 'test/node/configExamples.test.ts', 'test/tui/**/*.test.tsx', 'test/attacks/unit/**/*.test.ts'],
+          include: ['test/records/**/*.test.ts', 'test/consensus/**/*.test.ts', 'test/p2p/**/*.test.ts', 'test/node/store.test.ts', 'test/node/payloadFiles.test.ts', 'test/node/integrity.test.ts', 'test/node/compaction.test.ts', 'test/node/configExamples.test.ts', 'test/node/allocator.test.ts', 'test/tui/**/*.test.tsx', 'test/attacks/unit/**/*.test.ts'],
           sequence: { groupOrder: 0 },
         },
       },

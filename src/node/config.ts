@@ -55,7 +55,7 @@ export const nodeConfigSchema = z.strictObject({
       mempoolMaxTxs: z.number().int().min(10).default(16_000),
       mempoolMaxBytes: z.number().int().min(1024 * 1024).default(32 * 1024 * 1024),
       /** Resident memory above which the node sheds new submissions (503), to stay under ~300 MB. */
-      rssHighWaterMB: z.number().int().min(64).default(280),
+      rssHighWaterMB: z.number().int().min(64).default(250),
       /** Pending transactions per user in this node's mempool (local and gossiped alike). */
       mempoolMaxPerUser: z.number().int().min(1).default(MAX_PENDING_PER_USER),
       /** Token bucket per user for submissions through this node's API (not gossip). */

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
+import { allocatorInUse } from './allocator.js';
 import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.js';
 import { createSigner } from '../records/crypto/signature.js';
 import { MedLedgerError, isMedLedgerError } from '../records/errors.js';
@@ -196,7 +197,7 @@ export class MedLedgerNode {
       for (const e of this.mempool.expire(Date.now())) this.tracker.fail(e.tx.idHex, new MedLedgerError('BAD_TIME', 'transaction expired before it could be included'));
     }, 30_000);
     expire.unref();
-    logger.info({ api: this.apiUrl, peerId: this.host.peerId, height: ledger.height }, 'node ready');
+    logger.info({ api: this.apiUrl, peerId: this.host.peerId, height: ledger.height, allocator: allocatorInUse() }, 'node ready');
   }
 
   get api(): string {
