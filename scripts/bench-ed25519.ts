@@ -68,12 +68,16 @@ async function main(): Promise<void> {
 
   // The worker pool as bulk verification uses it (default size), on the backend this process picked.
   const pool = new SignatureWorkerPool();
-  await pool.verify(items.slice(0, 1_000));
-  const t0 = performance.now();
-  const ok = await pool.verify(items);
-  const poolPerSecond = Math.round(COUNT / ((performance.now() - t0) / 1000));
+  await pool.verify(items);
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const ok = await pool.verify(items);
+    best = Math.min(best, performance.now() - t0);
+    if (ok.some((v) => !v)) throw new Error('the worker pool refused a valid signature');
+  }
+  const poolPerSecond = Math.round(COUNT / (best / 1000));
   await pool.close();
-  if (ok.some((v) => !v)) throw new Error('the worker pool refused a valid signature');
   console.log(`worker pool (${signatureBackend()}, ${Math.max(1, Math.min(4, availableParallelism()))} threads): ${poolPerSecond.toLocaleString('en-US')} verifications/s`);
 
   const date = new Date().toISOString();
