@@ -22,7 +22,7 @@ export const PRECHECK_LIMITS = {
   maxBlocks: 32,
   /** or at this many transactions (a chunk's decoded transactions are held until it is executed). */
   maxTxs: 4_000,
-  /** Fewer signatures than this are left to validation: the round trip to a worker would cost more. */
+  /** By default, fewer signatures than this are left to validation: the round trip to a worker would cost more. */
   minSignatures: 64,
 } as const;
 
@@ -60,10 +60,13 @@ export class SignaturePrecheck {
   private pool: SignatureWorkerPool | undefined;
   private closed = false;
 
-  /** `workers`: threads of the pool, started at the first chunk worth a worker (default: up to 4, one per core). */
+  /**
+   * `workers`: threads of the pool, started at the first chunk worth a worker (default: up to 4, one per core).
+   * `minSignatures`: a batch with fewer is left to validation (default PRECHECK_LIMITS.minSignatures).
+   */
   constructor(
     private readonly genesis: Genesis,
-    private readonly opts: { kinds: PrecheckKinds; workers?: number },
+    private readonly opts: { kinds: PrecheckKinds; workers?: number; minSignatures?: number },
   ) {}
 
   /**
@@ -114,7 +117,7 @@ export class SignaturePrecheck {
         }
       }
     }
-    if (checks.length < PRECHECK_LIMITS.minSignatures || this.closed) return Promise.resolve();
+    if (checks.length === 0 || checks.length < (this.opts.minSignatures ?? PRECHECK_LIMITS.minSignatures) || this.closed) return Promise.resolve();
     this.pool ??= new SignatureWorkerPool(this.opts.workers);
     return this.pool.verify(checks).then(
       (ok) => ok.forEach((valid, i) => valid && accept[i]!()),

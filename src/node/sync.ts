@@ -150,8 +150,9 @@ export class SyncManager {
     const { ledger } = this.deps;
     // Pipeline: while one chunk's blocks are validated and committed, the next chunk's transaction signatures
     // are checked on worker threads (into the ledger's cache, where validation finds them) and further
-    // frames are read from the network.
-    this.precheck ??= new SignaturePrecheck(ledger.genesis, { kinds: { txs: true, headers: false, certificates: false } });
+    // frames are read from the network. Every chunk goes to the workers, however few its signatures: its
+    // check overlaps the previous chunk's commit.
+    this.precheck ??= new SignaturePrecheck(ledger.genesis, { kinds: { txs: true, headers: false, certificates: false }, minSignatures: 1 });
     const chunks = this.precheck.chunks(this.download(peer, from, to), { signed: ({ block }) => ({ block }), into: () => ({ txCache: ledger.txCache }) });
     let count = 0;
     for await (const chunk of chunks) {
