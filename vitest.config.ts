@@ -23,7 +23,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'processes',
-          include: ['test/node/singleNode.test.ts', 'test/network/**/*.test.ts', 'test/attacks/*.test.ts', 'test/faults/**/*.test.ts', 'test/e2e/**/*.test.{ts,tsx}'],
+          include: ['test/node/singleNode.test.ts', 'test/node/signatureWorkerDist.test.ts', 'test/network/**/*.test.ts', 'test/attacks/*.test.ts', 'test/faults/**/*.test.ts', 'test/e2e/**/*.test.{ts,tsx}'],
           fileParallelism: false,
           sequence: { groupOrder: 1 },
         },

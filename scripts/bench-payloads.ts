@@ -24,7 +24,7 @@ import { newUserKeys } from '../src/client/userKeys.js';
 import { buildBlock } from '../src/consensus/blockExecution.js';
 import { proposerIndex } from '../src/consensus/tendermint.js';
 import { certificateFromVotes, signVote } from '../src/consensus/votes.js';
-import { IntegrityMonitor } from '../src/node/integrityMonitor.js';
+import { IntegrityMonitor } from '../src/node/integrity/monitor.js';
 import { Ledger } from '../src/node/ledger.js';
 import { listPayloads } from '../src/node/payloadListing.js';
 import { LedgerStore } from '../src/node/store/ledgerStore.js';

@@ -20,17 +20,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { NodeProcess } from '../src/cli/nodeProcess.js';
-import { preverifyTransactions, type TxCache } from '../src/consensus/blockExecution.js';
 import { ChainChecker } from '../src/consensus/chainCheck.js';
 import { verifyReplicas } from '../src/client/verifyReplicas.js';
-import { IntegrityMonitor } from '../src/node/integrityMonitor.js';
+import { IntegrityMonitor } from '../src/node/integrity/monitor.js';
 import { Ledger } from '../src/node/ledger.js';
 import { LedgerStore } from '../src/node/store/ledgerStore.js';
 import { benchNetwork, writeSyntheticChain } from './syntheticChain.js';
-import { toHex } from '../src/records/crypto/bytes.js';
-import { leafHash } from '../src/consensus/merkle.js';
-import { SignatureWorkerPool } from '../src/records/crypto/signatureWorkers.js';
-import type { Tx } from '../src/records/tx/types.js';
+import { ALL_SIGNATURES, PrecheckCache, SignaturePrecheck } from '../src/consensus/signaturePrecheck.js';
+import { signatureBackend } from '../src/records/crypto/signature.js';
 
 const { values } = parseArgs({
   options: {
@@ -51,6 +48,7 @@ const rate = (events: number, ms: number) => `${Math.round(events / (ms / 1000))
 async function main(): Promise<void> {
   const net = await benchNetwork('medledger-verify-bench-', Number(values['base-port']));
   const { dir, layout, genesis, storeDir } = net;
+  console.log(`Ed25519 backend: ${signatureBackend()} (MEDLEDGER_ED25519=node:crypto|libsodium picks one)`);
   console.log(`chain of ${EVENTS} events (${PATIENTS} patients, ${BLOCK} per block) in ${dir}`);
 
   // ---- the chain, written by the node's own store code ----
@@ -65,27 +63,21 @@ async function main(): Promise<void> {
   for (let h = 1; h <= blocks; h++) checker.next(checker.decode(await store.getBlockBytes(h), h), (await store.getCertificate(h))!);
   console.log(`1. ChainChecker, signatures inline (one core):       ${rate(written, performance.now() - t0)}`);
 
-  // ---- 2. signatures on two workers, one chunk ahead ----
+  // ---- 2. signatures on two workers, one chunk ahead (consensus/signaturePrecheck.ts) ----
   // Two stages: while the main thread executes chunk k, the workers check chunk k+1's signatures.
-  const pool = new SignatureWorkerPool(2);
-  const cache = new Map<string, Tx>();
+  const precheck = new SignaturePrecheck(genesis, { kinds: ALL_SIGNATURES, workers: 2 });
+  const cache = new PrecheckCache();
   t0 = performance.now();
-  checker = new ChainChecker(genesis, { txCache: cache as TxCache });
-  const CHUNK = 2;
-  const dispatch = async (from: number) => {
-    const out = [];
-    for (let h = from; h < from + CHUNK && h <= blocks; h++) out.push({ h, block: checker.decode(await store.getBlockBytes(h), h), cert: (await store.getCertificate(h))! });
-    return { out, verified: preverifyTransactions(out.flatMap((b) => b.block.txs), pool, cache, genesis.hash) };
-  };
-  let current = await dispatch(1);
-  for (let from = 1; from <= blocks; from += CHUNK) {
-    const next = from + CHUNK <= blocks ? await dispatch(from + CHUNK) : null;
-    await current.verified;
-    for (const { block, cert } of current.out) checker.next(block, cert);
-    for (const { block } of current.out) for (const tx of block.txs) cache.delete(toHex(leafHash(tx)));
-    if (next) current = next;
+  checker = new ChainChecker(genesis, { txCache: cache, verify: cache.verify });
+  async function* stored() {
+    for (let h = 1; h <= blocks; h++) yield { h, block: checker.decode(await store.getBlockBytes(h), h), cert: (await store.getCertificate(h))! };
   }
-  await pool.close();
+  for await (const chunk of precheck.chunks(stored(), { signed: (b) => ({ block: b.block, certificates: [b.cert] }), into: () => cache.open() })) {
+    await chunk.verified;
+    for (const { block, cert } of chunk.items) checker.next(block, cert);
+    cache.drop(chunk.into);
+  }
+  await precheck.close();
   console.log(`2. ChainChecker, signatures on 2 worker threads:      ${rate(written, performance.now() - t0)}`);
 
   // ---- 3. the integrity monitor: as a node runs it (one core), and with worker threads ----

@@ -1,14 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { decodeBlock } from '../consensus/block.js';
-import { preverifyTransactions } from '../consensus/blockExecution.js';
-import { ChunkedTxCache, maxStoredBlockBytes } from '../consensus/chainCheck.js';
+import { maxStoredBlockBytes, parseCertificate } from '../consensus/chainCheck.js';
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
-import { leafHash } from '../consensus/merkle.js';
 import { ReplicaComparison, type Equivocation, type ReplicaBlock } from '../consensus/replicaCheck.js';
-import { verifyVote, type SignedVote } from '../consensus/votes.js';
+import { ALL_SIGNATURES, PrecheckCache, SignaturePrecheck, type PrecheckTarget, type SignedBlock } from '../consensus/signaturePrecheck.js';
+import { verifyVote, type Certificate, type SignedVote } from '../consensus/votes.js';
 import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.js';
-import { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
-import type { Tx } from '../records/tx/types.js';
 import type { EvidenceRecord, GenesisResponse, IntegrityStatus, StatusResponse, WireEvidenceMessage } from '../api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
 import { PayloadAudit, type PayloadCheckReport } from './verifyPayloads.js';
@@ -129,16 +126,16 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
   }
 
   const reachable = replicas.filter((r) => r.status);
-  const caches = new ChunkedTxCache();
+  const caches = new PrecheckCache();
   const target = new Map(reachable.map((r) => [r.name, r.status!.finalizedHeight]));
   const maxTarget = Math.max(-1, ...target.values());
-  const pool = new SignatureWorkerPool();
+  const precheck = new SignaturePrecheck(genesis, { kinds: ALL_SIGNATURES });
   const audit = opts.payloads ? new PayloadAudit(genesis, reachable.map((r) => ({ name: r.name, client: r.client }))) : undefined;
-  const checker = new ReplicaComparison(genesis, reachable.map((r) => r.name), { txCache: caches, ...(audit ? { onExecuted: audit.onExecuted } : {}) });
+  const checker = new ReplicaComparison(genesis, reachable.map((r) => r.name), { txCache: caches, verify: caches.verify, ...(audit ? { onExecuted: audit.onExecuted } : {}) });
   const verifiedOf = (name: string) => checker.replicas.find((s) => s.name === name)?.verifiedHeight ?? -1;
   let size = FIRST_PAGE;
 
-  /** Downloads one page of heights from every replica and hands its signatures to the workers. */
+  /** Downloads one page of heights from every replica and hands its signatures to the workers (once each, however many replicas serve them). */
   const stage = async (from: number, count: number): Promise<Staged> => {
     const page = await Promise.all(
       reachable.map(async (r) => {
@@ -164,8 +161,8 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
     }
     // Pages of about PAGE_BYTES keep memory bounded (three are held at a time) and the stages overlapping.
     size = Math.max(1, Math.min(PAGE, Math.floor((count * PAGE_BYTES) / Math.max(1, bytes))));
-    const cache = caches.open();
-    return { from, to: from + count - 1, byHeight, cache, failed: page.filter(([r]) => r.error).map(([r]) => r.name), verified: preverify(byHeight, genesis, pool, cache) };
+    const into = caches.open();
+    return { from, to: from + count - 1, byHeight, into, failed: page.filter(([r]) => r.error).map(([r]) => r.name), verified: precheck.check(signedBlocks(byHeight, genesis), into) };
   };
 
   try {
@@ -185,14 +182,14 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
       for (let h = current.from; h <= Math.min(current.to, maxTarget); h++) checker.feed(current.byHeight.get(h) ?? new Map<string, ReplicaBlock>());
       // The payloads of these heights, on every replica, against what was just re-executed.
       if (audit) await audit.checkPage(Math.max(1, current.from), Math.min(current.to, maxTarget), verifiedOf);
-      caches.drop(current.cache);
+      caches.drop(current.into);
       opts.onProgress?.({ height: Math.min(current.to, maxTarget), target: maxTarget });
       current = next;
     }
     await audit?.finish(verifiedOf);
     return buildReport(replicas, checker, genesis, source, audit, { blocks: checker.blocksVerified, events: checker.eventsVerified, seconds: (performance.now() - started) / 1000 });
   } finally {
-    await pool.close();
+    await precheck.close();
   }
 }
 
@@ -200,7 +197,7 @@ interface Staged {
   from: number;
   to: number;
   byHeight: Map<number, Map<string, ReplicaBlock>>;
-  cache: Map<string, Tx>;
+  into: PrecheckTarget;
   /** Replicas whose download of this page failed. */
   failed: string[];
   verified: Promise<void>;
@@ -240,26 +237,33 @@ async function loadGenesis(replicas: Replica[], file: string | undefined): Promi
 }
 
 /**
- * Hands a page's transaction signatures to the worker threads, each distinct transaction once however many
- * replicas serve it. A failure only means they are checked inline during re-execution.
+ * A page's blocks for the signature pre-check, each distinct block once with every replica's certificate
+ * of it (replicas that agree serve the same bytes: decoded once). What does not decode is left to the
+ * comparison, which names it.
  */
-function preverify(byHeight: Map<number, Map<string, ReplicaBlock>>, genesis: Genesis, pool: SignatureWorkerPool, cache: Map<string, Tx>): Promise<void> {
-  const unique = new Map<string, Uint8Array>();
-  for (const entries of byHeight.values()) {
+function* signedBlocks(byHeight: Map<number, Map<string, ReplicaBlock>>, genesis: Genesis): Generator<SignedBlock> {
+  for (const [height, entries] of byHeight) {
     const seen: Uint8Array[] = [];
-    for (const { block } of entries.values()) {
-      // Replicas that agree serve the same bytes: decode them once.
-      if (!block || seen.some((b) => b.length === block.length && bytesEqual(b, block))) continue;
-      seen.push(block);
+    const certificates: Certificate[] = [];
+    for (const { cert } of entries.values()) {
       try {
-        for (const tx of decodeBlock(block, maxStoredBlockBytes(genesis)).txs) unique.set(toHex(leafHash(tx)), tx);
+        if (cert) certificates.push(parseCertificate(cert, height));
       } catch {
-        // an undecodable block is named by the comparison
+        // named by the comparison
       }
     }
+    for (const { block } of entries.values()) {
+      if (!block || seen.some((b) => b.length === block.length && bytesEqual(b, block))) continue;
+      seen.push(block);
+      let decoded;
+      try {
+        decoded = decodeBlock(block, maxStoredBlockBytes(genesis));
+      } catch {
+        continue; // an undecodable block is named by the comparison
+      }
+      yield { block: decoded, certificates };
+    }
   }
-  if (unique.size < 64) return Promise.resolve();
-  return preverifyTransactions([...unique.values()], pool, cache, genesis.hash).catch(() => undefined);
 }
 
 function wireVote(m: WireEvidenceMessage): SignedVote | null {

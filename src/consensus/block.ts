@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { toHex } from '../records/crypto/bytes.js';
 import { sha256 } from '../records/crypto/hash.js';
-import { verifySignature, type Signer } from '../records/crypto/signature.js';
+import { verifySignature, type SignatureVerifier, type Signer } from '../records/crypto/signature.js';
 import { domainMessage } from '../records/crypto/signingDomain.js';
 import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
 import { MedLedgerError } from '../records/errors.js';
@@ -55,8 +55,8 @@ export function signHeader(header: BlockHeader, signer: Signer, genesisHash: Uin
 }
 
 /** The header signature of `proposer`, checked under the genesis that appointed it. */
-export function verifyHeaderSignature(header: BlockHeader, sig: Uint8Array, proposer: Pick<Validator, 'key' | 'genesisHash'>): boolean {
-  return verifySignature(proposer.key, headerSigningMessage(headerHash(header), proposer.genesisHash), sig);
+export function verifyHeaderSignature(header: BlockHeader, sig: Uint8Array, proposer: Pick<Validator, 'key' | 'genesisHash'>, verify: SignatureVerifier = verifySignature): boolean {
+  return verify(proposer.key, headerSigningMessage(headerHash(header), proposer.genesisHash), sig);
 }
 
 export function certificateHash(cert: Certificate | null): Uint8Array {

@@ -5,15 +5,14 @@ import { MedLedgerError } from '../records/errors.js';
 import { apply } from '../records/state/apply.js';
 import { OverlayState } from '../records/state/memoryState.js';
 import type { StateChange, StateView } from '../records/state/types.js';
-import { decodeTx, txSigningMessage } from '../records/tx/codec.js';
-import type { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
+import { decodeTx } from '../records/tx/codec.js';
 import type { Tx } from '../records/tx/types.js';
 import { certificateHash, headerHash, signHeader, verifyHeaderSignature, ZERO_HASH, type Block, type BlockHeader } from './block.js';
 import type { Genesis } from './genesis.js';
 import { leafHash, merkleRoot, rootOfLeafHashes } from './merkle.js';
 import { proposerIndex } from './tendermint.js';
 import { verifyCertificate, type Certificate } from './votes.js';
-import type { Signer } from '../records/crypto/signature.js';
+import type { SignatureVerifier, Signer } from '../records/crypto/signature.js';
 
 /**
  * Transactions this node already decoded and whose signatures it checked, by RFC 6962 leaf hash (which
@@ -64,38 +63,21 @@ function invalidBlock(height: number, why: string): never {
   throw new MedLedgerError('INVALID_BLOCK', `block ${height}: ${why}`);
 }
 
-/**
- * Checks the signatures of many transactions (signed for the network of `genesisHash`) on worker threads and
- * caches the good ones, so that the validation that follows finds them verified. Bad or undecodable ones are
- * left for validation to report. Without a genesis hash nothing is checked or cached here: validation then
- * verifies every signature itself (correct, only without the worker threads' help).
- */
-export async function preverifyTransactions(txBytes: Uint8Array[], pool: SignatureWorkerPool, cache: TxCache, genesisHash: Uint8Array): Promise<void> {
-  const decoded: { leaf: Uint8Array; tx: Tx }[] = [];
-  for (const bytes of txBytes) {
-    try {
-      decoded.push({ leaf: leafHash(bytes), tx: decodeTx(bytes, { verify: false }) });
-    } catch {
-      // malformed: validateBlock names it
-    }
-  }
-  const ok = await pool.verify(decoded.map(({ tx }) => ({ key: tx.tx.key, message: txSigningMessage(genesisHash, tx.id), sig: tx.sig })));
-  decoded.forEach(({ leaf, tx }, i) => ok[i] && cache.set(toHex(leaf), tx));
-}
-
 /** Allowed clock skew of a proposer ahead of a validator's own clock. */
 export const MAX_CLOCK_DRIFT_MS = 5_000;
 
 /**
  * Full validation of a block against its parent and the state at its parent (SPEC §5): structure,
  * proposer for the round and signature, the parent's certificate, Merkle roots, and every transaction
- * executed against the permission rules. Pure; `now` is passed only for blocks that arrive live.
+ * executed against the permission rules. Pure; `now` is passed only for blocks that arrive live. `verify`
+ * checks the proposer's and the parent certificate's signatures (a pre-check may have done them already;
+ * `consensus/signaturePrecheck.ts`), as `txCache` serves transactions whose signatures were checked.
  */
 export function validateBlock(
   block: Block,
   parent: ParentRef,
   state: StateView,
-  ctx: { genesis: Genesis; txCache?: TxCache; now?: number },
+  ctx: { genesis: Genesis; txCache?: TxCache; verify?: SignatureVerifier; now?: number },
 ): ExecutedBlock {
   const { header } = block;
   const { genesis } = ctx;
@@ -108,9 +90,9 @@ export function validateBlock(
 
   const expectedProposer = proposerIndex(genesis.validators.length, h, header.round);
   if (header.proposer !== expectedProposer) invalidBlock(h, `proposer ${header.proposer} is not the proposer of round ${header.round} (${expectedProposer})`);
-  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!)) invalidBlock(h, 'proposer signature is invalid');
+  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!, ctx.verify)) invalidBlock(h, 'proposer signature is invalid');
 
-  checkLastCommit(block, parent, genesis);
+  checkLastCommit(block, parent, genesis, ctx.verify);
 
   if (block.txs.length !== header.txCount) invalidBlock(h, 'transaction count does not match');
   if (block.txs.length > genesis.params.maxBlockTxs) invalidBlock(h, 'too many transactions');
@@ -142,7 +124,7 @@ export function validateBlock(
   return { block, hash, hashHex: toHex(hash), txs, events, eventBytes, changes: overlay.changes() };
 }
 
-function checkLastCommit(block: Block, parent: ParentRef, genesis: Genesis): void {
+function checkLastCommit(block: Block, parent: ParentRef, genesis: Genesis, verify?: SignatureVerifier): void {
   const h = block.header.height;
   if (h === 1) {
     if (block.lastCommit !== null || !bytesEqual(block.header.lastCommit, ZERO_HASH)) invalidBlock(h, 'block 1 carries no parent certificate');
@@ -150,7 +132,7 @@ function checkLastCommit(block: Block, parent: ParentRef, genesis: Genesis): voi
   }
   if (!block.lastCommit) invalidBlock(h, "missing the parent's commit certificate");
   try {
-    verifyCertificate(block.lastCommit, genesis.validators, genesis.file.network, { height: h - 1, block: parent.hash });
+    verifyCertificate(block.lastCommit, genesis.validators, genesis.file.network, { height: h - 1, block: parent.hash }, verify);
   } catch (err) {
     invalidBlock(h, `parent certificate: ${(err as Error).message}`);
   }

@@ -5,7 +5,7 @@ import { MemoryState } from '../records/state/memoryState.js';
 import { tableNames, type StateChange } from '../records/state/types.js';
 import { decodeBlock, encodeBlock, genesisBlock, headerHash, type Block } from './block.js';
 import { validateBlock, type ExecutedBlock, type ParentRef, type TxCache } from './blockExecution.js';
-import type { Tx } from '../records/tx/types.js';
+import type { SignatureVerifier } from '../records/crypto/signature.js';
 import { genesisState, type Genesis } from './genesis.js';
 import { certificateSchema, verifyCertificate, type Certificate } from './votes.js';
 
@@ -37,7 +37,8 @@ export class ChainChecker {
 
   constructor(
     readonly genesis: Genesis,
-    private readonly opts: { txCache?: TxCache } = {},
+    /** What a signature pre-check on workers found valid (`signaturePrecheck.ts`): transactions and other signatures. */
+    private readonly opts: { txCache?: TxCache; verify?: SignatureVerifier } = {},
     from?: { parent: ParentRef; state: MemoryState },
   ) {
     if (from) {
@@ -89,7 +90,7 @@ export class ChainChecker {
     if (block.header.height !== h) throw new ChainFault(block.header.height, `expected block ${h}`);
     let executed: ExecutedBlock;
     try {
-      executed = validateBlock(block, this.parent, this.state, { genesis: this.genesis, ...(this.opts.txCache ? { txCache: this.opts.txCache } : {}) });
+      executed = validateBlock(block, this.parent, this.state, { genesis: this.genesis, ...(this.opts.txCache ? { txCache: this.opts.txCache } : {}), ...(this.opts.verify ? { verify: this.opts.verify } : {}) });
     } catch (err) {
       if (!isMedLedgerError(err)) throw err;
       throw new ChainFault(h, err.message.replace(/^block \d+: /, ''));
@@ -117,7 +118,7 @@ export class ChainChecker {
   checkCertificate(cert: Certificate | Uint8Array | undefined, height: number, hash: Uint8Array): Certificate {
     const parsed = parseCertificate(cert, height);
     try {
-      verifyCertificate(parsed, this.genesis.validators, this.genesis.file.network, { height, block: hash });
+      verifyCertificate(parsed, this.genesis.validators, this.genesis.file.network, { height, block: hash }, this.opts.verify);
     } catch (err) {
       throw new ChainFault(height, `stored commit certificate: ${(err as Error).message}`);
     }
@@ -131,34 +132,6 @@ export class ChainChecker {
     for (const table of tableNames) for (const [key, value] of this.state.entries(table)) changes.push({ table, key, value } as StateChange);
     copy.write(changes);
     return new ChainChecker(this.genesis, this.opts, { parent: this.parent, state: copy });
-  }
-}
-
-/**
- * Transactions whose signatures worker threads checked, one map per chunk of blocks: the chunk being
- * executed and the one being checked ahead of it. A chunk's map is dropped once its blocks are executed.
- */
-export class ChunkedTxCache implements TxCache {
-  private readonly live = new Set<Map<string, Tx>>();
-  private readonly spill = new Map<string, Tx>();
-  open(): Map<string, Tx> {
-    const m = new Map<string, Tx>();
-    this.live.add(m);
-    return m;
-  }
-  drop(m: Map<string, Tx>): void {
-    this.live.delete(m);
-    this.spill.clear();
-  }
-  get(leafHex: string): Tx | undefined {
-    for (const m of this.live) {
-      const tx = m.get(leafHex);
-      if (tx) return tx;
-    }
-    return this.spill.get(leafHex);
-  }
-  set(leafHex: string, tx: Tx): void {
-    this.spill.set(leafHex, tx);
   }
 }
 

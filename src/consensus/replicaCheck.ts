@@ -3,6 +3,7 @@ import { sha256 } from '../records/crypto/hash.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
 import { headerHash, type Block, type BlockHeader } from './block.js';
 import type { ExecutedBlock, TxCache } from './blockExecution.js';
+import type { SignatureVerifier } from '../records/crypto/signature.js';
 import { ChainChecker, ChainFault } from './chainCheck.js';
 import type { Genesis } from './genesis.js';
 import type { Certificate } from './votes.js';
@@ -90,12 +91,13 @@ export class ReplicaComparison {
     names: string[],
     private readonly opts: {
       txCache?: TxCache;
+      verify?: SignatureVerifier;
       /** Each block re-executed here, with the replicas whose certificate of it verified (they all serve it). */
       onExecuted?: (executed: ExecutedBlock, replicas: string[]) => void;
     } = {},
   ) {
     this.replicas = names.map((name) => ({ name, verifiedHeight: -1 }));
-    const checker = new ChainChecker(genesis, opts.txCache ? { txCache: opts.txCache } : {});
+    const checker = new ChainChecker(genesis, { ...(opts.txCache ? { txCache: opts.txCache } : {}), ...(opts.verify ? { verify: opts.verify } : {}) });
     this.groups = [{ checker, members: this.replicas.map((state, order) => ({ state, order })) }];
   }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { toHex } from '../records/crypto/bytes.js';
-import { verifySignature, type Signer } from '../records/crypto/signature.js';
+import { verifySignature, type SignatureVerifier, type Signer } from '../records/crypto/signature.js';
 import { domainMessage } from '../records/crypto/signingDomain.js';
 import { encodeCanonical } from '../records/encoding.js';
 import { MedLedgerError } from '../records/errors.js';
@@ -61,7 +61,7 @@ export function certificateFromVotes(votes: SignedVote[]): Certificate {
  * Checks a certificate against the validator set: distinct known validators in ascending order, every
  * signature valid, at least a quorum. `expected` pins the height and block it must certify.
  */
-export function verifyCertificate(cert: Certificate, validators: Validator[], network: string, expected?: { height: number; block: Uint8Array }): void {
+export function verifyCertificate(cert: Certificate, validators: Validator[], network: string, expected?: { height: number; block: Uint8Array }, verify: SignatureVerifier = verifySignature): void {
   const fail = (why: string): never => {
     throw new MedLedgerError('INVALID_CERTIFICATE', `certificate for height ${cert.height}: ${why}`);
   };
@@ -74,7 +74,7 @@ export function verifyCertificate(cert: Certificate, validators: Validator[], ne
     previous = validator;
     const vote: UnsignedVote = { type: 'precommit', network, height: cert.height, round: cert.round, validator, block: cert.block };
     const v = validators[validator]!;
-    if (!verifySignature(v.key, voteSigningMessage(vote, v.genesisHash), sig)) fail(`forged signature of validator ${validator}`);
+    if (!verify(v.key, voteSigningMessage(vote, v.genesisHash), sig)) fail(`forged signature of validator ${validator}`);
   }
   const needed = quorum(validators.length);
   if (cert.sigs.length < needed) fail(`${cert.sigs.length} signatures, quorum is ${needed}`);

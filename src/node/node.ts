@@ -5,7 +5,8 @@ import { pino, type Logger } from 'pino';
 import { z } from 'zod';
 import { allocatorInUse } from './allocator.js';
 import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.js';
-import { createSigner } from '../records/crypto/signature.js';
+import { createSigner, signatureBackend } from '../records/crypto/signature.js';
+import { libsodiumUnavailable } from '../records/crypto/ed25519Backends.js';
 import { MedLedgerError, isMedLedgerError } from '../records/errors.js';
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
 import type { SubmitBatchResponse, SubmitTxResponse, StatusResponse } from '../api/contract.js';
@@ -16,7 +17,7 @@ import { createApiBackend } from './apiBackend.js';
 import type { NodeConfig } from './config.js';
 import { ConsensusEngine } from './consensusEngine.js';
 import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, MAX_TX_BATCH, maxGossipBytes, TOPICS } from './gossip.js';
-import { IntegrityMonitor } from './integrityMonitor.js';
+import { IntegrityMonitor } from './integrity/monitor.js';
 import { Ledger } from './ledger.js';
 import { Mempool } from './mempool.js';
 import { LOOP_DELAY_HIGH_WATER_MS, LoadShedder } from './loadShedder.js';
@@ -123,6 +124,7 @@ export class MedLedgerNode {
 
   private async wire(selfIndex: number, signer: ReturnType<typeof createSigner>): Promise<void> {
     const { config, genesis, ledger, logger, mempool } = this;
+    logger.info({ backend: signatureBackend(), ...(libsodiumUnavailable ? { libsodium: libsodiumUnavailable } : {}) }, `Ed25519 signatures through ${signatureBackend()}`);
     this.sync = new SyncManager({ ledger, engine: () => this.engine, host: () => this.host, logger, maxBlockBytes: genesis.params.maxBlockBytes });
     this.engine = new ConsensusEngine({
       ledger,

@@ -5,8 +5,7 @@ import { sha256 } from '../records/crypto/hash.js';
 import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
 import { bytes, uintSchema } from '../records/ids.js';
 import { decodeBlock, type Block } from '../consensus/block.js';
-import { preverifyTransactions } from '../consensus/blockExecution.js';
-import { SignatureWorkerPool } from '../records/crypto/signatureWorkers.js';
+import { SignaturePrecheck } from '../consensus/signaturePrecheck.js';
 import { certificateSchema, verifyCertificate } from '../consensus/votes.js';
 import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
@@ -51,7 +50,8 @@ function parseFrame<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T
   return parsed.data;
 }
 
-type SyncChunk = { block: Block; frame: z.infer<typeof frameSchema>; peer: string }[];
+type SyncItem = { block: Block; frame: z.infer<typeof frameSchema>; peer: string };
+type SyncChunk = SyncItem[];
 const payloadRequestSchema = z.strictObject({ ids: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(MAX_PAYLOAD_IDS) });
 const payloadFrameSchema = z.strictObject({ id: z.string(), payload: bytes(), redacted: z.boolean() });
 
@@ -64,7 +64,7 @@ export interface SyncProgress {
 
 export class SyncManager {
   readonly progress: SyncProgress = { active: false, target: 0, fetched: 0 };
-  private pool: SignatureWorkerPool | undefined;
+  private precheck: SignaturePrecheck | undefined;
   private running: Promise<void> | null = null;
   /** Highest height some peer claimed: only a hint until a certified block arrives. */
   private hint = 0;
@@ -147,42 +147,28 @@ export class SyncManager {
   }
 
   private async fetchRange(peer: string, from: number, to: number): Promise<number> {
+    const { ledger } = this.deps;
+    // Pipeline: while one chunk's blocks are validated and committed, the next chunk's transaction signatures
+    // are checked on worker threads (into the ledger's cache, where validation finds them) and further
+    // frames are read from the network. Every chunk goes to the workers, however few its signatures: its
+    // check overlaps the previous chunk's commit.
+    this.precheck ??= new SignaturePrecheck(ledger.genesis, { kinds: { txs: true, headers: false, certificates: false }, minSignatures: 1 });
+    const chunks = this.precheck.chunks(this.download(peer, from, to), { signed: ({ block }) => ({ block }), into: () => ({ txCache: ledger.txCache }) });
+    let count = 0;
+    for await (const chunk of chunks) {
+      await chunk.verified;
+      count += await this.commitChunk(chunk.items);
+    }
+    return count;
+  }
+
+  /** The blocks of a range as a peer serves them, each frame checked and its block decoded. */
+  private async *download(peer: string, from: number, to: number): AsyncGenerator<SyncItem> {
     const request = encodeCanonical({ from, to: Math.min(to, from + MAX_RANGE - 1) });
-    let chunk: SyncChunk = [];
-    let chunkTxs = 0;
-    // Pipeline: while one chunk's blocks are validated and committed, the next chunk's signatures are
-    // checked on worker threads and further frames are read from the network. At most two chunks wait.
-    let committing: Promise<number> = Promise.resolve(0);
-    let queued = 0;
-    const dispatch = async (c: SyncChunk) => {
-      this.pool ??= new SignatureWorkerPool();
-      const verified = preverifyTransactions(c.flatMap((x) => x.block.txs), this.pool, this.deps.ledger.txCache, this.deps.ledger.genesis.hash);
-      const before = committing;
-      queued++;
-      committing = (async () => {
-        const n = await before;
-        await verified;
-        const done = n + (await this.commitChunk(c));
-        queued--;
-        return done;
-      })();
-      // Observed later (awaited below or by the caller); this only keeps an early failure from being unhandled.
-      committing.catch(() => undefined);
-      if (queued >= 2) await before;
-    };
     for await (const frameBytes of this.deps.host().request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
       const frame = parseFrame(frameSchema, frameBytes, 'sync frame');
-      const block = decodeBlock(frame.block, this.deps.maxBlockBytes * 2);
-      chunk.push({ block, frame, peer });
-      chunkTxs += block.txs.length;
-      if (chunk.length >= 32 || chunkTxs >= 4_000) {
-        await dispatch(chunk);
-        chunk = [];
-        chunkTxs = 0;
-      }
+      yield { block: decodeBlock(frame.block, this.deps.maxBlockBytes * 2), frame, peer };
     }
-    if (chunk.length > 0) await dispatch(chunk);
-    return committing;
   }
 
   /** Validates and commits a chunk of blocks in order (their signatures were checked on workers). */
@@ -347,6 +333,6 @@ export class SyncManager {
     this.closed = true;
     if (this.repairTimer) clearTimeout(this.repairTimer);
     await this.repairing;
-    await this.pool?.close();
+    await this.precheck?.close();
   }
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { IntegrityMonitor, type IntegrityMonitorOptions } from '../../src/node/integrityMonitor.js';
+import { IntegrityMonitor, type IntegrityMonitorOptions } from '../../src/node/integrity/monitor.js';
 import { Ledger } from '../../src/node/ledger.js';
 import { LedgerStore } from '../../src/node/store/ledgerStore.js';
 import { indexKey, K, rawLevel, seqKey } from '../../src/node/store/testSupport.js';

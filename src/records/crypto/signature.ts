@@ -1,15 +1,18 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { concatBytes } from './bytes.js';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { activeBackend, privateKeyObject, type Ed25519Backend, type Ed25519BackendName } from './ed25519Backends.js';
 
 /**
- * Ed25519 through node:crypto (about 10x faster here than @noble/curves). Keys travel as raw 32-byte
- * seeds / public keys; KeyObjects are built on demand and cached for verification.
+ * Ed25519: verification and signing through the fastest backend that loads here (libsodium, else
+ * node:crypto; `ed25519Backends.ts`), which accept and produce exactly the same signatures. Keys travel
+ * as raw 32-byte seeds / public keys.
  */
-const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
-const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
-
 export const SIGNATURE_LENGTH = 64;
 export const PUBLIC_KEY_LENGTH = 32;
+
+/** Which Ed25519 implementation this process uses. */
+export function signatureBackend(): Ed25519BackendName {
+  return activeBackend.name;
+}
 
 export interface SigningKeyPair {
   /** 32-byte Ed25519 seed (RFC 8032 secret key). */
@@ -24,50 +27,35 @@ export function generateSigningKeyPair(): SigningKeyPair {
   return { secretKey, publicKey: publicKeyFromSecret(secretKey) };
 }
 
-function privateKeyObject(secretKey: Uint8Array): KeyObject {
-  if (secretKey.length !== 32) throw new TypeError('Ed25519 secret key must be 32 bytes');
-  return createPrivateKey({ key: Buffer.from(concatBytes(PKCS8_PREFIX, secretKey)), format: 'der', type: 'pkcs8' });
-}
-
 export function publicKeyFromSecret(secretKey: Uint8Array): Uint8Array {
   const spki = createPublicKey(privateKeyObject(secretKey)).export({ format: 'der', type: 'spki' });
   return new Uint8Array(spki.subarray(spki.length - 32));
 }
 
-/** A signer keeps its KeyObject so that repeated signing (validators, load generators) skips DER parsing. */
+/** A signer keeps its prepared key so that repeated signing (validators, load generators) skips that work. */
 export interface Signer {
   readonly publicKey: Uint8Array;
   sign(message: Uint8Array): Uint8Array;
 }
 
 export function createSigner(secretKey: Uint8Array): Signer {
-  const key = privateKeyObject(secretKey);
   const publicKey = publicKeyFromSecret(secretKey);
-  return {
-    publicKey,
-    sign: (message) => new Uint8Array(sign(null, message, key)),
-  };
+  return { publicKey, sign: activeBackend.signer(secretKey) };
 }
 
-const publicKeyCache = new Map<string, KeyObject>();
-const PUBLIC_KEY_CACHE_LIMIT = 50_000;
-
-function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  const id = Buffer.from(publicKey).toString('base64');
-  let key = publicKeyCache.get(id);
-  if (!key) {
-    key = createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, publicKey)), format: 'der', type: 'spki' });
-    if (publicKeyCache.size >= PUBLIC_KEY_CACHE_LIMIT) publicKeyCache.clear();
-    publicKeyCache.set(id, key);
-  }
-  return key;
-}
+/** `verifySignature`, or one that may know some signatures to be valid already (a pre-check on workers). */
+export type SignatureVerifier = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
 
 /** Returns false (never throws) for malformed keys or signatures: callers turn that into a typed rejection. */
 export function verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  return verifyWith(activeBackend, publicKey, message, signature);
+}
+
+/** `verifySignature` through a given backend (tests and benchmarks compare them). */
+export function verifyWith(backend: Ed25519Backend, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== PUBLIC_KEY_LENGTH || signature.length !== SIGNATURE_LENGTH) return false;
   try {
-    return verify(null, message, publicKeyObject(publicKey), signature);
+    return backend.verify(publicKey, message, signature);
   } catch {
     return false;
   }

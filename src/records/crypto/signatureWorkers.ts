@@ -1,10 +1,14 @@
 import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 /**
  * Ed25519 verification on worker threads, for bulk work that is not on the consensus path: syncing a
  * long chain, re-verifying a whole chain. The main thread decodes and executes while the workers check
- * signatures, so both cores are busy. Same check as `verifySignature`, through node:crypto.
+ * signatures, so both cores are busy. Each worker runs `signatureWorker.ts`, which calls the main thread's
+ * `verifySignature` (same module, same backend).
  */
 export interface SignatureCheck {
   key: Uint8Array;
@@ -12,31 +16,21 @@ export interface SignatureCheck {
   sig: Uint8Array;
 }
 
-// The worker is plain JavaScript, so it runs the same from the compiled package and from the TS sources.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createPublicKey, verify } = require('node:crypto');
-const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
-const keys = new Map();
-function keyOf(raw) {
-  const id = Buffer.from(raw).toString('base64');
-  let k = keys.get(id);
-  if (!k) {
-    k = createPublicKey({ key: Buffer.concat([SPKI, Buffer.from(raw)]), format: 'der', type: 'spki' });
-    if (keys.size > 50000) keys.clear();
-    keys.set(id, k);
-  }
-  return k;
+/**
+ * How a worker thread loads `signatureWorker`: the compiled module next to this one; from the TypeScript
+ * sources (vitest, tsx scripts) the same module through tsx, whose loader a worker must register itself.
+ */
+function workerEntry(): { url: URL; eval?: string } {
+  const url = new URL(import.meta.url.endsWith('.ts') ? './signatureWorker.ts' : './signatureWorker.js', import.meta.url);
+  if (!url.pathname.endsWith('.ts')) return { url };
+  const require = createRequire(import.meta.url);
+  const manifest = require.resolve('tsx/package.json');
+  const api = (require(manifest) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default;
+  const register = pathToFileURL(join(dirname(manifest), api)).href;
+  return { url, eval: `import(${JSON.stringify(register)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });` };
 }
-parentPort.on('message', ({ id, items }) => {
-  const ok = items.map(({ key, message, sig }) => {
-    if (key.length !== 32 || sig.length !== 64) return false;
-    try { return verify(null, message, keyOf(key), sig); } catch { return false; }
-  });
-  parentPort.postMessage({ id, ok });
-});
-`;
 
+/** Checks per message to a worker: small enough to spread a request over every worker. */
 const CHUNK = 256;
 
 export class SignatureWorkerPool {
@@ -46,8 +40,9 @@ export class SignatureWorkerPool {
   private turn = 0;
 
   constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
+    const entry = workerEntry();
     this.workers = Array.from({ length: size }, () => {
-      const w = new Worker(WORKER_SOURCE, { eval: true });
+      const w = entry.eval ? new Worker(entry.eval, { eval: true }) : new Worker(entry.url);
       w.on('message', ({ id, ok }: { id: number; ok: boolean[] }) => {
         this.pending.get(id)?.resolve(ok);
         this.pending.delete(id);
