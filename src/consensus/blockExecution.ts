@@ -89,13 +89,14 @@ export const MAX_CLOCK_DRIFT_MS = 5_000;
 /**
  * Full validation of a block against its parent and the state at its parent (SPEC §5): structure,
  * proposer for the round and signature, the parent's certificate, Merkle roots, and every transaction
- * executed against the permission rules. Pure; `now` is passed only for blocks that arrive live.
+ * executed against the permission rules. Pure; `now` is passed only for blocks that arrive live, `hash` only
+ * by a caller that already computed this header's hash (it is then not computed again).
  */
 export function validateBlock(
   block: Block,
   parent: ParentRef,
   state: StateView,
-  ctx: { genesis: Genesis; txCache?: TxCache; now?: number },
+  ctx: { genesis: Genesis; txCache?: TxCache; now?: number; hash?: Uint8Array },
 ): ExecutedBlock {
   const { header } = block;
   const { genesis } = ctx;
@@ -108,7 +109,8 @@ export function validateBlock(
 
   const expectedProposer = proposerIndex(genesis.validators.length, h, header.round);
   if (header.proposer !== expectedProposer) invalidBlock(h, `proposer ${header.proposer} is not the proposer of round ${header.round} (${expectedProposer})`);
-  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!)) invalidBlock(h, 'proposer signature is invalid');
+  const hash = ctx.hash ?? headerHash(header);
+  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!, hash)) invalidBlock(h, 'proposer signature is invalid');
 
   checkLastCommit(block, parent, genesis);
 
@@ -138,7 +140,6 @@ export function validateBlock(
   });
   const eventBytes = encodeEvents(events);
   if (!bytesEqual(merkleRoot(eventBytes), header.eventsRoot)) invalidBlock(h, 'audit events root does not match the execution');
-  const hash = headerHash(header);
   return { block, hash, hashHex: toHex(hash), txs, events, eventBytes, changes: overlay.changes() };
 }
 
@@ -209,7 +210,7 @@ export function buildBlock(args: {
     txCount: txs.length,
     lastCommit: certificateHash(args.lastCommit),
   };
-  const block: Block = { header, sig: signHeader(header, args.signer, genesis.hash), txs: txs.map((t) => t.bytes), lastCommit: args.lastCommit };
   const hash = headerHash(header);
+  const block: Block = { header, sig: signHeader(header, args.signer, genesis.hash, hash), txs: txs.map((t) => t.bytes), lastCommit: args.lastCommit };
   return { executed: { block, hash, hashHex: toHex(hash), txs, events, eventBytes, changes: overlay.changes() }, dropped };
 }
