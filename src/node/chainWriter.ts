@@ -26,6 +26,8 @@ export class ChainWriter {
   private queue: Promise<void> = Promise.resolve();
   private readonly followers: CommitFollower[] = [];
   private closedBy: string | null = null;
+  /** True while work runs under the lock. */
+  private locked = false;
 
   constructor(private readonly ledger: Ledger) {}
 
@@ -39,9 +41,14 @@ export class ChainWriter {
    * writer halted or closed is refused with ChainWriterClosed (work already running finishes).
    */
   exclusive<T>(work: () => Promise<T> | T): Promise<T> {
-    const run = this.queue.then(() => {
+    const run = this.queue.then(async () => {
       if (this.closedBy !== null) throw new ChainWriterClosed(this.closedBy);
-      return work();
+      this.locked = true;
+      try {
+        return await work();
+      } finally {
+        this.locked = false;
+      }
     });
     this.queue = run.then(
       () => undefined,
@@ -56,6 +63,7 @@ export class ChainWriter {
    * against the validators. Throws if the store refused the block; the ledger then has not moved.
    */
   async commit(finalized: FinalizedBlock): Promise<void> {
+    if (!this.locked) throw new Error('ChainWriter.commit called outside the chain lock');
     await this.ledger.commit(finalized);
     for (const follow of this.followers) await follow(finalized);
     // A deleted record's ciphertext also sat in the proposals kept while undecided (cleared by the engine

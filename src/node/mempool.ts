@@ -1,5 +1,4 @@
 import type { Tx } from '../records/tx/types.js';
-import type { PayloadKey } from './payloads.js';
 import { MedLedgerError } from '../records/errors.js';
 import { TX_MAX_AGE_MS } from '../records/state/apply.js';
 import { MAX_EVICTIONS_PER_ADMISSION, MAX_PENDING_PER_USER } from './admissionLimits.js';
@@ -7,8 +6,6 @@ import { MAX_EVICTIONS_PER_ADMISSION, MAX_PENDING_PER_USER } from './admissionLi
 export interface PendingTx {
   tx: Tx;
   payload?: Uint8Array;
-  /** The wrapped keys admission parsed from the payload, carried into a block this node proposes. */
-  payloadKeys?: readonly PayloadKey[];
   receivedAt: number;
 }
 

@@ -64,10 +64,19 @@ export function checkPayload(tx: Tx, payload: Uint8Array | undefined): CheckedPa
 }
 
 /**
+ * A payload admission already accepted for this transaction (these exact bytes): only its keys are parsed,
+ * for the store; nothing is hashed or checked again.
+ */
+export function admittedPayload(tx: Tx, payload: Uint8Array): CheckedPayload | undefined {
+  const kind = payloadKind(tx.tx);
+  return kind ? { bytes: payload, keys: payloadKeys(kind, payload) } : undefined;
+}
+
+/**
  * The payloads a block brings (aligned with its transactions; null: none), checked by the same rules as
  * admission, so that a validator votes only for blocks whose payloads the commit path can store. Returns
- * them checked, by transaction id. `admitted` may hand back a transaction's admission result for exactly
- * these bytes (the mempool's), which then is not checked again.
+ * them checked, by transaction id. `admitted` may vouch for a payload that admission accepted with these
+ * exact bytes (the mempool's): it is then only parsed, not hashed or checked again.
  */
 export function checkBlockPayloads(
   txs: Tx[],

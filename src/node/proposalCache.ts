@@ -7,7 +7,7 @@ import { buildBlock, type ExecutedBlock } from '../consensus/blockExecution.js';
 import { signProposal, type Proposal } from '../consensus/proposal.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool, PendingTx } from './mempool.js';
-import { checkBlockPayloads, checkPayload, type CheckedPayload } from './payloads.js';
+import { admittedPayload, checkBlockPayloads, type CheckedPayload } from './payloads.js';
 
 /** A block proposed at the open height, as this node judged it: executed at most once. */
 export interface KnownBlock {
@@ -136,22 +136,23 @@ export class ProposalCache {
     this.ownByRound.clear();
   }
 
-  /** Admission's result for a transaction of the mempool whose payload is exactly these bytes. */
+  /**
+   * A payload admission accepted into the mempool with exactly these bytes: parsed for the store, not checked
+   * again. (Admission's parse is not kept in the mempool: a full mempool of it would not fit the heap.)
+   */
   private admitted(tx: Tx, payload: Uint8Array): CheckedPayload | undefined {
     const entry = this.deps.mempool.get(tx.idHex);
-    return entry?.payload && entry.payloadKeys && bytesEqual(entry.payload, payload) ? { bytes: entry.payload, keys: entry.payloadKeys } : undefined;
+    return entry?.payload && bytesEqual(entry.payload, payload) ? admittedPayload(tx, payload) : undefined;
   }
 }
 
-/** The payloads of a block built from mempool entries: admission's results, carried. */
+/** The payloads of a block built from mempool entries (accepted at admission): parsed once, for the store. */
 function admittedPayloads(txs: Tx[], entries: ReadonlyMap<string, PendingTx>): Map<string, CheckedPayload> {
   const out = new Map<string, CheckedPayload>();
   for (const tx of txs) {
-    const entry = entries.get(tx.idHex);
-    if (!entry?.payload) continue;
-    // An entry added without admission's keys (never in a running node) is checked here.
-    const checked = entry.payloadKeys ? { bytes: entry.payload, keys: entry.payloadKeys } : checkPayload(tx, entry.payload);
-    if (checked) out.set(tx.idHex, checked);
+    const payload = entries.get(tx.idHex)?.payload;
+    const admitted = payload && admittedPayload(tx, payload);
+    if (admitted) out.set(tx.idHex, admitted);
   }
   return out;
 }

@@ -69,8 +69,8 @@ export function admitTx(
       opts.api.takeTx(t.actor, opts.now);
     }
   }
-  const checked = checkPayload(tx, payload);
-  const added = mempool.add({ tx, ...(checked ? { payload: checked.bytes, payloadKeys: checked.keys } : {}), receivedAt: opts.now });
+  checkPayload(tx, payload);
+  const added = mempool.add({ tx, ...(payload ? { payload } : {}), receivedAt: opts.now });
   if (!added.added) return { status: 'duplicate', tx };
   if (opts.api && (t.type === 'registerPatient' || t.type === 'activateUser')) opts.api.registered(opts.now);
   return { status: 'added', tx, evicted: added.evicted };
