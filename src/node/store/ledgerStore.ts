@@ -74,6 +74,7 @@ export class LedgerStore {
     await this.db.close();
   }
 
+  /** The head of the last block batch handed to LevelDB (see commitBlock). */
   head(): ChainHead | null {
     return this.headCache;
   }
@@ -135,8 +136,16 @@ export class LedgerStore {
     }
     const newHead: ChainHead = { height: h, hash };
     this.blocks.stageHead(batch, newHead);
-    await batch.write(h);
+    // The head moves when the batch is handed to LevelDB, not when the write returns: a snapshot taken while
+    // the write is in flight may already hold this block, and must not pass for the old head's (the integrity
+    // monitor compares the state in a snapshot with the state at `head()`). A failed write restores the head.
     this.headCache = newHead;
+    try {
+      await batch.write(h);
+    } catch (err) {
+      this.headCache = head;
+      throw err;
+    }
   }
 
   /**
