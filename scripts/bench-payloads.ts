@@ -27,9 +27,11 @@ import { certificateFromVotes, signVote } from '../src/consensus/votes.js';
 import { IntegrityMonitor } from '../src/node/integrity/monitor.js';
 import { Ledger } from '../src/node/ledger.js';
 import { listPayloads } from '../src/node/payloadListing.js';
+import { payloadKeys } from '../src/node/payloads.js';
 import { LedgerStore } from '../src/node/store/ledgerStore.js';
 import { createSigner } from '../src/records/crypto/signature.js';
 import { blobId, sealBlob } from '../src/records/envelope.js';
+import { payloadKind } from '../src/records/payloadKind.js';
 import { signTx } from '../src/records/tx/codec.js';
 import type { Tx, UnsignedTx } from '../src/records/tx/types.js';
 import { benchNetwork } from './syntheticChain.js';
@@ -86,7 +88,8 @@ async function main(): Promise<void> {
     const { executed, dropped } = buildBlock({ genesis, parent: ledger.headRef, lastCommit: await ledger.headCertificate(), state: ledger.state, candidates: items.map((i) => i.tx), round: 0, time, signer: validators[proposerIndex(4, height, 0)]! });
     if (dropped.length > 0) throw new Error(`dropped ${dropped.length}: ${dropped[0]!.error.message}`);
     const votes = [0, 1, 2].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height, round: 0, validator: v, block: executed.hash }, validators[v]!, genesis.hash));
-    await ledger.commit(executed, certificateFromVotes(votes), new Map(items.filter((i) => i.payload).map((i) => [i.tx.idHex, i.payload!])));
+    const payloads = new Map(items.flatMap((i) => (i.payload ? [[i.tx.idHex, { bytes: i.payload, keys: payloadKeys(payloadKind(i.tx.tx)!, i.payload) }] as const] : [])));
+    await ledger.commit({ executed, cert: certificateFromVotes(votes), payloads });
     time += 100;
   };
   const sign = (i: number, fields: Omit<UnsignedTx, 'v' | 'actor' | 'key' | 'via' | 'nonce' | 'time'>) => {

@@ -70,7 +70,7 @@ export async function writeSyntheticChain(net: BenchNetwork, ledger: Ledger, opt
     const { executed, dropped } = buildBlock({ genesis, parent: ledger.headRef, lastCommit: await ledger.headCertificate(), state: ledger.state, candidates: txs, round: 0, time, signer: validators[proposerIndex(4, height, 0)]! });
     if (dropped.length > 0) throw new Error(`dropped ${dropped.length}: ${dropped[0]!.error.message}`);
     const votes = [0, 1, 2].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height, round: 0, validator: v, block: executed.hash }, validators[v]!, genesis.hash));
-    await ledger.commit(executed, certificateFromVotes(votes), new Map());
+    await ledger.commit({ executed, cert: certificateFromVotes(votes), payloads: new Map() });
     written += executed.txs.length;
     time += 100;
   }

@@ -50,13 +50,19 @@ export function headerSigningMessage(hash: Uint8Array, genesisHash: Uint8Array):
   return domainMessage('block', genesisHash, hash);
 }
 
-export function signHeader(header: BlockHeader, signer: Signer, genesisHash: Uint8Array): Uint8Array {
-  return signer.sign(headerSigningMessage(headerHash(header), genesisHash));
+/** `hash`: the header's hash, when the caller carries it (computed here otherwise); likewise below. */
+export function signHeader(header: BlockHeader, signer: Signer, genesisHash: Uint8Array, hash: Uint8Array = headerHash(header)): Uint8Array {
+  return signer.sign(headerSigningMessage(hash, genesisHash));
 }
 
 /** The header signature of `proposer`, checked under the genesis that appointed it. */
-export function verifyHeaderSignature(header: BlockHeader, sig: Uint8Array, proposer: Pick<Validator, 'key' | 'genesisHash'>, verify: SignatureVerifier = verifySignature): boolean {
-  return verify(proposer.key, headerSigningMessage(headerHash(header), proposer.genesisHash), sig);
+export function verifyHeaderSignature(
+  header: BlockHeader,
+  sig: Uint8Array,
+  proposer: Pick<Validator, 'key' | 'genesisHash'>,
+  opts: { hash?: Uint8Array; verify?: SignatureVerifier } = {},
+): boolean {
+  return (opts.verify ?? verifySignature)(proposer.key, headerSigningMessage(opts.hash ?? headerHash(header), proposer.genesisHash), sig);
 }
 
 export function certificateHash(cert: Certificate | null): Uint8Array {

@@ -69,15 +69,16 @@ export const MAX_CLOCK_DRIFT_MS = 5_000;
 /**
  * Full validation of a block against its parent and the state at its parent (SPEC §5): structure,
  * proposer for the round and signature, the parent's certificate, Merkle roots, and every transaction
- * executed against the permission rules. Pure; `now` is passed only for blocks that arrive live. `verify`
- * checks the proposer's and the parent certificate's signatures (a pre-check may have done them already;
+ * executed against the permission rules. Pure; `now` is passed only for blocks that arrive live, `hash` only
+ * by a caller that already computed this header's hash (it is then not computed again). `verify` checks the
+ * proposer's and the parent certificate's signatures (a pre-check may have done them already;
  * `consensus/signaturePrecheck.ts`), as `txCache` serves transactions whose signatures were checked.
  */
 export function validateBlock(
   block: Block,
   parent: ParentRef,
   state: StateView,
-  ctx: { genesis: Genesis; txCache?: TxCache; verify?: SignatureVerifier; now?: number },
+  ctx: { genesis: Genesis; txCache?: TxCache; verify?: SignatureVerifier; now?: number; hash?: Uint8Array },
 ): ExecutedBlock {
   const { header } = block;
   const { genesis } = ctx;
@@ -90,7 +91,8 @@ export function validateBlock(
 
   const expectedProposer = proposerIndex(genesis.validators.length, h, header.round);
   if (header.proposer !== expectedProposer) invalidBlock(h, `proposer ${header.proposer} is not the proposer of round ${header.round} (${expectedProposer})`);
-  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!, ctx.verify)) invalidBlock(h, 'proposer signature is invalid');
+  const hash = ctx.hash ?? headerHash(header);
+  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!, { hash, verify: ctx.verify })) invalidBlock(h, 'proposer signature is invalid');
 
   checkLastCommit(block, parent, genesis, ctx.verify);
 
@@ -120,7 +122,6 @@ export function validateBlock(
   });
   const eventBytes = encodeEvents(events);
   if (!bytesEqual(merkleRoot(eventBytes), header.eventsRoot)) invalidBlock(h, 'audit events root does not match the execution');
-  const hash = headerHash(header);
   return { block, hash, hashHex: toHex(hash), txs, events, eventBytes, changes: overlay.changes() };
 }
 
@@ -191,7 +192,7 @@ export function buildBlock(args: {
     txCount: txs.length,
     lastCommit: certificateHash(args.lastCommit),
   };
-  const block: Block = { header, sig: signHeader(header, args.signer, genesis.hash), txs: txs.map((t) => t.bytes), lastCommit: args.lastCommit };
   const hash = headerHash(header);
+  const block: Block = { header, sig: signHeader(header, args.signer, genesis.hash, hash), txs: txs.map((t) => t.bytes), lastCommit: args.lastCommit };
   return { executed: { block, hash, hashHex: toHex(hash), txs, events, eventBytes, changes: overlay.changes() }, dropped };
 }

@@ -25,20 +25,29 @@ export const proposalSchema = z.strictObject({
 });
 export type Proposal = z.infer<typeof proposalSchema>;
 
-export function proposalSigningMessage(network: string, genesisHash: Uint8Array, p: { height: number; round: number; validRound: number; block: Block }): Uint8Array {
-  return domainMessage('proposal', genesisHash, encodeCanonical({ network, height: p.height, round: p.round, validRound: p.validRound, block: headerHash(p.block.header) }));
+/** `blockHash`: the block's header hash, when the caller carries it (computed here otherwise). */
+export function proposalSigningMessage(
+  network: string,
+  genesisHash: Uint8Array,
+  p: { height: number; round: number; validRound: number; block: Block },
+  blockHash: Uint8Array = headerHash(p.block.header),
+): Uint8Array {
+  return domainMessage('proposal', genesisHash, encodeCanonical({ network, height: p.height, round: p.round, validRound: p.validRound, block: blockHash }));
 }
 
-export function signProposal(network: string, p: Omit<Proposal, 'sig'>, signer: Signer, genesisHash: Uint8Array): Proposal {
-  return { ...p, sig: signer.sign(proposalSigningMessage(network, genesisHash, p)) };
+export function signProposal(network: string, p: Omit<Proposal, 'sig'>, signer: Signer, genesisHash: Uint8Array, blockHash?: Uint8Array): Proposal {
+  return { ...p, sig: signer.sign(proposalSigningMessage(network, genesisHash, p, blockHash)) };
 }
 
-/** Checks that the proposal is signed by the proposer of its round and is about the block it carries. */
-export function checkProposal(p: Proposal, validators: Validator[], network: string): string | null {
+/**
+ * Checks that the proposal is signed by the proposer of its round and is about the block it carries.
+ * `blockHash`: the block's header hash, when the caller carries it.
+ */
+export function checkProposal(p: Proposal, validators: Validator[], network: string, blockHash?: Uint8Array): string | null {
   if (p.block.header.height !== p.height) return 'proposal height differs from its block';
   if (p.validRound >= p.round) return 'validRound must precede the round';
   if (p.payloads.length !== p.block.txs.length) return 'payloads do not align with transactions';
   const proposer = validators[proposerIndex(validators.length, p.height, p.round)]!;
-  if (!verifySignature(proposer.key, proposalSigningMessage(network, proposer.genesisHash, p), p.sig)) return 'not signed by the proposer of its round';
+  if (!verifySignature(proposer.key, proposalSigningMessage(network, proposer.genesisHash, p, blockHash), p.sig)) return 'not signed by the proposer of its round';
   return null;
 }

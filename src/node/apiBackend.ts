@@ -48,19 +48,19 @@ export function createApiBackend(node: ApiBackendSource): ApiBackend {
     keyProof: (userId) => keyProofOf(ledger, userId),
     overview: (user) => overviewOf(ledger, user),
     recipients: (user, patientId) => recipientsFor(ledger, user, patientId),
-    patientKeys: (patientId, reader) => ledger.store.keysOfPatient(patientId, reader),
+    patientKeys: (patientId, reader) => ledger.keysOfPatient(patientId, reader),
     blocks: (from, to) => listBlocks(ledger, from, to),
     rawBlocks: async (from, to) => {
       const blocks: { height: number; block: Uint8Array; cert?: Uint8Array }[] = [];
       for (let h = from; h <= Math.min(to, ledger.height); h++) {
-        const block = await ledger.store.getBlockBytes(h);
+        const block = await ledger.getBlockBytes(h);
         if (!block) break;
-        const cert = await ledger.store.getCertificate(h);
+        const cert = await ledger.getCertificate(h);
         blocks.push({ height: h, block, ...(cert ? { cert: encodeCanonical(cert) } : {}) });
       }
       return blocks;
     },
-    txLocation: (txId) => ledger.store.txLocation(txId),
+    txLocation: (txId) => ledger.txLocation(txId),
     isPending: (txId) => node.mempool.has(txId),
     proof: (txId) => proofOf(ledger, txId),
     evidence: () => evidenceOf(ledger),

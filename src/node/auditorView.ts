@@ -18,7 +18,7 @@ export async function proofOf(ledger: Ledger, txIdHex: string): Promise<Inclusio
   const [block, cert] = await Promise.all([ledger.getBlock(location.height), ledger.getCertificate(location.height)]);
   if (!block || !cert) throw new MedLedgerError('UNAVAILABLE', `block ${location.height} or its certificate is missing from this node's store`);
   // The stored event bytes are the eventsRoot leaves: read them as stored, never re-encoded.
-  const eventBytes = await ledger.store.blockEventBytes(location.height);
+  const eventBytes = await ledger.blockEventBytes(location.height);
   if (eventBytes.length !== block.txs.length) throw new MedLedgerError('UNAVAILABLE', `block ${location.height}: ${eventBytes.length} stored events for ${block.txs.length} transactions`);
   return buildProof({ genesis: ledger.genesis, block, index: location.index, eventBytes, cert });
 }
@@ -32,7 +32,7 @@ function wireMessage(m: StoredEvidence['first']): WireEvidenceMessage {
 
 /** Equivocation evidence kept by the consensus engine, oldest height first. */
 export async function evidenceOf(ledger: Ledger): Promise<EvidenceRecord[]> {
-  return (await ledger.store.listEvidence()).map((e) => ({
+  return (await ledger.listEvidence()).map((e) => ({
     kind: e.kind,
     validator: e.validator,
     hospital: ledger.genesis.validators[e.validator]?.hospital ?? `validator ${e.validator}`,

@@ -1,38 +1,26 @@
 import type { Logger } from 'pino';
 import { fromHex, toHex } from '../records/crypto/bytes.js';
 import type { Signer } from '../records/crypto/signature.js';
-import { isMedLedgerError, type MedLedgerError } from '../records/errors.js';
+import type { MedLedgerError } from '../records/errors.js';
 import { headerHash } from '../consensus/block.js';
-import { buildBlock, type ExecutedBlock } from '../consensus/blockExecution.js';
-import { checkProposal, signProposal, type Proposal } from '../consensus/proposal.js';
+import { checkProposal, type Proposal } from '../consensus/proposal.js';
 import * as tm from '../consensus/tendermint.js';
 import { MAX_ROUNDS_AHEAD, VoteBook } from '../consensus/voteBook.js';
 import { certificateFromVotes, signVote, verifyCertificate, type Certificate, type SignedVote } from '../consensus/votes.js';
+import type { ChainWriter } from './chainWriter.js';
+import { EvidencePool } from './evidencePool.js';
+import type { FinalizedBlock } from './finalizedBlock.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool, PendingTx } from './mempool.js';
-import { checkBlockPayloads } from './payloads.js';
-import { StoreDamage, type EvidenceRef, type SavedRoundState } from './store/ledgerStore.js';
+import { ProposalCache, type KnownBlock } from './proposalCache.js';
+import { WriteAheadLog } from './writeAheadLog.js';
 
-/**
- * Evidence kept on disk: at most one record per (kind, validator, height), and at most this many in all;
- * beyond it the oldest records are pruned, except each validator's first (which already proves it
- * equivocated). ~1 KB each, so at most ~10 MB.
- */
-export const MAX_EVIDENCE_RECORDS = 10_000;
-
-/** Equivocation evidence: two signed, conflicting messages of one validator (SPEC §5). */
-export interface Evidence {
-  kind: 'vote' | 'proposal';
-  validator: number;
-  height: number;
-  round: number;
-  first: SignedVote | { block: string };
-  second: SignedVote | { block: string };
-  seenAt: number;
-}
+export { MAX_EVIDENCE_RECORDS, type Evidence } from './evidencePool.js';
 
 export interface EngineDeps {
   ledger: Ledger;
+  /** Commits what the engine decides; its lock runs the engine's steps (shared with sync). */
+  chain: ChainWriter;
   mempool: Mempool;
   /** This node's validator index and key; null runs the node as an observer. */
   self: { index: number; signer: Signer } | null;
@@ -45,34 +33,26 @@ export interface EngineDeps {
   logger: Logger;
 }
 
-interface KnownBlock {
-  proposal: Proposal;
-  executed: ExecutedBlock | null;
-  error?: string;
-  persisted?: boolean;
-}
-
 /**
  * The imperative shell around the pure Tendermint state machine: it signs and gossips what the machine
- * decides, arms its timers, validates proposed blocks against the ledger, persists the round state
- * before every vote (so a restart never double-signs), and commits decided blocks with their certificate.
- * Every input goes through one queue, so the machine sees one input at a time.
+ * decides, arms its timers, takes up proposed blocks (proposalCache.ts), saves the round state before every
+ * vote (writeAheadLog.ts, so a restart never double-signs), keeps equivocation evidence (evidencePool.ts),
+ * and hands each decided block with its certificate to the chain writer. Every input runs as one step under
+ * the chain writer's lock, so the machine sees one input at a time and the head never moves during a step;
+ * after every commit, the engine's own or sync's, the writer moves the engine to the next height.
  */
 export class ConsensusEngine {
   private rs: tm.RoundState;
   private readonly ctx: tm.Context;
-  private readonly known = new Map<string, KnownBlock>();
-  /** First proposal hash seen for each round of this height: a second one is evidence, never executed. */
-  private readonly proposalOfRound = new Map<number, string>();
   private book: VoteBook;
-  /** (kind, validator) pairs already reported for equivocation at this height. */
-  private readonly reported = new Set<string>();
-  private evidenceKeys: EvidenceRef[] | null = null;
+  private readonly proposals: ProposalCache;
+  private readonly wal: WriteAheadLog;
+  private readonly evidence: EvidencePool;
   /** Set when a decided block cannot be committed (e.g. the disk failed): consensus stops, loudly. */
   private haltedBy: { height: number; reason: string; since: number } | null = null;
-  private readonly ownProposals = new Map<number, Proposal>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly futureMessages: { height: number; run: () => void }[] = [];
+  /** The step queued last (steps run in order under the chain writer's lock). */
   private queue: Promise<void> = Promise.resolve();
   private lastCommitAt = Date.now();
   private waitingToPropose: { height: number; round: number } | null = null;
@@ -84,6 +64,11 @@ export class ConsensusEngine {
     this.ctx = { n, self: deps.self?.index ?? null, proposer: (h, r) => tm.proposerIndex(n, h, r) };
     this.rs = tm.initialState(deps.ledger.height + 1);
     this.book = new VoteBook(this.rs.height);
+    this.proposals = new ProposalCache(deps);
+    // The engine's own part of the store: the consensus log and the evidence beside the chain.
+    this.wal = new WriteAheadLog(deps.ledger.store, deps.logger);
+    this.evidence = new EvidencePool(deps.ledger.store, deps.logger);
+    deps.chain.onCommitted((finalized) => this.enterNextHeight(finalized));
   }
 
   /** Heights this engine decided, and the rounds beyond round 0 they took (an overload or fault shows here). */
@@ -112,32 +97,15 @@ export class ConsensusEngine {
 
   /** Restores the persisted round state of the next height (after a crash) or starts it fresh. */
   async start(): Promise<void> {
-    const saved = await this.restore(() => this.deps.ledger.store.loadRoundState(), 'stored consensus state is damaged: starting the height afresh');
-    if (saved && saved.rs.height === this.deps.ledger.height + 1) {
-      this.rs = saved.rs;
-      this.book = new VoteBook(this.rs.height);
-      for (const v of saved.votes) this.book.add(v, Number.MAX_SAFE_INTEGER - MAX_ROUNDS_AHEAD);
-      const proposals = await this.restore(() => this.deps.ledger.store.loadProposals(), 'stored proposals are damaged: none restored');
-      for (const proposal of proposals ?? []) {
-        if (proposal.height === this.rs.height) await this.learnBlock(proposal);
-      }
-      this.deps.logger.info({ height: this.rs.height, round: this.rs.round, step: this.rs.step }, 'consensus state restored');
-      if (this.rs.started) this.armStepTimeout();
-      else this.scheduleStart();
-    } else {
-      this.scheduleStart();
-    }
-  }
-
-  /** What the write-ahead log holds, or undefined (logged) when the disk damaged it. */
-  private async restore<T>(read: () => Promise<T | undefined>, damaged: string): Promise<T | undefined> {
-    try {
-      return await read();
-    } catch (err) {
-      if (!(err instanceof StoreDamage)) throw err;
-      this.deps.logger.error({ err }, damaged);
-      return undefined;
-    }
+    const restored = await this.wal.restore(this.deps.ledger.height + 1);
+    if (!restored) return this.scheduleStart();
+    this.rs = restored.saved.rs;
+    this.book = new VoteBook(this.rs.height);
+    for (const v of restored.saved.votes) this.book.add(v, Number.MAX_SAFE_INTEGER - MAX_ROUNDS_AHEAD);
+    for (const proposal of restored.proposals) await this.learnBlock(proposal, headerHash(proposal.block.header));
+    this.deps.logger.info({ height: this.rs.height, round: this.rs.round, step: this.rs.step }, 'consensus state restored');
+    if (this.rs.started) this.armStepTimeout();
+    else this.scheduleStart();
   }
 
   /** Stops timers and waits for the step in progress, so nothing touches the store after it closes. */
@@ -148,20 +116,23 @@ export class ConsensusEngine {
     await this.queue;
   }
 
-  /** Serialises all work on the machine; errors are logged, never thrown into gossip or timers. */
+  /** Queues a step under the chain writer's lock; errors are logged, never thrown into gossip or timers. */
   private enqueue(work: () => Promise<void> | void): Promise<void> {
-    this.queue = this.queue.then(async () => {
-      if (this.stopped) return;
-      try {
-        await work();
-      } catch (err) {
-        this.deps.logger.error({ err }, 'consensus step failed');
-      }
-    });
+    this.queue = this.deps.chain
+      .exclusive(async () => {
+        if (this.stopped) return;
+        try {
+          await work();
+        } catch (err) {
+          this.deps.logger.error({ err }, 'consensus step failed');
+        }
+      })
+      .catch(() => undefined); // refused: the writer halted or closed, so this engine is stopped too
     return this.queue;
   }
 
   private later(ms: number, fn: () => void): void {
+    if (this.stopped) return;
     const t = setTimeout(() => {
       this.timers.delete(t);
       fn();
@@ -177,16 +148,15 @@ export class ConsensusEngine {
 
   // ---- inputs from the network -------------------------------------------------------------
 
-  /** A proposal whose signature was checked by gossip validation. */
-  onProposal(p: Proposal, peer?: string): void {
+  /** A proposal whose signature was checked by gossip validation; `hash`: its block's header hash, carried. */
+  onProposal(p: Proposal, peer?: string, hash: Uint8Array = headerHash(p.block.header)): void {
     this.deps.logger.trace({ height: p.height, round: p.round }, 'proposal received');
     void this.enqueue(async () => {
       if (p.height < this.rs.height) return;
-      if (p.height > this.rs.height) return this.future(p.height, peer, () => this.onProposal(p, peer));
-      const known = await this.learnBlock(p);
+      if (p.height > this.rs.height) return this.future(p.height, peer, () => this.onProposal(p, peer, hash));
+      const known = await this.learnBlock(p, hash);
       if (!known) return;
-      const hash = toHex(sha256Header(p));
-      await this.feed({ kind: 'proposal', height: p.height, round: p.round, value: hash, validRound: p.validRound, valid: known.executed !== null });
+      await this.feed({ kind: 'proposal', height: p.height, round: p.round, value: known.hashHex, validRound: p.validRound, valid: known.executed !== null });
     });
   }
 
@@ -199,7 +169,7 @@ export class ConsensusEngine {
       const added = this.book.add(v, this.rs.round);
       if (added.kind !== 'added') return;
       if (added.conflictsWith) {
-        await this.recordEvidence({ kind: 'vote', validator: v.validator, height: v.height, round: v.round, first: added.conflictsWith, second: v, seenAt: Date.now() });
+        await this.evidence.record({ kind: 'vote', validator: v.validator, height: v.height, round: v.round, first: added.conflictsWith, second: v, seenAt: Date.now() });
       }
       // Conflicting votes still go to the machine: it counts each validator at most once per value, which
       // keeps honest nodes that saw the two votes in different orders able to reach the same polka.
@@ -241,31 +211,6 @@ export class ConsensusEngine {
         if (this.rs.height === stuckAt) this.deps.behind(stuckAt, peer);
       });
     }
-  }
-
-  /**
-   * Runs sync work inside the engine's queue, so sync never races a consensus commit. `commit` stores a
-   * block whose certificate the caller verified, and moves the engine to the next height.
-   */
-  withLedger<T>(
-    fn: (commit: (executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted: ReadonlySet<string>) => Promise<void>) => Promise<T> | T,
-  ): Promise<T> {
-    let result!: T;
-    const commit = async (executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted: ReadonlySet<string>) => {
-      await this.deps.ledger.commit(executed, cert, payloads, redacted);
-      await this.enterNextHeight(executed);
-    };
-    let failure: unknown = null;
-    return this.enqueue(async () => {
-      try {
-        result = await fn(commit);
-      } catch (err) {
-        failure = err;
-      }
-    }).then(() => {
-      if (failure) throw failure;
-      return result;
-    });
   }
 
   /** The mempool gained a transaction: a proposer waiting on an empty mempool can propose now. */
@@ -329,60 +274,33 @@ export class ConsensusEngine {
     // The latest rounds are what a lagging peer needs; a votes message carries at most 64.
     const own = this.ctx.self === null ? [] : this.book.votesOf(this.ctx.self).filter((v) => v.round >= this.rs.round - 1);
     if (own.length > 0) this.deps.publishVotes(own.slice(-32));
-    const proposal = this.ownProposals.get(this.rs.round);
+    const proposal = this.proposals.own(this.rs.round);
     if (proposal) this.deps.publishProposal(proposal);
   }
 
   private async proposeNew(height: number, round: number): Promise<void> {
     if (!this.deps.self || this.rs.height !== height || this.rs.round !== round || this.rs.step !== 'propose') return;
-    const { ledger, mempool } = this.deps;
     const idleFor = Date.now() - this.lastCommitAt;
-    if (mempool.size === 0 && round === 0 && idleFor < this.params.emptyBlockIntervalMs) {
+    if (this.deps.mempool.size === 0 && round === 0 && idleFor < this.params.emptyBlockIntervalMs) {
       this.waitingToPropose = { height, round };
       this.later(this.params.emptyBlockIntervalMs - idleFor, () => this.onMempoolTx());
       return;
     }
     this.waitingToPropose = null;
     const started = performance.now();
-    const pending = mempool.candidates(this.params.maxBlockTxs * 2);
-    const payloadOf = new Map(pending.map((p) => [p.tx.idHex, p.payload]));
-    const { executed, dropped } = buildBlock({
-      genesis: ledger.genesis,
-      parent: ledger.headRef,
-      lastCommit: await ledger.headCertificate(),
-      state: ledger.state,
-      candidates: pending.map((p) => p.tx),
-      sizeOf: (tx) => tx.bytes.length + (payloadOf.get(tx.idHex)?.length ?? 0),
-      round,
-      time: Date.now(),
-      signer: this.deps.self.signer,
-    });
-    for (const { tx, error } of dropped) {
-      const entry = mempool.remove(tx.idHex);
-      if (entry) this.deps.dropped(entry, error);
-    }
-    const proposal = signProposal(
-      this.network,
-      { height, round, validRound: -1, block: executed.block, payloads: executed.txs.map((t) => payloadOf.get(t.idHex) ?? null) },
-      this.deps.self.signer,
-      this.deps.ledger.genesis.hash,
-    );
-    this.known.set(executed.hashHex, { proposal, executed, persisted: true });
-    this.proposalOfRound.set(round, executed.hashHex);
-    await this.persistBlock(executed.hashHex, proposal);
-    this.ownProposals.set(round, proposal);
-    this.deps.publishProposal(proposal);
-    this.deps.logger.debug({ height, round, txs: executed.txs.length, ms: Math.round(performance.now() - started) }, 'proposed block');
-    await this.feed({ kind: 'proposal', height, round, value: executed.hashHex, validRound: -1, valid: true });
+    const { known, dropped } = await this.proposals.build(round, this.deps.self.signer);
+    for (const { entry, error } of dropped) this.deps.dropped(entry, error);
+    await this.wal.saveProposal(known.hashHex, known.proposal);
+    known.persisted = true;
+    this.deps.publishProposal(known.proposal);
+    this.deps.logger.debug({ height, round, txs: known.executed!.txs.length, ms: Math.round(performance.now() - started) }, 'proposed block');
+    await this.feed({ kind: 'proposal', height, round, value: known.hashHex, validRound: -1, valid: true });
   }
 
   private async repropose(height: number, round: number, value: string, validRound: number): Promise<void> {
-    const known = this.known.get(value);
+    const known = this.proposals.get(value);
     if (!this.deps.self || !known) return;
-    const { block, payloads } = known.proposal;
-    const proposal = signProposal(this.network, { height, round, validRound, block, payloads }, this.deps.self.signer, this.deps.ledger.genesis.hash);
-    this.ownProposals.set(round, proposal);
-    this.deps.publishProposal(proposal);
+    this.deps.publishProposal(this.proposals.repropose(known, round, validRound, this.deps.self.signer));
     await this.feed({ kind: 'proposal', height, round, value, validRound, valid: known.executed !== null });
   }
 
@@ -401,148 +319,93 @@ export class ConsensusEngine {
   }
 
   private async decide(height: number, round: number, value: string): Promise<void> {
-    const known = this.known.get(value);
+    const known = this.proposals.get(value);
     if (!known?.executed) throw new Error(`decided block ${value.slice(0, 12)} at height ${height} is not known as valid`);
     // A certificate is built only from signatures in hand and stored only with a quorum of valid ones:
     // after a crash the machine may count votes whose signatures were never persisted.
     let cert: Certificate;
     try {
       cert = certificateFromVotes(this.book.precommitsFor(round, value));
-      verifyCertificate(cert, this.deps.ledger.genesis.validators, this.network, { height, block: fromHex(value) });
+      verifyCertificate(cert, this.deps.ledger.genesis.validators, this.network, { height, block: known.hash });
     } catch (err) {
       this.deps.logger.warn({ height, round, reason: (err as Error).message }, 'decided, but without a full certificate in hand: fetching the block from peers');
       this.deps.behind(height);
       return;
     }
-    const payloads = new Map<string, Uint8Array>();
-    known.executed.txs.forEach((tx, i) => {
-      const p = known.proposal.payloads[i];
-      if (p) payloads.set(tx.idHex, p);
-    });
     const started = performance.now();
     try {
-      await this.deps.ledger.commit(known.executed, cert, payloads);
+      await this.deps.chain.commit({ executed: known.executed, cert, payloads: known.payloads });
     } catch (err) {
+      // Stored, and what failed came after (moving on to the next height): not a failed commit.
+      if (this.deps.ledger.height >= height) throw err;
       return this.halt(height, `commit of the decided block failed: ${(err as Error).message}`);
     }
     this.deps.logger.debug({ height, round, txs: known.executed.txs.length, ms: Math.round(performance.now() - started) }, 'committed block');
     this.stats.heights++;
     this.stats.extraRounds += round;
     if (round > 0) this.stats.heightsWithExtraRounds++;
-    await this.enterNextHeight(known.executed);
   }
 
-  private async enterNextHeight(executed: ExecutedBlock): Promise<void> {
+  /** After every commit (ours or sync's), under the chain writer's lock: the next height starts afresh. */
+  private async enterNextHeight({ executed }: FinalizedBlock): Promise<void> {
     for (const tx of executed.txs) this.deps.mempool.remove(tx.idHex);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    this.known.clear();
-    this.proposalOfRound.clear();
-    this.reported.clear();
-    this.ownProposals.clear();
+    this.proposals.clear();
+    this.evidence.nextHeight();
     this.waitingToPropose = null;
     this.catchUpArmed = false;
     this.lastCommitAt = Date.now();
     this.rs = tm.initialState(this.deps.ledger.height + 1);
     this.book = new VoteBook(this.rs.height);
-    await this.deps.ledger.store.clearRoundState();
-    // A deleted record's ciphertext also sat in the proposals kept while undecided (and its wrapped keys in
-    // LevelDB): compacting those ranges now drops the old values from the table files and the log.
-    const deleted = executed.txs.flatMap((tx, i) => (tx.tx.type === 'deleteRecord' && executed.events[i]?.outcome === 'success' && tx.tx.record ? [tx.tx.record] : []));
-    if (deleted.length > 0) await this.deps.ledger.store.compactPurged(deleted);
+    await this.wal.clear();
     const replay = this.futureMessages.splice(0).filter((m) => m.height === this.rs.height);
     for (const m of replay) m.run();
     this.scheduleStart();
   }
 
-  // ---- blocks and persistence --------------------------------------------------------------
+  // ---- proposed blocks ---------------------------------------------------------------------
 
   /**
    * Executes a proposed block for the next height once per hash and remembers the verdict. Synchronous,
-   * so gossip validation can reject an invalid block before it is forwarded.
+   * so gossip validation can reject an invalid block before it is forwarded. `hash`: the header hash, carried
+   * from gossip validation.
    */
-  assess(p: Proposal): 'valid' | 'invalid' | 'ignore' {
-    if (p.height !== this.rs.height || p.round > this.rs.round + MAX_ROUNDS_AHEAD) return 'ignore';
-    const hash = toHex(sha256Header(p));
-    // One proposal per round is executed (a re-proposal of a known block costs nothing); a second, different
-    // one for the same round is evidence against its proposer and costs us only its signature check.
-    const first = this.proposalOfRound.get(p.round);
-    if (first !== undefined && first !== hash) {
-      void this.enqueue(() => this.noteConflictingProposal(p));
-      return 'ignore';
-    }
-    this.proposalOfRound.set(p.round, hash);
-    let known = this.known.get(hash);
-    if (!known) {
-      try {
-        const started = performance.now();
-        const executed = this.deps.ledger.validateNext(p.block, Date.now());
-        // Everything the commit path needs is checked here, by the code admission uses: a block we vote
-        // for can always be committed.
-        checkBlockPayloads(executed.txs, p.payloads);
-        known = { proposal: p, executed };
-        this.deps.logger.debug({ height: p.height, round: p.round, txs: executed.txs.length, ms: Math.round(performance.now() - started) }, 'validated proposal');
-      } catch (err) {
-        if (!isMedLedgerError(err)) {
-          // Our own bug, not the proposer's fault: do not vote on it, do not penalise the peer.
-          this.deps.logger.error({ height: p.height, round: p.round, err }, 'proposal could not be checked');
-          this.proposalOfRound.delete(p.round);
-          return 'ignore';
-        }
-        known = { proposal: p, executed: null, error: err.message };
-        this.deps.logger.warn({ height: p.height, round: p.round, reason: err.message }, 'invalid proposal');
-      }
-      this.known.set(hash, known);
-    }
-    return known.executed ? 'valid' : 'invalid';
+  assess(p: Proposal, hash: Uint8Array = headerHash(p.block.header)): 'valid' | 'invalid' | 'ignore' {
+    const known = this.takeUp(p, hash);
+    return known === null ? 'ignore' : known.executed ? 'valid' : 'invalid';
+  }
+
+  private takeUp(p: Proposal, hash: Uint8Array): KnownBlock | null {
+    if (p.height !== this.rs.height || p.round > this.rs.round + MAX_ROUNDS_AHEAD) return null;
+    const known = this.proposals.take(p, hash);
+    if (known !== 'conflict') return known;
+    // A second, different proposal from one proposer for one round is evidence too (it costs us only its signature check).
+    void this.enqueue(() => this.noteConflictingProposal(p, hash));
+    return null;
   }
 
   /** Executes (once) and persists a proposed block; null when it is not one this node takes up. */
-  private async learnBlock(p: Proposal): Promise<KnownBlock | null> {
-    if (this.assess(p) === 'ignore') return null;
-    const hash = toHex(sha256Header(p));
-    const known = this.known.get(hash)!;
+  private async learnBlock(p: Proposal, hash: Uint8Array): Promise<KnownBlock | null> {
+    const known = this.takeUp(p, hash);
     // Kept on disk while undecided: a restarted validator locked on this block can still re-propose it.
-    if (known.executed && !known.persisted) {
-      await this.persistBlock(hash, p);
+    if (known?.executed && !known.persisted) {
+      await this.wal.saveProposal(known.hashHex, p);
       known.persisted = true;
     }
     return known;
   }
 
+  private async noteConflictingProposal(p: Proposal, hash: Uint8Array): Promise<void> {
+    const a = this.proposals.firstOf(p.round);
+    const b = toHex(hash);
+    if (p.height !== this.rs.height || a === undefined || a === b) return;
+    await this.evidence.record({ kind: 'proposal', validator: this.ctx.proposer(p.height, p.round), height: p.height, round: p.round, first: { block: a }, second: { block: b }, seenAt: Date.now() });
+  }
+
+  /** Every signed vote of the height goes with the round state, so a certificate can be built after a restart. */
   private async persist(): Promise<void> {
-    // Every signed vote of the height goes with the round state: after a restart the machine's tally and
-    // the signatures in hand agree, so a certificate can be built from them.
-    await this.deps.ledger.store.saveRoundState({ rs: this.rs, votes: this.book.all() } satisfies SavedRoundState);
-  }
-
-  private async persistBlock(hashHex: string, p: Proposal): Promise<void> {
-    await this.deps.ledger.store.saveProposal(hashHex, p);
-  }
-
-  /** Keeps the first proof of each validator's equivocation per height; bounded in all (MAX_EVIDENCE_RECORDS). */
-  private async recordEvidence(e: Evidence): Promise<void> {
-    const id = `${e.kind}-${e.validator}`;
-    if (this.reported.has(id)) return;
-    this.reported.add(id);
-    this.deps.logger.warn({ validator: e.validator, height: e.height, round: e.round, kind: e.kind }, 'equivocation evidence');
-    const ref: EvidenceRef = { height: e.height, id };
-    this.evidenceKeys ??= await this.deps.ledger.store.evidenceRefs();
-    this.evidenceKeys.push(ref);
-    let prune: EvidenceRef[] = [];
-    if (this.evidenceKeys.length > MAX_EVIDENCE_RECORDS) {
-      const firstOfValidator = new Map<string, EvidenceRef>();
-      for (const k of this.evidenceKeys) {
-        const who = k.id.slice(k.id.lastIndexOf('-') + 1);
-        if (!firstOfValidator.has(who)) firstOfValidator.set(who, k);
-      }
-      const keep = new Set(firstOfValidator.values());
-      const excess = this.evidenceKeys.length - MAX_EVIDENCE_RECORDS;
-      prune = this.evidenceKeys.filter((k) => !keep.has(k)).slice(0, excess);
-      const gone = new Set(prune);
-      this.evidenceKeys = this.evidenceKeys.filter((k) => !gone.has(k));
-    }
-    await this.deps.ledger.store.addEvidence(ref, e, prune);
+    await this.wal.saveRoundState(this.rs, this.book.all());
   }
 
   /** Stops consensus for good and says why: a node that cannot store what it decided must not go on. */
@@ -551,23 +414,13 @@ export class ConsensusEngine {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    // Nothing is committed after a block that could not be stored: sync stops committing too.
+    this.deps.chain.halt(reason);
     this.deps.logger.fatal({ height, reason }, 'consensus halted');
   }
 
-  /** A second, different proposal from one proposer for one round is evidence too. */
-  async noteConflictingProposal(p: Proposal): Promise<void> {
-    const a = this.proposalOfRound.get(p.round);
-    if (p.height !== this.rs.height || a === undefined) return;
-    const b = toHex(sha256Header(p));
-    if (a === b) return;
-    await this.recordEvidence({ kind: 'proposal', validator: this.ctx.proposer(p.height, p.round), height: p.height, round: p.round, first: { block: a }, second: { block: b }, seenAt: Date.now() });
+  /** `hash`: the block's header hash, carried from gossip validation. */
+  checkProposal(p: Proposal, hash?: Uint8Array): string | null {
+    return checkProposal(p, this.deps.ledger.genesis.validators, this.network, hash);
   }
-
-  checkProposal(p: Proposal): string | null {
-    return checkProposal(p, this.deps.ledger.genesis.validators, this.network);
-  }
-}
-
-function sha256Header(p: Proposal): Uint8Array {
-  return headerHash(p.block.header);
 }

@@ -7,6 +7,7 @@ import { MAX_TX_BYTES, MAX_PAYLOAD_BYTES } from '../records/tx/types.js';
 import { proposalSchema, type Proposal } from '../consensus/proposal.js';
 import { signedVoteSchema, verifyVote, type SignedVote } from '../consensus/votes.js';
 import { MAX_ROUNDS_AHEAD } from '../consensus/voteBook.js';
+import { headerHash } from '../consensus/block.js';
 import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool } from './mempool.js';
@@ -105,7 +106,7 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
           // forwarded) after the block holding its transactions was committed everywhere, and a replayed final
           // transaction costs us a decode and one lookup, no signature check.
           if (PROVABLY_BAD.has(err.code)) bad++;
-          else if (err.code === 'REPLAY' && (await ledger.store.txLocation(txIdOfBytes(item.tx)))) continue;
+          else if (err.code === 'REPLAY' && (await ledger.txLocation(txIdOfBytes(item.tx)))) continue;
           else if (NOT_VALID_HERE.has(err.code)) doubtful++;
         }
       }
@@ -127,18 +128,20 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
       // Old heights and rounds beyond the window are dropped before the signature check (the latter charged).
       if (p.height <= ledger.height) throw GossipError.ignore('proposal for a final height');
       if (p.height === ledger.height + 1 && p.round > engine.round + MAX_ROUNDS_AHEAD) throw GossipError.ignore('proposal round beyond the window', NOT_VALID_HERE_COST);
-      const problem = engine.checkProposal(p);
+      // The block's header hash, computed once here and carried to the engine (and on to the commit).
+      const hash = headerHash(p.block.header);
+      const problem = engine.checkProposal(p, hash);
       if (problem) {
         logger.debug({ from, height: p.height, problem }, 'rejected proposal');
         throw GossipError.reject(`proposal: ${problem}`);
       }
       if (p.height === ledger.height + 1) {
         // A proposal for the next height is executed now: an invalid block is provably bad.
-        const verdict = engine.assess(p);
+        const verdict = engine.assess(p, hash);
         if (verdict === 'invalid') throw GossipError.reject(`invalid block at height ${p.height}`);
         if (verdict === 'ignore') throw GossipError.ignore('proposal not for the current round window');
       }
-      engine.onProposal(p, from);
+      engine.onProposal(p, from, hash);
       return 'accept';
     },
   };

@@ -1,22 +1,24 @@
 import { EventEmitter } from 'node:events';
+import type { AuditEvent } from '../records/audit.js';
+import type { WrappedKey } from '../records/envelope.js';
 import type { MemoryState } from '../records/state/memoryState.js';
-import { genesisBlock, headerHash, type Block, type BlockHeader } from '../consensus/block.js';
+import type { UnsignedTx } from '../records/tx/types.js';
+import { genesisBlock, type Block, type BlockHeader } from '../consensus/block.js';
 import { validateBlock, type ExecutedBlock, type ParentRef } from '../consensus/blockExecution.js';
 import { genesisChanges, type Genesis } from '../consensus/genesis.js';
 import type { Certificate } from '../consensus/votes.js';
-import type { AuditPage, EventFilter, LedgerStore, StoreDamage } from './store/ledgerStore.js';
+import type { FinalizedBlock } from './finalizedBlock.js';
+import type { AuditPage, EventFilter, LedgerStore, StoreDamage, StoredEvidence } from './store/ledgerStore.js';
 import { BoundedTxCache } from './txCache.js';
 
-export interface CommittedBlock {
-  executed: ExecutedBlock;
-  cert: Certificate;
-}
+/** What the 'committed' event carries: the block as it was committed. */
+export type CommittedBlock = FinalizedBlock;
 
 /**
  * The node's view of the finalized chain: head, in-memory state and the store, kept in step. Only
  * final blocks (with a commit certificate) are ever written, so nothing here is ever rolled back.
  */
-export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
+export class Ledger extends EventEmitter<{ committed: [FinalizedBlock] }> {
   readonly txCache = new BoundedTxCache();
   private head!: ParentRef;
 
@@ -53,9 +55,12 @@ export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
     return this.head.header;
   }
 
-  /** Validates a block proposed or synced for the next height against the current state. */
-  validateNext(block: Block, now?: number): ExecutedBlock {
-    return validateBlock(block, this.head, this.state, { genesis: this.genesis, txCache: this.txCache, ...(now !== undefined ? { now } : {}) });
+  /**
+   * Validates a block proposed or synced for the next height against the current state. `opts.hash`: the
+   * header's hash when the caller already computed it from this header (a proposal's, carried).
+   */
+  validateNext(block: Block, opts: { now?: number; hash?: Uint8Array } = {}): ExecutedBlock {
+    return validateBlock(block, this.head, this.state, { genesis: this.genesis, txCache: this.txCache, ...opts });
   }
 
   /** The head block's certificate: what the next block carries as its lastCommit. */
@@ -69,6 +74,15 @@ export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
     return this.store.getBlock(height);
   }
 
+  /** A stored block decoded, with the bytes it was read from (one read). */
+  getStoredBlock(height: number): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
+    return this.store.getStoredBlock(height);
+  }
+
+  getBlockBytes(height: number): Promise<Uint8Array | undefined> {
+    return this.store.getBlockBytes(height);
+  }
+
   getCertificate(height: number): Promise<Certificate | undefined> {
     return this.store.getCertificate(height);
   }
@@ -77,16 +91,69 @@ export class Ledger extends EventEmitter<{ committed: [CommittedBlock] }> {
     return this.store.txLocation(txIdHex);
   }
 
+  getEvent(height: number, index: number): Promise<AuditEvent | undefined> {
+    return this.store.getEvent(height, index);
+  }
+
   /** Audit trail, newest first, through the most selective index; paged by cursor. */
   queryEvents(filter: EventFilter, opts: { limit: number; cursor?: string }): Promise<AuditPage> {
     return this.store.queryEvents(filter, opts);
   }
 
-  /** `redacted`: payloads a record deletion already redacted at the peer they were synced from. */
-  async commit(executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted?: ReadonlySet<string>): Promise<void> {
-    await this.store.commitBlock(executed, cert, payloads, redacted);
+  /** The stored bytes of a block's audit events, in order (the eventsRoot leaves). */
+  blockEventBytes(height: number): Promise<Uint8Array[]> {
+    return this.store.blockEventBytes(height);
+  }
+
+  getPayload(txIdHex: string): Promise<{ payload: Uint8Array; redacted: boolean } | undefined> {
+    return this.store.getPayload(txIdHex);
+  }
+
+  /** The payload holding a blob's ciphertext, and the data key wrapped for one user. */
+  getBlob(blob: string, user: string): ReturnType<LedgerStore['getBlob']> {
+    return this.store.getBlob(blob, user);
+  }
+
+  /** Every blob of a patient with the key wrapped for `user`. */
+  keysOfPatient(patient: string, user: string): Promise<{ blob: string; key: WrappedKey }[]> {
+    return this.store.keysOfPatient(patient, user);
+  }
+
+  /** The equivocation evidence the consensus engine kept, oldest height first. */
+  listEvidence(): Promise<StoredEvidence[]> {
+    return this.store.listEvidence();
+  }
+
+  /** Committed payloads this replica does not hold, oldest first. */
+  missingPayloads(limit: number): Promise<string[]> {
+    return this.store.missingPayloads(limit);
+  }
+
+  // ---- writes: in a running node only the chain writer (chainWriter.ts) calls these, under its lock ----
+
+  /**
+   * Stores a finalized block (one atomic batch), then moves the state and the head to it and tells the
+   * listeners. The block's header hash is the one it carries.
+   */
+  async commit(finalized: FinalizedBlock): Promise<void> {
+    const { executed } = finalized;
+    await this.store.commitBlock(finalized);
     this.state.write(executed.changes);
-    this.head = { header: executed.block.header, hash: headerHash(executed.block.header) };
-    this.emit('committed', { executed, cert });
+    this.head = { header: executed.block.header, hash: executed.hash };
+    this.emit('committed', finalized);
+  }
+
+  /** Stores a missing payload the caller verified (see LedgerStore.repairPayload). */
+  repairPayload(txIdHex: string, t: UnsignedTx, payload: Uint8Array, redacted: boolean): Promise<'stored' | 'dropped'> {
+    return this.store.repairPayload(txIdHex, t, payload, redacted);
+  }
+
+  /** Drops what deleted records left in LevelDB's files (see LedgerStore.compactPurged). */
+  compactPurged(records: string[]): Promise<void> {
+    return this.store.compactPurged(records);
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
   }
 }

@@ -14,6 +14,7 @@ import { submitBatchRequestSchema, submitTxRequestSchema } from '../api/contract
 import { createApiServer, type ApiServer } from './api/http.js';
 import { apiRoutes } from './api/routes.js';
 import { createApiBackend } from './apiBackend.js';
+import { ChainWriter } from './chainWriter.js';
 import type { NodeConfig } from './config.js';
 import { ConsensusEngine } from './consensusEngine.js';
 import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, MAX_TX_BATCH, maxGossipBytes, TOPICS } from './gossip.js';
@@ -81,6 +82,8 @@ export class MedLedgerNode {
   readonly tracker: TxTracker;
   /** Per-user rate and per-node registrations for submissions through this node's API. */
   readonly apiLimits: ApiAdmissionLimits;
+  /** The one writer of the chain: consensus and sync commit through it. */
+  readonly chain: ChainWriter;
   engine!: ConsensusEngine;
   host!: P2PHost;
   sync!: SyncManager;
@@ -103,6 +106,7 @@ export class MedLedgerNode {
     );
     this.apiLimits = new ApiAdmissionLimits(limits);
     this.tracker = new TxTracker(ledger);
+    this.chain = new ChainWriter(ledger);
   }
 
   static async start(config: NodeConfig, logger: Logger = pino({ level: config.logLevel, base: { node: config.name } })): Promise<MedLedgerNode> {
@@ -123,16 +127,18 @@ export class MedLedgerNode {
   }
 
   private async wire(selfIndex: number, signer: ReturnType<typeof createSigner>): Promise<void> {
-    const { config, genesis, ledger, logger, mempool } = this;
+    const { config, genesis, ledger, logger, mempool, chain } = this;
     logger.info({ backend: signatureBackend(), ...(libsodiumUnavailable ? { libsodium: libsodiumUnavailable } : {}) }, `Ed25519 signatures through ${signatureBackend()}`);
-    this.sync = new SyncManager({ ledger, engine: () => this.engine, host: () => this.host, logger, maxBlockBytes: genesis.params.maxBlockBytes });
+    const sync = new SyncManager({ ledger, chain, host: () => this.host, logger, maxBlockBytes: genesis.params.maxBlockBytes });
+    this.sync = sync;
     this.engine = new ConsensusEngine({
       ledger,
+      chain,
       mempool,
       self: { index: selfIndex, signer },
       publishProposal: (p) => this.publish('block', encodeProposal(p)),
       publishVotes: (votes) => this.publish('vote', encodeVotes(votes)),
-      behind: (height, peer) => this.sync.behind(height, peer),
+      behind: (height, peer) => sync.behind(height, peer),
       dropped: (entry, error) => this.tracker.fail(entry.tx.idHex, error),
       logger,
     });
@@ -246,14 +252,14 @@ export class MedLedgerNode {
     const tx = decodeTxCached(bytes, leafHash(bytes), this.ledger.genesis.hash, this.ledger.txCache);
     // Idempotent re-submission: a transaction already final answers with its audit event, never with the
     // answer of a read or query (that went to the live request only; asking again is a new transaction).
-    const location = await this.ledger.store.txLocation(tx.idHex);
+    const location = await this.ledger.txLocation(tx.idHex);
     if (location) return this.committedResponse(tx.idHex, location.height, location.index);
     let admission: ReturnType<typeof admitTx>;
     try {
       admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now: Date.now(), api: this.apiLimits });
     } catch (err) {
       // A retried submission may have become final between the check above and admission.
-      const committed = isMedLedgerError(err, 'REPLAY') ? await this.ledger.store.txLocation(tx.idHex) : undefined;
+      const committed = isMedLedgerError(err, 'REPLAY') ? await this.ledger.txLocation(tx.idHex) : undefined;
       if (committed) return this.committedResponse(tx.idHex, committed.height, committed.index);
       throw err;
     }
@@ -270,7 +276,7 @@ export class MedLedgerNode {
   }
 
   private async committedResponse(id: string, height: number, index: number): Promise<SubmitTxResponse> {
-    const event = (await this.ledger.store.getEvent(height, index))!;
+    const event = (await this.ledger.getEvent(height, index))!;
     return { id, status: 'committed', height, event };
   }
 
@@ -301,6 +307,8 @@ export class MedLedgerNode {
   }
 
   async stop(): Promise<void> {
+    // Nothing is committed from now on; the step or synced block in progress finishes first.
+    await this.chain.close();
     await this.engine.stop();
     this.outbox.flush();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -310,7 +318,7 @@ export class MedLedgerNode {
     await this.sync.close();
     await this.integrity.stop();
     this.shedder.stop();
-    await this.ledger.store.close();
+    await this.ledger.close();
     this.logger.info('node stopped');
   }
 }

@@ -7,13 +7,13 @@ import { bytes, uintSchema } from '../records/ids.js';
 import { decodeBlock, type Block } from '../consensus/block.js';
 import { SignaturePrecheck } from '../consensus/signaturePrecheck.js';
 import { certificateSchema, verifyCertificate } from '../consensus/votes.js';
-import type { ConsensusEngine } from './consensusEngine.js';
+import type { ChainWriter } from './chainWriter.js';
 import type { Ledger } from './ledger.js';
 import type { P2PHost } from './p2p/host.js';
-import { checkPayload } from './payloads.js';
+import { checkPayload, type CheckedPayload } from './payloads.js';
 import { payloadKind } from '../records/payloadKind.js';
 import { decodeTx, txIdOfBytes } from '../records/tx/codec.js';
-import type { UnsignedTx } from '../records/tx/types.js';
+import type { Tx, UnsignedTx } from '../records/tx/types.js';
 import { maxFaulty } from '../consensus/tendermint.js';
 import { toHex } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
@@ -76,26 +76,30 @@ export class SyncManager {
   /** Payloads restored from peers, dropped (purged meanwhile), and still missing after the last attempt. */
   readonly repairs = { stored: 0, dropped: 0, missing: 0 };
 
+  /**
+   * `chain`: the chain writer, shared with the consensus engine; synced blocks are validated and committed
+   * under its lock, so sync and consensus never race.
+   */
   constructor(
-    private readonly deps: { ledger: Ledger; engine: () => ConsensusEngine; host: () => P2PHost; logger: Logger; maxBlockBytes: number },
+    private readonly deps: { ledger: Ledger; chain: ChainWriter; host: () => P2PHost; logger: Logger; maxBlockBytes: number },
   ) {}
 
-  /** Serves a range of finalized blocks to a peer. */
+  /** Serves a range of finalized blocks to a peer (each block read once, and sent as stored). */
   async *serve(request: Uint8Array): AsyncIterable<Uint8Array> {
     const parsed = requestSchema.safeParse(decodeCanonical(request, 'sync request'));
     if (!parsed.success) return;
     const { ledger } = this.deps;
     const to = Math.min(parsed.data.to, parsed.data.from + MAX_RANGE - 1, ledger.height);
     for (let h = Math.max(1, parsed.data.from); h <= to; h++) {
-      const block = await ledger.store.getBlock(h);
-      const cert = await ledger.store.getCertificate(h);
-      if (!block || !cert) return;
+      const stored = await ledger.getStoredBlock(h);
+      const cert = await ledger.getCertificate(h);
+      if (!stored || !cert) return;
       const payloads: { index: number; payload: Uint8Array; redacted: boolean }[] = [];
-      for (let i = 0; i < block.txs.length; i++) {
-        const stored = await ledger.store.getPayload(txIdOfBytes(block.txs[i]!));
-        if (stored) payloads.push({ index: i, payload: stored.payload, redacted: stored.redacted });
+      for (let i = 0; i < stored.block.txs.length; i++) {
+        const held = await ledger.getPayload(txIdOfBytes(stored.block.txs[i]!));
+        if (held) payloads.push({ index: i, payload: held.payload, redacted: held.redacted });
       }
-      yield encodeCanonical({ block: (await ledger.store.getBlockBytes(h))!, cert, payloads });
+      yield encodeCanonical({ block: stored.bytes, cert, payloads });
     }
   }
 
@@ -173,34 +177,15 @@ export class SyncManager {
 
   /** Validates and commits a chunk of blocks in order (their signatures were checked on workers). */
   private async commitChunk(chunk: SyncChunk): Promise<number> {
-    const { ledger, logger } = this.deps;
+    const { ledger, chain, logger } = this.deps;
     let count = 0;
     for (const { block, frame, peer } of chunk) {
-      // Validation and commit run in the consensus queue, so sync and consensus never race.
-      const committed = await this.deps.engine().withLedger(async (commit) => {
+      // Validated and committed under the chain writer's lock, against the head it is committed on.
+      const committed = await chain.exclusive(async () => {
         if (block.header.height !== ledger.height + 1) return false;
         const executed = ledger.validateNext(block);
         verifyCertificate(frame.cert, ledger.genesis.validators, ledger.genesis.file.network, { height: block.header.height, block: executed.hash });
-        // Only payloads that match their committed hash (and pass admission's checks) are stored now. A
-        // redacted grant payload (a later deletion removed keys from it) cannot be checked against its hash:
-        // it waits until f+1 peers served the same bytes. Whatever is not stored is marked missing and
-        // repaired from other peers.
-        const payloads = new Map<string, Uint8Array>();
-        for (const { index, payload, redacted } of frame.payloads) {
-          const tx = executed.txs[index];
-          if (!tx || !tx.tx.payload) continue;
-          if (bytesEqual(sha256(payload), tx.tx.payload)) {
-            try {
-              checkPayload(tx, payload);
-              payloads.set(tx.idHex, payload);
-            } catch (err) {
-              logger.warn({ tx: tx.idHex, reason: (err as Error).message }, 'synced payload matches its hash but is not storable');
-            }
-          } else if (redacted && payloadKind(tx.tx)?.kind === 'grant') {
-            this.offerRedacted(tx.idHex, payload, peer);
-          }
-        }
-        await commit(executed, frame.cert, payloads, new Set());
+        await chain.commit({ executed, cert: frame.cert, bytes: frame.block, payloads: this.syncedPayloads(executed.txs, frame.payloads, peer) });
         return true;
       });
       if (!committed) continue;
@@ -215,6 +200,34 @@ export class SyncManager {
     return count;
   }
 
+  /**
+   * The payloads of a synced block that may be stored now: those that match their committed hash and pass
+   * admission's checks (each hashed and parsed once, the result carried to the store). A redacted grant
+   * payload (a later deletion removed keys from it) cannot be checked against its hash: it waits until f+1
+   * peers served the same bytes. Whatever is not stored is marked missing and repaired from other peers.
+   */
+  private syncedPayloads(txs: Tx[], served: z.infer<typeof frameSchema>['payloads'], peer: string): Map<string, CheckedPayload> {
+    const payloads = new Map<string, CheckedPayload>();
+    for (const { index, payload, redacted } of served) {
+      const tx = txs[index];
+      if (!tx || !tx.tx.payload) continue;
+      let failure: unknown;
+      try {
+        const checked = checkPayload(tx, payload);
+        if (checked) payloads.set(tx.idHex, checked);
+        continue;
+      } catch (err) {
+        failure = err;
+      }
+      if (bytesEqual(sha256(payload), tx.tx.payload)) {
+        this.deps.logger.warn({ tx: tx.idHex, reason: (failure as Error).message }, 'synced payload matches its hash but is not storable');
+      } else if (redacted && payloadKind(tx.tx)?.kind === 'grant') {
+        this.offerRedacted(tx.idHex, payload, peer);
+      }
+    }
+    return payloads;
+  }
+
   // ---- missing payloads --------------------------------------------------------------------
 
   /** Serves the payloads this node holds among the requested transaction ids. */
@@ -222,7 +235,7 @@ export class SyncManager {
     const parsed = payloadRequestSchema.safeParse(decodeCanonical(request, 'payload request'));
     if (!parsed.success) return;
     for (const id of parsed.data.ids) {
-      const stored = await this.deps.ledger.store.getPayload(id);
+      const stored = await this.deps.ledger.getPayload(id);
       if (stored) yield encodeCanonical({ id, payload: stored.payload, redacted: stored.redacted });
     }
   }
@@ -260,12 +273,12 @@ export class SyncManager {
    */
   async repairMissing(): Promise<void> {
     const { ledger, logger } = this.deps;
-    const ids = await ledger.store.missingPayloads(MAX_PAYLOAD_IDS);
+    const ids = await ledger.missingPayloads(MAX_PAYLOAD_IDS);
     this.repairs.missing = ids.length;
     if (ids.length === 0) return;
     const needed = maxFaulty(ledger.genesis.validators.length) + 1;
     for (const peer of this.deps.host().connectedPeers()) {
-      const pending = new Set(await ledger.store.missingPayloads(MAX_PAYLOAD_IDS));
+      const pending = new Set(await ledger.missingPayloads(MAX_PAYLOAD_IDS));
       if (pending.size === 0) break;
       try {
         const request = encodeCanonical({ ids: [...pending] });
@@ -297,7 +310,7 @@ export class SyncManager {
         this.redactedOffers.delete(id);
       }
     }
-    const left = (await ledger.store.missingPayloads(MAX_PAYLOAD_IDS)).length;
+    const left = (await ledger.missingPayloads(MAX_PAYLOAD_IDS)).length;
     this.repairs.missing = left;
     if (this.repairs.stored > 0) logger.info({ repaired: this.repairs.stored, missing: left }, 'payloads repaired from peers');
     if (left > 0) {
@@ -306,9 +319,9 @@ export class SyncManager {
     }
   }
 
-  /** In the consensus queue, so a repair never races the commit of a deletion that purges the same blob. */
+  /** Through the chain writer, so a repair never races the commit of a deletion that purges the same blob. */
   private repair(txIdHex: string, t: UnsignedTx, payload: Uint8Array, redacted: boolean): Promise<'stored' | 'dropped'> {
-    return this.deps.engine().withLedger(() => this.deps.ledger.store.repairPayload(txIdHex, t, payload, redacted));
+    return this.deps.chain.repairPayload(txIdHex, t, payload, redacted);
   }
 
   /** Looks for missing payloads soon after start (a crash or an earlier sync may have left some). */
@@ -322,8 +335,8 @@ export class SyncManager {
   }
 
   private async committedTx(txIdHex: string) {
-    const loc = await this.deps.ledger.store.txLocation(txIdHex);
-    const bytes = loc && (await this.deps.ledger.store.getBlock(loc.height))?.txs[loc.index];
+    const loc = await this.deps.ledger.txLocation(txIdHex);
+    const bytes = loc && (await this.deps.ledger.getBlock(loc.height))?.txs[loc.index];
     return bytes ? decodeTx(bytes, { verify: false }) : undefined;
   }
 

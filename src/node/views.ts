@@ -30,7 +30,7 @@ export function publicUser(u: User): PublicUser {
 const wireKey = (k: WrappedKey) => ({ epk: toBase64(k.epk), w: toBase64(k.w) });
 
 async function readBlob(ledger: Ledger, blob: string, reader: string): Promise<WireBlob | undefined> {
-  const found = await ledger.store.getBlob(blob, reader);
+  const found = await ledger.getBlob(blob, reader);
   if (!found) return undefined;
   const { sealed } = found;
   return { blob, n: toBase64(sealed.n), c: toBase64(sealed.c), ...(found.key ? { key: wireKey(found.key) } : {}) };

@@ -46,6 +46,7 @@ import { judgeMessage, type GossipHandler } from '../../src/node/p2p/verdict.js'
 import { checkPayload, payloadKeys } from '../../src/node/payloads.js';
 import { payloadKind } from '../../src/records/payloadKind.js';
 import { SYNC_MAX_FRAME_BYTES, SyncManager } from '../../src/node/sync.js';
+import type { ChainWriter } from '../../src/node/chainWriter.js';
 import { BoundedTxCache } from '../../src/node/txCache.js';
 import { bytesEqual, concatBytes, toHex } from '../../src/records/crypto/bytes.js';
 import { sha256 } from '../../src/records/crypto/hash.js';
@@ -1171,7 +1172,7 @@ function gossipNode(fx: Fixture) {
     state: fx.headState,
     height: fx.head.header.height,
     txCache: new BoundedTxCache(),
-    store: { txLocation: async (idHex: string) => (fx.finalizedTxIds.has(idHex) ? { height: 1, index: 0 } : undefined) },
+    txLocation: async (idHex: string) => (fx.finalizedTxIds.has(idHex) ? { height: 1, index: 0 } : undefined),
   };
   const engine = {
     checkProposal: (p: Proposal) => checkProposal(p, fx.genesis.validators, fx.network),
@@ -1213,22 +1214,22 @@ const syncFrameSchema = z.strictObject({
   payloads: z.array(z.strictObject({ index: uintSchema, payload: bytesSchema(), redacted: z.boolean() })),
 });
 
-/** A SyncManager serving the fixture's chain (only serve() is used: no host, no engine). */
+/** A SyncManager serving the fixture's chain (only serve() is used: no host, no chain writer). */
 function syncServer(fx: Fixture): SyncManager {
   const byId = new Map<string, Uint8Array>();
   for (const b of fx.blocks) for (const [id, p] of b.payloads) byId.set(id, p);
-  const store = {
-    getBlock: async (h: number) => fx.blocks[h - 1]?.block,
-    getBlockBytes: async (h: number) => fx.blocks[h - 1]?.bytes,
+  const ledger = {
+    height: fx.blocks.length,
+    getStoredBlock: async (h: number) => {
+      const b = fx.blocks[h - 1];
+      return b && { block: b.block, bytes: b.bytes };
+    },
     getCertificate: async (h: number) => fx.blocks[h - 1]?.cert,
     getPayload: async (id: string) => (byId.has(id) ? { payload: byId.get(id)!, redacted: false } : undefined),
   };
-  const ledger = { height: fx.blocks.length, store };
   return new SyncManager({
     ledger: ledger as unknown as Ledger,
-    engine: () => {
-      throw new Error('not used');
-    },
+    chain: null as unknown as ChainWriter,
     host: () => {
       throw new Error('not used');
     },

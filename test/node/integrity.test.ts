@@ -37,7 +37,7 @@ beforeAll(async () => {
   baseDir = await mkdtemp(join(tmpdir(), 'medledger-integrity-base-'));
   const store = await LedgerStore.open(join(baseDir, 'ledger'));
   const ledger = await Ledger.open(store, chain.genesis);
-  for (const b of chain.blocks) await ledger.commit(b.executed, b.cert, b.payloads);
+  for (const b of chain.blocks) await ledger.commit(b.finalized);
   await store.close();
 });
 
@@ -167,7 +167,7 @@ describe('integrity monitor', () => {
     monitor.start();
     await waitFor(() => monitor.status().verifiedHeight === HEAD);
     const [more] = ChainBuilderContinuation.next();
-    await ledger.commit(more!.executed, more!.cert, more!.payloads);
+    await ledger.commit(more!.finalized);
     await waitFor(() => monitor.status().verifiedHeight === HEAD + 1);
     expect(monitor.status().ok).toBe(true);
     const bytes = (await store.getBlockBytes(2))!;
@@ -184,10 +184,10 @@ describe('integrity monitor', () => {
     monitor.start();
     await waitFor(() => monitor.status().verifiedHeight === HEAD);
     const [first, second] = ChainBuilderContinuation.next(2);
-    await ledger.commit(first!.executed, first!.cert, first!.payloads);
+    await ledger.commit(first!.finalized);
     await waitFor(() => monitor.status().verifiedHeight === HEAD + 1);
     // The next batch is checked half a second after the last one: alter the block before that.
-    await ledger.commit(second!.executed, second!.cert, second!.payloads);
+    await ledger.commit(second!.finalized);
     const bytes = (await store.getBlockBytes(HEAD + 2))!;
     bytes[bytes.length - 5]! ^= 0x01;
     await rawLevel(store).put(K.block(HEAD + 2), bytes);

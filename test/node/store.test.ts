@@ -52,7 +52,7 @@ afterEach(async () => {
 
 async function commitChain(store: LedgerStore, chain: ChainBuilder, blocks: FinalBlock[] = chain.blocks): Promise<void> {
   await store.initGenesis(...chain.genesisArgs());
-  for (const b of blocks) await store.commitBlock(b.executed, b.cert, b.payloads);
+  for (const b of blocks) await store.commitBlock(b.finalized);
 }
 
 /**
@@ -212,7 +212,7 @@ describe('persistence', () => {
     for (const b of chain.blocks) {
       const executed = ledger.validateNext(b.executed.block);
       expect(executed.hashHex).toBe(b.executed.hashHex);
-      await ledger.commit(executed, b.cert, b.payloads);
+      await ledger.commit({ ...b.finalized, executed });
     }
     await closeStore(store);
 
@@ -223,7 +223,7 @@ describe('persistence', () => {
     expect(plain(await reopened.headCertificate())).toEqual(plain(chain.blocks.at(-1)!.cert));
 
     const next = chain.finalize([chain.readRecord('pat-1', 'pat-1', [...chain.state.entries('records')][0]![0])]);
-    await reopened.commit(reopened.validateNext(next.executed.block), next.cert, next.payloads);
+    await reopened.commit({ ...next.finalized, executed: reopened.validateNext(next.executed.block) });
     await closeStore(store);
     store = await openStore(dir);
     expect(store.head()!.height).toBe(chain.height);
@@ -605,7 +605,7 @@ describe('payloads', () => {
     const grant = chain.grant('pat-1', 'doc-1');
     expect(grant.blobs).toHaveLength(4);
     chain.finalize([grant.tx]);
-    await store.commitBlock(chain.blocks.at(-1)!.executed, chain.blocks.at(-1)!.cert, chain.blocks.at(-1)!.payloads);
+    await store.commitBlock(chain.blocks.at(-1)!.finalized);
     expect((await store.keysOfPatient('pat-1', 'doc-1')).map((k) => k.blob).sort()).toEqual(patientBlobs);
     for (const s of [r1, r1v2, r1file, r3]) {
       const found = (await store.getBlob(s.blob, 'doc-1'))!;
@@ -614,7 +614,7 @@ describe('payloads', () => {
     // New content after the grant is wrapped for the doctor inside its own payload.
     const r2 = chain.createRecord('doc-1', 'pat-1', content('R2 by the doctor'));
     chain.finalize([r2.tx]);
-    await store.commitBlock(chain.blocks.at(-1)!.executed, chain.blocks.at(-1)!.cert, chain.blocks.at(-1)!.payloads);
+    await store.commitBlock(chain.blocks.at(-1)!.finalized);
     expect(chain.open((await store.getBlob(r2.blob, 'doc-1'))!.payload, (await store.getBlob(r2.blob, 'doc-1'))!.key!, r2.blob, 'doc-1')).toBe(
       new TextDecoder().decode(r2.plaintext),
     );
@@ -633,7 +633,7 @@ describe('payloads', () => {
 
     // Delete R1.
     chain.finalize([chain.deleteRecord('pat-1', 'pat-1', r1.record)]);
-    await store.commitBlock(chain.blocks.at(-1)!.executed, chain.blocks.at(-1)!.cert, chain.blocks.at(-1)!.payloads);
+    await store.commitBlock(chain.blocks.at(-1)!.finalized);
 
     for (const s of r1Blobs) {
       expect(await store.getBlob(s.blob, 'pat-1')).toBeUndefined();
@@ -799,17 +799,17 @@ describe('atomicity', () => {
     await store.initGenesis(...chain.genesisArgs());
     const empty = await dump(store);
     // Height 2 before height 1: a gap.
-    await expect(store.commitBlock(b2.executed, b2.cert, b2.payloads)).rejects.toThrow(/does not extend/);
+    await expect(store.commitBlock(b2.finalized)).rejects.toThrow(/does not extend/);
     expect(await dump(store)).toEqual(empty);
 
-    await store.commitBlock(b1.executed, b1.cert, b1.payloads);
+    await store.commitBlock(b1.finalized);
     const afterOne = await dump(store);
     // The same height again, and a block two heights ahead.
-    await expect(store.commitBlock(b1.executed, b1.cert, b1.payloads)).rejects.toThrow(/does not extend/);
-    await expect(store.commitBlock(b3.executed, b3.cert, b3.payloads)).rejects.toThrow(/does not extend/);
+    await expect(store.commitBlock(b1.finalized)).rejects.toThrow(/does not extend/);
+    await expect(store.commitBlock(b3.finalized)).rejects.toThrow(/does not extend/);
     // The right height on the wrong parent (a fork's block 2).
     const forked = { ...b2.executed, block: { ...b2.executed.block, header: { ...b2.executed.block.header, parent: new Uint8Array(32).fill(7) } } };
-    await expect(store.commitBlock(forked, b2.cert, b2.payloads)).rejects.toThrow(/does not extend/);
+    await expect(store.commitBlock({ ...b2.finalized, executed: forked })).rejects.toThrow(/does not extend/);
     expect(await dump(store)).toEqual(afterOne);
     expect(store.head()!.height).toBe(1);
 
@@ -818,8 +818,8 @@ describe('atomicity', () => {
     expect(plain(store.head())).toEqual(plain({ height: 1, hash: b1.executed.hash }));
     expect(await dump(store)).toEqual(afterOne);
     // And the chain continues normally from there.
-    await store.commitBlock(b2.executed, b2.cert, b2.payloads);
-    await store.commitBlock(b3.executed, b3.cert, b3.payloads);
+    await store.commitBlock(b2.finalized);
+    await store.commitBlock(b3.finalized);
     expect(store.head()!.height).toBe(3);
     expect(plain(await store.getPayload(rec.tx.idHex))).toEqual(plain({ payload: rec.payload, redacted: false }));
   });

@@ -3,7 +3,8 @@ import { genesisBlock, headerHash } from '../../src/consensus/block.js';
 import { genesisChanges, genesisState, parseGenesis, type ConsensusParams, type Genesis, type GenesisFile } from '../../src/consensus/genesis.js';
 import { proposerIndex } from '../../src/consensus/tendermint.js';
 import { certificateFromVotes, signVote, type Certificate } from '../../src/consensus/votes.js';
-import { payloadKeys } from '../../src/node/payloads.js';
+import type { FinalizedBlock } from '../../src/node/finalizedBlock.js';
+import { payloadKeys, type CheckedPayload } from '../../src/node/payloads.js';
 import { payloadKind } from '../../src/records/payloadKind.js';
 import { toHex, utf8 } from '../../src/records/crypto/bytes.js';
 import { sha256 } from '../../src/records/crypto/hash.js';
@@ -29,7 +30,7 @@ import { randomBytes } from 'node:crypto';
  *   const b1 = chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.enrol('admin-a', 'doc-1', 'doctor')]);
  *   const rec = chain.createRecord('pat-1', 'pat-1', 'BP 120/80');
  *   const b2 = chain.finalize([rec.tx]);               // b2.payloads holds the sealed ciphertext
- *   await store.commitBlock(b2.executed, b2.cert, b2.payloads);
+ *   await store.commitBlock(b2.finalized);
  *
  * Transactions are only signed by the helpers; `finalize` puts them in the next block (in the given
  * order) and throws if any of them would be dropped, so a test always knows what each block holds.
@@ -56,6 +57,8 @@ export interface FinalBlock {
   cert: Certificate;
   /** Payloads of this block's transactions, by transaction id (hex). */
   payloads: Map<string, Uint8Array>;
+  /** The same as the node commits it (payload keys parsed when first read: a test may build bad payloads). */
+  readonly finalized: FinalizedBlock;
 }
 
 export interface ChainOptions {
@@ -376,7 +379,15 @@ export class ChainBuilder {
     this.head = { header: executed.block.header, hash: executed.hash };
     this.lastCert = cert;
     this.clock = Math.max(this.clock, executed.block.header.time) + BLOCK_INTERVAL_MS;
-    const final: FinalBlock = { executed, cert, payloads };
+    let finalized: FinalizedBlock | undefined;
+    const final: FinalBlock = {
+      executed,
+      cert,
+      payloads,
+      get finalized() {
+        return (finalized ??= { executed, cert, payloads: checkedPayloads(executed, payloads) });
+      },
+    };
     this.blocks.push(final);
     return final;
   }
@@ -403,6 +414,20 @@ export class ChainBuilder {
       }
     });
   }
+}
+
+/**
+ * Payloads with their keys parsed, as the node carries them to the store (which reads the keys of the
+ * successful transactions' payloads only).
+ */
+export function checkedPayloads(executed: ExecutedBlock, payloads: ReadonlyMap<string, Uint8Array>): Map<string, CheckedPayload> {
+  const out = new Map<string, CheckedPayload>();
+  executed.txs.forEach((tx, i) => {
+    const bytes = payloads.get(tx.idHex);
+    const kind = payloadKind(tx.tx);
+    if (bytes) out.set(tx.idHex, { bytes, keys: kind && executed.events[i]!.outcome === 'success' ? payloadKeys(kind, bytes) : [] });
+  });
+  return out;
 }
 
 function newUserKeys(): UserKeys {

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { buildBlock, type ExecutedBlock } from '../../src/consensus/blockExecution.js';
 import { signProposal, type Proposal } from '../../src/consensus/proposal.js';
 import { signVote, type SignedVote } from '../../src/consensus/votes.js';
+import { ChainWriter } from '../../src/node/chainWriter.js';
 import { ConsensusEngine } from '../../src/node/consensusEngine.js';
 import { Ledger } from '../../src/node/ledger.js';
 import { Mempool } from '../../src/node/mempool.js';
@@ -48,6 +49,7 @@ export class EngineRig {
     this.ledger = await Ledger.open(this.store, this.chain.genesis);
     this.engine = new ConsensusEngine({
       ledger: this.ledger,
+      chain: new ChainWriter(this.ledger),
       mempool: this.mempool,
       self: { index: this.self, signer: this.chain.validators[this.self]!.signer },
       publishProposal: (p) => this.published.proposals.push(p),

@@ -28,10 +28,15 @@ export class BlockStore {
   }
 
   async getBlock(height: number): Promise<Block | undefined> {
+    return (await this.getStoredBlock(height))?.block;
+  }
+
+  /** A stored block decoded, with the bytes it was read from (one read). */
+  async getStoredBlock(height: number): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
     const bytes = await this.getBlockBytes(height);
     if (!bytes) return undefined;
     try {
-      return decodeBlock(bytes, MAX_STORED_BLOCK);
+      return { block: decodeBlock(bytes, MAX_STORED_BLOCK), bytes };
     } catch (err) {
       throw new StoreDamage(`block ${height}`, (err as Error).message, height);
     }
@@ -64,9 +69,10 @@ export class BlockStore {
 
   // ---- writes (into a block's batch) ----------------------------------------------------------
 
-  stageBlock(batch: PendingBatch, block: Block, hash: Uint8Array, cert: Certificate | null): void {
+  /** `bytes`: the block's canonical encoding when the caller has it (it is not encoded again). */
+  stageBlock(batch: PendingBatch, block: Block, hash: Uint8Array, cert: Certificate | null, bytes?: Uint8Array): void {
     const h = block.header.height;
-    batch.put(K.block(h), encodeBlock(block));
+    batch.put(K.block(h), bytes ?? encodeBlock(block));
     if (cert) batch.put(K.cert(h), encodeCanonical(cert));
     batch.put(K.blockByHash(toHex(hash)), encodeCanonical(h));
   }

@@ -7,6 +7,7 @@ import type { MemoryState } from '../../records/state/memoryState.js';
 import type { StateChange } from '../../records/state/types.js';
 import { headerHash, type Block, type BlockHeader } from '../../consensus/block.js';
 import type { ExecutedBlock } from '../../consensus/blockExecution.js';
+import type { FinalizedBlock } from '../finalizedBlock.js';
 import type { Proposal } from '../../consensus/proposal.js';
 import type { Certificate } from '../../consensus/votes.js';
 import { AuditIndex, type AuditPage, type EventFilter } from './auditIndex.js';
@@ -73,6 +74,7 @@ export class LedgerStore {
     await this.db.close();
   }
 
+  /** The head of the last block batch handed to LevelDB (see commitBlock). */
   head(): ChainHead | null {
     return this.headCache;
   }
@@ -104,12 +106,15 @@ export class LedgerStore {
 
   /**
    * Persists a finalized block with its certificate, the state changes and audit events it produced,
-   * the indexes, and the payloads it brought — purging the payloads of records it deleted.
+   * the indexes, and the payloads it brought — purging the payloads of records it deleted. What the block
+   * carries derived (encoding, header hash, event encodings, parsed payload keys) is stored as is.
    */
-  async commitBlock(executed: ExecutedBlock, cert: Certificate, payloads: ReadonlyMap<string, Uint8Array>, redacted: ReadonlySet<string> = new Set()): Promise<void> {
+  async commitBlock(finalized: FinalizedBlock): Promise<void> {
     // A payload the block commits to but that did not come with it (sync from a peer that lacked or altered
     // it) is marked missing in the same batch, and its blob indexes are written all the same, so later grants
     // and deletions treat it like any other; the sync manager repairs it from other peers.
+    const { executed, cert, payloads } = finalized;
+    const redacted = finalized.redacted ?? new Set<string>();
     const { block, hash, txs, events, changes } = executed;
     const h = block.header.height;
     const head = this.headCache;
@@ -117,7 +122,7 @@ export class LedgerStore {
       throw new Error(`block ${h} does not extend the stored head ${head?.height}`);
     }
     const batch = new PendingBatch(this.db, this.payloadFiles);
-    this.blocks.stageBlock(batch, block, hash, cert);
+    this.blocks.stageBlock(batch, block, hash, cert, finalized.bytes);
     this.stateStore.stageChanges(batch, changes);
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;
@@ -131,8 +136,16 @@ export class LedgerStore {
     }
     const newHead: ChainHead = { height: h, hash };
     this.blocks.stageHead(batch, newHead);
-    await batch.write(h);
+    // The head moves when the batch is handed to LevelDB, not when the write returns: a snapshot taken while
+    // the write is in flight may already hold this block, and must not pass for the old head's (the integrity
+    // monitor compares the state in a snapshot with the state at `head()`). A failed write restores the head.
     this.headCache = newHead;
+    try {
+      await batch.write(h);
+    } catch (err) {
+      this.headCache = head;
+      throw err;
+    }
   }
 
   /**
@@ -157,6 +170,10 @@ export class LedgerStore {
   }
   getBlock(height: number): Promise<Block | undefined> {
     return this.blocks.getBlock(height);
+  }
+  /** A stored block decoded, with the bytes it was read from (one read). */
+  getStoredBlock(height: number): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
+    return this.blocks.getStoredBlock(height);
   }
   getHeader(height: number): Promise<{ header: BlockHeader; hash: Uint8Array } | undefined> {
     return this.blocks.getHeader(height);

@@ -2,6 +2,7 @@ import type { ExecutedBlock } from '../../consensus/blockExecution.js';
 import { decodeCanonical, encodeCanonical } from '../../records/encoding.js';
 import { blobPayloadSchema, grantPayloadSchema, type BlobPayload, type WrappedKey } from '../../records/envelope.js';
 import { payloadKind } from '../../records/payloadKind.js';
+import { payloadKeys } from '../payloads.js';
 import { K } from './keys.js';
 import type { PayloadFiles } from './payloadFiles.js';
 import { decodeBlobTx, decodeWrappedKeyEntry, storePayload, type WrappedKeyEntry } from './payloadWrites.js';
@@ -132,7 +133,7 @@ export class PayloadIndex {
         }
         if (changed) bytes = encodeCanonical(p);
       }
-      await storePayload(batch, txIdHex, t, bytes, redacted || bytes !== payload);
+      await storePayload(batch, txIdHex, t, { bytes, keys: payloadKeys(kind, bytes) }, redacted || bytes !== payload);
     }
     await batch.write();
     return result;

@@ -3,7 +3,7 @@ import type { ExecutedBlock } from '../../consensus/blockExecution.js';
 import { encodeCanonical } from '../../records/encoding.js';
 import { grantPayloadSchema, wrappedKeySchema } from '../../records/envelope.js';
 import { payloadKind } from '../../records/payloadKind.js';
-import { payloadKeys } from '../payloads.js';
+import type { CheckedPayload } from '../payloads.js';
 import { K } from './keys.js';
 import type { PendingBatch } from './pendingBatch.js';
 import { stateSchemas } from './stateSchemas.js';
@@ -18,10 +18,11 @@ export const decodeWrappedKeyEntry = (value: Uint8Array, blob: string, user: str
 export const decodeBlobTx = (value: Uint8Array, blob: string) => decodeStoredText(TX_ID_PATTERN, value, `payload reference of ${blob}`);
 
 /**
- * The payload a committed transaction brought, with its blob indexes and the wrapped keys it carries, into
- * the batch; a payload that did not come with the block is marked missing (see LedgerStore.commitBlock).
+ * The payload a committed transaction brought, with its blob indexes and the wrapped keys it carries (as
+ * parsed when the payload was checked), into the batch; a payload that did not come with the block is
+ * marked missing (see LedgerStore.commitBlock).
  */
-export async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlock['txs'][number]['tx'], payload: Uint8Array | undefined, redacted: boolean): Promise<void> {
+export async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlock['txs'][number]['tx'], payload: CheckedPayload | undefined, redacted: boolean): Promise<void> {
   const kind = payloadKind(t);
   if (!kind) return;
   if (kind.kind === 'blob') {
@@ -33,9 +34,9 @@ export async function storePayload(batch: PendingBatch, txIdHex: string, t: Exec
     batch.put(K.missingPayload(txIdHex), EMPTY);
     return;
   }
-  batch.putPayload(txIdHex, payload);
+  batch.putPayload(txIdHex, payload.bytes);
   if (redacted) batch.put(K.redacted(txIdHex), EMPTY);
-  for (const { blob, user, key } of payloadKeys(kind, payload)) {
+  for (const { blob, user, key } of payload.keys) {
     // A grant only wraps the granting patient's own existing blobs: a key named after anyone else's blob
     // would overwrite the grantee's real key for it.
     if (kind.kind === 'grant' && !kind.rekey && (await batch.get(K.patientBlob(kind.patient, blob))) === undefined) continue;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ChainWriter } from '../../../src/node/chainWriter.js';
 import { ConsensusEngine } from '../../../src/node/consensusEngine.js';
 import { Ledger } from '../../../src/node/ledger.js';
 import { Mempool } from '../../../src/node/mempool.js';
@@ -51,7 +52,7 @@ async function sourceChain() {
   chain.finalize([grant.tx]);
   chain.finalize([chain.deleteRecord('pat-1', 'pat-1', gone.record)]);
   const source = await openLedger(chain);
-  for (const b of chain.blocks) await source.commit(b.executed, b.cert, b.payloads);
+  for (const b of chain.blocks) await source.commit(b.finalized);
   return { chain, source, kept, gone, grant };
 }
 
@@ -74,8 +75,10 @@ function fakeHost(servers: Record<string, { sync: SyncManager; filter?: Filter }
 async function syncingNode(chain: ChainBuilder, servers: Record<string, { sync: SyncManager; filter?: Filter }>) {
   const ledger = await openLedger(chain);
   const log: string[] = [];
+  const writer = new ChainWriter(ledger);
   const engine = new ConsensusEngine({
     ledger,
+    chain: writer,
     mempool: new Mempool({ maxTxs: 100, maxBytes: 1 << 20 }),
     self: null,
     publishProposal: () => undefined,
@@ -85,7 +88,7 @@ async function syncingNode(chain: ChainBuilder, servers: Record<string, { sync: 
     logger,
   });
   const host = fakeHost(servers, log);
-  const sync = new SyncManager({ ledger, engine: () => engine, host: () => host, logger, maxBlockBytes: chain.genesis.params.maxBlockBytes });
+  const sync = new SyncManager({ ledger, chain: writer, host: () => host, logger, maxBlockBytes: chain.genesis.params.maxBlockBytes });
   closers.unshift(async () => {
     await sync.close();
     await engine.stop();
@@ -94,7 +97,7 @@ async function syncingNode(chain: ChainBuilder, servers: Record<string, { sync: 
 }
 
 function server(ledger: Ledger, chain: ChainBuilder, filter?: Filter) {
-  const sync = new SyncManager({ ledger, engine: () => null as never, host: () => null as never, logger, maxBlockBytes: chain.genesis.params.maxBlockBytes });
+  const sync = new SyncManager({ ledger, chain: new ChainWriter(ledger), host: () => null as never, logger, maxBlockBytes: chain.genesis.params.maxBlockBytes });
   return { sync, ...(filter ? { filter } : {}) };
 }
 

@@ -95,7 +95,7 @@ beforeAll(async () => {
   for (const name of NAMES) {
     const store = await LedgerStore.open(join(dir, name));
     const ledger = await Ledger.open(store, chain.genesis);
-    for (const b of chain.blocks) await ledger.commit(b.executed, b.cert, b.payloads);
+    for (const b of chain.blocks) await ledger.commit(b.finalized);
     ledgers.push(ledger);
   }
   // b: the purged file of record 1 is back on disk, and referenced by the store again (it would be served).
