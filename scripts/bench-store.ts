@@ -1,5 +1,5 @@
 /**
- * Storage, query, verification, memory and sync at scale (SPEC §9), on a chain of --events audit events.
+ * Storage, query, verification, memory and sync at scale (targets: README "Performance"), on a chain of --events audit events.
  *
  *   npm run build && npx tsx scripts/bench-store.ts [--events 1000000] [--patients 10000] [--sync]
  *

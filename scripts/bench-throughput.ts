@@ -1,5 +1,5 @@
 /**
- * Throughput and latency of user-signed audit events on a local 4-node network (SPEC §9).
+ * Throughput and latency of user-signed audit events on a local 4-node network (targets: README "Performance").
  *
  *   npm run build && npx tsx scripts/bench-throughput.ts [--nodes 4] [--seconds 20] [--rate 1000]
  *

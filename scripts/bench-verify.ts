@@ -1,5 +1,5 @@
 /**
- * Full-chain verification speed (SPEC §9: ≥ 15,000 events/s on 2 cores), for the three verifiers of
+ * Full-chain verification speed (target: ≥ 15,000 events/s on 2 cores, README "Performance"), for the three verifiers of
  * issue #5, on a chain of --events real signed transactions in certified blocks:
  *
  *   npm run build && npx tsx scripts/bench-verify.ts [--events 200000] [--block-size 2000] [--replicas 2]

@@ -53,7 +53,7 @@ export function buildProgram(): Command {
     .command('status')
     .description("print a node's chain status")
     .requiredOption('--api <url>', 'node API, e.g. http://127.0.0.1:7700')
-    .option('--json', 'machine-readable output (SPEC §7)')
+    .option('--json', 'machine-readable output (PROTOCOL.md §7.6)')
     .action(runStatus);
 
   // ---- users: the terminal UI and its scripting twins (issue #4) ----

@@ -101,7 +101,7 @@ export interface RegisterOptions {
 }
 
 /**
- * Patient self-registration (FEATURES A, SPEC §1): new keys, a keystore sealed with the patient's
+ * Patient self-registration (PROTOCOL.md §1.2): new keys, a keystore sealed with the patient's
  * password, then the registerPatient transaction through this node. The keystore is written first so
  * that keys of a registered user are never lost; it is removed again if the ledger refuses the user.
  */

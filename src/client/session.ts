@@ -381,7 +381,7 @@ export class Session {
 
   // ---- access --------------------------------------------------------------------------------
 
-  /** Wraps the data keys of all my records for the grantee (SPEC §4), then grants. */
+  /** Wraps the data keys of all my records for the grantee (PROTOCOL.md §4.5), then grants. */
   private async rewrapPayload(grantee: string) {
     const target = await this.recipientKeys.verify(await this.api.user(grantee));
     if (target.user !== grantee) throw new MedLedgerError('KEY_MISMATCH', `asked the node for ${grantee}, it answered with ${target.user}`);

@@ -11,7 +11,7 @@ import { merkleRoot } from './merkle.js';
 import { certificateSchema, type Certificate } from './votes.js';
 
 /**
- * Block structure (SPEC §5). The header commits to the transactions (RFC 6962 root over the signed
+ * Block structure (PROTOCOL.md §5.2). The header commits to the transactions (RFC 6962 root over the signed
  * transactions), to the audit events they produced, and to the parent's commit certificate.
  */
 export const headerSchema = z.strictObject({

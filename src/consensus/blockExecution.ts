@@ -67,7 +67,7 @@ function invalidBlock(height: number, why: string): never {
 export const MAX_CLOCK_DRIFT_MS = 5_000;
 
 /**
- * Full validation of a block against its parent and the state at its parent (SPEC §5): structure,
+ * Full validation of a block against its parent and the state at its parent (PROTOCOL.md §5.3): structure,
  * proposer for the round and signature, the parent's certificate, Merkle roots, and every transaction
  * executed against the permission rules. Pure; `now` is passed only for blocks that arrive live, `hash` only
  * by a caller that already computed this header's hash (it is then not computed again). `verify` checks the

@@ -110,7 +110,7 @@ export function quorum(n: number): number {
   return n - maxFaulty(n);
 }
 
-/** Validators in genesis order take turns: (height + round) mod N (SPEC §5). */
+/** Validators in genesis order take turns: (height + round) mod N (PROTOCOL.md §5.4). */
 export function proposerIndex(validatorCount: number, height: number, round: number): number {
   checkValidatorCount(validatorCount);
   return (height + round) % validatorCount;

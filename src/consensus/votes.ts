@@ -9,7 +9,7 @@ import type { Validator } from './genesis.js';
 import { quorum } from './tendermint.js';
 
 /**
- * Validator votes and commit certificates (SPEC §5). A certificate is 2f+1 precommit signatures on one
+ * Validator votes and commit certificates (PROTOCOL.md §5.7). A certificate is 2f+1 precommit signatures on one
  * block hash at one height and round: anyone holding the genesis file can check it offline. Votes are
  * signed under the genesis hash (records/crypto/signingDomain.ts) and checked under the hash of the
  * genesis that appointed the validator (`Validator.genesisHash`).

@@ -9,7 +9,7 @@ import type { EvidenceRef, LedgerStore } from './store/ledgerStore.js';
  */
 export const MAX_EVIDENCE_RECORDS = 10_000;
 
-/** Equivocation evidence: two signed, conflicting messages of one validator (SPEC §5). */
+/** Equivocation evidence: two signed, conflicting messages of one validator (PROTOCOL.md §5.8). */
 export interface Evidence {
   kind: 'vote' | 'proposal';
   validator: number;

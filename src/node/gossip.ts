@@ -16,7 +16,7 @@ import { admitTx } from './txAdmission.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
 
 /**
- * Gossip wire formats and validation (SPEC §6). Validation decides accept / reject / ignore and never
+ * Gossip wire formats and validation (PROTOCOL.md §6.2). Validation decides accept / reject / ignore and never
  * changes chain state itself: accepted transactions enter the mempool, accepted consensus messages go to
  * the engine. A validator returns its accept; it refuses a message by throwing a GossipError (p2p/verdict.ts):
  * reject for provably bad data (the sender is penalised), ignore for data that is merely useless now

@@ -19,7 +19,7 @@ import { toHex } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
 
 /**
- * Block sync (SPEC §6): `/medledger/<network>/sync/1` serves finalized blocks by height range with their
+ * Block sync (PROTOCOL.md §6.4): `/medledger/<network>/sync/1` serves finalized blocks by height range with their
  * certificates and surviving payloads. A node that starts behind, or hears of heights above its own,
  * fetches what it lacks and fully validates every block before committing it.
  */

@@ -2,7 +2,7 @@ import type { Role } from './ids.js';
 import type { TxType } from './tx/types.js';
 
 /**
- * The audit event every transaction yields (SPEC §2): who did what to whose data, when, through which
+ * The audit event every transaction yields (PROTOCOL.md §2.6): who did what to whose data, when, through which
  * hospital, with what outcome. Field names follow FHIR R4 AuditEvent so the FHIR export is a mapping.
  */
 export type AuditAction = 'C' | 'R' | 'U' | 'D' | 'E';

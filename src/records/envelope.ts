@@ -11,7 +11,7 @@ import { MedLedgerError } from './errors.js';
 import { bytes, userIdSchema } from './ids.js';
 
 /**
- * Envelope encryption of record contents and files (SPEC §4), run on the client: each blob (one version
+ * Envelope encryption of record contents and files (PROTOCOL.md §4.2), run on the client: each blob (one version
  * of a record's content or of a file) gets a fresh data key; the data key is wrapped for each recipient
  * with X25519 + HKDF-SHA256 + AES-256-GCM. Nodes only ever see the sealed payload.
  *
@@ -97,7 +97,7 @@ export function openBlob(
   }
 }
 
-/** Re-wraps the data keys a user can open for a new grantee (granting access, SPEC §4). */
+/** Re-wraps the data keys a user can open for a new grantee (granting access, PROTOCOL.md §4.5). */
 export function rewrapForGrantee(
   blobs: { blob: string; key: WrappedKey }[],
   me: { id: string; secretKey: Uint8Array; publicKey: Uint8Array },

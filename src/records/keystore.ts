@@ -13,7 +13,7 @@ import { bytes, hospitalIdSchema, roleSchema, userIdSchema, type Role } from './
 import { assertPasswordPolicy } from './password.js';
 
 /**
- * A user's keystore (SPEC §1): the Ed25519 signing seed and the X25519 secret, sealed with AES-256-GCM
+ * A user's keystore (PROTOCOL.md §1.5): the Ed25519 signing seed and the X25519 secret, sealed with AES-256-GCM
  * under a key derived from the password with scrypt.
  *
  * Format 2 (`medledger-keystore/2`, written since issue 10):

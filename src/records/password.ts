@@ -4,7 +4,7 @@ import { dictionary as enDictionary, translations } from '@zxcvbn-ts/language-en
 import { MedLedgerError } from './errors.js';
 
 /**
- * Password policy (FEATURES D: strong passwords, issue 10): at least 12 characters, not containing the
+ * Password policy (PROTOCOL.md §1.6: strong passwords, issue 10): at least 12 characters, not containing the
  * user id, and rated at least 3 of 4 ("safely unguessable: moderate protection from offline slow-hash
  * scenario", ~10^8 guesses and more) by the zxcvbn strength estimator (@zxcvbn-ts, common passwords,
  * English words and names, keyboard patterns, dates, repeats, l33t). Character classes alone accepted

@@ -17,7 +17,7 @@ import type { Tx } from '../../src/records/tx/types.js';
 import { createLedger, type HospitalSeed } from '../support/ledgerFixture.js';
 
 /**
- * validateBlock (SPEC §5): every node re-validates every block — proposer for the round and its signature,
+ * validateBlock (PROTOCOL.md §5.3): every node re-validates every block — proposer for the round and its signature,
  * the parent's commit certificate, the Merkle root, and every transaction against the state at its parent.
  * A 4-validator genesis (f = 1, quorum 3), real keys, real signed transactions.
  */

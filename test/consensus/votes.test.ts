@@ -10,7 +10,7 @@ import { sha256 } from '../../src/records/crypto/hash.js';
 import { createSigner, generateSigningKeyPair, verifySignature, type Signer } from '../../src/records/crypto/signature.js';
 import { isMedLedgerError } from '../../src/records/errors.js';
 
-/** Votes, commit certificates (2f+1 = 3 of 4 precommits) and proposals (SPEC §5), with real Ed25519 keys. */
+/** Votes, commit certificates (2f+1 = 3 of 4 precommits) and proposals (PROTOCOL.md §5.5–5.7), with real Ed25519 keys. */
 
 const NETWORK = 'medtest';
 const N = 4;

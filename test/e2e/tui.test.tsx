@@ -6,7 +6,7 @@ import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
 import { KEY, TuiDriver } from '../support/tuiDriver.js';
 
 /**
- * SPEC §8 scenario 6 and issue #4: the terminal UI, rendered in a test against a real node process,
+ * README.md "Terminal UI" and issue #4: the terminal UI, rendered in a test against a real node process,
  * for every role — login, the role's menu, records, grants, requests, the audit table with a denial,
  * enrolment and registration. Nothing of ours is mocked: every action is a signed transaction that the
  * node commits.

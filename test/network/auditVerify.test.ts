@@ -18,7 +18,7 @@ import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
 import { KEY, TuiDriver } from '../support/tuiDriver.js';
 
 /**
- * Auditing across real replicas (issue #5, SPEC §8.4): four node processes, the built `medledger` CLI.
+ * Auditing across real replicas (issue #5, PROTOCOL.md §8.4): four node processes, the built `medledger` CLI.
  * A byte flipped in one node's stored block (while it is stopped) is caught by that node's integrity
  * monitor and by `medledger verify`, which names the node and the height; a transaction deleted from one
  * replica's index only is an index inconsistency; inclusion proofs verify offline and fail on a changed

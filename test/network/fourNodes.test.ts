@@ -137,7 +137,7 @@ describe('four hospital nodes as separate processes', () => {
     expect((await doctor.readRecord('pat-rv', record)).value?.content?.notes).toBe('written at hosp-b');
 
     // The patient revokes through hosp-c: neither the patient's hospital nor the doctor's (a patient may
-    // submit through any node: \`via\` only has to be a known hospital, SPEC §3 has no rule on it).
+    // submit through any node: \`via\` only has to be a known hospital, PROTOCOL.md §3 has no rule on it).
     const atC = await net.sessionAt(2, patient);
     expect(atC.hospital).toBe('hosp-c');
     const revoked = await atC.revoke('dr-rv');

@@ -106,7 +106,7 @@ describe('a single node as a separate process, driven over its API', () => {
     for (const file of files) expect(readFileSync(file).includes(CANARY), file).toBe(false);
   });
 
-  it('answers status with the SPEC §7 fields', async () => {
+  it('answers status with the PROTOCOL.md §7.4 fields', async () => {
     const s = await net.api(0).status();
     expect(s.node).toBe('hosp-a');
     expect(s.finalizedHeight).toBeGreaterThanOrEqual(8);

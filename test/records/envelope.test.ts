@@ -20,7 +20,7 @@ import {
 } from '../../src/records/envelope.js';
 import { isMedLedgerError, MedLedgerError, type ErrorCode } from '../../src/records/errors.js';
 
-/** Envelope encryption (SPEC §4): a fresh data key per blob, wrapped for each recipient with X25519 + HKDF + AES-GCM. */
+/** Envelope encryption (PROTOCOL.md §4.2): a fresh data key per blob, wrapped for each recipient with X25519 + HKDF + AES-GCM. */
 
 interface Person {
   id: string;

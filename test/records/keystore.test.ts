@@ -12,7 +12,7 @@ import type { Role } from '../../src/records/ids.js';
 import { DEFAULT_SCRYPT, openKeystore, resealKeystore, SCRYPT_BOUNDS, sealKeystore, type KeystoreFile, type LegacyKeystoreFile, type ScryptParams, type UserKeys } from '../../src/records/keystore.js';
 import { assertPasswordPolicy, passwordProblems } from '../../src/records/password.js';
 
-/** Keystores (SPEC §1): the user's private keys, sealed under a password with scrypt + AES-256-GCM. */
+/** Keystores (PROTOCOL.md §1.5): the user's private keys, sealed under a password with scrypt + AES-256-GCM. */
 
 const FAST: ScryptParams = { N: 1024, r: 8, p: 1 };
 const PASSWORD = 'Correct-Horse-9';

@@ -8,7 +8,7 @@ import { txTypes, type TxType } from '../../src/records/tx/types.js';
 import { createLedger, type Ledger, type SubmitOptions, type TxInput } from '../support/ledgerFixture.js';
 
 /**
- * SPEC §3, cell by cell, through the pure `apply`: who may do what, the exact reason code of every denial,
+ * PROTOCOL.md §3, cell by cell, through the pure `apply`: who may do what, the exact reason code of every denial,
  * and that a denial is an audited, valid transaction whose only effect is the consumed nonce.
  */
 
@@ -160,7 +160,7 @@ const NOD = 'not-own-data';
 const NG = 'no-grant';
 const DEACT = 'deactivated';
 
-/** Rows of SPEC §3: records are written by the patient and granted doctors only. */
+/** Rows of PROTOCOL.md §3.1: records are written by the patient and granted doctors only. */
 const recordWrite = (): Record<Case, Expected> => ({
   'patient (own data)': OK,
   "patient (another patient's data)": NOD,
@@ -375,7 +375,7 @@ const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotate
   },
 };
 
-describe('SPEC §3 permission table through apply()', () => {
+describe('PROTOCOL.md §3 permission table through apply()', () => {
   it('covers every transaction type', () => {
     expect([...Object.keys(table), 'registerPatient', 'activateUser', 'rotateKeys'].sort()).toEqual([...txTypes].sort());
   });

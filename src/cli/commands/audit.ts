@@ -8,7 +8,7 @@ import { UsageError } from '../passwordPrompt.js';
 import { flag, reportOutcome, signIn, withUserOptions, type UserOptions } from '../userSession.js';
 
 /**
- * `medledger audit [filters] --format table|json|fhir`: the audit trail the user may see (SPEC §3), newest
+ * `medledger audit [filters] --format table|json|fhir`: the audit trail the user may see (PROTOCOL.md §3.4), newest
  * first, one page (`--limit`, `--cursor`) or every page (`--all`).
  *
  * Output formats are a map from name to formatter: a new format (e.g. FHIR) is one more entry here.

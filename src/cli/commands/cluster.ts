@@ -10,7 +10,7 @@ const MARKER = '.medledger-cluster';
 
 /**
  * `medledger cluster --nodes N --dir DIR`: a fresh local network of N node processes with demo users,
- * running until SIGINT/SIGTERM, then stopped cleanly (SPEC §7).
+ * running until SIGINT/SIGTERM, then stopped cleanly (PROTOCOL.md §7.6).
  */
 export async function runCluster(opts: { nodes: number; dir: string; basePort: number; periodMs?: number }): Promise<void> {
   const dir = resolve(opts.dir);

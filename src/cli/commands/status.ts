@@ -1,6 +1,6 @@
 import { ApiClient } from '../../client/apiClient.js';
 
-/** `medledger status --api URL [--json]`: the node's view of the chain (SPEC §7). */
+/** `medledger status --api URL [--json]`: the node's view of the chain (PROTOCOL.md §7.6). */
 export async function runStatus(opts: { api: string; json?: boolean }): Promise<void> {
   const s = await new ApiClient(opts.api).status();
   if (opts.json) {

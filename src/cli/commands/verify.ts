@@ -1,7 +1,7 @@
 import { equivocationLabel, verifyReplicas, type VerifyReport } from '../../client/verifyReplicas.js';
 
 /**
- * `medledger verify --api URL[,URL…] [--genesis FILE] [--payloads] [--json]` (SPEC §7): re-verifies every
+ * `medledger verify --api URL[,URL…] [--genesis FILE] [--payloads] [--json]` (PROTOCOL.md §7.6): re-verifies every
  * replica's chain on this machine and compares them; with --payloads also every replica's payloads against
  * the hashes the chain commits to. Exit 0 all agree, 1 a node differs or fails (named, with the height, and
  * the transaction for a payload), 2 the check could not be completed.

@@ -9,7 +9,7 @@ import { Pacer, Schedule, Stopped } from './schedule.js';
 import { StoredChecks } from './storedChecks.js';
 
 /**
- * The background integrity check of FEATURES A ("No data integrity in the server's database"), for a
+ * The background integrity check (PROTOCOL.md §8.3; "no data integrity in the server's database"), for a
  * replicated ledger: the node re-verifies what it has on disk, not what it believes in memory.
  *
  * A pass starts from genesis with a fresh state and re-executes every stored block (`chainPass.ts`). For

@@ -14,7 +14,7 @@ export const savedRoundStateSchema = z.object({
 });
 export type SavedRoundState = z.infer<typeof savedRoundStateSchema>;
 
-/** Equivocation evidence: two signed, conflicting messages of one validator (SPEC §5). */
+/** Equivocation evidence: two signed, conflicting messages of one validator (PROTOCOL.md §5.8). */
 const evidenceMessageSchema = z.union([signedVoteSchema, z.strictObject({ block: z.string() })]);
 export const evidenceSchema = z.strictObject({
   kind: z.enum(['vote', 'proposal']),

@@ -5,7 +5,7 @@ import type { UnsignedTx } from '../tx/types.js';
 import type { RecordMeta, StateChange, StateView, User } from './types.js';
 
 /**
- * The permission table of SPEC §3, one rule per transaction type. A rule either denies with a stable
+ * The permission table of PROTOCOL.md §3, one rule per transaction type. A rule either denies with a stable
  * reason code or writes its effects into the overlay it is given.
  */
 export type Decision = { allowed: true } | { allowed: false; reason: string };

@@ -11,7 +11,7 @@ import {
 } from '../ids.js';
 
 /**
- * Transaction wire format (SPEC §2). A transaction is the signed statement of one user action; its id is
+ * Transaction wire format (PROTOCOL.md §2.2). A transaction is the signed statement of one user action; its id is
  * SHA-256 of the canonical encoding of the unsigned part. Bodies are strict: unknown fields are malformed.
  */
 

@@ -3,7 +3,7 @@ import type { NodeStatusState } from '../hooks/useNodeStatus.js';
 
 /**
  * Node name, peers, height, finalized height; and, the moment the node's integrity monitor reports a
- * problem, the red alert of FEATURES A ("No data integrity in the server's database").
+ * problem, the red alert of PROTOCOL.md §8.3 ("No data integrity in the server's database").
  */
 export function StatusBar({ node }: { node: NodeStatusState }) {
   const s = node.status;

@@ -18,7 +18,7 @@ interface Row {
   at: number;
 }
 
-/** A patient's doctors and auditors: grant, revoke, and approve or deny pending requests (FEATURES B, C). */
+/** A patient's doctors and auditors: grant, revoke, and approve or deny pending requests (PROTOCOL.md §3.1). */
 export function AccessScreen() {
   const session = useSession();
   const app = useApp();

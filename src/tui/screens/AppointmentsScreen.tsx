@@ -12,7 +12,7 @@ import { ConfirmScreen } from './ConfirmScreen.js';
 import { FormScreen } from './FormScreen.js';
 import { useKeys } from '../hooks/useKeys.js';
 
-/** Appointments: a patient books and cancels; a doctor sees and cancels their own (FEATURES C). */
+/** Appointments: a patient books and cancels; a doctor sees and cancels their own (PROTOCOL.md §3.1). */
 export function AppointmentsScreen() {
   const session = useSession();
   const app = useApp();

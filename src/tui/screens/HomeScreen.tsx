@@ -30,7 +30,7 @@ const MENU_HELP: [string, string][] = [
   ['q', 'quit'],
 ];
 
-/** The signed-in user's main menu: what their role may do (SPEC §3), each item one key away. */
+/** The signed-in user's main menu: what their role may do (PROTOCOL.md §3.1), each item one key away. */
 export function HomeScreen() {
   const session = useSession();
   const { busy } = useApp();

@@ -24,7 +24,7 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
   const read = useAsync(() => session.readRecord(patient, record), [patient, record]);
   const rec: DecryptedRecord | undefined = read.state === 'done' ? read.value.value : undefined;
   const writable = canWrite(session.keys.role);
-  // Files in a record: patient and granted doctors only (SPEC §3).
+  // Files in a record: patient and granted doctors only (PROTOCOL.md §3.1).
   const files = writable ? (rec?.files ?? []) : [];
   const file = files[Math.min(selectedFile, files.length - 1)];
 

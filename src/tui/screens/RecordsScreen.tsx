@@ -13,7 +13,7 @@ import { RecordFormScreen } from './RecordFormScreen.js';
 import { RecordScreen } from './RecordScreen.js';
 import { useKeys } from '../hooks/useKeys.js';
 
-/** Who may change a patient's records (SPEC §3): the patient and granted doctors; auditors only read. */
+/** Who may change a patient's records (PROTOCOL.md §3.1): the patient and granted doctors; auditors only read. */
 export function canWrite(role: string): boolean {
   return role === 'patient' || role === 'doctor';
 }
