@@ -8,7 +8,8 @@
  * of audited reads (--tps per honest node) keeps blocks non-empty. First a baseline phase (node 3 unaltered),
  * then node 3 stopped (what a crashed validator costs, for comparison), then one phase per behaviour (node 3
  * restarted with it), and the baseline again at the end (the machine's drift); in each the honest nodes'
- * finalized heights are measured over --seconds. Behaviours that get node 3 banned run last. Prints a table (blocks/min of the honest nodes, ratio to the baseline, their CPU and
+ * finalized heights are measured over --seconds. Behaviours that get node 3 banned run last. Prints a table
+ * (blocks/min of the honest nodes, ratio to the baseline, their CPU and
  * RSS, new evidence records, gossip rejects of node 3) and writes it as JSON to
  * bench-results/attack-rate-<date>.json. Every loop is bounded in count and time; the node processes are
  * started and stopped by this script (by PID), and so is the whole run (a deadline from the phase count).
@@ -117,7 +118,12 @@ async function main(): Promise<void> {
       const perTick = Math.round(TPS / 5);
       while (loadRunning && perTick > 0 && Date.now() < DEADLINE) {
         await Promise.all(
-          HONEST.map((i, k) => net.api(i).submitBatch(Array.from({ length: perTick }, () => ({ tx: auditedRead(patients[k]!) }))).catch(() => undefined)),
+          HONEST.map((i, k) =>
+            net
+              .api(i)
+              .submitBatch(Array.from({ length: perTick }, () => ({ tx: auditedRead(patients[k]!) })))
+              .catch(() => undefined),
+          ),
         );
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -139,7 +145,9 @@ async function main(): Promise<void> {
       const after = { h: Math.min(...(await heights().catch(() => [before.h]))), t: Date.now(), cpu: HONEST.map((i) => cpuSeconds(net.processes[i]!.pid)) };
       const elapsed = (after.t - before.t) / 1000;
       const status0 = await net.api(0).status();
-      const evidence = (await net.api(0).get<{ evidence: EvidenceRecord[] }>('/v1/evidence')).evidence.filter((e) => e.height > before.h && e.height <= after.h).length;
+      const evidence = (await net.api(0).get<{ evidence: EvidenceRecord[] }>('/v1/evidence')).evidence.filter(
+        (e) => e.height > before.h && e.height <= after.h,
+      ).length;
       let txs = 0;
       for (let from = before.h + 1; from <= after.h; from += 500) {
         const page = await net.api(0).get<{ blocks: ChainBlock[] }>(`/v1/chain/blocks?from=${from}&to=${Math.min(after.h, from + 499)}`);
@@ -173,11 +181,24 @@ async function main(): Promise<void> {
       // Let the honest nodes work off what the attack left queued before the next phase is measured.
       await restartByz([], `${name.replace(/\W+/g, '-')}-settle`);
       const h = Math.max(...(await heights()));
-      await net.waitFor((s) => s.height >= h + 2, { nodes: HONEST, timeoutMs: 60_000 }).catch(() => console.error(`${name}: honest nodes had not recovered after 60 s`));
+      await net
+        .waitFor((s) => s.height >= h + 2, { nodes: HONEST, timeoutMs: 60_000 })
+        .catch(() => console.error(`${name}: honest nodes had not recovered after 60 s`));
     }
 
     const header = ['behaviour', 'blocks/min (honest)', 'ratio', 'txs/min', 'honest CPU %', 'honest RSS MB', 'evidence', 'rejected', 'banned', 'load'];
-    const table = rows.map((r) => [r.behaviour, String(r.blocksPerMin), r.ratio.toFixed(2), String(r.txsPerMin), String(r.honestCpuPct), String(r.honestRssMb), String(r.evidence), String(r.rejected), r.banned ? 'yes' : 'no', String(r.load1)]);
+    const table = rows.map((r) => [
+      r.behaviour,
+      String(r.blocksPerMin),
+      r.ratio.toFixed(2),
+      String(r.txsPerMin),
+      String(r.honestCpuPct),
+      String(r.honestRssMb),
+      String(r.evidence),
+      String(r.rejected),
+      r.banned ? 'yes' : 'no',
+      String(r.load1),
+    ]);
     const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
     const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
     console.log(line(header));

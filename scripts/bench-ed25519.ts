@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   const reference = availableBackends[availableBackends.length - 1]!;
   const signers = keys.map((k) => reference.signer(k.secretKey));
   const items = messages.map((message, i) => ({ key: keys[i % KEYS]!.publicKey, message, sig: signers[i % KEYS]!(message) }));
-  console.log(`${COUNT} signatures of ${MESSAGE_BYTES}-byte messages under ${KEYS} keys; backends here: ${availableBackends.map((b) => b.name).join(', ')}${libsodiumUnavailable ? ` (libsodium: ${libsodiumUnavailable})` : ''}`);
+  console.log(
+    `${COUNT} signatures of ${MESSAGE_BYTES}-byte messages under ${KEYS} keys; backends here: ${availableBackends.map((b) => b.name).join(', ')}${libsodiumUnavailable ? ` (libsodium: ${libsodiumUnavailable})` : ''}`,
+  );
 
   const rows = [];
   for (const backend of availableBackends) {
@@ -62,8 +64,15 @@ async function main(): Promise<void> {
     const signPerSecond = rate(signCount, () => {
       for (let i = 0; i < signCount; i++) backendSigners[i % KEYS]!(messages[i]!);
     });
-    rows.push({ backend: backend.name, verifyPerSecondPerCore: verifyPerSecond, signPerSecondPerCore: signPerSecond, verifyMicroseconds: Number((1e6 / verifyPerSecond).toFixed(1)) });
-    console.log(`${backend.name.padEnd(12)} verify ${verifyPerSecond.toLocaleString('en-US')}/s per core (${(1e6 / verifyPerSecond).toFixed(1)} µs), sign ${signPerSecond.toLocaleString('en-US')}/s`);
+    rows.push({
+      backend: backend.name,
+      verifyPerSecondPerCore: verifyPerSecond,
+      signPerSecondPerCore: signPerSecond,
+      verifyMicroseconds: Number((1e6 / verifyPerSecond).toFixed(1)),
+    });
+    console.log(
+      `${backend.name.padEnd(12)} verify ${verifyPerSecond.toLocaleString('en-US')}/s per core (${(1e6 / verifyPerSecond).toFixed(1)} µs), sign ${signPerSecond.toLocaleString('en-US')}/s`,
+    );
   }
 
   // The worker pool as bulk verification uses it (default size), on the backend this process picked.
@@ -78,7 +87,9 @@ async function main(): Promise<void> {
   }
   const poolPerSecond = Math.round(COUNT / (best / 1000));
   await pool.close();
-  console.log(`worker pool (${signatureBackend()}, ${Math.max(1, Math.min(4, availableParallelism()))} threads): ${poolPerSecond.toLocaleString('en-US')} verifications/s`);
+  console.log(
+    `worker pool (${signatureBackend()}, ${Math.max(1, Math.min(4, availableParallelism()))} threads): ${poolPerSecond.toLocaleString('en-US')} verifications/s`,
+  );
 
   const date = new Date().toISOString();
   const out = {

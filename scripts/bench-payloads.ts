@@ -72,7 +72,9 @@ interface PassFigure {
 async function main(): Promise<void> {
   const net = await benchNetwork('medledger-payload-bench-', Number(values['base-port']));
   const { genesis, validators, layout } = net;
-  console.log(`chain of ${RECORDS} records (${MIN}–${MAX} B of content each, ${(DELETE_SHARE * 100).toFixed(0)}% deleted later) for ${PATIENTS} patients in ${net.dir}`);
+  console.log(
+    `chain of ${RECORDS} records (${MIN}–${MAX} B of content each, ${(DELETE_SHARE * 100).toFixed(0)}% deleted later) for ${PATIENTS} patients in ${net.dir}`,
+  );
   const store = await LedgerStore.open(net.storeDir);
   const ledger = await Ledger.open(store, genesis);
 
@@ -85,10 +87,23 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const commit = async (items: { tx: Tx; payload?: Uint8Array }[]) => {
     const height = ledger.height + 1;
-    const { executed, dropped } = buildBlock({ genesis, parent: ledger.headRef, lastCommit: await ledger.headCertificate(), state: ledger.state, candidates: items.map((i) => i.tx), round: 0, time, signer: validators[proposerIndex(4, height, 0)]! });
+    const { executed, dropped } = buildBlock({
+      genesis,
+      parent: ledger.headRef,
+      lastCommit: await ledger.headCertificate(),
+      state: ledger.state,
+      candidates: items.map((i) => i.tx),
+      round: 0,
+      time,
+      signer: validators[proposerIndex(4, height, 0)]!,
+    });
     if (dropped.length > 0) throw new Error(`dropped ${dropped.length}: ${dropped[0]!.error.message}`);
-    const votes = [0, 1, 2].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height, round: 0, validator: v, block: executed.hash }, validators[v]!, genesis.hash));
-    const payloads = new Map(items.flatMap((i) => (i.payload ? [[i.tx.idHex, { bytes: i.payload, keys: payloadKeys(payloadKind(i.tx.tx)!, i.payload) }] as const] : [])));
+    const votes = [0, 1, 2].map((v) =>
+      signVote({ type: 'precommit', network: genesis.file.network, height, round: 0, validator: v, block: executed.hash }, validators[v]!, genesis.hash),
+    );
+    const payloads = new Map(
+      items.flatMap((i) => (i.payload ? [[i.tx.idHex, { bytes: i.payload, keys: payloadKeys(payloadKind(i.tx.tx)!, i.payload) }] as const] : [])),
+    );
     await ledger.commit({ executed, cert: certificateFromVotes(votes), payloads });
     time += 100;
   };
@@ -98,7 +113,8 @@ async function main(): Promise<void> {
   };
   for (let from = 0; from < PATIENTS; from += BLOCK) {
     const batch: { tx: Tx }[] = [];
-    for (let i = from; i < Math.min(PATIENTS, from + BLOCK); i++) batch.push({ tx: sign(i, { type: 'registerPatient', body: { encKey: patients[i]!.encPublic! } } as never) });
+    for (let i = from; i < Math.min(PATIENTS, from + BLOCK); i++)
+      batch.push({ tx: sign(i, { type: 'registerPatient', body: { encKey: patients[i]!.encPublic! } } as never) });
     await commit(batch);
   }
   const records: { record: string; patient: number }[] = [];
@@ -111,14 +127,21 @@ async function main(): Promise<void> {
       const plaintext = randomBytes(MIN + Math.floor(Math.random() * (MAX - MIN + 1)));
       const sealed = sealBlob(plaintext, blobId(record, 'content', 1), [{ id: p.userId, encKey: p.encPublic! }]);
       payloadBytes += sealed.payload.length;
-      batch.push({ tx: sign(i, { type: 'createRecord', patient: p.userId, record, payload: sealed.hash, body: { recipients: [p.userId] } } as never), payload: sealed.payload });
+      batch.push({
+        tx: sign(i, { type: 'createRecord', patient: p.userId, record, payload: sealed.hash, body: { recipients: [p.userId] } } as never),
+        payload: sealed.payload,
+      });
       records.push({ record, patient: i });
     }
     await commit(batch);
   }
   const deletions = records.filter((_, k) => k % Math.max(1, Math.round(1 / DELETE_SHARE)) === 0);
   for (let from = 0; from < deletions.length; from += BLOCK) {
-    await commit(deletions.slice(from, from + BLOCK).map(({ record, patient }) => ({ tx: sign(patient, { type: 'deleteRecord', patient: patients[patient]!.userId, record, body: {} } as never) })));
+    await commit(
+      deletions
+        .slice(from, from + BLOCK)
+        .map(({ record, patient }) => ({ tx: sign(patient, { type: 'deleteRecord', patient: patients[patient]!.userId, record, body: {} } as never) })),
+    );
   }
   const writeS = (performance.now() - t0) / 1000;
   const disk = (dir: string) => Number(execFileSync('du', ['-sb', dir]).toString().split('\t')[0]);
@@ -139,7 +162,15 @@ async function main(): Promise<void> {
     const used = process.cpuUsage(cpu);
     if (!status.ok) throw new Error(`integrity alert: ${JSON.stringify(status.alert)}`);
     const p = monitor.lastPass!;
-    return { checks: checkPayloads ? 'with payload checks' : 'without payload checks', throttle: 'unthrottled', seconds, chainSeconds: p.chainMs / 1000, crossCheckSeconds: p.crossCheckMs / 1000, cpuSeconds: (used.user + used.system) / 1e6, payloadsChecked: monitor.payloads.checked };
+    return {
+      checks: checkPayloads ? 'with payload checks' : 'without payload checks',
+      throttle: 'unthrottled',
+      seconds,
+      chainSeconds: p.chainMs / 1000,
+      crossCheckSeconds: p.crossCheckMs / 1000,
+      cpuSeconds: (used.user + used.system) / 1e6,
+      payloadsChecked: monitor.payloads.checked,
+    };
   };
   /** The pass a node runs at start (or later, at the background share), timed until it reports itself done. */
   const throttled = async (checkPayloads: boolean, duty: number, label: string): Promise<PassFigure> => {
@@ -153,7 +184,14 @@ async function main(): Promise<void> {
     if (!monitor.lastPass) throw new Error('throttled pass did not finish in 30 minutes');
     if (!monitor.status().ok) throw new Error(`integrity alert: ${JSON.stringify(monitor.status().alert)}`);
     const p = monitor.lastPass;
-    return { checks: checkPayloads ? 'with payload checks' : 'without payload checks', throttle: label, seconds, chainSeconds: p.chainMs / 1000, crossCheckSeconds: p.crossCheckMs / 1000, payloadsChecked: monitor.payloads.checked };
+    return {
+      checks: checkPayloads ? 'with payload checks' : 'without payload checks',
+      throttle: label,
+      seconds,
+      chainSeconds: p.chainMs / 1000,
+      crossCheckSeconds: p.crossCheckMs / 1000,
+      payloadsChecked: monitor.payloads.checked,
+    };
   };
 
   await unthrottled(false); // warm-up: the page cache holds the store and the payload files from here on
@@ -164,7 +202,15 @@ async function main(): Promise<void> {
     ['startup throttle (0.5 of wall time)', (on) => throttled(on, 0.5, 'startup throttle (0.5 of wall time)')],
     ['background throttle (0.25 of wall time)', (on) => throttled(on, 0.25, 'background throttle (0.25 of wall time)')],
   ];
-  const rows: { throttle: string; without: PassFigure; with: PassFigure; extraSeconds: number; extraShare: number; payloadChecksPerSecond: number; microsPerPayload: number }[] = [];
+  const rows: {
+    throttle: string;
+    without: PassFigure;
+    with: PassFigure;
+    extraSeconds: number;
+    extraShare: number;
+    payloadChecksPerSecond: number;
+    microsPerPayload: number;
+  }[] = [];
   for (const [label, run] of modes) {
     const off: PassFigure[] = [];
     const on: PassFigure[] = [];
@@ -198,20 +244,29 @@ async function main(): Promise<void> {
   const l0 = performance.now();
   let listed = 0;
   let requests = 0;
-  for (let from = 1; from <= ledger.height; ) {
+  for (let from = 1; from <= ledger.height;) {
     const page = await listPayloads(ledger, from, ledger.height);
     listed += page.payloads.length;
     requests++;
     from = page.to + 1;
   }
   const listS = (performance.now() - l0) / 1000;
-  console.log(`GET /v1/payloads over the whole chain: ${listed} entries (${live} held, hashed) in ${requests} pages, ${listS.toFixed(2)} s (${(listed / listS).toFixed(0)} entries/s, in-process, no HTTP)`);
+  console.log(
+    `GET /v1/payloads over the whole chain: ${listed} entries (${live} held, hashed) in ${requests} pages, ${listS.toFixed(2)} s (${(listed / listS).toFixed(0)} entries/s, in-process, no HTTP)`,
+  );
 
   await store.close();
   const out = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    chain: { blocks: ledger.height, records: RECORDS, patients: PATIENTS, deleted: deletions.length, payloadBytes: { min: MIN, max: MAX, totalSealed: payloadBytes }, blockSize: BLOCK },
+    chain: {
+      blocks: ledger.height,
+      records: RECORDS,
+      patients: PATIENTS,
+      deleted: deletions.length,
+      payloadBytes: { min: MIN, max: MAX, totalSealed: payloadBytes },
+      blockSize: BLOCK,
+    },
     monitor: rows,
     passes,
     listing: { entries: listed, requests, seconds: listS, entriesPerSecond: listed / listS },

@@ -54,8 +54,14 @@ async function main(): Promise<void> {
   const chain = await writeSyntheticChain(net, ledger, { events: EVENTS, patients: PATIENTS, blockSize: BLOCK });
   const { events: written, start, end: time } = chain;
   const writeS = (performance.now() - t0) / 1000;
-  const disk = Number(execFileSync('du', ['-sb', join(layout.nodes[0]!.dataDir)]).toString().split('\t')[0]);
-  console.log(`write: ${written} events in ${chain.blocks} blocks, ${writeS.toFixed(1)} s (${(written / writeS).toFixed(0)} events/s incl. ${(chain.signMs / 1000).toFixed(1)} s of client signing); ${mb(disk)} MB on disk (${(disk / written).toFixed(0)} B/event)`);
+  const disk = Number(
+    execFileSync('du', ['-sb', join(layout.nodes[0]!.dataDir)])
+      .toString()
+      .split('\t')[0],
+  );
+  console.log(
+    `write: ${written} events in ${chain.blocks} blocks, ${writeS.toFixed(1)} s (${(written / writeS).toFixed(0)} events/s incl. ${(chain.signMs / 1000).toFixed(1)} s of client signing); ${mb(disk)} MB on disk (${(disk / written).toFixed(0)} B/event)`,
+  );
 
   // ---- 2. queries ----
   const trail: number[] = [];
@@ -79,19 +85,29 @@ async function main(): Promise<void> {
     await store.queryEvents({ from, to: from + 60_000 }, { limit: 50 });
     rangeQ.push(performance.now() - s);
   }
-  console.log(`query: patient trail (50 newest of ${written}) p50 ${pct(trail, 50).toFixed(1)} ms, p99 ${pct(trail, 99).toFixed(1)} ms; user trail p50 ${pct(userQ, 50).toFixed(1)} ms; 1-minute time range p50 ${pct(rangeQ, 50).toFixed(1)} ms`);
+  console.log(
+    `query: patient trail (50 newest of ${written}) p50 ${pct(trail, 50).toFixed(1)} ms, p99 ${pct(trail, 99).toFixed(1)} ms; user trail p50 ${pct(userQ, 50).toFixed(1)} ms; 1-minute time range p50 ${pct(rangeQ, 50).toFixed(1)} ms`,
+  );
 
   // ---- 3. full verification (scripts/bench-verify.ts measures the other verifiers) ----
   const v0 = performance.now();
   const checker = new ChainChecker(genesis); // no signature cache: every signature checked
   for (let h = 1; h <= chain.blocks; h++) checker.next(checker.decode(await store.getBlockBytes(h), h), (await store.getCertificate(h))!);
   const verifyS = (performance.now() - v0) / 1000;
-  console.log(`verify: full chain re-executed from genesis, every signature checked: ${(written / verifyS).toFixed(0)} events/s (${verifyS.toFixed(1)} s, one core)`);
+  console.log(
+    `verify: full chain re-executed from genesis, every signature checked: ${(written / verifyS).toFixed(0)} events/s (${verifyS.toFixed(1)} s, one core)`,
+  );
   await store.close();
 
   // ---- 4. memory of a node on this data ----
   const a = new NodeProcess('hosp-a', layout.nodes[0]!.configFile, layout.nodes[0]!.apiUrl);
-  const b = new NodeProcess('hosp-b', layout.nodes[1]!.configFile, layout.nodes[1]!.apiUrl, undefined, values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []);
+  const b = new NodeProcess(
+    'hosp-b',
+    layout.nodes[1]!.configFile,
+    layout.nodes[1]!.apiUrl,
+    undefined,
+    values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [],
+  );
   try {
     a.start();
     await a.waitReady(300_000);
@@ -105,7 +121,9 @@ async function main(): Promise<void> {
       const s0 = performance.now();
       await b.waitReady(1_800_000, (s) => s.height >= ledger.height);
       const syncS = (performance.now() - s0) / 1000;
-      console.log(`sync: empty node caught up ${ledger.height} blocks / ${written} events in ${syncS.toFixed(1)} s (${(written / syncS).toFixed(0)} events/s, fully verified)`);
+      console.log(
+        `sync: empty node caught up ${ledger.height} blocks / ${written} events in ${syncS.toFixed(1)} s (${(written / syncS).toFixed(0)} events/s, fully verified)`,
+      );
     }
   } finally {
     await Promise.all([a.stop(), b.stop()]);

@@ -121,7 +121,16 @@ class FinalityWatcher {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'medledger-bench-'));
   const base = Number(values['base-port']);
-  const layout = await createNetwork({ dir, nodes: NODES, basePort: base, adminPassword: () => 'Bench-Password-1!', kdf: { N: 1024, r: 8, p: 1 }, logLevel: values['log-level']!, limits: BENCH_LIMITS, ...(values.period ? { consensus: { periodMs: Number(values.period) } } : {}) });
+  const layout = await createNetwork({
+    dir,
+    nodes: NODES,
+    basePort: base,
+    adminPassword: () => 'Bench-Password-1!',
+    kdf: { N: 1024, r: 8, p: 1 },
+    logLevel: values['log-level']!,
+    limits: BENCH_LIMITS,
+    ...(values.period ? { consensus: { periodMs: Number(values.period) } } : {}),
+  });
   console.log(`network of ${NODES} nodes in ${dir}`);
   const runtimeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
   const procs = layout.nodes.map((n) => new NodeProcess(n.name, n.configFile, n.apiUrl, undefined, runtimeArgs));
@@ -146,7 +155,17 @@ async function main(): Promise<void> {
 
     let nonce = Date.now() * 1000;
     const sign = (p: Session): Tx => {
-      const unsigned: UnsignedTx<'listRecords'> = { v: 1, type: 'listRecords', actor: p.userId, key: p.signer.publicKey, via: p.hospital, nonce: ++nonce, time: Date.now(), patient: p.userId, body: {} };
+      const unsigned: UnsignedTx<'listRecords'> = {
+        v: 1,
+        type: 'listRecords',
+        actor: p.userId,
+        key: p.signer.publicKey,
+        via: p.hospital,
+        nonce: ++nonce,
+        time: Date.now(),
+        patient: p.userId,
+        body: {},
+      };
       return signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash);
     };
     const watcher = new FinalityWatcher(apis);
@@ -164,10 +183,12 @@ async function main(): Promise<void> {
       const node = k % NODES;
       const batch = Array.from({ length: 250 }, () => ({ tx: sign(patients[((k++ * 7) % (PATIENTS / NODES)) * NODES + node]!) }));
       const at = performance.now();
-      const job = submitWithRetry(apis[node]!, batch).then((r) => {
-        for (const id of r.accepted) submitted.push({ id, at });
-        if (r.rejected.length > 0 && r.rejected[0]!.code === 'UNAVAILABLE') return new Promise((res) => setTimeout(res, 50));
-      }).then(() => undefined);
+      const job = submitWithRetry(apis[node]!, batch)
+        .then((r) => {
+          for (const id of r.accepted) submitted.push({ id, at });
+          if (r.rejected.length > 0 && r.rejected[0]!.code === 'UNAVAILABLE') return new Promise((res) => setTimeout(res, 50));
+        })
+        .then(() => undefined);
       inflight.add(job);
       void job.finally(() => inflight.delete(job));
       if (inflight.size >= NODES * 2) await Promise.race(inflight);
@@ -185,9 +206,15 @@ async function main(): Promise<void> {
     const endHeight = watcher.minHeight();
     const nodeCpu = procs.map((p, i) => cpuSeconds(p.pid) - cpu0[i]!);
     const selfCpu = process.cpuUsage(self0);
-    console.log(`saturation: CPU per node ${nodeCpu.map((c) => c.toFixed(1)).join(', ')} s (${((1e6 * nodeCpu.reduce((a, b) => a + b, 0)) / NODES / finals.length).toFixed(0)} µs per event per node); load generator ${((selfCpu.user + selfCpu.system) / 1e6).toFixed(1)} s`);
-    console.log(`saturation: ${submitted.length} events submitted in ${((submitEnd - t0) / 1000).toFixed(1)} s; ${finals.length} final on all ${NODES} replicas after ${((lastFinal - t0) / 1000).toFixed(1)} s`);
-    console.log(`saturation: ${satRate.toFixed(0)} events/s final on all replicas (${endHeight - startHeight} blocks, ${(finals.length / Math.max(1, endHeight - startHeight)).toFixed(0)} events/block)`);
+    console.log(
+      `saturation: CPU per node ${nodeCpu.map((c) => c.toFixed(1)).join(', ')} s (${((1e6 * nodeCpu.reduce((a, b) => a + b, 0)) / NODES / finals.length).toFixed(0)} µs per event per node); load generator ${((selfCpu.user + selfCpu.system) / 1e6).toFixed(1)} s`,
+    );
+    console.log(
+      `saturation: ${submitted.length} events submitted in ${((submitEnd - t0) / 1000).toFixed(1)} s; ${finals.length} final on all ${NODES} replicas after ${((lastFinal - t0) / 1000).toFixed(1)} s`,
+    );
+    console.log(
+      `saturation: ${satRate.toFixed(0)} events/s final on all replicas (${endHeight - startHeight} blocks, ${(finals.length / Math.max(1, endHeight - startHeight)).toFixed(0)} events/block)`,
+    );
 
     // ---- phase 2: paced latency ----
     const paced: { id: string; at: number }[] = [];
@@ -213,10 +240,17 @@ async function main(): Promise<void> {
     while (performance.now() < pacedDeadline && paced.some((s) => watcher.finalAll(s.id) === undefined)) {
       await new Promise((r) => setTimeout(r, 100));
     }
-    const lat = paced.map((s) => (watcher.finalAll(s.id) ?? NaN) - s.at).filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-    console.log(`latency at ${RATE} events/s offered (${paced.length} events): submit→final on all replicas p50 ${percentile(lat, 50).toFixed(0)} ms, p95 ${percentile(lat, 95).toFixed(0)} ms, p99 ${percentile(lat, 99).toFixed(0)} ms, max ${lat.at(-1)?.toFixed(0)} ms; ${paced.length - lat.length} not final`);
+    const lat = paced
+      .map((s) => (watcher.finalAll(s.id) ?? NaN) - s.at)
+      .filter((x) => Number.isFinite(x))
+      .sort((a, b) => a - b);
+    console.log(
+      `latency at ${RATE} events/s offered (${paced.length} events): submit→final on all replicas p50 ${percentile(lat, 50).toFixed(0)} ms, p95 ${percentile(lat, 95).toFixed(0)} ms, p99 ${percentile(lat, 99).toFixed(0)} ms, max ${lat.at(-1)?.toFixed(0)} ms; ${paced.length - lat.length} not final`,
+    );
     const statuses = await Promise.all(apis.map((a) => a.status()));
-    console.log(`final heights ${statuses.map((s) => s.finalizedHeight).join(', ')}; same hash at min height: ${new Set(statuses.map((s) => s.finalizedHash)).size === 1 ? 'yes' : 'checking…'}`);
+    console.log(
+      `final heights ${statuses.map((s) => s.finalizedHeight).join(', ')}; same hash at min height: ${new Set(statuses.map((s) => s.finalizedHash)).size === 1 ? 'yes' : 'checking…'}`,
+    );
     await watcher.stop();
   } finally {
     await cleanup();

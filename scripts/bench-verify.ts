@@ -89,7 +89,9 @@ async function main(): Promise<void> {
     await monitor.stop();
     if (!status.ok) throw new Error(`monitor found a problem: ${JSON.stringify(status)}`);
     const phases = monitor.lastPass!;
-    console.log(`3. IntegrityMonitor pass ${workers ? 'with 2 worker threads' : 'on one core (node default)'}: ${rate(written, monitorMs)}: blocks and events ${rate(written, phases.chainMs)}, index digests both ways and state ${(phases.crossCheckMs / 1000).toFixed(1)} s`);
+    console.log(
+      `3. IntegrityMonitor pass ${workers ? 'with 2 worker threads' : 'on one core (node default)'}: ${rate(written, monitorMs)}: blocks and events ${rate(written, phases.chainMs)}, index digests both ways and state ${(phases.crossCheckMs / 1000).toFixed(1)} s`,
+    );
   }
   await store.close();
 
@@ -103,12 +105,16 @@ async function main(): Promise<void> {
     t0 = performance.now();
     for (const n of nodes) n.start();
     await Promise.all(nodes.map((n) => n.waitReady(600_000, (s) => s.integrity.verifiedHeight >= blocks)));
-    console.log(`   (each node's own startup integrity pass, throttled to half the time, ${REPLICAS} at once: ${((performance.now() - t0) / 1000).toFixed(1)} s wall)`);
+    console.log(
+      `   (each node's own startup integrity pass, throttled to half the time, ${REPLICAS} at once: ${((performance.now() - t0) / 1000).toFixed(1)} s wall)`,
+    );
     t0 = performance.now();
     const report = await verifyReplicas(nodes.map((n) => n.apiUrl));
     const ms = performance.now() - t0;
     if (report.exitCode !== 0) throw new Error(`verify failed: ${JSON.stringify(report).slice(0, 500)}`);
-    console.log(`4. verifyReplicas over ${REPLICAS} replicas (download + verify + compare): ${rate(written, ms)} of chain, ${rate(written * REPLICAS, ms).replace(' events/s', ' replica-events/s')}`);
+    console.log(
+      `4. verifyReplicas over ${REPLICAS} replicas (download + verify + compare): ${rate(written, ms)} of chain, ${rate(written * REPLICAS, ms).replace(' events/s', ' replica-events/s')}`,
+    );
   } finally {
     await Promise.all(nodes.map((n) => n.stop()));
     if (!values.keep) rmSync(dir, { recursive: true, force: true });

@@ -151,7 +151,18 @@ async function main(): Promise<void> {
     const left = wanted.length - i;
     const runs = Math.ceil(remainingRuns / left);
     const budgetMs = Math.max(1_000, (maxMs - (Date.now() - started)) / left);
-    const args = ['--runs', String(runs), '--seed', String(seed), '--fixture', fixturePath, '--slow-ms', values['slow-ms']!, '--time-limit-ms', String(Math.round(budgetMs))];
+    const args = [
+      '--runs',
+      String(runs),
+      '--seed',
+      String(seed),
+      '--fixture',
+      fixturePath,
+      '--slow-ms',
+      values['slow-ms']!,
+      '--time-limit-ms',
+      String(Math.round(budgetMs)),
+    ];
     if (replay) args.push('--path', values.path!);
     if (values.detail) args.push('--detail');
     // Generation stops at the time limit; a case that never returns is a hang: killed a minute later.
@@ -177,7 +188,9 @@ async function main(): Promise<void> {
     );
     if (values.detail) for (const [k, v] of result.reasons) console.log(`    ${String(v).padStart(6)} ${k}`);
     for (const f of result.findings) {
-      problems.push(`${f.target}: ${f.message}\n  reproduce: npx tsx scripts/fuzz.ts --targets ${f.target} --seed ${f.seed} --fixture ${fixturePath} --path ${f.path}\n  case: ${f.input}`);
+      problems.push(
+        `${f.target}: ${f.message}\n  reproduce: npx tsx scripts/fuzz.ts --targets ${f.target} --seed ${f.seed} --fixture ${fixturePath} --path ${f.path}\n  case: ${f.input}`,
+      );
     }
     if (result.failure) problems.push(`replayed and shrunk: ${result.failure}`);
   }

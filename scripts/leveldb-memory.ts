@@ -36,7 +36,8 @@ async function child(): Promise<void> {
       for (let i = 0; i < EVENTS_PER_BATCH; i++) {
         const s = String(seq++).padStart(17, '0');
         ops.push({ type: 'put', key: `e/${s}`, value: randomBytes(150) });
-        for (const ix of ['ip', 'iu', 'ih', 'ir', 'it']) ops.push({ type: 'put', key: `${ix}/${randomBytes(4).toString('hex')}\0${s}`, value: new Uint8Array(0) });
+        for (const ix of ['ip', 'iu', 'ih', 'ir', 'it'])
+          ops.push({ type: 'put', key: `${ix}/${randomBytes(4).toString('hex')}\0${s}`, value: new Uint8Array(0) });
       }
       await db.batch(ops);
       if (b % 50 === 0) samples.push({ batch: b, rssMB: Math.round(process.memoryUsage().rss / 2 ** 20) });
@@ -51,10 +52,17 @@ async function child(): Promise<void> {
 function main(): void {
   const runs: Record<string, { batch: number; rssMB: number }[]> = {};
   const jemalloc = allocatorEnv().LD_PRELOAD;
-  const allocators: [string, Record<string, string>][] = [['glibc', { MALLOC_ARENA_MAX: '2' }], ...(jemalloc ? [['jemalloc', { LD_PRELOAD: jemalloc }] as [string, Record<string, string>]] : [])];
+  const allocators: [string, Record<string, string>][] = [
+    ['glibc', { MALLOC_ARENA_MAX: '2' }],
+    ...(jemalloc ? [['jemalloc', { LD_PRELOAD: jemalloc }] as [string, Record<string, string>]] : []),
+  ];
   for (const [name, env] of allocators) {
     const { LD_PRELOAD: _drop, ...base } = process.env;
-    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--child', '--batches', String(BATCHES)], { env: { ...base, ...env }, encoding: 'utf8', timeout: 300_000 });
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--child', '--batches', String(BATCHES)], {
+      env: { ...base, ...env },
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     if (r.status !== 0) throw new Error(`${name} run failed: ${r.stderr.slice(-500)}`);
     runs[name] = JSON.parse(r.stdout) as { batch: number; rssMB: number }[];
     console.log(`${name}: resident MB every 50 batches of ${EVENTS_PER_BATCH * 6} keys: ${runs[name]!.map((s) => s.rssMB).join(' ')}`);

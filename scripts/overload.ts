@@ -41,10 +41,11 @@ const MAX_EVENTS = Number(values['max-events']);
 const MAX_RSS_MB = Number(values['max-rss-mb']);
 const BATCH = 500;
 
-
 function rssMB(pid: number | undefined): number {
   if (!pid) return NaN;
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
   return Math.round(Number(line?.split(/\s+/)[1] ?? NaN) / 1024);
 }
 
@@ -58,7 +59,15 @@ function isSocketError(err: unknown): boolean {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'medledger-overload-'));
-  const layout = await createNetwork({ dir, nodes: NODES, basePort: Number(values['base-port']), adminPassword: () => 'Bench-Password-1!', kdf: { N: 1024, r: 8, p: 1 }, logLevel: 'warn', limits: BENCH_LIMITS });
+  const layout = await createNetwork({
+    dir,
+    nodes: NODES,
+    basePort: Number(values['base-port']),
+    adminPassword: () => 'Bench-Password-1!',
+    kdf: { N: 1024, r: 8, p: 1 },
+    logLevel: 'warn',
+    limits: BENCH_LIMITS,
+  });
   const procs = layout.nodes.map((n) => new NodeProcess(n.name, n.configFile, n.apiUrl));
   const cleanup = async () => {
     await Promise.all(procs.map((p) => p.stop()));
@@ -82,7 +91,17 @@ async function main(): Promise<void> {
 
     let nonce = Date.now() * 1000;
     const sign = (p: Session) => {
-      const unsigned: UnsignedTx<'listRecords'> = { v: 1, type: 'listRecords', actor: p.userId, key: p.signer.publicKey, via: p.hospital, nonce: ++nonce, time: Date.now(), patient: p.userId, body: {} };
+      const unsigned: UnsignedTx<'listRecords'> = {
+        v: 1,
+        type: 'listRecords',
+        actor: p.userId,
+        key: p.signer.publicKey,
+        via: p.hospital,
+        nonce: ++nonce,
+        time: Date.now(),
+        patient: p.userId,
+        body: {},
+      };
       return { tx: signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash) };
     };
     const t0 = Date.now();
@@ -152,7 +171,8 @@ async function main(): Promise<void> {
     // Drain (bounded), then the replicas must agree.
     const target = Math.max(...(await Promise.all(apis.map((a) => a.status()))).map((s) => s.finalizedHeight));
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && (await Promise.all(apis.map((a) => a.status()))).some((s) => s.finalizedHeight < target)) await new Promise((r) => setTimeout(r, 500));
+    while (Date.now() < deadline && (await Promise.all(apis.map((a) => a.status()))).some((s) => s.finalizedHeight < target))
+      await new Promise((r) => setTimeout(r, 500));
     const hashes = await Promise.all(apis.map((a) => a.get<{ blocks: { hash: string }[] }>(`/v1/chain/blocks?from=${target}&to=${target}`)));
     const agree = new Set(hashes.map((h) => h.blocks[0]?.hash)).size === 1;
     const peakRss = Math.max(...minutes.flatMap((m) => m.maxRssMB as number[]));
@@ -163,7 +183,10 @@ async function main(): Promise<void> {
     ok = peakRss <= MAX_RSS_MB && counts.socketErrors === 0 && agree;
     mkdirSync('bench-results', { recursive: true });
     const file = join('bench-results', `overload-${new Date().toISOString().slice(0, 10)}-${hostname()}.json`);
-    writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), host: hostname(), nodes: NODES, seconds: SECONDS, counts, minutes, peakRssMB: peakRss, agree, ok }, null, 2)}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ date: new Date().toISOString(), host: hostname(), nodes: NODES, seconds: SECONDS, counts, minutes, peakRssMB: peakRss, agree, ok }, null, 2)}\n`,
+    );
     console.log(`${ok ? 'PASS' : 'FAIL'}: written ${file}`);
   } finally {
     await cleanup();

@@ -30,7 +30,9 @@ export async function benchNetwork(prefix: string, basePort: number): Promise<Be
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const layout = await createNetwork({ dir, nodes: 4, basePort, adminPassword: () => 'Bench-Password-1!', kdf: { N: 1024, r: 8, p: 1 }, logLevel: 'warn' });
   const genesis = parseGenesis(JSON.parse(readFileSync(layout.genesisFile, 'utf8')));
-  const validators = layout.nodes.map((n) => createSigner(fromHex((JSON.parse(readFileSync(join(n.dir, 'validator.key.json'), 'utf8')) as { secretKey: string }).secretKey)));
+  const validators = layout.nodes.map((n) =>
+    createSigner(fromHex((JSON.parse(readFileSync(join(n.dir, 'validator.key.json'), 'utf8')) as { secretKey: string }).secretKey)),
+  );
   return { dir, layout, genesis, validators, storeDir: join(layout.nodes[0]!.dataDir, 'ledger') };
 }
 
@@ -44,7 +46,11 @@ export interface WrittenChain {
   end: number;
 }
 
-export async function writeSyntheticChain(net: BenchNetwork, ledger: Ledger, opts: { events: number; patients: number; blockSize: number }): Promise<WrittenChain> {
+export async function writeSyntheticChain(
+  net: BenchNetwork,
+  ledger: Ledger,
+  opts: { events: number; patients: number; blockSize: number },
+): Promise<WrittenChain> {
   const { genesis, validators, layout } = net;
   const patients = Array.from({ length: opts.patients }, (_, i) => newUserKeys(`pat-${i}`, 'patient', layout.nodes[i % 4]!.hospital));
   const signers = patients.map((p) => createSigner(p.signSecret));
@@ -53,23 +59,35 @@ export async function writeSyntheticChain(net: BenchNetwork, ledger: Ledger, opt
   let written = 0;
   let signMs = 0;
   let time = start;
-  for (let index = 0; written < opts.events; ) {
+  for (let index = 0; written < opts.events;) {
     const txs: Tx[] = [];
     const s0 = performance.now();
     for (let k = 0; k < opts.blockSize && written + txs.length < opts.events; k++, index++) {
       const i = index % opts.patients;
       const p = patients[i]!;
       const base = { v: 1 as const, actor: p.userId, key: p.signPublic, via: p.hospital, nonce: nonce++, time };
-      const unsigned = index < opts.patients
-        ? ({ ...base, type: 'registerPatient', body: { encKey: p.encPublic! } } as UnsignedTx<'registerPatient'>)
-        : ({ ...base, type: 'listRecords', patient: p.userId, body: {} } as UnsignedTx<'listRecords'>);
+      const unsigned =
+        index < opts.patients
+          ? ({ ...base, type: 'registerPatient', body: { encKey: p.encPublic! } } as UnsignedTx<'registerPatient'>)
+          : ({ ...base, type: 'listRecords', patient: p.userId, body: {} } as UnsignedTx<'listRecords'>);
       txs.push(signTx(unsigned, signers[i]!, genesis.hash));
     }
     signMs += performance.now() - s0;
     const height = ledger.height + 1;
-    const { executed, dropped } = buildBlock({ genesis, parent: ledger.headRef, lastCommit: await ledger.headCertificate(), state: ledger.state, candidates: txs, round: 0, time, signer: validators[proposerIndex(4, height, 0)]! });
+    const { executed, dropped } = buildBlock({
+      genesis,
+      parent: ledger.headRef,
+      lastCommit: await ledger.headCertificate(),
+      state: ledger.state,
+      candidates: txs,
+      round: 0,
+      time,
+      signer: validators[proposerIndex(4, height, 0)]!,
+    });
     if (dropped.length > 0) throw new Error(`dropped ${dropped.length}: ${dropped[0]!.error.message}`);
-    const votes = [0, 1, 2].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height, round: 0, validator: v, block: executed.hash }, validators[v]!, genesis.hash));
+    const votes = [0, 1, 2].map((v) =>
+      signVote({ type: 'precommit', network: genesis.file.network, height, round: 0, validator: v, block: executed.hash }, validators[v]!, genesis.hash),
+    );
     await ledger.commit({ executed, cert: certificateFromVotes(votes), payloads: new Map() });
     written += executed.txs.length;
     time += 100;

@@ -112,7 +112,9 @@ const t = summary.totals;
 console.log(`scenarios run:                 ${summary.scenarios} (${summary.n7Scenarios} with N=7) in ${seconds.toFixed(1)} s`);
 console.log(`distinct schedules:            ${summary.distinctSchedules} (partitions + delivery order)`);
 console.log(`distinct partition schedules:  ${summary.distinctPartitions}`);
-console.log(`honest decisions / syncs:      ${t.decisions} / ${t.syncs} (decided after round 0 in ${summary.decidedAfterRound0} scenarios, highest round ${summary.maxDecisionRound})`);
+console.log(
+  `honest decisions / syncs:      ${t.decisions} / ${t.syncs} (decided after round 0 in ${summary.decidedAfterRound0} scenarios, highest round ${summary.maxDecisionRound})`,
+);
 console.log(`round skips:                   ${t.roundSkips}`);
 console.log(`equivocations seen (honest):   ${t.equivocations}`);
 console.log(`invalid blocks proposed:       ${t.invalidProposals}`);

@@ -20,7 +20,10 @@ export const submitTxRequestSchema = z.strictObject({
 export type SubmitTxRequest = z.input<typeof submitTxRequestSchema>;
 
 export const submitBatchRequestSchema = z.strictObject({
-  txs: z.array(z.strictObject({ tx: b64, payload: b64.optional() })).min(1).max(2_000),
+  txs: z
+    .array(z.strictObject({ tx: b64, payload: b64.optional() }))
+    .min(1)
+    .max(2_000),
 });
 
 export interface WireWrappedKey {
@@ -201,8 +204,7 @@ export type KeyProofResponse = { user: string; source: 'genesis' } | { user: str
 
 /** A signed vote as stored in evidence (bytes as hex), or a block hash where only that was kept. */
 export type WireEvidenceMessage =
-  | { type: 'prevote' | 'precommit'; network: string; height: number; round: number; validator: number; block: string | null; sig: string }
-  | { block: string };
+  { type: 'prevote' | 'precommit'; network: string; height: number; round: number; validator: number; block: string | null; sig: string } | { block: string };
 
 /** GET /v1/evidence: two conflicting messages of one validator, as this node's consensus engine saw them. */
 export interface EvidenceRecord {

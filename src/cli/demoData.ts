@@ -19,7 +19,28 @@ export interface DemoUser {
   api: string;
 }
 
-const WORDS = ['Amber', 'Birch', 'Cedar', 'Delta', 'Ember', 'Fjord', 'Grove', 'Harbor', 'Indigo', 'Juniper', 'Kestrel', 'Lumen', 'Maple', 'Nimbus', 'Orchid', 'Pebble', 'Quartz', 'Raven', 'Sierra', 'Tundra'];
+const WORDS = [
+  'Amber',
+  'Birch',
+  'Cedar',
+  'Delta',
+  'Ember',
+  'Fjord',
+  'Grove',
+  'Harbor',
+  'Indigo',
+  'Juniper',
+  'Kestrel',
+  'Lumen',
+  'Maple',
+  'Nimbus',
+  'Orchid',
+  'Pebble',
+  'Quartz',
+  'Raven',
+  'Sierra',
+  'Tundra',
+];
 
 /** A readable password that meets the policy (12+ characters, rated ≥ 3 by the strength estimator): three different words and a number. */
 export function demoPassword(): string {
@@ -50,7 +71,14 @@ export async function createDemoUsers(layout: NetworkLayout, kdf?: ScryptParams)
       // generates the keys, seals them under the staff member's password and activates with the code.
       const invited = await inviteStaff(admin, { userId: id, role });
       if (invited.outcome.denied) throw new Error(`inviting ${id} was denied: ${invited.outcome.denied}`);
-      const activated = await activateStaff({ apiUrl: node.apiUrl, userId: id, code: invited.code, password, keystoreDir: node.keystoreDir, ...(kdf ? { kdf } : {}) });
+      const activated = await activateStaff({
+        apiUrl: node.apiUrl,
+        userId: id,
+        code: invited.code,
+        password,
+        keystoreDir: node.keystoreDir,
+        ...(kdf ? { kdf } : {}),
+      });
       if (activated.outcome.denied) throw new Error(`activating ${id} was denied: ${activated.outcome.denied}`);
       sessions.set(id, activated.session);
       users.push({ id, role, hospital: node.hospital, password, api: node.apiUrl });
@@ -74,14 +102,26 @@ export async function createDemoUsers(layout: NetworkLayout, kdf?: ScryptParams)
     const here = letterOf(nodes[i]!);
     const next = letterOf(nodes[(i + 1) % nodes.length]!);
     const patient = sessions.get(`pat-${here}1`)!;
-    await must(patient.createRecord(patient.userId, { title: 'Admission check', vitals: { temperature: 36.6 + i / 10, bloodPressure: `${118 + i}/${78 + i}` }, notes: 'Routine admission vitals.' }));
+    await must(
+      patient.createRecord(patient.userId, {
+        title: 'Admission check',
+        vitals: { temperature: 36.6 + i / 10, bloodPressure: `${118 + i}/${78 + i}` },
+        notes: 'Routine admission vitals.',
+      }),
+    );
     await must(patient.grant(`dr-${here}`));
     if (next !== here) await must(patient.grant(`dr-${next}`));
     const granted = await must(patient.grant(`aud-${here}`));
     // The doctor's node must know every grant: a record is encrypted for exactly the current grantees.
     const doctor = sessions.get(`dr-${next}`)!;
     await doctor.waitForHeight(granted.height!);
-    await must(doctor.createRecord(patient.userId, { title: 'Follow-up', vitals: { temperature: 37.1, bloodPressure: '125/82', heartRate: 72 }, notes: 'Follow-up visit.' }));
+    await must(
+      doctor.createRecord(patient.userId, {
+        title: 'Follow-up',
+        vitals: { temperature: 37.1, bloodPressure: '125/82', heartRate: 72 },
+        notes: 'Follow-up visit.',
+      }),
+    );
     const second = sessions.get(`pat-${here}2`)!;
     await must(second.createRecord(second.userId, { title: 'Self-reported', vitals: { temperature: 36.9 } }));
     await must(second.book(`dr-${here}`, Date.now() + (i + 1) * 86_400_000));

@@ -1,6 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runStatus } from './commands/status.js';
-import { addAppointmentCommands, addApproveCommand, addDenyCommand, addGrantCommand, addRequestCommand, addRevokeCommand, addWhoamiCommand } from './commands/access.js';
+import {
+  addAppointmentCommands,
+  addApproveCommand,
+  addDenyCommand,
+  addGrantCommand,
+  addRequestCommand,
+  addRevokeCommand,
+  addWhoamiCommand,
+} from './commands/access.js';
 import { addActivateCommand, addDeactivateCommand, addEnrolCommand, addRecoverCommand, addRegisterCommand } from './commands/accounts.js';
 import { addAuditCommand } from './commands/audit.js';
 import { addKeygenCommand, addRecoverPatientCommand, addRevokeKeyCommand, addRotateKeysCommand } from './commands/keys.js';
@@ -42,12 +50,16 @@ export function buildProgram(): Command {
   type NetworkOpts = { nodes: number; dir: string; basePort: number; period?: number };
   const networkArgs = (o: NetworkOpts) => ({ nodes: o.nodes, dir: o.dir, basePort: o.basePort, ...(o.period ? { periodMs: o.period } : {}) });
 
-  networkCommand('cluster', 'start a local network of N node processes with fresh keys, a genesis and demo users', 'directory for keys, configs, data and logs (wiped if it holds an earlier cluster)').action(
-    async (o: NetworkOpts) => (await import('./commands/cluster.js')).runCluster(networkArgs(o)),
-  );
-  networkCommand('init', 'create keys, a genesis file and node configs for N hospitals, without starting them', 'new or empty directory for the network files').action(
-    async (o: NetworkOpts) => (await import('./commands/init.js')).runInit(networkArgs(o)),
-  );
+  networkCommand(
+    'cluster',
+    'start a local network of N node processes with fresh keys, a genesis and demo users',
+    'directory for keys, configs, data and logs (wiped if it holds an earlier cluster)',
+  ).action(async (o: NetworkOpts) => (await import('./commands/cluster.js')).runCluster(networkArgs(o)));
+  networkCommand(
+    'init',
+    'create keys, a genesis file and node configs for N hospitals, without starting them',
+    'new or empty directory for the network files',
+  ).action(async (o: NetworkOpts) => (await import('./commands/init.js')).runInit(networkArgs(o)));
 
   program
     .command('status')
@@ -90,10 +102,13 @@ export function buildProgram(): Command {
     .command('verify')
     .description("re-verify every replica's chain here, from genesis, and compare them height by height")
     .requiredOption('--api <urls...>', 'node APIs, comma-separated or repeated, e.g. http://127.0.0.1:7700,http://127.0.0.1:7701')
-    .option('--genesis <file>', 'genesis file to trust (default: the first node\'s, and every block 0 must match it)')
+    .option('--genesis <file>', "genesis file to trust (default: the first node's, and every block 0 must match it)")
     .option('--payloads', "also compare every replica's payloads (hashes and presence) with the hashes the chain commits to")
     .option('--json', 'machine-readable report')
-    .addHelpText('after', '\nExit codes: 0 all replicas verify and agree; 1 a replica differs or fails verification (node and height named),\nor verified equivocation evidence, or (--payloads) a replica lacks, alters or still holds a payload (node and tx named);\n2 the check could not be completed (unreachable node, bad arguments).')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 all replicas verify and agree; 1 a replica differs or fails verification (node and height named),\nor verified equivocation evidence, or (--payloads) a replica lacks, alters or still holds a payload (node and tx named);\n2 the check could not be completed (unreachable node, bad arguments).',
+    )
     .action(async (opts: { api: string[]; genesis?: string; json?: boolean; payloads?: boolean }) => (await import('./commands/verify.js')).runVerify(opts));
 
   program

@@ -91,7 +91,19 @@ export async function createNetwork(opts: NetworkOptions): Promise<NetworkLayout
     });
     const apiPort = opts.ports?.[i]?.api ?? opts.basePort + i;
     const p2pPort = opts.ports?.[i]?.p2p ?? opts.basePort + 100 + i;
-    nodes.push({ name: hospital, hospital, dir, configFile: join(dir, 'node.json'), dataDir, keystoreDir, apiPort, p2pPort, apiUrl: `http://127.0.0.1:${apiPort}`, peerId, admin: { id: adminId, password } });
+    nodes.push({
+      name: hospital,
+      hospital,
+      dir,
+      configFile: join(dir, 'node.json'),
+      dataDir,
+      keystoreDir,
+      apiPort,
+      p2pPort,
+      apiUrl: `http://127.0.0.1:${apiPort}`,
+      peerId,
+      admin: { id: adminId, password },
+    });
   }
   const genesis: GenesisFile = { network, time: Date.now(), hospitals, consensus: consensusParamsSchema.parse(opts.consensus ?? {}) };
   const genesisFile = join(opts.dir, 'genesis.json');

@@ -24,7 +24,10 @@ export function withUserOptions(cmd: Command): Command {
     .requiredOption('--user <id>', 'your user id (the keystore to unlock)')
     .option('--keystores <dir>', 'keystore directory (default: ~/.medledger/keystores; for a local cluster, the node names its own)')
     .option('--genesis <file>', "the network's genesis file, to check recipients' keys against (default: genesis.json in the keystore directory)")
-    .addHelpText('after', `\nPassword: from ${PASSWORD_ENV}, else prompted without echo.\nExit codes: 0 ok, 1 denied by the ledger (reason printed), 2 usage or other error.`);
+    .addHelpText(
+      'after',
+      `\nPassword: from ${PASSWORD_ENV}, else prompted without echo.\nExit codes: 0 ok, 1 denied by the ledger (reason printed), 2 usage or other error.`,
+    );
 }
 
 /** `fallbackApis`: where record reads go next when content cannot be read through `opts.api` (record show). */
@@ -45,7 +48,9 @@ export async function signIn(opts: UserOptions, fallbackApis: string[] = []): Pr
 /** Without a pinned genesis, keys are checked against the node's own: say so (README, "Verified recipient keys"). */
 export function warnUnpinned(session: Session): void {
   if (!session.recipientKeys.pinned) {
-    process.stderr.write("warning: no pinned genesis file (--genesis FILE, or genesis.json in the keystore directory); recipients' keys are checked against the node's own genesis\n");
+    process.stderr.write(
+      "warning: no pinned genesis file (--genesis FILE, or genesis.json in the keystore directory); recipients' keys are checked against the node's own genesis\n",
+    );
   }
 }
 

@@ -78,9 +78,13 @@ export async function login(opts: LoginOptions): Promise<Session> {
     if (err instanceof ApiError && err.code === 'NOT_FOUND') throw new LoginError('not-registered', `${opts.userId} is not registered on the ledger`);
     throw new LoginError('node-unreachable', (err as Error).message);
   }
-  if (!bytesEqual(fromBase64(onLedger.signKey), keys.signPublic)) throw new LoginError('damaged-keystore', `the keystore of ${opts.userId} does not hold the key the ledger knows`);
+  if (!bytesEqual(fromBase64(onLedger.signKey), keys.signPublic))
+    throw new LoginError('damaged-keystore', `the keystore of ${opts.userId} does not hold the key the ledger knows`);
   if (!onLedger.active) throw new LoginError('deactivated', `${opts.userId} was deactivated by the hospital's admin`);
-  return new Session(api, keys, status.hospital, { genesis: pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }) ?? pinnedGenesis({ keystoreDir: status.keystoreDir }), ...(opts.fallbackApiUrls?.length ? { fallbackApis: opts.fallbackApiUrls } : {}) });
+  return new Session(api, keys, status.hospital, {
+    genesis: pinnedGenesis({ genesisFile: opts.genesisFile, keystoreDir: dir }) ?? pinnedGenesis({ keystoreDir: status.keystoreDir }),
+    ...(opts.fallbackApiUrls?.length ? { fallbackApis: opts.fallbackApiUrls } : {}),
+  });
 }
 
 /** Problems with a new password (policy, confirmation), as short sentences for an inline error. */
@@ -105,7 +109,9 @@ export interface RegisterOptions {
  * password, then the registerPatient transaction through this node. The keystore is written first so
  * that keys of a registered user are never lost; it is removed again if the ledger refuses the user.
  */
-export async function registerPatient(opts: RegisterOptions): Promise<{ session: Session; outcome: ActionOutcome; recoveryCode?: string; backupError?: string }> {
+export async function registerPatient(
+  opts: RegisterOptions,
+): Promise<{ session: Session; outcome: ActionOutcome; recoveryCode?: string; backupError?: string }> {
   const idCheck = userIdSchema.safeParse(opts.userId);
   if (!idCheck.success) throw new Error(idCheck.error.issues[0]?.message ?? 'invalid user id');
   const problems = newPasswordProblems(opts.userId, opts.password);

@@ -4,7 +4,17 @@ import { MedLedgerError, type ErrorCode } from '../records/errors.js';
 import { signedRequestHeaders } from '../records/requestAuth.js';
 import type { Tx } from '../records/tx/types.js';
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
-import type { ErrorResponse, GenesisResponse, Overview, PublicInvitation, PublicUser, StatusResponse, SubmitBatchResponse, SubmitTxResponse, WireWrappedKey } from '../api/contract.js';
+import type {
+  ErrorResponse,
+  GenesisResponse,
+  Overview,
+  PublicInvitation,
+  PublicUser,
+  StatusResponse,
+  SubmitBatchResponse,
+  SubmitTxResponse,
+  WireWrappedKey,
+} from '../api/contract.js';
 
 /** Error from a node, with the node's error code (or NETWORK when the node could not be reached). */
 export class ApiError extends Error {
@@ -232,11 +242,19 @@ export class ApiClient {
     }
     if (pinned) {
       if (!bytesEqual(pinned.hash, genesis.hash)) {
-        throw new ApiError('FORBIDDEN', `the node at ${this.base} is on network ${status.network} (genesis ${served.hash.slice(0, 16)}…), not on the pinned network ${pinned.file.network} (genesis ${toHex(pinned.hash).slice(0, 16)}…)`, 0);
+        throw new ApiError(
+          'FORBIDDEN',
+          `the node at ${this.base} is on network ${status.network} (genesis ${served.hash.slice(0, 16)}…), not on the pinned network ${pinned.file.network} (genesis ${toHex(pinned.hash).slice(0, 16)}…)`,
+          0,
+        );
       }
       const own = pinned.file.hospitals.find((h) => h.id === status.hospital);
       if (!own || own.peerId !== status.peerId) {
-        throw new ApiError('FORBIDDEN', `the node at ${this.base} says it is ${status.hospital} (${status.peerId}), which the pinned genesis file does not confirm`, 0);
+        throw new ApiError(
+          'FORBIDDEN',
+          `the node at ${this.base} says it is ${status.hospital} (${status.peerId}), which the pinned genesis file does not confirm`,
+          0,
+        );
       }
     }
     return { peerId: status.peerId, hospital: status.hospital, network: status.network, genesisHash: genesis.hash, pinned: pinned !== undefined };

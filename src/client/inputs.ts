@@ -75,7 +75,10 @@ export function parseFutureDateTime(text: string, now = Date.now()): Parsed<numb
 }
 
 export function parseApiUrls(text: string): Parsed<string[]> {
-  const parts = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (parts.length === 0) return bad('give at least one node API URL');
   for (const p of parts) {
     let url: URL;

@@ -96,7 +96,8 @@ export async function nodeGenesis(api: ApiClient): Promise<GenesisAnchor> {
   } catch (err) {
     throw new MedLedgerError('MALFORMED', `the node at ${api.base} serves an invalid genesis file: ${(err as Error).message}`);
   }
-  if (toHex(genesis.hash) !== served.hash) throw new MedLedgerError('KEY_MISMATCH', `the node at ${api.base} serves a genesis file whose hash is not the one it names`);
+  if (toHex(genesis.hash) !== served.hash)
+    throw new MedLedgerError('KEY_MISMATCH', `the node at ${api.base} serves a genesis file whose hash is not the one it names`);
   return { genesis, pinned: false, source: `the node at ${api.base} (not pinned)` };
 }
 
@@ -157,7 +158,8 @@ function provenKeys(genesis: Genesis, id: string, evidence: unknown): VerifiedKe
   }
   const verdict = verifyProof(e.proof, genesis);
   if (!verdict.ok) return refuse(`the node's proof of ${id}'s keys does not verify: ${verdict.reason}`);
-  if (verdict.claim.outcome !== 'success') return refuse(`the node's proof of ${id}'s keys is of a denied ${verdict.claim.type} (${verdict.claim.reason ?? 'denied'}), which set no key`);
+  if (verdict.claim.outcome !== 'success')
+    return refuse(`the node's proof of ${id}'s keys is of a denied ${verdict.claim.type} (${verdict.claim.reason ?? 'denied'}), which set no key`);
   const { tx } = decodeTx(fromBase64((e.proof as { tx: string }).tx), { verify: false }); // signature checked by verifyProof
   const setBy = { tx: verdict.claim.tx, height: verdict.claim.height };
   if (tx.type === 'registerPatient') {
@@ -247,7 +249,10 @@ export class RecipientKeyVerifier {
       try {
         evidence = await this.api.get<KeyProofResponse>(`/v1/users/${encodeURIComponent(served.id)}/key-proof`);
       } catch (err) {
-        throw new MedLedgerError('UNAVAILABLE', `cannot verify the encryption key of ${served.id}: the node at ${this.api.base} gave no proof of it (${(err as Error).message}); nothing was sent`);
+        throw new MedLedgerError(
+          'UNAVAILABLE',
+          `cannot verify the encryption key of ${served.id}: the node at ${this.api.base} gave no proof of it (${(err as Error).message}); nothing was sent`,
+        );
       }
     }
     const proven = verifyServedKey(genesis, served, evidence);

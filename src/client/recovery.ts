@@ -5,7 +5,17 @@ import { createSigner, publicKeyFromSecret } from '../records/crypto/signature.j
 import { isMedLedgerError } from '../records/errors.js';
 import { roleSchema, userIdSchema } from '../records/ids.js';
 import { openKeystore, type ScryptParams, type UserKeys } from '../records/keystore.js';
-import { buildBackup, checkBackup, isRecoveryCode, openCodeCopy, openPasswordCopy, recoveryKeys, recoverySigner, replacePasswordCopy, RECOVERY_CODE_LENGTH } from '../records/recovery.js';
+import {
+  buildBackup,
+  checkBackup,
+  isRecoveryCode,
+  openCodeCopy,
+  openPasswordCopy,
+  recoveryKeys,
+  recoverySigner,
+  replacePasswordCopy,
+  RECOVERY_CODE_LENGTH,
+} from '../records/recovery.js';
 import { ApiClient, ApiError } from './apiClient.js';
 import { passwordProblems } from '../records/password.js';
 import { defaultKeystoreDir, keystorePath, readKeystoreFile, writeKeystore, writeKeystoreFile } from './keystoreFiles.js';
@@ -109,7 +119,8 @@ export async function recoverKeystore(opts: RecoverOptions): Promise<{ path: str
     raw = (await api.getBackup(opts.userId, recoverySigner(opts.code, opts.userId))).backup;
   } catch (err) {
     if (err instanceof ApiError && err.code === 'FORBIDDEN') throw new RecoveryError(`wrong recovery code for ${opts.userId}`);
-    if (err instanceof ApiError && err.code === 'NOT_FOUND') throw new RecoveryError(`this node holds no backup for ${opts.userId} (ask at your home hospital's node)`);
+    if (err instanceof ApiError && err.code === 'NOT_FOUND')
+      throw new RecoveryError(`this node holds no backup for ${opts.userId} (ask at your home hospital's node)`);
     throw err;
   }
   const signKey = fromBase64(onLedger.signKey);
@@ -117,7 +128,9 @@ export async function recoverKeystore(opts: RecoverOptions): Promise<{ path: str
   try {
     backup = checkBackup(raw, signKey);
   } catch {
-    throw new RecoveryError(`the node's backup of ${opts.userId} is not signed by the key the ledger knows (damaged, replaced, or the keys were rotated since)`);
+    throw new RecoveryError(
+      `the node's backup of ${opts.userId} is not signed by the key the ledger knows (damaged, replaced, or the keys were rotated since)`,
+    );
   }
   const wrongCode = (err: unknown) => (isMedLedgerError(err, 'WRONG_PASSWORD') ? new RecoveryError(`wrong recovery code for ${opts.userId}`) : err);
   if (opts.password !== undefined) {
@@ -134,7 +147,8 @@ export async function recoverKeystore(opts: RecoverOptions): Promise<{ path: str
       if (isMedLedgerError(err, 'WRONG_PASSWORD')) throw new RecoveryError('wrong password (with a forgotten password, set a new one instead)');
       throw new RecoveryError(`the password copy of ${opts.userId} is damaged`);
     }
-    if (keys.userId !== opts.userId || !bytesEqual(keys.signPublic, signKey)) throw new RecoveryError(`the password copy does not hold the key the ledger knows for ${opts.userId}`);
+    if (keys.userId !== opts.userId || !bytesEqual(keys.signPublic, signKey))
+      throw new RecoveryError(`the password copy does not hold the key the ledger knows for ${opts.userId}`);
     return { path: writeKeystoreFile(dir, opts.userId, file), keys };
   }
   let secrets;

@@ -1,7 +1,16 @@
 import { existsSync, rmSync } from 'node:fs';
 import { ApiError } from './apiClient.js';
 import { login, newPasswordProblems, type LoginOptions } from './accounts.js';
-import { commitStagedKeystore, defaultKeystoreDir, keystorePath, readKeystoreFile, resolveKeystoreDir, stageKeystore, stagedKeystorePath, writeKeystore } from './keystoreFiles.js';
+import {
+  commitStagedKeystore,
+  defaultKeystoreDir,
+  keystorePath,
+  readKeystoreFile,
+  resolveKeystoreDir,
+  stageKeystore,
+  stagedKeystorePath,
+  writeKeystore,
+} from './keystoreFiles.js';
 import { backupCodeKeys, rebindBackup } from './recovery.js';
 import type { ActionOutcome, Session } from './session.js';
 import { newUserKeys } from './userKeys.js';
@@ -15,12 +24,17 @@ import { MedLedgerError } from '../records/errors.js';
  * staged keystore over the old one (atomic rename). A denied or refused rotation leaves the old keystore as it
  * was and removes the staged one.
  */
-export async function rotateUserKeys(opts: LoginOptions & { kdf?: ScryptParams }): Promise<{ session: Session; outcome: ActionOutcome<{ rewrapped: number }>; keys: UserKeys }> {
+export async function rotateUserKeys(
+  opts: LoginOptions & { kdf?: ScryptParams },
+): Promise<{ session: Session; outcome: ActionOutcome<{ rewrapped: number }>; keys: UserKeys }> {
   const session = await login(opts);
   const dir = resolveKeystoreDir(opts.keystoreDir, opts.userId, (await session.api.status()).keystoreDir);
   if (!existsSync(keystorePath(dir, opts.userId))) throw new MedLedgerError('NOT_FOUND', `no keystore of ${opts.userId} in ${dir}`);
   if (existsSync(stagedKeystorePath(dir, opts.userId))) {
-    throw new MedLedgerError('USER_EXISTS', `${stagedKeystorePath(dir, opts.userId)} exists: an earlier rotation was interrupted; check which keys the ledger holds before removing it`);
+    throw new MedLedgerError(
+      'USER_EXISTS',
+      `${stagedKeystorePath(dir, opts.userId)} exists: an earlier rotation was interrupted; check which keys the ledger holds before removing it`,
+    );
   }
   const next = newUserKeys(opts.userId, session.keys.role, session.keys.hospital);
   // The recovery code's public keys, read while the old key may still sign: the new keys' backup is sealed to
@@ -46,7 +60,10 @@ export async function rotateUserKeys(opts: LoginOptions & { kdf?: ScryptParams }
  * `medledger keygen` (issue 10, key recovery at the home hospital): new keys for `userId`, sealed under a new
  * password in a new keystore on this computer; the public keys are what the patient shows the admin at the desk.
  */
-export function generateKeystore(opts: { userId: string; hospital: string; password: string; keystoreDir?: string; kdf?: ScryptParams }): { path: string; keys: UserKeys } {
+export function generateKeystore(opts: { userId: string; hospital: string; password: string; keystoreDir?: string; kdf?: ScryptParams }): {
+  path: string;
+  keys: UserKeys;
+} {
   const problems = newPasswordProblems(opts.userId, opts.password);
   if (problems.length > 0) throw new MedLedgerError('WEAK_PASSWORD', `password does not meet the policy: ${problems.join('; ')}`);
   const keys = newUserKeys(opts.userId, 'patient', opts.hospital);

@@ -155,7 +155,10 @@ export class Session {
    * was lost (a dropped connection retried by the client finds the transaction already pending or final), the
    * read is asked again as a new transaction, which is audited like the first.
    */
-  private async ask<T extends 'readRecord' | 'listRecords' | 'queryAudit'>(type: T, fields: { patient?: string; record?: string; body: TxBody<T> }): Promise<SubmitTxResponse> {
+  private async ask<T extends 'readRecord' | 'listRecords' | 'queryAudit'>(
+    type: T,
+    fields: { patient?: string; record?: string; body: TxBody<T> },
+  ): Promise<SubmitTxResponse> {
     const res = await this.act(type, fields);
     if (res.event?.outcome !== 'success' || res.result) return res;
     return this.act(type, fields);
@@ -179,7 +182,8 @@ export class Session {
   async waitForHeight(height: number, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while ((await this.api.status()).height < height) {
-      if (Date.now() > deadline) throw new MedLedgerError('UNAVAILABLE', `the node at ${this.api.base} has not reached height ${height} in ${timeoutMs / 1000} s`);
+      if (Date.now() > deadline)
+        throw new MedLedgerError('UNAVAILABLE', `the node at ${this.api.base} has not reached height ${height} in ${timeoutMs / 1000} s`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -218,7 +222,11 @@ export class Session {
     }
     const sealed = rewrapForGrantee(blobs, this.me(), { id: this.userId, encKey: next.encPublic });
     const consent = signKeyConsent(createSigner(next.signSecret), this.userId, this.signer.publicKey, next.encPublic, (await this.api.identify()).genesisHash);
-    const res = await this.act('rotateKeys', { body: { signKey: next.signPublic, encKey: next.encPublic, consent } }, { bytes: sealed.payload, hash: sealed.hash });
+    const res = await this.act(
+      'rotateKeys',
+      { body: { signKey: next.signPublic, encKey: next.encPublic, consent } },
+      { bytes: sealed.payload, hash: sealed.hash },
+    );
     return this.outcome(res, { rewrapped: blobs.length });
   }
 
@@ -253,7 +261,13 @@ export class Session {
    * became final in between, the ledger denies it (`recipients-mismatch`, recorded like any denial) and
    * this node has by then executed that change: seal again for the new set, up to three attempts.
    */
-  private async actSealed<T extends TxType>(type: T, target: { patient: string; record: string }, blob: string, plaintext: Uint8Array, body: (recipients: string[]) => TxBody<T>): Promise<SubmitTxResponse> {
+  private async actSealed<T extends TxType>(
+    type: T,
+    target: { patient: string; record: string },
+    blob: string,
+    plaintext: Uint8Array,
+    body: (recipients: string[]) => TxBody<T>,
+  ): Promise<SubmitTxResponse> {
     for (let attempt = 1; ; attempt++) {
       const recipients = await this.recipients(target.patient);
       const sealed = sealBlob(plaintext, blob, recipients);
@@ -265,21 +279,36 @@ export class Session {
   async createRecord(patient: string, content: RecordContent): Promise<ActionOutcome<string>> {
     const checked = recordContentSchema.parse(content);
     const record = newRecordId();
-    return this.outcome(await this.actSealed('createRecord', { patient, record }, blobId(record, 'content', 1), encodeCanonical(checked), (recipients) => ({ recipients })), record);
+    return this.outcome(
+      await this.actSealed('createRecord', { patient, record }, blobId(record, 'content', 1), encodeCanonical(checked), (recipients) => ({ recipients })),
+      record,
+    );
   }
 
   async updateRecord(patient: string, record: string, currentVersion: number, content: RecordContent): Promise<ActionOutcome> {
     const checked = recordContentSchema.parse(content);
     const version = currentVersion + 1;
-    return this.outcome(await this.actSealed('updateRecord', { patient, record }, blobId(record, 'content', version), encodeCanonical(checked), (recipients) => ({ recipients, version })));
+    return this.outcome(
+      await this.actSealed('updateRecord', { patient, record }, blobId(record, 'content', version), encodeCanonical(checked), (recipients) => ({
+        recipients,
+        version,
+      })),
+    );
   }
 
   /** Copies a record's current content into a new record of the same patient (read, then re-encrypt). */
   async copyRecord(patient: string, from: string): Promise<ActionOutcome<string>> {
     const source = await this.readRecord(patient, from);
-    if (source.denied || !source.value?.content) return { id: source.id, ...(source.event ? { event: source.event } : {}), denied: source.denied ?? 'content-unavailable' };
+    if (source.denied || !source.value?.content)
+      return { id: source.id, ...(source.event ? { event: source.event } : {}), denied: source.denied ?? 'content-unavailable' };
     const record = newRecordId();
-    return this.outcome(await this.actSealed('copyRecord', { patient, record }, blobId(record, 'content', 1), encodeCanonical(source.value.content), (recipients) => ({ from, recipients })), record);
+    return this.outcome(
+      await this.actSealed('copyRecord', { patient, record }, blobId(record, 'content', 1), encodeCanonical(source.value.content), (recipients) => ({
+        from,
+        recipients,
+      })),
+      record,
+    );
   }
 
   async deleteRecord(patient: string, record: string): Promise<ActionOutcome> {
@@ -327,7 +356,8 @@ export class Session {
         other.nonces = this.nonces;
         // Unpinned, the fallback must at least be on this node's network: the user's signatures are bound to it.
         const [mine, theirs] = await Promise.all([this.api.identify(), api.identify()]);
-        if (!bytesEqual(mine.genesisHash, theirs.genesisHash)) throw new MedLedgerError('FORBIDDEN', `the node at ${url} is on another network (${theirs.network}) than ${this.api.base}`);
+        if (!bytesEqual(mine.genesisHash, theirs.genesisHash))
+          throw new MedLedgerError('FORBIDDEN', `the node at ${url} is on another network (${theirs.network}) than ${this.api.base}`);
         return other;
       })();
       s.catch(() => this.fallbacks.delete(url));
@@ -366,13 +396,25 @@ export class Session {
   async attachFile(patient: string, record: string, file: FileContent): Promise<ActionOutcome<string>> {
     const checked = fileContentSchema.parse(file);
     const fileId = newFileId();
-    return this.outcome(await this.actSealed('attachFile', { patient, record }, blobId(record, fileId, 1), encodeCanonical(checked), (recipients) => ({ file: fileId, recipients })), fileId);
+    return this.outcome(
+      await this.actSealed('attachFile', { patient, record }, blobId(record, fileId, 1), encodeCanonical(checked), (recipients) => ({
+        file: fileId,
+        recipients,
+      })),
+      fileId,
+    );
   }
 
   async replaceFile(patient: string, record: string, fileId: string, currentVersion: number, file: FileContent): Promise<ActionOutcome> {
     const checked = fileContentSchema.parse(file);
     const version = currentVersion + 1;
-    return this.outcome(await this.actSealed('replaceFile', { patient, record }, blobId(record, fileId, version), encodeCanonical(checked), (recipients) => ({ file: fileId, recipients, version })));
+    return this.outcome(
+      await this.actSealed('replaceFile', { patient, record }, blobId(record, fileId, version), encodeCanonical(checked), (recipients) => ({
+        file: fileId,
+        recipients,
+        version,
+      })),
+    );
   }
 
   async removeFile(patient: string, record: string, fileId: string): Promise<ActionOutcome> {
@@ -430,8 +472,13 @@ export class Session {
   // ---- audit ---------------------------------------------------------------------------------
 
   async queryAudit(filter: AuditFilter, page: { limit?: number; cursor?: string } = {}): Promise<ActionOutcome<{ events: AuditEvent[]; cursor?: string }>> {
-    const res = await this.ask('queryAudit', { body: { filter, ...(page.limit ? { limit: page.limit } : {}), ...(page.cursor ? { cursor: page.cursor } : {}) } });
-    return this.outcome(res, res.result?.kind === 'audit' ? { events: res.result.events, ...(res.result.cursor ? { cursor: res.result.cursor } : {}) } : undefined);
+    const res = await this.ask('queryAudit', {
+      body: { filter, ...(page.limit ? { limit: page.limit } : {}), ...(page.cursor ? { cursor: page.cursor } : {}) },
+    });
+    return this.outcome(
+      res,
+      res.result?.kind === 'audit' ? { events: res.result.events, ...(res.result.cursor ? { cursor: res.result.cursor } : {}) } : undefined,
+    );
   }
 }
 

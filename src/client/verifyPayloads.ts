@@ -128,7 +128,14 @@ export class PayloadAudit {
       }
       const kind = payloadKind(t);
       if (!kind || !t.payload) return;
-      const expected: Expected = { height: h, tx: tx.idHex, hash: toHex(t.payload), kind: kind.kind, ...(kind.kind === 'blob' ? { record: kind.record } : {}), names };
+      const expected: Expected = {
+        height: h,
+        tx: tx.idHex,
+        hash: toHex(t.payload),
+        kind: kind.kind,
+        ...(kind.kind === 'blob' ? { record: kind.record } : {}),
+        names,
+      };
       const list = this.byHeight.get(h) ?? [];
       list.push(expected);
       this.byHeight.set(h, list);
@@ -158,7 +165,7 @@ export class PayloadAudit {
   private async list(r: PayloadReplica, from: number, to: number): Promise<Map<string, PayloadListingEntry> | undefined> {
     const out = new Map<string, PayloadListingEntry>();
     try {
-      for (let next = from; next <= to; ) {
+      for (let next = from; next <= to;) {
         const parsed = payloadListingSchema.safeParse(await r.client.get<unknown>(`/v1/payloads?from=${next}&to=${to}`));
         if (!parsed.success) throw new Error(`malformed payload listing: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
         const page = parsed.data;
@@ -210,7 +217,14 @@ export class PayloadAudit {
     for (const [node, listing] of listings) {
       for (const entry of listing.values()) {
         if (!entry.held || matched.get(node)!.has(entry.tx)) continue;
-        this.find({ node, height: entry.height, tx: entry.tx, kind: entry.kind, problem: 'unexpected', detail: `holds a ${entry.kind === 'blob' ? 'record' : 'grant'} payload for a transaction that, in the verified chain, carries none or did not succeed` });
+        this.find({
+          node,
+          height: entry.height,
+          tx: entry.tx,
+          kind: entry.kind,
+          problem: 'unexpected',
+          detail: `holds a ${entry.kind === 'blob' ? 'record' : 'grant'} payload for a transaction that, in the verified chain, carries none or did not succeed`,
+        });
       }
     }
   }
@@ -226,7 +240,12 @@ export class PayloadAudit {
       }
       // An absence may be explained by a deletion further on: decided once the whole chain is known.
       if (!holds) return void this.deferred.push({ node, expected: { height: e.height, tx: e.tx, hash: e.hash, kind: e.kind, record: e.record! }, entry });
-      if (entry!.sha256 !== e.hash) this.find({ ...at, problem: 'differs', detail: `holds bytes with SHA-256 ${short(entry!.sha256!)}, not the ${short(e.hash)} its transaction commits to` });
+      if (entry!.sha256 !== e.hash)
+        this.find({
+          ...at,
+          problem: 'differs',
+          detail: `holds bytes with SHA-256 ${short(entry!.sha256!)}, not the ${short(e.hash)} its transaction commits to`,
+        });
       return;
     }
     // Grant payloads are never purged; a deletion may redact them (then their hash cannot match).
@@ -237,7 +256,11 @@ export class PayloadAudit {
       names.push(node);
       redacted.set(sha, names);
     } else if (sha !== e.hash) {
-      this.find({ ...at, problem: 'differs', detail: `holds grant payload bytes with SHA-256 ${short(sha)}, not the ${short(e.hash)} its transaction commits to (and does not mark it redacted)` });
+      this.find({
+        ...at,
+        problem: 'differs',
+        detail: `holds grant payload bytes with SHA-256 ${short(sha)}, not the ${short(e.hash)} its transaction commits to (and does not mark it redacted)`,
+      });
     }
   }
 
@@ -249,7 +272,14 @@ export class PayloadAudit {
       if (i === 0 && !tie) continue;
       const others = groups.filter(([h]) => h !== hash).flatMap(([, n]) => n);
       for (const node of names) {
-        this.find({ node, height: e.height, tx: e.tx, kind: 'grant', problem: 'differs', detail: `holds a redacted copy of the grant payload (SHA-256 ${short(hash)}) that differs from the redacted copy held by ${others.join(', ')}` });
+        this.find({
+          node,
+          height: e.height,
+          tx: e.tx,
+          kind: 'grant',
+          problem: 'differs',
+          detail: `holds a redacted copy of the grant payload (SHA-256 ${short(hash)}) that differs from the redacted copy held by ${others.join(', ')}`,
+        });
       }
     }
   }
@@ -274,21 +304,30 @@ export class PayloadAudit {
         continue;
       }
       if (claim.height <= verified(node)) {
-        this.find({ ...at, problem: 'lacks', detail: `lacks the content of record ${e.record}: it says the record was deleted at height ${claim.height} (tx ${short(claim.tx)}), which its verified chain does not show` });
+        this.find({
+          ...at,
+          problem: 'lacks',
+          detail: `lacks the content of record ${e.record}: it says the record was deleted at height ${claim.height} (tx ${short(claim.tx)}), which its verified chain does not show`,
+        });
         continue;
       }
       const key = `${node}/${claim.tx}`;
       if (!proofs.has(key)) proofs.set(key, await this.deletionProof(node, claim.tx));
       const why = deletionMismatch(proofs.get(key)!, e.record!, claim);
       if (why === null) this.excused++;
-      else this.find({ ...at, problem: 'lacks', detail: `lacks the content of record ${e.record}: its claimed deletion at height ${claim.height} past the verified height does not check out (${why})` });
+      else
+        this.find({
+          ...at,
+          problem: 'lacks',
+          detail: `lacks the content of record ${e.record}: its claimed deletion at height ${claim.height} past the verified height does not check out (${why})`,
+        });
     }
     this.deferred.length = 0;
     for (const [node, txs] of this.recheck) {
       const r = this.replicas.find((x) => x.name === node);
       if (!r || this.errors.has(node)) continue;
       const items = [...txs.entries()].sort((a, b) => a[1].height - b[1].height);
-      for (let i = 0; i < items.length; ) {
+      for (let i = 0; i < items.length;) {
         const first = items[i]![1].height;
         let j = i;
         while (j < items.length && items[j]![1].height < first + RECHECK_SPAN) j++;
@@ -297,7 +336,15 @@ export class PayloadAudit {
         if (!listing) break;
         for (const [tx, { height, record }] of span) {
           if (decided.has(`${node}/${tx}`) || !listing.get(tx)?.held) continue;
-          this.find({ node, height, tx, kind: 'blob', record, problem: 'deleted-record', detail: `still holds the content of record ${record}, deleted at height ${this.deletedAt(record, node)}` });
+          this.find({
+            node,
+            height,
+            tx,
+            kind: 'blob',
+            record,
+            problem: 'deleted-record',
+            detail: `still holds the content of record ${record}, deleted at height ${this.deletedAt(record, node)}`,
+          });
         }
         i = j;
       }

@@ -130,8 +130,17 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
   const target = new Map(reachable.map((r) => [r.name, r.status!.finalizedHeight]));
   const maxTarget = Math.max(-1, ...target.values());
   const precheck = new SignaturePrecheck(genesis, { kinds: ALL_SIGNATURES });
-  const audit = opts.payloads ? new PayloadAudit(genesis, reachable.map((r) => ({ name: r.name, client: r.client }))) : undefined;
-  const checker = new ReplicaComparison(genesis, reachable.map((r) => r.name), { txCache: caches, verify: caches.verify, ...(audit ? { onExecuted: audit.onExecuted } : {}) });
+  const audit = opts.payloads
+    ? new PayloadAudit(
+        genesis,
+        reachable.map((r) => ({ name: r.name, client: r.client })),
+      )
+    : undefined;
+  const checker = new ReplicaComparison(
+    genesis,
+    reachable.map((r) => r.name),
+    { txCache: caches, verify: caches.verify, ...(audit ? { onExecuted: audit.onExecuted } : {}) },
+  );
   const verifiedOf = (name: string) => checker.replicas.find((s) => s.name === name)?.verifiedHeight ?? -1;
   let size = FIRST_PAGE;
 
@@ -142,7 +151,10 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
         const to = Math.min(from + count - 1, target.get(r.name)!);
         if (to < from || r.error) return [r, null] as const;
         try {
-          return [r, (await r.client.get<{ blocks: { height: number; block: string; cert?: string }[] }>(`/v1/chain/raw?from=${from}&to=${to}`)).blocks] as const;
+          return [
+            r,
+            (await r.client.get<{ blocks: { height: number; block: string; cert?: string }[] }>(`/v1/chain/raw?from=${from}&to=${to}`)).blocks,
+          ] as const;
         } catch (err) {
           r.error = `download failed at height ${from}: ${(err as Error).message}`;
           return [r, null] as const;
@@ -162,7 +174,14 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
     // Pages of about PAGE_BYTES keep memory bounded (three are held at a time) and the stages overlapping.
     size = Math.max(1, Math.min(PAGE, Math.floor((count * PAGE_BYTES) / Math.max(1, bytes))));
     const into = caches.open();
-    return { from, to: from + count - 1, byHeight, into, failed: page.filter(([r]) => r.error).map(([r]) => r.name), verified: precheck.check(signedBlocks(byHeight, genesis), into) };
+    return {
+      from,
+      to: from + count - 1,
+      byHeight,
+      into,
+      failed: page.filter(([r]) => r.error).map(([r]) => r.name),
+      verified: precheck.check(signedBlocks(byHeight, genesis), into),
+    };
   };
 
   try {
@@ -187,7 +206,11 @@ export async function verifyReplicas(urls: string[], opts: VerifyOptions = {}): 
       current = next;
     }
     await audit?.finish(verifiedOf);
-    return buildReport(replicas, checker, genesis, source, audit, { blocks: checker.blocksVerified, events: checker.eventsVerified, seconds: (performance.now() - started) / 1000 });
+    return buildReport(replicas, checker, genesis, source, audit, {
+      blocks: checker.blocksVerified,
+      events: checker.eventsVerified,
+      seconds: (performance.now() - started) / 1000,
+    });
   } finally {
     await precheck.close();
   }
@@ -269,7 +292,15 @@ function* signedBlocks(byHeight: Map<number, Map<string, ReplicaBlock>>, genesis
 function wireVote(m: WireEvidenceMessage): SignedVote | null {
   if (!('sig' in m)) return null;
   try {
-    return { type: m.type, network: m.network, height: m.height, round: m.round, validator: m.validator, block: m.block === null ? null : fromHex(m.block), sig: fromHex(m.sig) };
+    return {
+      type: m.type,
+      network: m.network,
+      height: m.height,
+      round: m.round,
+      validator: m.validator,
+      block: m.block === null ? null : fromHex(m.block),
+      sig: fromHex(m.sig),
+    };
   } catch {
     return null;
   }
@@ -281,7 +312,8 @@ export function checkEvidence(e: EvidenceRecord, genesis: Genesis): { verified: 
   const a = wireVote(e.first);
   const b = wireVote(e.second);
   if (!a || !b) return { verified: false, why: 'malformed votes' };
-  const same = a.type === b.type && a.height === b.height && a.round === b.round && a.validator === b.validator && a.validator === e.validator && a.height === e.height;
+  const same =
+    a.type === b.type && a.height === b.height && a.round === b.round && a.validator === b.validator && a.validator === e.validator && a.height === e.height;
   if (!same) return { verified: false, why: 'the two votes are not of one validator, height and round' };
   if ((a.block && b.block && toHex(a.block) === toHex(b.block)) || a.block === b.block) return { verified: false, why: 'the two votes are for the same block' };
   if (a.network !== genesis.file.network || b.network !== genesis.file.network) return { verified: false, why: 'votes of another network' };
@@ -329,7 +361,14 @@ function nodeReport(r: Replica, problem: string | undefined, extra: Partial<Veri
   };
 }
 
-function buildReport(replicas: Replica[], comparison: ReplicaComparison, genesis: Genesis, source: string, audit: PayloadAudit | undefined, stats: { blocks: number; events: number; seconds: number }): VerifyReport {
+function buildReport(
+  replicas: Replica[],
+  comparison: ReplicaComparison,
+  genesis: Genesis,
+  source: string,
+  audit: PayloadAudit | undefined,
+  stats: { blocks: number; events: number; seconds: number },
+): VerifyReport {
   const { replicas: states, divergence, equivocations, moreEquivocations } = comparison.result();
   const byName = new Map(states.map((s) => [s.name, s]));
   let failed = false;
@@ -339,7 +378,9 @@ function buildReport(replicas: Replica[], comparison: ReplicaComparison, genesis
     const problems: string[] = [];
     if (state?.fault) problems.push(`height ${state.fault.height}: ${state.fault.problem}`);
     if (divergence?.nodes.includes(r.name)) problems.push(`differs from the other replicas at height ${divergence.height}`);
-    const equivocated = equivocations.find((e) => e.source === 'chains' && e.blocks.some((b) => b.nodes.includes(r.name)) && divergence?.nodes.includes(r.name));
+    const equivocated = equivocations.find(
+      (e) => e.source === 'chains' && e.blocks.some((b) => b.nodes.includes(r.name)) && divergence?.nodes.includes(r.name),
+    );
     if (equivocated) problems.push(`serves a second certified block at height ${equivocated.height}`);
     if (state && !state.fault && !r.error && r.status && state.verifiedHeight < r.status.finalizedHeight) {
       problems.push(`served blocks only up to height ${state.verifiedHeight} though it reports height ${r.status.finalizedHeight} final`);

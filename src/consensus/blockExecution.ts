@@ -92,7 +92,8 @@ export function validateBlock(
   const expectedProposer = proposerIndex(genesis.validators.length, h, header.round);
   if (header.proposer !== expectedProposer) invalidBlock(h, `proposer ${header.proposer} is not the proposer of round ${header.round} (${expectedProposer})`);
   const hash = ctx.hash ?? headerHash(header);
-  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!, { hash, verify: ctx.verify })) invalidBlock(h, 'proposer signature is invalid');
+  if (!verifyHeaderSignature(header, block.sig, genesis.validators[expectedProposer]!, { hash, verify: ctx.verify }))
+    invalidBlock(h, 'proposer signature is invalid');
 
   checkLastCommit(block, parent, genesis, ctx.verify);
 

@@ -90,7 +90,11 @@ export class ChainChecker {
     if (block.header.height !== h) throw new ChainFault(block.header.height, `expected block ${h}`);
     let executed: ExecutedBlock;
     try {
-      executed = validateBlock(block, this.parent, this.state, { genesis: this.genesis, ...(this.opts.txCache ? { txCache: this.opts.txCache } : {}), ...(this.opts.verify ? { verify: this.opts.verify } : {}) });
+      executed = validateBlock(block, this.parent, this.state, {
+        genesis: this.genesis,
+        ...(this.opts.txCache ? { txCache: this.opts.txCache } : {}),
+        ...(this.opts.verify ? { verify: this.opts.verify } : {}),
+      });
     } catch (err) {
       if (!isMedLedgerError(err)) throw err;
       throw new ChainFault(h, err.message.replace(/^block \d+: /, ''));
@@ -108,7 +112,8 @@ export class ChainChecker {
   adopt(executed: ExecutedBlock, cert: Certificate | Uint8Array | undefined): void {
     const h = this.height + 1;
     const { header } = executed.block;
-    if (header.height !== h || !bytesEqual(header.parent, this.parent.hash)) throw new ChainFault(header.height, `does not follow the verified block ${this.height}`);
+    if (header.height !== h || !bytesEqual(header.parent, this.parent.hash))
+      throw new ChainFault(header.height, `does not follow the verified block ${this.height}`);
     this.checkCertificate(cert, h, executed.hash);
     this.state.write(executed.changes);
     this.parent = { header, hash: executed.hash };

@@ -22,7 +22,12 @@ export const consensusParamsSchema = z.strictObject({
   /** Added per round, so timeouts grow until the slowest honest validator is heard. */
   timeoutDeltaMs: z.number().int().min(0).max(60_000).default(500),
   maxBlockTxs: z.number().int().min(1).max(20_000).default(4_000),
-  maxBlockBytes: z.number().int().min(64 * 1024).max(8 * 1024 * 1024).default(3 * 1024 * 1024),
+  maxBlockBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(8 * 1024 * 1024)
+    .default(3 * 1024 * 1024),
 });
 export type ConsensusParams = z.infer<typeof consensusParamsSchema>;
 

@@ -48,7 +48,9 @@ export function inclusionPath(leaves: Uint8Array[], index: number): Hash32[] {
     const n = hi - lo;
     if (n === 1) return [];
     const k = splitPoint(n);
-    return m < k ? [...path(lo, lo + k, m), rootOfLeafHashes(leaves.slice(lo + k, hi))] : [...path(lo + k, hi, m - k), rootOfLeafHashes(leaves.slice(lo, lo + k))];
+    return m < k
+      ? [...path(lo, lo + k, m), rootOfLeafHashes(leaves.slice(lo + k, hi))]
+      : [...path(lo + k, hi, m - k), rootOfLeafHashes(leaves.slice(lo, lo + k))];
   };
   return path(0, leaves.length, index);
 }

@@ -226,16 +226,25 @@ export function verifyProof(input: unknown, genesis: Genesis): ProofVerdict {
     checks.push(`audit event is leaf ${proof.index} under the events root`);
     const t = tx.tx;
     const mismatch =
-      event.tx !== tx.idHex ? 'transaction id'
-      : event.height !== header.height ? 'height'
-      : event.index !== proof.index ? 'index'
-      : event.type !== t.type ? 'type'
-      : event.agent.user !== t.actor ? 'actor'
-      : event.recorded !== t.time ? 'time'
-      : event.source !== t.via ? 'source hospital'
-      : event.record !== t.record ? 'record'
-      : t.patient !== undefined && event.patient !== t.patient ? 'patient'
-      : null;
+      event.tx !== tx.idHex
+        ? 'transaction id'
+        : event.height !== header.height
+          ? 'height'
+          : event.index !== proof.index
+            ? 'index'
+            : event.type !== t.type
+              ? 'type'
+              : event.agent.user !== t.actor
+                ? 'actor'
+                : event.recorded !== t.time
+                  ? 'time'
+                  : event.source !== t.via
+                    ? 'source hospital'
+                    : event.record !== t.record
+                      ? 'record'
+                      : t.patient !== undefined && event.patient !== t.patient
+                        ? 'patient'
+                        : null;
     if (mismatch) fail(`audit event does not belong to the transaction (${mismatch} differs)`);
     checks.push('audit event matches the transaction');
 

@@ -48,6 +48,7 @@ export function checkProposal(p: Proposal, validators: Validator[], network: str
   if (p.validRound >= p.round) return 'validRound must precede the round';
   if (p.payloads.length !== p.block.txs.length) return 'payloads do not align with transactions';
   const proposer = validators[proposerIndex(validators.length, p.height, p.round)]!;
-  if (!verifySignature(proposer.key, proposalSigningMessage(network, proposer.genesisHash, p, blockHash), p.sig)) return 'not signed by the proposer of its round';
+  if (!verifySignature(proposer.key, proposalSigningMessage(network, proposer.genesisHash, p, blockHash), p.sig))
+    return 'not signed by the proposer of its round';
   return null;
 }

@@ -177,7 +177,10 @@ export class ReplicaComparison {
         if (survivors.length > 0) {
           candidate.valid = true;
           next.push({ checker, members: survivors });
-          this.opts.onExecuted?.(executed, survivors.map((m) => m.state.name));
+          this.opts.onExecuted?.(
+            executed,
+            survivors.map((m) => m.state.name),
+          );
         }
       });
     }
@@ -226,8 +229,13 @@ export class ReplicaComparison {
       const others = sorted.slice(1);
       this.divergence = {
         height: h,
-        nodes: others.flatMap((c) => c.members).sort((a, b) => a.order - b.order).map((m) => m.state.name),
-        detail: others.map((c) => `${c.members.map((m) => m.state.name).join(', ')}: ${describeDifference(reference, c)}`).join('; ') + ` (reference: ${reference.members.map((m) => m.state.name).join(', ')})`,
+        nodes: others
+          .flatMap((c) => c.members)
+          .sort((a, b) => a.order - b.order)
+          .map((m) => m.state.name),
+        detail:
+          others.map((c) => `${c.members.map((m) => m.state.name).join(', ')}: ${describeDifference(reference, c)}`).join('; ') +
+          ` (reference: ${reference.members.map((m) => m.state.name).join(', ')})`,
       };
     }
     const certified = sorted.filter((c) => c.valid && c.certs.length > 0);
@@ -243,7 +251,9 @@ export class ReplicaComparison {
     const both = [...sets[0]!].filter((v) => sets.slice(1).some((s) => s.has(v))).sort((a, b) => a - b);
     const headers = certified.map((c) => c.block!.header);
     const sameRound = headers.every((hd) => hd.round === headers[0]!.round);
-    const proposerNote = sameRound ? ` The proposer ${this.hospitals([headers[0]!.proposer])[0]} signed ${certified.length} different blocks for round ${headers[0]!.round}.` : '';
+    const proposerNote = sameRound
+      ? ` The proposer ${this.hospitals([headers[0]!.proposer])[0]} signed ${certified.length} different blocks for round ${headers[0]!.round}.`
+      : '';
     this.equivocations.push({
       height: h,
       kind: 'certificates',
@@ -262,7 +272,12 @@ export class ReplicaComparison {
 
   /** What each replica reached, the first divergence and every equivocation found. */
   result(): { replicas: ReplicaState[]; divergence?: Divergence; equivocations: Equivocation[]; moreEquivocations: number } {
-    return { replicas: this.replicas, ...(this.divergence ? { divergence: this.divergence } : {}), equivocations: this.equivocations, moreEquivocations: this.moreEquivocations };
+    return {
+      replicas: this.replicas,
+      ...(this.divergence ? { divergence: this.divergence } : {}),
+      equivocations: this.equivocations,
+      moreEquivocations: this.moreEquivocations,
+    };
   }
 }
 

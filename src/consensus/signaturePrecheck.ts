@@ -131,7 +131,10 @@ export class SignaturePrecheck {
    * and checked. An error of the source arrives after the chunks read before it. Leaving the loop early
    * does not wait for a pending read of the source: it is closed once that read returns.
    */
-  async *chunks<T>(source: AsyncIterable<T>, opts: { signed: (item: T) => SignedBlock; into: () => PrecheckTarget; ahead?: number }): AsyncGenerator<PrecheckedChunk<T>> {
+  async *chunks<T>(
+    source: AsyncIterable<T>,
+    opts: { signed: (item: T) => SignedBlock; into: () => PrecheckTarget; ahead?: number },
+  ): AsyncGenerator<PrecheckedChunk<T>> {
     const ahead = Math.max(1, opts.ahead ?? 1);
     const ready: PrecheckedChunk<T>[] = [];
     let finished = false;

@@ -117,11 +117,7 @@ export function proposerIndex(validatorCount: number, height: number, round: num
 }
 
 /** Timeouts grow linearly with the round, so after GST they eventually exceed the message delay. */
-export function timeoutMs(
-  step: TimeoutStep,
-  round: number,
-  params: { timeoutPropose: number; timeoutVote: number; timeoutDelta: number },
-): number {
+export function timeoutMs(step: TimeoutStep, round: number, params: { timeoutPropose: number; timeoutVote: number; timeoutDelta: number }): number {
   const base = step === 'propose' ? params.timeoutPropose : params.timeoutVote;
   return base + round * params.timeoutDelta;
 }
@@ -303,9 +299,7 @@ class Transition {
       if (votersFor(rec, 'precommit', value).length < quorum(this.ctx.n)) continue;
       s.step = 'decided';
       s.decision = { round, value };
-      const commit = votersFor(rec, 'precommit', value).map(
-        (validator): Vote => ({ type: 'precommit', height: s.height, round, validator, value }),
-      );
+      const commit = votersFor(rec, 'precommit', value).map((validator): Vote => ({ type: 'precommit', height: s.height, round, validator, value }));
       this.outputs.push({ kind: 'decide', height: s.height, round, value, commit });
       return true;
     }
@@ -316,7 +310,9 @@ class Transition {
   private skipToHigherRound(): boolean {
     const s = this.state;
     const needed = maxFaulty(this.ctx.n) + 1;
-    const higher = roundsAscending(s).filter((r) => r > s.round).reverse();
+    const higher = roundsAscending(s)
+      .filter((r) => r > s.round)
+      .reverse();
     for (const round of higher) {
       const votes = s.rounds[round]!.votes;
       const voters = new Set([...Object.keys(votes.prevote), ...Object.keys(votes.precommit)]);
@@ -450,8 +446,7 @@ class Transition {
     if (this.ctx.proposer(s.height, lowest) === validator) rec.proposal = null;
     rec.equivocators.prevote = rec.equivocators.prevote.filter((v) => v !== validator);
     rec.equivocators.precommit = rec.equivocators.precommit.filter((v) => v !== validator);
-    const empty =
-      rec.proposal === null && Object.keys(rec.votes.prevote).length === 0 && Object.keys(rec.votes.precommit).length === 0;
+    const empty = rec.proposal === null && Object.keys(rec.votes.prevote).length === 0 && Object.keys(rec.votes.precommit).length === 0;
     if (empty) delete s.rounds[lowest];
     return true;
   }

@@ -15,9 +15,7 @@ export const MAX_CONFLICTING_PER_SLOT = 2;
 export const MAX_ROUNDS_AHEAD = 100;
 
 export type AddResult =
-  | { kind: 'added'; conflictsWith?: SignedVote }
-  | { kind: 'duplicate' }
-  | { kind: 'dropped'; why: 'slot-full' | 'round-too-far' | 'other-height' };
+  { kind: 'added'; conflictsWith?: SignedVote } | { kind: 'duplicate' } | { kind: 'dropped'; why: 'slot-full' | 'round-too-far' | 'other-height' };
 
 export function voteValue(v: SignedVote): string | null {
   return v.block ? toHex(v.block) : null;
@@ -38,7 +36,10 @@ export class VoteBook {
    * What `add` would do with this vote, without its signature checked: lets gossip validation skip the
    * signature check of votes that would be dropped or are already here.
    */
-  wouldAdd(v: Pick<SignedVote, 'height' | 'round' | 'type' | 'validator' | 'block'>, currentRound: number): 'new' | 'duplicate' | 'slot-full' | 'round-too-far' | 'other-height' {
+  wouldAdd(
+    v: Pick<SignedVote, 'height' | 'round' | 'type' | 'validator' | 'block'>,
+    currentRound: number,
+  ): 'new' | 'duplicate' | 'slot-full' | 'round-too-far' | 'other-height' {
     if (v.height !== this.height) return 'other-height';
     if (v.round > currentRound + MAX_ROUNDS_AHEAD) return 'round-too-far';
     const slot = this.slots.get(slotKey(v.round, v.type, v.validator));

@@ -61,7 +61,13 @@ export function certificateFromVotes(votes: SignedVote[]): Certificate {
  * Checks a certificate against the validator set: distinct known validators in ascending order, every
  * signature valid, at least a quorum. `expected` pins the height and block it must certify.
  */
-export function verifyCertificate(cert: Certificate, validators: Validator[], network: string, expected?: { height: number; block: Uint8Array }, verify: SignatureVerifier = verifySignature): void {
+export function verifyCertificate(
+  cert: Certificate,
+  validators: Validator[],
+  network: string,
+  expected?: { height: number; block: Uint8Array },
+  verify: SignatureVerifier = verifySignature,
+): void {
   const fail = (why: string): never => {
     throw new MedLedgerError('INVALID_CERTIFICATE', `certificate for height ${cert.height}: ${why}`);
   };

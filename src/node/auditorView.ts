@@ -19,13 +19,22 @@ export async function proofOf(ledger: Ledger, txIdHex: string): Promise<Inclusio
   if (!block || !cert) throw new MedLedgerError('UNAVAILABLE', `block ${location.height} or its certificate is missing from this node's store`);
   // The stored event bytes are the eventsRoot leaves: read them as stored, never re-encoded.
   const eventBytes = await ledger.blockEventBytes(location.height);
-  if (eventBytes.length !== block.txs.length) throw new MedLedgerError('UNAVAILABLE', `block ${location.height}: ${eventBytes.length} stored events for ${block.txs.length} transactions`);
+  if (eventBytes.length !== block.txs.length)
+    throw new MedLedgerError('UNAVAILABLE', `block ${location.height}: ${eventBytes.length} stored events for ${block.txs.length} transactions`);
   return buildProof({ genesis: ledger.genesis, block, index: location.index, eventBytes, cert });
 }
 
 function wireMessage(m: StoredEvidence['first']): WireEvidenceMessage {
   if ('sig' in m) {
-    return { type: m.type, network: m.network, height: m.height, round: m.round, validator: m.validator, block: m.block ? toHex(m.block) : null, sig: toHex(m.sig) };
+    return {
+      type: m.type,
+      network: m.network,
+      height: m.height,
+      round: m.round,
+      validator: m.validator,
+      block: m.block ? toHex(m.block) : null,
+      sig: toHex(m.sig),
+    };
   }
   return { block: m.block };
 }

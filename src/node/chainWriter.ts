@@ -70,7 +70,9 @@ export class ChainWriter {
     // just now) and its wrapped keys in LevelDB: compacting those ranges drops the old values from the
     // table files and the log.
     const { executed } = finalized;
-    const deleted = executed.txs.flatMap((tx, i) => (tx.tx.type === 'deleteRecord' && executed.events[i]?.outcome === 'success' && tx.tx.record ? [tx.tx.record] : []));
+    const deleted = executed.txs.flatMap((tx, i) =>
+      tx.tx.type === 'deleteRecord' && executed.events[i]?.outcome === 'success' && tx.tx.record ? [tx.tx.record] : [],
+    );
     if (deleted.length > 0) await this.ledger.compactPurged(deleted);
   }
 

@@ -46,14 +46,22 @@ export const nodeConfigSchema = z.strictObject({
   /** Admission limits (README "Admission limits"; the reasons are beside the constants in admissionLimits.ts). */
   limits: z
     .strictObject({
-      maxRequestBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+      maxRequestBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(4 * 1024 * 1024),
       /**
        * Hard bounds of the mempool; new API submissions are shed before this (see loadShedder.ts). The byte
        * bound (payloads included) must fit the node's memory budget (128 MB heap, ~300 MB resident) beside
        * everything else, and still hold about ten full blocks (maxBlockBytes 3 MiB by default).
        */
       mempoolMaxTxs: z.number().int().min(10).default(16_000),
-      mempoolMaxBytes: z.number().int().min(1024 * 1024).default(32 * 1024 * 1024),
+      mempoolMaxBytes: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .default(32 * 1024 * 1024),
       /** Resident memory above which the node sheds new submissions (503), to stay under ~300 MB. */
       rssHighWaterMB: z.number().int().min(64).default(250),
       /** Pending transactions per user in this node's mempool (local and gossiped alike). */

@@ -169,11 +169,22 @@ export class ConsensusEngine {
       const added = this.book.add(v, this.rs.round);
       if (added.kind !== 'added') return;
       if (added.conflictsWith) {
-        await this.evidence.record({ kind: 'vote', validator: v.validator, height: v.height, round: v.round, first: added.conflictsWith, second: v, seenAt: Date.now() });
+        await this.evidence.record({
+          kind: 'vote',
+          validator: v.validator,
+          height: v.height,
+          round: v.round,
+          first: added.conflictsWith,
+          second: v,
+          seenAt: Date.now(),
+        });
       }
       // Conflicting votes still go to the machine: it counts each validator at most once per value, which
       // keeps honest nodes that saw the two votes in different orders able to reach the same polka.
-      await this.feed({ kind: 'vote', vote: { type: v.type, height: v.height, round: v.round, validator: v.validator, value: v.block ? toHex(v.block) : null } });
+      await this.feed({
+        kind: 'vote',
+        vote: { type: v.type, height: v.height, round: v.round, validator: v.validator, value: v.block ? toHex(v.block) : null },
+      });
     });
   }
 
@@ -253,14 +264,20 @@ export class ConsensusEngine {
   }
 
   private armTimeout(step: tm.TimeoutStep, height: number, round: number): void {
-    let ms = tm.timeoutMs(step, round, { timeoutPropose: this.params.timeoutProposeMs, timeoutVote: this.params.timeoutVoteMs, timeoutDelta: this.params.timeoutDeltaMs });
+    let ms = tm.timeoutMs(step, round, {
+      timeoutPropose: this.params.timeoutProposeMs,
+      timeoutVote: this.params.timeoutVoteMs,
+      timeoutDelta: this.params.timeoutDeltaMs,
+    });
     // The proposer holds back an empty block; with nothing to order, others wait for it just as long.
     if (step === 'propose' && round === 0 && this.deps.mempool.size === 0) ms += this.params.emptyBlockIntervalMs;
-    this.later(ms, () =>
-      void this.enqueue(async () => {
-        if (this.rs.height === height && this.rs.round === round) this.resendOwnNow();
-        await this.feed({ kind: 'timeout', step, height, round });
-      }),
+    this.later(
+      ms,
+      () =>
+        void this.enqueue(async () => {
+          if (this.rs.height === height && this.rs.round === round) this.resendOwnNow();
+          await this.feed({ kind: 'timeout', step, height, round });
+        }),
     );
   }
 
@@ -307,7 +324,14 @@ export class ConsensusEngine {
   private async castVote(vote: tm.Vote): Promise<void> {
     if (!this.deps.self) return;
     const signed = signVote(
-      { type: vote.type, network: this.network, height: vote.height, round: vote.round, validator: vote.validator, block: vote.value ? fromHex(vote.value) : null },
+      {
+        type: vote.type,
+        network: this.network,
+        height: vote.height,
+        round: vote.round,
+        validator: vote.validator,
+        block: vote.value ? fromHex(vote.value) : null,
+      },
       this.deps.self.signer,
       this.deps.ledger.genesis.hash,
     );
@@ -328,7 +352,10 @@ export class ConsensusEngine {
       cert = certificateFromVotes(this.book.precommitsFor(round, value));
       verifyCertificate(cert, this.deps.ledger.genesis.validators, this.network, { height, block: known.hash });
     } catch (err) {
-      this.deps.logger.warn({ height, round, reason: (err as Error).message }, 'decided, but without a full certificate in hand: fetching the block from peers');
+      this.deps.logger.warn(
+        { height, round, reason: (err as Error).message },
+        'decided, but without a full certificate in hand: fetching the block from peers',
+      );
       this.deps.behind(height);
       return;
     }
@@ -400,7 +427,15 @@ export class ConsensusEngine {
     const a = this.proposals.firstOf(p.round);
     const b = toHex(hash);
     if (p.height !== this.rs.height || a === undefined || a === b) return;
-    await this.evidence.record({ kind: 'proposal', validator: this.ctx.proposer(p.height, p.round), height: p.height, round: p.round, first: { block: a }, second: { block: b }, seenAt: Date.now() });
+    await this.evidence.record({
+      kind: 'proposal',
+      validator: this.ctx.proposer(p.height, p.round),
+      height: p.height,
+      round: p.round,
+      first: { block: a },
+      second: { block: b },
+      seenAt: Date.now(),
+    });
   }
 
   /** Every signed vote of the height goes with the round state, so a certificate can be built after a restart. */

@@ -28,7 +28,10 @@ export const TOPICS = ['tx', 'block', 'vote'] as const;
 /** Transactions per gossip batch: what one message can make a node decode (and, if they pass, verify). */
 export const MAX_TX_BATCH = 1_000;
 const txBatchSchema = z.strictObject({
-  txs: z.array(z.strictObject({ tx: bytes(), payload: bytes().optional() })).min(1).max(MAX_TX_BATCH),
+  txs: z
+    .array(z.strictObject({ tx: bytes(), payload: bytes().optional() }))
+    .min(1)
+    .max(MAX_TX_BATCH),
 });
 
 /**
@@ -127,7 +130,8 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
       const p = msg.proposal;
       // Old heights and rounds beyond the window are dropped before the signature check (the latter charged).
       if (p.height <= ledger.height) throw GossipError.ignore('proposal for a final height');
-      if (p.height === ledger.height + 1 && p.round > engine.round + MAX_ROUNDS_AHEAD) throw GossipError.ignore('proposal round beyond the window', NOT_VALID_HERE_COST);
+      if (p.height === ledger.height + 1 && p.round > engine.round + MAX_ROUNDS_AHEAD)
+        throw GossipError.ignore('proposal round beyond the window', NOT_VALID_HERE_COST);
       // The block's header hash, computed once here and carried to the engine (and on to the commit).
       const hash = headerHash(p.block.header);
       const problem = engine.checkProposal(p, hash);
@@ -159,7 +163,8 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
       const useful: SignedVote[] = [];
       let excess = 0;
       for (const v of msg.votes) {
-        if (v.network !== ledger.genesis.file.network || v.validator >= validators.length) throw GossipError.reject('vote of another network or an unknown validator');
+        if (v.network !== ledger.genesis.file.network || v.validator >= validators.length)
+          throw GossipError.reject('vote of another network or an unknown validator');
         const judged = engine.judgeVote(v);
         if (judged === 'excess') excess++;
         if (judged !== 'useful') continue;

@@ -29,7 +29,8 @@ export async function keyProofOf(ledger: Ledger, userId: string): Promise<KeyPro
 
 const setsKeyOf = (e: AuditEvent, userId: string): boolean =>
   e.outcome === 'success' &&
-  (((e.type === 'registerPatient' || e.type === 'activateUser' || e.type === 'rotateKeys') && e.agent.user === userId) || (e.type === 'recoverPatientKeys' && e.patient === userId));
+  (((e.type === 'registerPatient' || e.type === 'activateUser' || e.type === 'rotateKeys') && e.agent.user === userId) ||
+    (e.type === 'recoverPatientKeys' && e.patient === userId));
 
 async function keyTxOf(ledger: Ledger, userId: string, since: number): Promise<string> {
   let cursor: string | undefined;

@@ -109,7 +109,10 @@ export class Mempool {
       const victims = size > this.limits.maxBytes ? null : this.planEviction(t.actor, held, needCount, needBytes);
       if (!victims) throw new MedLedgerError('UNAVAILABLE', 'the node is busy (mempool full): retry shortly');
       evicted = victims;
-      const error = new MedLedgerError('UNAVAILABLE', 'the node is busy: this transaction was evicted from its full mempool by a user with fewer pending ones; resubmit it later');
+      const error = new MedLedgerError(
+        'UNAVAILABLE',
+        'the node is busy: this transaction was evicted from its full mempool by a user with fewer pending ones; resubmit it later',
+      );
       for (const v of victims) {
         this.remove(v.tx.idHex);
         this.hooks.onEvict?.(v, error);

@@ -120,7 +120,9 @@ export class MedLedgerNode {
       throw new Error(`validator key in ${config.validatorKeyFile} is not ${config.hospital}'s key in the genesis file`);
     }
     const store = await LedgerStore.open(join(config.dataDir, 'ledger'));
-    const ledger = await Ledger.open(store, genesis, { onDamage: (err) => logger.error({ err }, 'damaged state entry left out of the loaded state (the integrity monitor reports it)') });
+    const ledger = await Ledger.open(store, genesis, {
+      onDamage: (err) => logger.error({ err }, 'damaged state entry left out of the loaded state (the integrity monitor reports it)'),
+    });
     const node = new MedLedgerNode(config, genesis, ledger, logger);
     await node.wire(hospitalIndex, signer);
     return node;
@@ -128,7 +130,10 @@ export class MedLedgerNode {
 
   private async wire(selfIndex: number, signer: ReturnType<typeof createSigner>): Promise<void> {
     const { config, genesis, ledger, logger, mempool, chain } = this;
-    logger.info({ backend: signatureBackend(), ...(libsodiumUnavailable ? { libsodium: libsodiumUnavailable } : {}) }, `Ed25519 signatures through ${signatureBackend()}`);
+    logger.info(
+      { backend: signatureBackend(), ...(libsodiumUnavailable ? { libsodium: libsodiumUnavailable } : {}) },
+      `Ed25519 signatures through ${signatureBackend()}`,
+    );
     const sync = new SyncManager({ ledger, chain, host: () => this.host, logger, maxBlockBytes: genesis.params.maxBlockBytes });
     this.sync = sync;
     this.engine = new ConsensusEngine({
@@ -142,7 +147,10 @@ export class MedLedgerNode {
       dropped: (entry, error) => this.tracker.fail(entry.tx.idHex, error),
       logger,
     });
-    this.outbox = new TxOutbox((data) => this.publish('tx', data), (id) => this.mempool.has(id));
+    this.outbox = new TxOutbox(
+      (data) => this.publish('tx', data),
+      (id) => this.mempool.has(id),
+    );
 
     const privateKey = await loadOrCreatePeerKey(config.peerKeyFile);
     const ownPeerId = genesis.validators[selfIndex]!.peerId;
@@ -174,7 +182,12 @@ export class MedLedgerNode {
     });
     await this.engine.start();
     // Re-verifies the stored chain from genesis now, then every new block and periodically (issue #5).
-    this.integrity = new IntegrityMonitor(ledger, { logger: logger.child({ module: 'integrity' }), busy: () => this.sync.progress.active, payloadsToRepair: () => this.sync.repairSoon(), ...config.integrity });
+    this.integrity = new IntegrityMonitor(ledger, {
+      logger: logger.child({ module: 'integrity' }),
+      busy: () => this.sync.progress.active,
+      payloadsToRepair: () => this.sync.repairSoon(),
+      ...config.integrity,
+    });
     this.integrity.start();
     this.sync.startRepairs();
 
@@ -202,7 +215,8 @@ export class MedLedgerNode {
     const address = this.server.address() as AddressInfo;
     this.apiUrl = `http://${config.api.host}:${address.port}`;
     const expire = setInterval(() => {
-      for (const e of this.mempool.expire(Date.now())) this.tracker.fail(e.tx.idHex, new MedLedgerError('BAD_TIME', 'transaction expired before it could be included'));
+      for (const e of this.mempool.expire(Date.now()))
+        this.tracker.fail(e.tx.idHex, new MedLedgerError('BAD_TIME', 'transaction expired before it could be included'));
     }, 30_000);
     expire.unref();
     logger.info({ api: this.apiUrl, peerId: this.host.peerId, height: ledger.height, allocator: allocatorInUse() }, 'node ready');
@@ -235,7 +249,13 @@ export class MedLedgerNode {
       mempool: this.mempool.size,
       integrity: this.integrity.status(),
       load: { ...this.shedder.status(), api: { ...this.server.stats } },
-      payloads: { checked: this.integrity.payloads.checked, damaged: this.integrity.payloads.damaged, purged: this.integrity.payloads.purged, ...this.sync.repairs, recent: [...this.integrity.payloads.recent] },
+      payloads: {
+        checked: this.integrity.payloads.checked,
+        damaged: this.integrity.payloads.damaged,
+        purged: this.integrity.payloads.purged,
+        ...this.sync.repairs,
+        recent: [...this.integrity.payloads.recent],
+      },
       consensusStats: this.engine.stats,
       ...(this.engine.halted ? { halted: this.engine.halted } : {}),
       keystoreDir: this.config.keystoreDir,
@@ -256,7 +276,11 @@ export class MedLedgerNode {
     if (location) return this.committedResponse(tx.idHex, location.height, location.index);
     let admission: ReturnType<typeof admitTx>;
     try {
-      admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now: Date.now(), api: this.apiLimits });
+      admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, {
+        viaHospital: this.config.hospital,
+        now: Date.now(),
+        api: this.apiLimits,
+      });
     } catch (err) {
       // A retried submission may have become final between the check above and admission.
       const committed = isMedLedgerError(err, 'REPLAY') ? await this.ledger.txLocation(tx.idHex) : undefined;
@@ -294,7 +318,11 @@ export class MedLedgerNode {
         this.shedder.admit();
         const bytes = fromBase64(item.tx);
         const payload = item.payload !== undefined ? fromBase64(item.payload) : undefined;
-        const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now, api: this.apiLimits });
+        const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, {
+          viaHospital: this.config.hospital,
+          now,
+          api: this.apiLimits,
+        });
         if (admission.status === 'added') this.outbox.push(admission.tx.idHex, bytes, payload);
         accepted.push(admission.tx.idHex);
       } catch (err) {

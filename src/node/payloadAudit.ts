@@ -22,7 +22,10 @@ export interface PayloadProblem {
   action: 'repair' | 'purge';
 }
 
-export async function auditBlockPayloads(store: LedgerStore, executed: ExecutedBlock): Promise<{ problems: PayloadProblem[]; checked: number; knownMissing: number }> {
+export async function auditBlockPayloads(
+  store: LedgerStore,
+  executed: ExecutedBlock,
+): Promise<{ problems: PayloadProblem[]; checked: number; knownMissing: number }> {
   const h = executed.block.header.height;
   const problems: PayloadProblem[] = [];
   let checked = 0;
@@ -63,7 +66,11 @@ export async function auditBlockPayloads(store: LedgerStore, executed: ExecutedB
       // A later grant to the same user may have replaced the entry: then it belongs to that grant's payload.
       if (entry && entry.tx !== tx.idHex) continue;
       if (!entry || !bytesEqual(entry.key.epk, key.epk) || !bytesEqual(entry.key.w, key.w)) {
-        problems.push({ ...at, problem: `stored wrapped key of ${user} for ${blob} ${entry ? 'differs from' : 'is missing from'} the payload`, action: 'repair' });
+        problems.push({
+          ...at,
+          problem: `stored wrapped key of ${user} for ${blob} ${entry ? 'differs from' : 'is missing from'} the payload`,
+          action: 'repair',
+        });
         break;
       }
     }

@@ -74,7 +74,11 @@ export async function listPayloads(ledger: Ledger, from: number, to: number): Pr
 }
 
 /** The committed deletion of a record, from its audit index (newest first); null if it was not deleted. */
-async function deletionOf(ledger: Ledger, record: string, cache: Map<string, { tx: string; height: number } | null>): Promise<{ tx: string; height: number } | null> {
+async function deletionOf(
+  ledger: Ledger,
+  record: string,
+  cache: Map<string, { tx: string; height: number } | null>,
+): Promise<{ tx: string; height: number } | null> {
   if (cache.has(record)) return cache.get(record)!;
   let found: { tx: string; height: number } | null = null;
   if (ledger.state.get('records', record)?.deleted) {

@@ -50,7 +50,8 @@ export function checkPayload(tx: Tx, payload: Uint8Array | undefined): CheckedPa
   }
   if (payload === undefined) throw new MedLedgerError('MALFORMED', `${tx.tx.type} needs its payload`);
   if (payload.length > MAX_PAYLOAD_BYTES) throw new MedLedgerError('TOO_LARGE', `payload is ${payload.length} bytes (limit ${MAX_PAYLOAD_BYTES})`);
-  if (!tx.tx.payload || !bytesEqual(sha256(payload), tx.tx.payload)) throw new MedLedgerError('MALFORMED', 'payload does not match the hash in the transaction');
+  if (!tx.tx.payload || !bytesEqual(sha256(payload), tx.tx.payload))
+    throw new MedLedgerError('MALFORMED', 'payload does not match the hash in the transaction');
   const keys = payloadKeys(kind, payload);
   if (kind.kind === 'blob') {
     const users = keys.map((k) => k.user).sort();

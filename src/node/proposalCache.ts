@@ -107,8 +107,21 @@ export class ProposalCache {
     });
     const height = executed.block.header.height;
     const payloads = executed.txs.map((t) => pending.get(t.idHex)?.payload ?? null);
-    const proposal = signProposal(genesis.file.network, { height, round, validRound: -1, block: executed.block, payloads }, signer, genesis.hash, executed.hash);
-    const known: KnownBlock = { proposal, hash: executed.hash, hashHex: executed.hashHex, executed, payloads: admittedPayloads(executed.txs, pending), persisted: false };
+    const proposal = signProposal(
+      genesis.file.network,
+      { height, round, validRound: -1, block: executed.block, payloads },
+      signer,
+      genesis.hash,
+      executed.hash,
+    );
+    const known: KnownBlock = {
+      proposal,
+      hash: executed.hash,
+      hashHex: executed.hashHex,
+      executed,
+      payloads: admittedPayloads(executed.txs, pending),
+      persisted: false,
+    };
     this.known.set(executed.hashHex, known);
     this.firstOfRound.set(round, executed.hashHex);
     this.ownByRound.set(round, proposal);

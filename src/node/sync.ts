@@ -52,7 +52,12 @@ function parseFrame<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T
 
 type SyncItem = { block: Block; frame: z.infer<typeof frameSchema>; peer: string };
 type SyncChunk = SyncItem[];
-const payloadRequestSchema = z.strictObject({ ids: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(MAX_PAYLOAD_IDS) });
+const payloadRequestSchema = z.strictObject({
+  ids: z
+    .array(z.string().regex(/^[0-9a-f]{64}$/))
+    .min(1)
+    .max(MAX_PAYLOAD_IDS),
+});
 const payloadFrameSchema = z.strictObject({ id: z.string(), payload: bytes(), redacted: z.boolean() });
 
 export interface SyncProgress {
@@ -80,9 +85,7 @@ export class SyncManager {
    * `chain`: the chain writer, shared with the consensus engine; synced blocks are validated and committed
    * under its lock, so sync and consensus never race.
    */
-  constructor(
-    private readonly deps: { ledger: Ledger; chain: ChainWriter; host: () => P2PHost; logger: Logger; maxBlockBytes: number },
-  ) {}
+  constructor(private readonly deps: { ledger: Ledger; chain: ChainWriter; host: () => P2PHost; logger: Logger; maxBlockBytes: number }) {}
 
   /** Serves a range of finalized blocks to a peer (each block read once, and sent as stored). */
   async *serve(request: Uint8Array): AsyncIterable<Uint8Array> {
@@ -169,7 +172,9 @@ export class SyncManager {
   /** The blocks of a range as a peer serves them, each frame checked and its block decoded. */
   private async *download(peer: string, from: number, to: number): AsyncGenerator<SyncItem> {
     const request = encodeCanonical({ from, to: Math.min(to, from + MAX_RANGE - 1) });
-    for await (const frameBytes of this.deps.host().request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
+    for await (const frameBytes of this.deps
+      .host()
+      .request(peer, SYNC_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_RANGE })) {
       const frame = parseFrame(frameSchema, frameBytes, 'sync frame');
       yield { block: decodeBlock(frame.block, this.deps.maxBlockBytes * 2), frame, peer };
     }
@@ -282,7 +287,9 @@ export class SyncManager {
       if (pending.size === 0) break;
       try {
         const request = encodeCanonical({ ids: [...pending] });
-        for await (const frameBytes of this.deps.host().request(peer, PAYLOAD_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_PAYLOAD_IDS })) {
+        for await (const frameBytes of this.deps
+          .host()
+          .request(peer, PAYLOAD_PROTOCOL, request, { timeoutMs: 30_000, maxFrameBytes: SYNC_MAX_FRAME_BYTES, maxFrames: MAX_PAYLOAD_IDS })) {
           const frame = parseFrame(payloadFrameSchema, frameBytes, 'payload frame');
           if (!pending.has(frame.id)) continue;
           const tx = await this.committedTx(frame.id);

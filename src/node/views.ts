@@ -13,7 +13,15 @@ import type { Ledger } from './ledger.js';
  * read's own audit event is final and successful), and a user's own view of grants and appointments.
  */
 export function publicInvitation(i: Invitation): PublicInvitation {
-  return { user: i.user, role: i.role, hospital: i.hospital, invitedBy: i.invitedBy, expiresAt: i.expiresAt, codeKey: toBase64(i.codeKey), activated: i.activatedAt !== undefined };
+  return {
+    user: i.user,
+    role: i.role,
+    hospital: i.hospital,
+    invitedBy: i.invitedBy,
+    expiresAt: i.expiresAt,
+    codeKey: toBase64(i.codeKey),
+    activated: i.activatedAt !== undefined,
+  };
 }
 
 export function publicUser(u: User): PublicUser {
@@ -71,7 +79,10 @@ export async function resultOf(ledger: Ledger, t: UnsignedTx, event: AuditEvent)
       const body = (t as UnsignedTx<'queryAudit'>).body;
       const staffOnly = ledger.state.get('users', t.actor)?.role === 'admin';
       // The trail as it stood at the query's own block (later events are not part of this answer).
-      const page = await ledger.queryEvents({ ...body.filter, staffOnly, atHeight: event.height }, { limit: body.limit ?? 50, ...(body.cursor ? { cursor: body.cursor } : {}) });
+      const page = await ledger.queryEvents(
+        { ...body.filter, staffOnly, atHeight: event.height },
+        { limit: body.limit ?? 50, ...(body.cursor ? { cursor: body.cursor } : {}) },
+      );
       return { kind: 'audit', ...page };
     }
     default:
@@ -107,7 +118,10 @@ export function overviewOf(ledger: Ledger, user: User): Overview {
       break;
     }
     case 'admin':
-      view.staff = [...state.entries('users')].map(([, u]) => u).filter((u) => u.hospital === user.hospital && u.role !== 'patient').map(publicUser);
+      view.staff = [...state.entries('users')]
+        .map(([, u]) => u)
+        .filter((u) => u.hospital === user.hospital && u.role !== 'patient')
+        .map(publicUser);
       break;
   }
   return view;

@@ -38,7 +38,9 @@ export function newActivationCode(): string {
 }
 
 export function formatActivationCode(code: string): string {
-  return normalizeActivationCode(code).match(/.{1,4}/g)!.join('-');
+  return normalizeActivationCode(code)
+    .match(/.{1,4}/g)!
+    .join('-');
 }
 
 /** Upper case, separators and spaces removed, the usual misreadings (O→0, I/L→1) mapped. */
@@ -70,7 +72,14 @@ export function signActivation(code: string, userId: string, signKey: Uint8Array
   return createSigner(codeSeed(code, userId)).sign(domainMessage('activation', genesisHash, activationContent(userId, signKey, encKey)));
 }
 
-export function verifyActivation(codeKey: Uint8Array, codeSig: Uint8Array, userId: string, signKey: Uint8Array, encKey: Uint8Array, genesisHash: Uint8Array): boolean {
+export function verifyActivation(
+  codeKey: Uint8Array,
+  codeSig: Uint8Array,
+  userId: string,
+  signKey: Uint8Array,
+  encKey: Uint8Array,
+  genesisHash: Uint8Array,
+): boolean {
   return verifySignature(codeKey, domainMessage('activation', genesisHash, activationContent(userId, signKey, encKey)), codeSig);
 }
 

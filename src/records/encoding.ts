@@ -42,7 +42,15 @@ function nestedDeeperThan(value: unknown, limit: number): boolean {
 export function decodeCanonical(bytes: Uint8Array, what = 'message', opts: { requireCanonical?: boolean } = {}): unknown {
   let value: unknown;
   try {
-    value = decode(bytes, { strict: true, rejectDuplicateMapKeys: true, allowUndefined: false, allowIndefinite: false, allowInfinity: false, allowNaN: false, useMaps: false });
+    value = decode(bytes, {
+      strict: true,
+      rejectDuplicateMapKeys: true,
+      allowUndefined: false,
+      allowIndefinite: false,
+      allowInfinity: false,
+      allowNaN: false,
+      useMaps: false,
+    });
   } catch (err) {
     throw new MedLedgerError('MALFORMED', `${what} is not valid CBOR: ${(err as Error).message}`);
   }

@@ -68,7 +68,14 @@ export const interactionOf: Record<TxType, RestInteraction> = {
   queryAudit: 'search',
 };
 
-const PROFILE: Record<RestInteraction, string | null> = { create: 'Create', read: 'Read', update: 'Update', delete: 'Delete', search: 'Query', operation: null };
+const PROFILE: Record<RestInteraction, string | null> = {
+  create: 'Create',
+  read: 'Read',
+  update: 'Update',
+  delete: 'Delete',
+  search: 'Query',
+  operation: null,
+};
 
 // ---- the FHIR R4 types this export produces (a subset of the resource definitions) ----
 export interface Coding {
@@ -160,7 +167,11 @@ function dataEntity(e: AuditEvent): FhirAuditEvent['entity'][number] | null {
       return e.subject ? { what: userRef(e.subject, 'Practitioner'), type: SYSTEM_OBJECT, role: ROLE_DOMAIN_RESOURCE } : null;
     case 'bookAppointment':
     case 'cancelAppointment':
-      return { what: { type: 'Appointment', display: e.subject ? `appointment with ${e.subject}` : 'appointment' }, type: SYSTEM_OBJECT, role: ROLE_DOMAIN_RESOURCE };
+      return {
+        what: { type: 'Appointment', display: e.subject ? `appointment with ${e.subject}` : 'appointment' },
+        type: SYSTEM_OBJECT,
+        role: ROLE_DOMAIN_RESOURCE,
+      };
     default:
       return null;
   }
@@ -192,7 +203,10 @@ export function toFhirAuditEvent(e: AuditEvent): FhirAuditEvent {
     const text = `${e.type}${e.patient ? `?patient=${e.patient}` : ''}`;
     entity.push({ type: SYSTEM_OBJECT, role: ROLE_QUERY, description: text, query: toBase64(utf8(text)) });
   }
-  entity.push({ what: { identifier: { system: FHIR_SYSTEMS.transaction, value: e.tx } }, type: coding(FHIR_SYSTEMS.balpEntityType, 'XrequestId', 'X-Request-Id') });
+  entity.push({
+    what: { identifier: { system: FHIR_SYSTEMS.transaction, value: e.tx } },
+    type: coding(FHIR_SYSTEMS.balpEntityType, 'XrequestId', 'X-Request-Id'),
+  });
   return {
     resourceType: 'AuditEvent',
     id: e.tx,

@@ -76,7 +76,8 @@ export const SCRYPT_BOUNDS = { minLog2N: 10, maxLog2N: 18, maxR: 16, maxP: 1, ma
 
 export function scryptParamsProblem(kdf: ScryptParams): string | undefined {
   const { N, r, p } = kdf;
-  if (!Number.isSafeInteger(N) || N < 2 ** SCRYPT_BOUNDS.minLog2N || N > 2 ** SCRYPT_BOUNDS.maxLog2N || (N & (N - 1)) !== 0) return `N must be a power of two from 2^${SCRYPT_BOUNDS.minLog2N} to 2^${SCRYPT_BOUNDS.maxLog2N}`;
+  if (!Number.isSafeInteger(N) || N < 2 ** SCRYPT_BOUNDS.minLog2N || N > 2 ** SCRYPT_BOUNDS.maxLog2N || (N & (N - 1)) !== 0)
+    return `N must be a power of two from 2^${SCRYPT_BOUNDS.minLog2N} to 2^${SCRYPT_BOUNDS.maxLog2N}`;
   if (!Number.isSafeInteger(r) || r < 1 || r > SCRYPT_BOUNDS.maxR) return `r must be from 1 to ${SCRYPT_BOUNDS.maxR}`;
   if (!Number.isSafeInteger(p) || p < 1 || p > SCRYPT_BOUNDS.maxP) return `p must be ${SCRYPT_BOUNDS.maxP}`;
   if (128 * N * r > SCRYPT_BOUNDS.maxMemoryBytes) return `N·r asks for more than ${SCRYPT_BOUNDS.maxMemoryBytes / 2 ** 20} MiB`;
@@ -86,7 +87,10 @@ export function scryptParamsProblem(kdf: ScryptParams): string | undefined {
 export const KEYSTORE_FORMAT = 'medledger-keystore/2';
 const SIGNATURE_TAG = utf8('medledger/keystore/v2\0');
 
-const b64 = z.string().max(4096).regex(/^[A-Za-z0-9+/]*={0,2}$/);
+const b64 = z
+  .string()
+  .max(4096)
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/);
 /** Loose number checks only: the bounds are checked by scryptParamsProblem, with a clear message. */
 const kdfSchema = z.strictObject({ name: z.literal('scrypt'), N: z.number(), r: z.number(), p: z.number(), salt: b64 });
 const commonFields = {
@@ -140,7 +144,19 @@ type Header = Omit<KeystoreFile, 'ciphertext' | 'signature'>;
 type LegacyHeader = Omit<LegacyKeystoreFile, 'ciphertext' | 'checksum'>;
 
 function associatedData(h: Header): Uint8Array {
-  return utf8(JSON.stringify([h.format, h.userId, h.role, h.hospital, h.signPublic, h.encPublic ?? '', [h.kdf.name, h.kdf.N, h.kdf.r, h.kdf.p, h.kdf.salt], [h.cipher.name, h.cipher.nonce], h.keyCheck]));
+  return utf8(
+    JSON.stringify([
+      h.format,
+      h.userId,
+      h.role,
+      h.hospital,
+      h.signPublic,
+      h.encPublic ?? '',
+      [h.kdf.name, h.kdf.N, h.kdf.r, h.kdf.p, h.kdf.salt],
+      [h.cipher.name, h.cipher.nonce],
+      h.keyCheck,
+    ]),
+  );
 }
 
 function signedMessage(h: Header, ciphertext: string): Uint8Array {
@@ -191,7 +207,11 @@ export function openKeystore(raw: unknown, password: string): UserKeys {
     signPublic: publicKeyFromSecret(secrets.data.sign),
     ...(secrets.data.enc ? { encSecret: secrets.data.enc, encPublic: encryptionPublicKey(secrets.data.enc) } : {}),
   };
-  if (!bytesEqual(keys.signPublic, fromBase64(file.signPublic)) || (file.encPublic && keys.encPublic && !bytesEqual(keys.encPublic, fromBase64(file.encPublic))) || !!file.encPublic !== !!keys.encPublic) {
+  if (
+    !bytesEqual(keys.signPublic, fromBase64(file.signPublic)) ||
+    (file.encPublic && keys.encPublic && !bytesEqual(keys.encPublic, fromBase64(file.encPublic))) ||
+    !!file.encPublic !== !!keys.encPublic
+  ) {
     throw new MedLedgerError('TAMPERED', 'keystore public keys do not match its secrets');
   }
   return keys;
@@ -224,7 +244,8 @@ function openV2(file: KeystoreFile, password: string): Uint8Array {
 
 function openV1(file: LegacyKeystoreFile, password: string): Uint8Array {
   const { ciphertext, checksum, ...header } = file;
-  if (toHex(sha256(legacyAssociatedData(header), utf8(ciphertext))) !== checksum) throw new MedLedgerError('TAMPERED', `keystore file of ${file.userId} was altered (checksum mismatch)`);
+  if (toHex(sha256(legacyAssociatedData(header), utf8(ciphertext))) !== checksum)
+    throw new MedLedgerError('TAMPERED', `keystore file of ${file.userId} was altered (checksum mismatch)`);
   try {
     return open(scrypt(password, fromBase64(file.kdf.salt), file.kdf), fromBase64(file.cipher.nonce), fromBase64(ciphertext), legacyAssociatedData(header));
   } catch {
@@ -237,7 +258,12 @@ function openV1(file: LegacyKeystoreFile, password: string): Uint8Array {
  * Re-seals a keystore under a new password (new salt and nonce, current KDF parameters, format 2): the
  * old password must open it first. The new password is policy-checked.
  */
-export function resealKeystore(raw: unknown, oldPassword: string, newPassword: string, kdf: ScryptParams = DEFAULT_SCRYPT): { keys: UserKeys; file: KeystoreFile } {
+export function resealKeystore(
+  raw: unknown,
+  oldPassword: string,
+  newPassword: string,
+  kdf: ScryptParams = DEFAULT_SCRYPT,
+): { keys: UserKeys; file: KeystoreFile } {
   const keys = openKeystore(raw, oldPassword);
   return { keys, file: sealKeystore(keys, newPassword, kdf) };
 }

@@ -11,7 +11,8 @@ import { MedLedgerError } from './errors.js';
  * `Password123!`; the estimator refuses it (score 1, "This is a commonly used password").
  */
 export const MIN_PASSWORD_SCORE = 3;
-export const PASSWORD_POLICY = 'at least 12 characters, hard to guess (no common passwords, names or keyboard patterns; e.g. three unrelated words with a digit), must not contain the user id';
+export const PASSWORD_POLICY =
+  'at least 12 characters, hard to guess (no common passwords, names or keyboard patterns; e.g. three unrelated words with a digit), must not contain the user id';
 
 /**
  * Built on first use (~100 ms, the dictionaries): nodes and commands that never check a password do not

@@ -6,8 +6,7 @@ import type { UnsignedTx } from './tx/types.js';
  * verifiable without them, so a deletion can purge them from every replica.
  */
 export type PayloadKind =
-  | { kind: 'blob'; blob: string; record: string; patient: string; recipients: string[] }
-  | { kind: 'grant'; patient: string; grantee: string; rekey?: true };
+  { kind: 'blob'; blob: string; record: string; patient: string; recipients: string[] } | { kind: 'grant'; patient: string; grantee: string; rekey?: true };
 
 /** What a transaction's payload is, from the transaction alone (null: it carries none). */
 export function payloadKind(t: UnsignedTx): PayloadKind | null {

@@ -46,7 +46,9 @@ export function normalizeRecoveryCode(code: string): string {
 }
 
 export function formatRecoveryCode(code: string): string {
-  return normalizeRecoveryCode(code).match(/.{1,4}/g)!.join('-');
+  return normalizeRecoveryCode(code)
+    .match(/.{1,4}/g)!
+    .join('-');
 }
 
 export function isRecoveryCode(code: string): boolean {
@@ -76,7 +78,11 @@ export function recoverySigner(code: string, userId: string): Signer {
   return createSigner(recoveryKeys(code, userId).authSecret);
 }
 
-const b64 = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9+/]*={0,2}$/);
+const b64 = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/);
 const sealedSchema = z.strictObject({ epk: b64(64), nonce: b64(32), ciphertext: b64(12_000) });
 type Sealed = z.infer<typeof sealedSchema>;
 
@@ -139,7 +145,8 @@ export function checkBackup(raw: unknown, signKey: Uint8Array): Backup {
   const parsed = backupSchema.safeParse(raw);
   if (!parsed.success) throw new MedLedgerError('MALFORMED', `backup is malformed: ${parsed.error.issues[0]?.message}`);
   const { signature, ...body } = parsed.data;
-  if (!verifySignature(signKey, signedPart(body), fromBase64(signature))) throw new MedLedgerError('TAMPERED', `the backup of ${body.userId} is not signed by its owner's key`);
+  if (!verifySignature(signKey, signedPart(body), fromBase64(signature)))
+    throw new MedLedgerError('TAMPERED', `the backup of ${body.userId} is not signed by its owner's key`);
   return parsed.data;
 }
 

@@ -19,6 +19,13 @@ export function signKeyConsent(newSigner: Signer, userId: string, oldSignKey: Ui
   return newSigner.sign(domainMessage('keyConsent', genesisHash, consentContent(userId, oldSignKey, newSigner.publicKey, encKey)));
 }
 
-export function verifyKeyConsent(consent: Uint8Array, userId: string, oldSignKey: Uint8Array, signKey: Uint8Array, encKey: Uint8Array, genesisHash: Uint8Array): boolean {
+export function verifyKeyConsent(
+  consent: Uint8Array,
+  userId: string,
+  oldSignKey: Uint8Array,
+  signKey: Uint8Array,
+  encKey: Uint8Array,
+  genesisHash: Uint8Array,
+): boolean {
   return verifySignature(signKey, domainMessage('keyConsent', genesisHash, consentContent(userId, oldSignKey, signKey, encKey)), consent);
 }

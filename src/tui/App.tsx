@@ -78,31 +78,31 @@ export function App({ apiUrl, keystoreDir, genesisFile, statusIntervalMs = 2000 
   return (
     <AppContext.Provider value={ctx}>
       <KeyRouterProvider>
-      <Box flexDirection="column">
-        <Text>
-          <Text bold color="magenta">
-            MedLedger
+        <Box flexDirection="column">
+          <Text>
+            <Text bold color="magenta">
+              MedLedger
+            </Text>
+            {session ? `  ${session.userId} · ${session.keys.role} · ${session.keys.hospital} · via ${session.hospital}` : `  ${apiUrl}`}
           </Text>
-          {session ? `  ${session.userId} · ${session.keys.role} · ${session.keys.hospital} · via ${session.hospital}` : `  ${apiUrl}`}
-        </Text>
-        <Box marginTop={1} flexDirection="column">
-          {!session ? (
-            <LoginScreen
-              onLoggedIn={(s) => {
-                setSession(s);
-                setStack([]);
-              }}
-            />
-          ) : top ? (
-            <Box key={top.id} flexDirection="column">
-              {top.screen}
-            </Box>
-          ) : (
-            <HomeScreen key="home" />
-          )}
+          <Box marginTop={1} flexDirection="column">
+            {!session ? (
+              <LoginScreen
+                onLoggedIn={(s) => {
+                  setSession(s);
+                  setStack([]);
+                }}
+              />
+            ) : top ? (
+              <Box key={top.id} flexDirection="column">
+                {top.screen}
+              </Box>
+            ) : (
+              <HomeScreen key="home" />
+            )}
+          </Box>
+          <StatusBar node={node} />
         </Box>
-        <StatusBar node={node} />
-      </Box>
       </KeyRouterProvider>
     </AppContext.Provider>
   );

@@ -34,7 +34,7 @@ describe('admission limits of a node process', () => {
     await expect(net.api(0).user('pat-four')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
-  it('rate-limits one user\'s API submissions (burst 5): the rest of a batch is refused with UNAVAILABLE', async () => {
+  it("rate-limits one user's API submissions (burst 5): the rest of a batch is refused with UNAVAILABLE", async () => {
     const batch = Array.from({ length: 10 }, () => ({ tx: auditedRead(patients[0]!) }));
     const res = await net.api(0).submitBatch(batch);
     expect(res.accepted).toHaveLength(5);
@@ -51,11 +51,24 @@ describe('admission limits of a node process', () => {
     const p = patients[2]!;
     const nonce = Date.now() * 1000 + 5_000_000;
     const sign = (time: number) => {
-      const unsigned: UnsignedTx<'listRecords'> = { v: 1, type: 'listRecords', actor: p.userId, key: p.signer.publicKey, via: p.hospital, nonce, time, patient: p.userId, body: {} };
+      const unsigned: UnsignedTx<'listRecords'> = {
+        v: 1,
+        type: 'listRecords',
+        actor: p.userId,
+        key: p.signer.publicKey,
+        via: p.hospital,
+        nonce,
+        time,
+        patient: p.userId,
+        body: {},
+      };
       return signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash);
     };
     const now = Date.now();
-    const [a, b] = await Promise.allSettled([net.api(0).submit(sign(now), undefined, { wait: false }), net.api(0).submit(sign(now - 1), undefined, { wait: false })]);
+    const [a, b] = await Promise.allSettled([
+      net.api(0).submit(sign(now), undefined, { wait: false }),
+      net.api(0).submit(sign(now - 1), undefined, { wait: false }),
+    ]);
     // One of the two is admitted; the other clashes with it while it is pending, or is a replay once it is final.
     const outcomes = [a, b].map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as ApiError).code)).sort();
     expect(outcomes[0]).toMatch(/^(CONFLICT|REPLAY)$/);

@@ -27,12 +27,15 @@ interface RawResponse {
 /** One request on its own connection, with exactly the headers given (no Host unless given). */
 function raw(port: number, opts: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers ?? {}, setHost: false, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, json: text ? JSON.parse(text) : {} }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers ?? {}, setHost: false, agent: false },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, json: text ? JSON.parse(text) : {} }));
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -68,7 +71,15 @@ describe('the node API against hostile local clients', () => {
       expect(res.status, good).toBe(200);
       expect(res.json.hospital).toBe(hospital);
     }
-    const foreign = [`evil.example:${port}`, 'evil.example', '127.0.0.1', 'localhost', `localhost:${port + 1}`, `127.0.0.1.evil.example:${port}`, `${EXTRA_HOST}:80`];
+    const foreign = [
+      `evil.example:${port}`,
+      'evil.example',
+      '127.0.0.1',
+      'localhost',
+      `localhost:${port + 1}`,
+      `127.0.0.1.evil.example:${port}`,
+      `${EXTRA_HOST}:80`,
+    ];
     for (const bad of foreign) {
       for (const path of ['/v1/status', '/v1/chain/raw?from=0&to=5', '/v1/evidence']) {
         const res = await raw(port, { path, headers: { host: bad } });
@@ -96,7 +107,11 @@ describe('the node API against hostile local clients', () => {
       expect(Object.keys(res.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
     }
     // A CORS preflight is refused the same way.
-    const preflight = await raw(port, { method: 'OPTIONS', path: '/v1/tx', headers: { host, origin: 'http://evil.example', 'access-control-request-method': 'POST' } });
+    const preflight = await raw(port, {
+      method: 'OPTIONS',
+      path: '/v1/tx',
+      headers: { host, origin: 'http://evil.example', 'access-control-request-method': 'POST' },
+    });
     expect(preflight.status).toBe(403);
     expect(Object.keys(preflight.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
     // A user typing the URL into the address bar (Sec-Fetch-Site: none) and our own client are served.
@@ -119,8 +134,20 @@ describe('the node API against hostile local clients', () => {
     };
     const tx: Tx = signTx(unsigned, signer, (await net.api(0).identify()).genesisHash);
     const body = JSON.stringify({ tx: toBase64(tx.bytes), wait: false });
-    for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json-patch+json', 'application/json; charset=latin1']) {
-      const res = await raw(port, { method: 'POST', path: '/v1/tx', headers: { host, 'content-type': type, 'content-length': String(Buffer.byteLength(body)) }, body });
+    for (const type of [
+      'text/plain',
+      'text/plain;charset=UTF-8',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/json-patch+json',
+      'application/json; charset=latin1',
+    ]) {
+      const res = await raw(port, {
+        method: 'POST',
+        path: '/v1/tx',
+        headers: { host, 'content-type': type, 'content-length': String(Buffer.byteLength(body)) },
+        body,
+      });
       expect(res.status, type).toBe(415);
       expect(res.json.error?.message).toMatch(/application\/json/);
     }
@@ -131,7 +158,12 @@ describe('the node API against hostile local clients', () => {
     expect((await net.api(0).status()).mempool).toBe(0);
     await expect(net.api(0).user('pat-plain')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     // The same bytes as JSON (charset allowed) are admitted: the 415 was the content type, not the transaction.
-    const ok = await raw(port, { method: 'POST', path: '/v1/tx', headers: { host, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) }, body });
+    const ok = await raw(port, {
+      method: 'POST',
+      path: '/v1/tx',
+      headers: { host, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) },
+      body,
+    });
     expect(ok.status).toBe(202);
     expect(ok.json.id).toBe(tx.idHex);
   });
@@ -180,21 +212,25 @@ describe('the node API against hostile local clients', () => {
     const sockets: Socket[] = [];
     const trickles: NodeJS.Timeout[] = [];
     const allClosed = Promise.all(
-      Array.from({ length: 50 }, (_, i) => new Promise<void>((resolve) => {
-        const s = connect(port, '127.0.0.1', () => {
-          // Half trickle a header line every 200 ms and never finish; half send nothing at all.
-          if (i % 2 === 0) {
-            s.write(`GET /v1/status HTTP/1.1\r\nHost: ${host}\r\n`);
-            trickles.push(setInterval(() => s.writable && s.write(`X-Slow-${Date.now()}: 1\r\n`), 200));
-          }
-        });
-        s.on('error', () => undefined);
-        s.on('close', () => {
-          closedAt.push(Date.now() - started);
-          resolve();
-        });
-        sockets.push(s);
-      })),
+      Array.from(
+        { length: 50 },
+        (_, i) =>
+          new Promise<void>((resolve) => {
+            const s = connect(port, '127.0.0.1', () => {
+              // Half trickle a header line every 200 ms and never finish; half send nothing at all.
+              if (i % 2 === 0) {
+                s.write(`GET /v1/status HTTP/1.1\r\nHost: ${host}\r\n`);
+                trickles.push(setInterval(() => s.writable && s.write(`X-Slow-${Date.now()}: 1\r\n`), 200));
+              }
+            });
+            s.on('error', () => undefined);
+            s.on('close', () => {
+              closedAt.push(Date.now() - started);
+              resolve();
+            });
+            sockets.push(s);
+          }),
+      ),
     );
     try {
       // While they hang, a normal client is served at once.

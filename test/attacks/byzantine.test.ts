@@ -91,7 +91,9 @@ describe('a byzantine validator process against three honest node processes', ()
     try {
       await net.waitFor((s) => s.height >= h0 + opts.minBlocks, { nodes: HONEST, timeoutMs: opts.seconds * 1000 });
     } catch (err) {
-      throw new Error(`${behaviours.join(',')}: honest nodes finalized fewer than ${opts.minBlocks} blocks in ${opts.seconds} s (${(err as Error).message})\n${HONEST.map((i) => `--- node ${i}\n${problems(i)}`).join('\n')}`);
+      throw new Error(
+        `${behaviours.join(',')}: honest nodes finalized fewer than ${opts.minBlocks} blocks in ${opts.seconds} s (${(err as Error).message})\n${HONEST.map((i) => `--- node ${i}\n${problems(i)}`).join('\n')}`,
+      );
     }
     // Keep the attack going for the whole window, then look.
     const rest = opts.seconds * 1000 - (Date.now() - t0);
@@ -127,7 +129,10 @@ describe('a byzantine validator process against three honest node processes', ()
     for (const h of hashes.slice(1)) expect(h).toEqual(hashes[0]);
     for (const i of HONEST) {
       const evidence = await evidenceOf(i);
-      expect(evidence.filter((e) => e.validator !== BYZ), `node ${i} accuses an honest validator`).toEqual([]);
+      expect(
+        evidence.filter((e) => e.validator !== BYZ),
+        `node ${i} accuses an honest validator`,
+      ).toEqual([]);
       const perHeight = new Map<number, number>();
       for (const e of evidence) perHeight.set(e.height, (perHeight.get(e.height) ?? 0) + 1);
       expect(Math.max(0, ...perHeight.values()), `node ${i}: evidence records at one height`).toBeLessThanOrEqual(2);
@@ -169,8 +174,14 @@ describe('a byzantine validator process against three honest node processes', ()
     expect(phase.sent.replay).toBeGreaterThan(0);
     for (const i of HONEST) {
       const evidence = (await evidenceOf(i)).filter((e) => e.height > phase.h0);
-      expect(evidence.some((e) => e.kind === 'vote'), `node ${i}: vote equivocation recorded`).toBe(true);
-      expect(evidence.some((e) => e.kind === 'proposal'), `node ${i}: proposal equivocation recorded`).toBe(true);
+      expect(
+        evidence.some((e) => e.kind === 'vote'),
+        `node ${i}: vote equivocation recorded`,
+      ).toBe(true);
+      expect(
+        evidence.some((e) => e.kind === 'proposal'),
+        `node ${i}: proposal equivocation recorded`,
+      ).toBe(true);
     }
   }, 90_000);
 
@@ -273,7 +284,9 @@ describe('a byzantine validator process against three honest node processes', ()
     expect(phase.sent['invalid-payload']).toBeGreaterThan(0);
     for (const [k, i] of HONEST.entries()) {
       expect(phase.rejected[k], `node ${i} penalised node 3`).toBeGreaterThanOrEqual(2);
-      expect(readFileSync(net.processes[i]!.logFile, 'utf8'), `node ${i} found the payload invalid`).toMatch(/record payload is not valid CBOR.*"msg":"invalid proposal"/);
+      expect(readFileSync(net.processes[i]!.logFile, 'utf8'), `node ${i} found the payload invalid`).toMatch(
+        /record payload is not valid CBOR.*"msg":"invalid proposal"/,
+      );
       // None of the harness's patients (pat-byz-1, -2, …) was ever registered.
       await expect(net.api(i).user('pat-byz-1')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     }
@@ -289,7 +302,10 @@ describe('a byzantine validator process against three honest node processes', ()
     const run = await cli(['verify', '--api', HONEST.map((i) => net.node(i).apiUrl).join(','), '--json']);
     const report = JSON.parse(run.stdout) as VerifyReport;
     const why = `${run.stdout.slice(0, 2000)}\n${run.stderr}`;
-    expect(report.nodes.map((n) => n.ok), why).toEqual([true, true, true]);
+    expect(
+      report.nodes.map((n) => n.ok),
+      why,
+    ).toEqual([true, true, true]);
     expect(report.divergence, why).toBeUndefined();
     expect(report.comparedUpTo, why).toBeGreaterThanOrEqual(Math.min(...height));
     expect(new Set((report.equivocations ?? []).map((e) => `${e.source}:${e.validators.join(',')}`)), why).toEqual(new Set(['evidence:hosp-d']));

@@ -90,7 +90,11 @@ describe('signatures bound to one network, view requests to one node and one use
     // The same node: the nonce was used.
     expect(await send(prod.node(0).apiUrl, headers)).toMatchObject({ status: 409, code: 'REPLAY' });
     // The other node of the same network, where the user and key are the same: not the node it names.
-    expect(await send(prod.node(1).apiUrl, headers)).toMatchObject({ status: 403, code: 'FORBIDDEN', message: expect.stringMatching(/signed for node .*not for this node/) });
+    expect(await send(prod.node(1).apiUrl, headers)).toMatchObject({
+      status: 403,
+      code: 'FORBIDDEN',
+      message: expect.stringMatching(/signed for node .*not for this node/),
+    });
     // A node of the other network.
     expect(await send(test.node(0).apiUrl, headers)).toMatchObject({ status: 403, code: 'FORBIDDEN' });
     // The client itself goes on working: every request has its own nonce.
@@ -107,7 +111,12 @@ describe('signatures bound to one network, view requests to one node and one use
     const right = signedRequestHeaders(signer, user, testGenesis.hash, { method: 'GET', path: '/v1/me', node: testNode });
     expect(await send(test.node(0).apiUrl, right)).toMatchObject({ status: 200 });
     // Older than the freshness window: refused whatever its nonce (the node no longer remembers nonces that old).
-    const stale = signedRequestHeaders(signer, user, testGenesis.hash, { method: 'GET', path: '/v1/me', node: testNode, time: Date.now() - REQUEST_MAX_SKEW_MS - 5_000 });
+    const stale = signedRequestHeaders(signer, user, testGenesis.hash, {
+      method: 'GET',
+      path: '/v1/me',
+      node: testNode,
+      time: Date.now() - REQUEST_MAX_SKEW_MS - 5_000,
+    });
     expect(await send(test.node(0).apiUrl, stale)).toMatchObject({ status: 400, code: 'BAD_TIME' });
     // A request without a nonce or without a node (the v1 form) is not accepted at all.
     const { [AUTH_HEADERS.nonce]: _nonce, ...noNonce } = right;

@@ -36,7 +36,16 @@ import { checkProposal, proposalSchema, signProposal, type Proposal } from '../.
 import { VoteBook } from '../../src/consensus/voteBook.js';
 import { checkBlockPayloads } from '../../src/node/payloads.js';
 import { proposerIndex } from '../../src/consensus/tendermint.js';
-import { certificateFromVotes, certificateSchema, signVote, signedVoteSchema, verifyCertificate, verifyVote, type Certificate, type SignedVote } from '../../src/consensus/votes.js';
+import {
+  certificateFromVotes,
+  certificateSchema,
+  signVote,
+  signedVoteSchema,
+  verifyCertificate,
+  verifyVote,
+  type Certificate,
+  type SignedVote,
+} from '../../src/consensus/votes.js';
 import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers } from '../../src/node/gossip.js';
 import type { ConsensusEngine } from '../../src/node/consensusEngine.js';
 import type { Ledger } from '../../src/node/ledger.js';
@@ -93,7 +102,10 @@ function rejection(stats: TargetStats, err: unknown, where: string, alsoTyped?: 
   if (code === undefined) throw new FuzzFinding('crash', `${where} threw ${errorName(err)}`, err);
   stats.note(`${where}:${code}`);
   if (stats.detail) {
-    const reason = `${where}:${code}: ${(err as Error).message.replace(/[0-9a-f]{8,}|\d+/g, '#').replace(/\s+/g, ' ').slice(0, 120)}`;
+    const reason = `${where}:${code}: ${(err as Error).message
+      .replace(/[0-9a-f]{8,}|\d+/g, '#')
+      .replace(/\s+/g, ' ')
+      .slice(0, 120)}`;
     stats.reasons.set(reason, (stats.reasons.get(reason) ?? 0) + 1);
   }
 }
@@ -289,7 +301,8 @@ function writeValue(w: Writer, v: unknown, style: CborStyle, depth: number): voi
   if (typeof v === 'object') {
     let entries = Object.keys(v).map((k) => [k, (v as Record<string, unknown>)[k]] as [string, unknown]);
     const keyed = entries.map((e) => ({ e, k: encodedKey(e[0]) }));
-    if (style.keyOrder !== 'insertion') keyed.sort((a, b) => (style.keyOrder === 'lengthFirst' ? a.k.length - b.k.length || compareBytes(a.k, b.k) : compareBytes(a.k, b.k)));
+    if (style.keyOrder !== 'insertion')
+      keyed.sort((a, b) => (style.keyOrder === 'lengthFirst' ? a.k.length - b.k.length || compareBytes(a.k, b.k) : compareBytes(a.k, b.k)));
     if (style.keyOrder === 'reverse') keyed.reverse();
     entries = keyed.map((x) => x.e);
     if (style.dupKey && entries.length > 0) entries.push(entries[0]!);
@@ -618,7 +631,39 @@ function mutateUnchecked(m: Mutation, seeds: Uint8Array[], resign?: (tree: unkno
 // ---- arbitraries ------------------------------------------------------------------------------------
 
 const interestingBytes = fc.oneof(
-  fc.constantFrom(0x00, 0x01, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f, 0x3b, 0x40, 0x58, 0x5b, 0x5f, 0x60, 0x78, 0x7f, 0x80, 0x98, 0x9f, 0xa0, 0xb8, 0xbf, 0xc0, 0xc2, 0xd8, 0xf4, 0xf6, 0xf7, 0xf9, 0xfb, 0xff),
+  fc.constantFrom(
+    0x00,
+    0x01,
+    0x17,
+    0x18,
+    0x19,
+    0x1a,
+    0x1b,
+    0x1f,
+    0x3b,
+    0x40,
+    0x58,
+    0x5b,
+    0x5f,
+    0x60,
+    0x78,
+    0x7f,
+    0x80,
+    0x98,
+    0x9f,
+    0xa0,
+    0xb8,
+    0xbf,
+    0xc0,
+    0xc2,
+    0xd8,
+    0xf4,
+    0xf6,
+    0xf7,
+    0xf9,
+    0xfb,
+    0xff,
+  ),
   fc.integer({ min: 0, max: 255 }),
 );
 
@@ -691,13 +736,97 @@ function protoObject(): Record<string, unknown> {
 }
 
 const edgeNumbers: (number | bigint)[] = [
-  0, 1, -1, 23, 24, 255, 256, 65_535, 65_536, 2 ** 31, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 1, -Number.MAX_SAFE_INTEGER, 2 ** 63,
-  1.5, -0, 0.1, NaN, Infinity, -Infinity, 1e300,
-  2n ** 53n + 1n, 2n ** 64n - 1n, -(2n ** 64n), 2n ** 64n, 2n ** 100n,
+  0,
+  1,
+  -1,
+  23,
+  24,
+  255,
+  256,
+  65_535,
+  65_536,
+  2 ** 31,
+  2 ** 32 - 1,
+  2 ** 32,
+  Number.MAX_SAFE_INTEGER,
+  Number.MAX_SAFE_INTEGER + 1,
+  -Number.MAX_SAFE_INTEGER,
+  2 ** 63,
+  1.5,
+  -0,
+  0.1,
+  NaN,
+  Infinity,
+  -Infinity,
+  1e300,
+  2n ** 53n + 1n,
+  2n ** 64n - 1n,
+  -(2n ** 64n),
+  2n ** 64n,
+  2n ** 100n,
 ];
 
-const idLike = ['pat-1', 'pat-2', 'doc-1', 'aud-1', 'admin-a', 'hosp-a', 'hosp-b', 'medledger-test', 'rec-0000000000000000', 'file-0000000000000000', 'apt-0000000000000000', 'prevote', 'precommit', 'createRecord', 'readRecord', 'grantAccess', 'queryAudit', 'enrolUser', 'admin', 'doctor'];
-const keyLike = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'then', 'v', 'type', 'sig', 'tx', 'txs', 'body', 'header', 'block', 'round', 'height', 'payload', 'payloads', 'keys', 'n', 'c', 'epk', 'w', 'sigs', 'validator', 'lastCommit', 'cert', 'index', 'redacted', 'from', 'to', 'votes', 'proposal', 'recipients', 'filter', 'limit', 'cursor', ''];
+const idLike = [
+  'pat-1',
+  'pat-2',
+  'doc-1',
+  'aud-1',
+  'admin-a',
+  'hosp-a',
+  'hosp-b',
+  'medledger-test',
+  'rec-0000000000000000',
+  'file-0000000000000000',
+  'apt-0000000000000000',
+  'prevote',
+  'precommit',
+  'createRecord',
+  'readRecord',
+  'grantAccess',
+  'queryAudit',
+  'enrolUser',
+  'admin',
+  'doctor',
+];
+const keyLike = [
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'then',
+  'v',
+  'type',
+  'sig',
+  'tx',
+  'txs',
+  'body',
+  'header',
+  'block',
+  'round',
+  'height',
+  'payload',
+  'payloads',
+  'keys',
+  'n',
+  'c',
+  'epk',
+  'w',
+  'sigs',
+  'validator',
+  'lastCommit',
+  'cert',
+  'index',
+  'redacted',
+  'from',
+  'to',
+  'votes',
+  'proposal',
+  'recipients',
+  'filter',
+  'limit',
+  'cursor',
+  '',
+];
 
 export const valueArb: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...edgeNumbers) },
@@ -737,7 +866,10 @@ const styleArb: fc.Arbitrary<CborStyle> = fc.oneof(
 const baseTreeOpArb: fc.Arbitrary<BaseTreeOp> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ k: fc.constant('replace' as const), p: fc.nat(), v: valueArb }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('remove' as const), p: fc.nat() }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('add' as const), p: fc.nat(), key: fc.oneof(fc.constantFrom(...keyLike), fc.string({ maxLength: 6 })), v: valueArb }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant('add' as const), p: fc.nat(), key: fc.oneof(fc.constantFrom(...keyLike), fc.string({ maxLength: 6 })), v: valueArb }),
+  },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('dupElem' as const), p: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('swap' as const), p: fc.nat(), q: fc.nat() }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('graft' as const), p: fc.nat(), other: fc.nat(), q: fc.nat() }) },
@@ -745,7 +877,11 @@ const baseTreeOpArb: fc.Arbitrary<BaseTreeOp> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ k: fc.constant('num' as const), p: fc.nat(), v: fc.constantFrom(...edgeNumbers) }) },
   {
     weight: 1,
-    arbitrary: fc.record({ k: fc.constant('nestValue' as const), p: fc.nat(), depth: fc.oneof(fc.constantFrom(1, 3, 100, 1_000, 20_000), fc.integer({ min: 4_000, max: 9_000 })) }),
+    arbitrary: fc.record({
+      k: fc.constant('nestValue' as const),
+      p: fc.nat(),
+      depth: fc.oneof(fc.constantFrom(1, 3, 100, 1_000, 20_000), fc.integer({ min: 4_000, max: 9_000 })),
+    }),
   },
 );
 
@@ -800,12 +936,21 @@ export interface FixtureData {
 export function buildFixtureData(): FixtureData {
   const chain = ChainBuilder.create();
   const network = chain.genesis.file.network;
-  chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), chain.registerPatient('pat-2', 'hosp-b'), ...chain.enrol('admin-a', 'doc-1', 'doctor'), ...chain.enrol('admin-b', 'aud-1', 'auditor')]);
+  chain.finalize([
+    chain.registerPatient('pat-1', 'hosp-a'),
+    chain.registerPatient('pat-2', 'hosp-b'),
+    ...chain.enrol('admin-a', 'doc-1', 'doctor'),
+    ...chain.enrol('admin-b', 'aud-1', 'auditor'),
+  ]);
   const r1 = chain.createRecord('pat-1', 'pat-1', 'BP 120/80');
   chain.finalize([
     r1.tx,
     chain.sign('doc-1', { type: 'requestAccess', patient: 'pat-2', body: {} }),
-    chain.sign('pat-1', { type: 'bookAppointment', patient: 'pat-1', body: { appointment: chain.appointmentId(), doctor: 'doc-1', at: chain.clock + 86_400_000 } }),
+    chain.sign('pat-1', {
+      type: 'bookAppointment',
+      patient: 'pat-1',
+      body: { appointment: chain.appointmentId(), doctor: 'doc-1', at: chain.clock + 86_400_000 },
+    }),
   ]);
   const grant = chain.grant('pat-1', 'doc-1');
   const approve = chain.approve('pat-2', 'doc-1');
@@ -847,8 +992,18 @@ export function buildFixtureData(): FixtureData {
   });
   if (dropped.length > 0) throw new Error(`fixture: pending transaction dropped: ${dropped[0]!.error.message}`);
   const payloads = executed.txs.map((t) => pending.find((p) => p.tx.idHex === t.idHex)?.payload ?? null);
-  const p0 = signProposal(network, { height, round: 0, validRound: -1, block: executed.block, payloads }, chain.validators[proposerIndex(n, height, 0)]!.signer, chain.genesis.hash);
-  const p1 = signProposal(network, { height, round: 1, validRound: 0, block: executed.block, payloads }, chain.validators[proposerIndex(n, height, 1)]!.signer, chain.genesis.hash);
+  const p0 = signProposal(
+    network,
+    { height, round: 0, validRound: -1, block: executed.block, payloads },
+    chain.validators[proposerIndex(n, height, 0)]!.signer,
+    chain.genesis.hash,
+  );
+  const p1 = signProposal(
+    network,
+    { height, round: 1, validRound: 0, block: executed.block, payloads },
+    chain.validators[proposerIndex(n, height, 1)]!.signer,
+    chain.genesis.hash,
+  );
 
   const votes: SignedVote[] = [];
   for (let v = 0; v < n; v++) {
@@ -860,7 +1015,13 @@ export function buildFixtureData(): FixtureData {
 
   const lastHash = last.executed.hash;
   const fullCert = certificateFromVotes(
-    chain.validators.map((val, v) => signVote({ type: 'precommit', network, height: chain.height, round: last.executed.block.header.round, validator: v, block: lastHash }, val.signer, chain.genesis.hash)),
+    chain.validators.map((val, v) =>
+      signVote(
+        { type: 'precommit', network, height: chain.height, round: last.executed.block.header.round, validator: v, block: lastHash },
+        val.signer,
+        chain.genesis.hash,
+      ),
+    ),
   );
 
   return {
@@ -1052,7 +1213,8 @@ export function decodeFixture(bytes: Uint8Array): FixtureData {
 function checkGenuineCertificate(fx: Fixture, cert: Certificate, what: string): void {
   for (const { validator, sig } of cert.sigs) {
     const key = `${cert.height}/${cert.round}/${toHex(cert.block)}/${validator}`;
-    if (!fx.genuineSigs.get(key)?.has(toHex(sig))) acceptedInvalid(`${what}: certificate signature of validator ${validator} is not a genuine precommit (${toHex(sig).slice(0, 16)}…)`);
+    if (!fx.genuineSigs.get(key)?.has(toHex(sig)))
+      acceptedInvalid(`${what}: certificate signature of validator ${validator} is not a genuine precommit (${toHex(sig).slice(0, 16)}…)`);
   }
 }
 
@@ -1066,7 +1228,8 @@ function checkAcceptedBlock(fx: Fixture, block: Block, original: Block, resigned
   if (!resigned) acceptedInvalid(`${what}: a mutated block validated (header ${toHex(headerHash(block.header)).slice(0, 16)}…)`);
   const strip = (b: Block) => encodeCanonical({ ...b.header, round: 0, proposer: 0, time: 0 });
   if (!bytesEqual(strip(block), strip(original))) acceptedInvalid(`${what}: a re-signed block with a different header validated`);
-  if (!bytesEqual(encodeCanonical(block.txs), encodeCanonical(original.txs))) acceptedInvalid(`${what}: a re-signed block with different transactions validated`);
+  if (!bytesEqual(encodeCanonical(block.txs), encodeCanonical(original.txs)))
+    acceptedInvalid(`${what}: a re-signed block with different transactions validated`);
   if (!bytesEqual(encodeCanonical(block.lastCommit), encodeCanonical(original.lastCommit))) {
     if (!block.lastCommit) acceptedInvalid(`${what}: a block lost its parent certificate and validated`);
     checkGenuineCertificate(fx, block.lastCommit, what);
@@ -1145,7 +1308,8 @@ const quietLogger = { debug() {}, info() {}, warn() {}, error() {}, trace() {}, 
 
 /** A logger whose error() (gossip.ts logs its own bugs there, "not the sender's fault") records a crash. */
 function crashLogger(crashes: FuzzFinding[]): Logger {
-  const error = (obj: { err?: unknown }, msg?: string) => crashes.push(new FuzzFinding('crash', `logged as our own bug: ${msg ?? ''} ${errorName(obj?.err)}`, obj?.err));
+  const error = (obj: { err?: unknown }, msg?: string) =>
+    crashes.push(new FuzzFinding('crash', `logged as our own bug: ${msg ?? ''} ${errorName(obj?.err)}`, obj?.err));
   return { ...(quietLogger as object), error, fatal: error, child: () => crashLogger(crashes) } as unknown as Logger;
 }
 
@@ -1304,7 +1468,10 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
   const proposalMsgSeeds = fx.proposals.map((p) => encodeProposal(p));
   const voteMsgSeeds = [encodeVotes(fx.votes), encodeVotes([fx.votes[0]!]), encodeVotes(fx.votes.filter((v) => v.type === 'precommit'))];
   const genuineProposal = (p: Proposal) =>
-    fx.proposals.some((o) => o.height === p.height && o.round === p.round && o.validRound === p.validRound && bytesEqual(headerHash(o.block.header), headerHash(p.block.header)));
+    fx.proposals.some(
+      (o) =>
+        o.height === p.height && o.round === p.round && o.validRound === p.validRound && bytesEqual(headerHash(o.block.header), headerHash(p.block.header)),
+    );
 
   const server = syncServer(fx);
   const last = fx.blocks.length;
@@ -1336,7 +1503,8 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
         return rejection(stats, err, 'decodeTx');
       }
       stats.accepted++;
-      if (!fx.txSet.has(toHex(bytes))) acceptedInvalid(`decodeTx accepted ${bytes.length} bytes that are no genuine transaction (${tx.tx.type} by ${tx.tx.actor})`);
+      if (!fx.txSet.has(toHex(bytes)))
+        acceptedInvalid(`decodeTx accepted ${bytes.length} bytes that are no genuine transaction (${tx.tx.type} by ${tx.tx.actor})`);
       if (!bytesEqual(tx.id, txId(tx.tx))) acceptedInvalid('decodeTx returned an id that is not the hash of the decoded content');
     },
   };
@@ -1391,7 +1559,8 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
       }
       if (!ok) return stats.note('verifyVote:false');
       stats.accepted++;
-      if (!fx.votes.some((v) => sameVote(v, parsed.data))) acceptedInvalid(`verifyVote accepted a vote that was never signed: ${JSON.stringify(describeValue(parsed.data))}`);
+      if (!fx.votes.some((v) => sameVote(v, parsed.data)))
+        acceptedInvalid(`verifyVote accepted a vote that was never signed: ${JSON.stringify(describeValue(parsed.data))}`);
     },
   };
 
@@ -1451,7 +1620,8 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
         return rejection(stats, err, 'checkProposal');
       }
       if (problem) return stats.note(`checkProposal:${problem}`);
-      if (!m.resign && !genuineProposal(p)) acceptedInvalid('checkProposal accepted a proposal whose signed content (height, round, validRound, header) was never signed');
+      if (!m.resign && !genuineProposal(p))
+        acceptedInvalid('checkProposal accepted a proposal whose signed content (height, round, validRound, header) was never signed');
       let executed: ExecutedBlock;
       try {
         executed = validateBlock(p.block, fx.head, fx.headState, { genesis, now: fx.clock });
@@ -1506,7 +1676,8 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
         // Keys and ciphertexts may be moved between genuine envelopes (doc-1's key of a blob from one grant
         // into another); what opens under a blob's name is always that blob's genuine content / data key.
         const expected = (kind.kind === 'blob' ? fx.plaintextByBlob : fx.dataKeyByBlob).get(blob);
-        if (!expected || !bytesEqual(opened, expected)) acceptedInvalid(`a tampered envelope opened for ${user} under ${blob} to something else than that blob's content`);
+        if (!expected || !bytesEqual(opened, expected))
+          acceptedInvalid(`a tampered envelope opened for ${user} under ${blob} to something else than that blob's content`);
       }
     },
   };
@@ -1578,7 +1749,7 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
 
   const syncRequestTarget: FuzzTarget<Mutation> = {
     name: 'sync-request',
-    what: 'SyncManager.serve (node/sync.ts): a peer\'s range request',
+    what: "SyncManager.serve (node/sync.ts): a peer's range request",
     arb: mutationArb(),
     async: true,
     seeds: requestSeeds,
@@ -1604,7 +1775,11 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
   const byTxId = new Map<string, Uint8Array>();
   for (const b of fx.blocks) for (const [id, payload] of b.payloads) byTxId.set(id, payload);
   const storedIds = [...byTxId.keys()];
-  const payloadRequestSeeds = [encodeCanonical({ ids: storedIds }), encodeCanonical({ ids: [storedIds[0]!] }), encodeCanonical({ ids: [toHex(new Uint8Array(32)), storedIds[1]!] })];
+  const payloadRequestSeeds = [
+    encodeCanonical({ ids: storedIds }),
+    encodeCanonical({ ids: [storedIds[0]!] }),
+    encodeCanonical({ ids: [toHex(new Uint8Array(32)), storedIds[1]!] }),
+  ];
   const payloadRequestTarget: FuzzTarget<Mutation> = {
     name: 'payload-request',
     what: "SyncManager.servePayloads (node/sync.ts): a peer's request for missing payloads",
@@ -1624,7 +1799,8 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
       if (frames.length > 256) acceptedInvalid(`servePayloads answered with ${frames.length} frames (at most 256 ids per request)`);
       for (const f of frames) {
         const { id, payload } = decodeCanonical(f, 'payload frame') as { id: string; payload: Uint8Array };
-        if (!byTxId.has(id) || !bytesEqual(byTxId.get(id)!, payload)) acceptedInvalid(`servePayloads answered with a payload that is not the one stored for ${String(id).slice(0, 16)}`);
+        if (!byTxId.has(id) || !bytesEqual(byTxId.get(id)!, payload))
+          acceptedInvalid(`servePayloads answered with a payload that is not the one stored for ${String(id).slice(0, 16)}`);
       }
     },
   };
@@ -1637,7 +1813,11 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
       frame: fc.nat(),
       chunks: fc.array(fc.oneof(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 17, max: 70_000 })), { minLength: 1, maxLength: 5 }),
       early: fc.nat({ max: 8 }),
-      close: fc.oneof({ weight: 6, arbitrary: fc.constant('end' as const) }, { weight: 1, arbitrary: fc.constant('stall' as const) }, { weight: 1, arbitrary: fc.constant('reset' as const) }),
+      close: fc.oneof(
+        { weight: 6, arbitrary: fc.constant('end' as const) },
+        { weight: 1, arbitrary: fc.constant('stall' as const) },
+        { weight: 1, arbitrary: fc.constant('reset' as const) },
+      ),
       big: fc.oneof({ weight: 15, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     }),
     async: true,
@@ -1705,7 +1885,8 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
       }
       await feeding;
       if (failure) stats.note(`frames:${failure.kind}`);
-      if (failure?.kind === 'timeout' && c.close !== 'stall') throw new FuzzFinding('hang', `FrameReader timed out on a stream that ${c.close === 'end' ? 'ended' : 'was reset'} (${Date.now() - started} ms)`);
+      if (failure?.kind === 'timeout' && c.close !== 'stall')
+        throw new FuzzFinding('hang', `FrameReader timed out on a stream that ${c.close === 'end' ? 'ended' : 'was reset'} (${Date.now() - started} ms)`);
       if (c.close === 'stall' && !failure) throw new FuzzFinding('hang', 'FrameReader returned end-of-stream on a stream that never ended');
       if (expected) {
         // The framing itself is lossless, however the stream is cut.
@@ -1754,7 +1935,8 @@ export function makeTargets(fx: Fixture): AnyFuzzTarget[] {
               rejection(stats, err, 'syncPayload');
               continue;
             }
-            if (!bytesEqual(payload, original.payloads.get(tx.idHex) ?? new Uint8Array())) acceptedInvalid('sync would store a payload that is not the original');
+            if (!bytesEqual(payload, original.payloads.get(tx.idHex) ?? new Uint8Array()))
+              acceptedInvalid('sync would store a payload that is not the original');
           } else if (redacted && payloadKind(tx.tx)?.kind === 'grant') {
             stats.note('syncPayload:redacted-offer');
           }
@@ -1839,7 +2021,8 @@ export function describeValue(v: unknown, depth = 0): unknown {
   if (typeof v === 'bigint') return `${v}n`;
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   if (typeof v === 'string' && v.length > 200) return `${v.slice(0, 40)}…(${v.length} chars)`;
-  if (Array.isArray(v)) return v.length > 50 ? [...v.slice(0, 20).map((x) => describeValue(x, depth + 1)), `…(${v.length} items)`] : v.map((x) => describeValue(x, depth + 1));
+  if (Array.isArray(v))
+    return v.length > 50 ? [...v.slice(0, 20).map((x) => describeValue(x, depth + 1)), `…(${v.length} items)`] : v.map((x) => describeValue(x, depth + 1));
   if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).map((k) => [k, describeValue((v as Record<string, unknown>)[k], depth + 1)]));
   return v;
 }
@@ -1865,7 +2048,14 @@ export async function runTarget(target: AnyFuzzTarget, opts: RunOptions): Promis
     const finding = err instanceof FuzzFinding ? err : new FuzzFinding('crash', `harness/target threw ${errorName(err)}`, err);
     if (opts.mode === 'throw') throw finding;
     if (findings.length < 20) {
-      findings.push({ target: target.name, kind: finding.kind, message: finding.message, seed, path: String(index), input: JSON.stringify(describeValue(c)).slice(0, 4_000) });
+      findings.push({
+        target: target.name,
+        kind: finding.kind,
+        message: finding.message,
+        seed,
+        path: String(index),
+        input: JSON.stringify(describeValue(c)).slice(0, 4_000),
+      });
     }
     return true;
   };

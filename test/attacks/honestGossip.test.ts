@@ -39,7 +39,14 @@ describe('honest nodes under a light transaction load', () => {
   async function load(ms: number): Promise<void> {
     const end = Date.now() + ms;
     while (running && Date.now() < end) {
-      await Promise.all([0, 1, 2, 3].map((i) => net.api(i).submitBatch(Array.from({ length: 4 }, () => ({ tx: auditedRead(patients[i]!) }))).catch(() => undefined)));
+      await Promise.all(
+        [0, 1, 2, 3].map((i) =>
+          net
+            .api(i)
+            .submitBatch(Array.from({ length: 4 }, () => ({ tx: auditedRead(patients[i]!) })))
+            .catch(() => undefined),
+        ),
+      );
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -51,7 +58,9 @@ describe('honest nodes under a light transaction load', () => {
     const names = new Map(net.layout.nodes.map((n, i) => [n.peerId, `node ${i}`]));
     const charges = async () =>
       (await net.statuses()).flatMap((s, i) =>
-        Object.entries(s.penalties ?? {}).flatMap(([p, v]) => (names.has(p) ? [`node ${i} charged ${names.get(p)}: ${v.rejected} rejected${v.bannedUntil ? ', banned' : ''}`] : [])),
+        Object.entries(s.penalties ?? {}).flatMap(([p, v]) =>
+          names.has(p) ? [`node ${i} charged ${names.get(p)}: ${v.rejected} rejected${v.bannedUntil ? ', banned' : ''}`] : [],
+        ),
       );
     for (let window = 0; window < 3 && (await charges()).length === 0; window++) await load(20_000);
     expect(await charges()).toEqual([]);

@@ -47,7 +47,8 @@ async function startProxy(target: { port: number }, rewrite: (path: string, body
         upRes.on('data', (c: Buffer) => body.push(c));
         upRes.on('end', () => {
           let out = Buffer.concat(body);
-          if (upRes.statusCode === 200 && req.method === 'GET') out = Buffer.from(JSON.stringify(rewrite(req.url!, JSON.parse(out.toString('utf8')), proxy.lie)));
+          if (upRes.statusCode === 200 && req.method === 'GET')
+            out = Buffer.from(JSON.stringify(rewrite(req.url!, JSON.parse(out.toString('utf8')), proxy.lie)));
           const h = { ...upRes.headers, 'content-length': String(out.length) };
           res.writeHead(upRes.statusCode!, h);
           res.end(out);
@@ -108,11 +109,18 @@ describe('a node that lies about one grantee key', () => {
       if (lie === 'none') return body;
       if (/^\/v1\/patients\/[^/]+\/recipients$/.test(path)) {
         const r = body as { recipients: PublicUser[] };
-        if (lie === 'extra-recipient') return { recipients: [...r.recipients, { id: 'pat-evil', role: 'patient', hospital: net.node(0).hospital, active: true, signKey: toBase64(evil.keys.signPublic), encKey: evilKey }] };
+        if (lie === 'extra-recipient')
+          return {
+            recipients: [
+              ...r.recipients,
+              { id: 'pat-evil', role: 'patient', hospital: net.node(0).hospital, active: true, signKey: toBase64(evil.keys.signPublic), encKey: evilKey },
+            ],
+          };
         return { recipients: r.recipients.map((u) => (u.id === 'dr-2' ? { ...u, encKey: evilKey } : u)) };
       }
       if (path === '/v1/users/dr-3') return { ...(body as PublicUser), encKey: evilKey };
-      if (lie === 'swap-key-and-proof' && (path === '/v1/users/dr-2/key-proof' || path === '/v1/users/dr-3/key-proof')) return { ...evilProof, user: path.split('/')[3] };
+      if (lie === 'swap-key-and-proof' && (path === '/v1/users/dr-2/key-proof' || path === '/v1/users/dr-3/key-proof'))
+        return { ...evilProof, user: path.split('/')[3] };
       return body;
     });
     // Clients check keys against the genesis pinned beside the hospital's keystores (written by `init`/`cluster`).
@@ -141,8 +149,14 @@ describe('a node that lies about one grantee key', () => {
       proxy.lie = lie;
       proxy.seen.length = 0;
       const refused = dr1.createRecord('pat-1', { title: `written under ${lie}`, vitals: { temperature: 38.5 }, notes: 'must not reach the node' });
-      await expect(refused, lie).rejects.toMatchObject({ code: 'KEY_MISMATCH', message: expect.stringMatching(lie === 'extra-recipient' ? /pat-evil \(patient\)/ : /dr-2/) });
-      expect(proxy.seen.filter((r) => r.startsWith('POST')), lie).toEqual([]);
+      await expect(refused, lie).rejects.toMatchObject({
+        code: 'KEY_MISMATCH',
+        message: expect.stringMatching(lie === 'extra-recipient' ? /pat-evil \(patient\)/ : /dr-2/),
+      });
+      expect(
+        proxy.seen.filter((r) => r.startsWith('POST')),
+        lie,
+      ).toEqual([]);
     }
     // The proxy saw the key proofs asked for, and no transaction; the chain has no write of dr-1's.
     const after = await chainTxs();
@@ -167,7 +181,10 @@ describe('a node that lies about one grantee key', () => {
       proxy.lie = lie;
       proxy.seen.length = 0;
       await expect(viaProxy.grant('dr-3'), lie).rejects.toMatchObject({ code: 'KEY_MISMATCH', message: expect.stringMatching(/dr-3/) });
-      expect(proxy.seen.filter((r) => r.startsWith('POST')), lie).toEqual([]);
+      expect(
+        proxy.seen.filter((r) => r.startsWith('POST')),
+        lie,
+      ).toEqual([]);
     }
     expect(countOf(await chainTxs(), 'grantAccess', 'pat-1')).toBe(before);
     proxy.lie = 'none';
@@ -178,7 +195,8 @@ describe('a node that lies about one grantee key', () => {
   it('the CLI refuses the same write (exit 2, the reason on stderr), with the genesis beside the keystores or given by --genesis', async () => {
     proxy.lie = 'swap-key';
     const before = countOf(await chainTxs(), 'createRecord', 'dr-1');
-    const write = (extra: string[]) => cli(['record', 'create', '--api', proxy.url, '--user', 'dr-1', '--patient', 'pat-1', '--title', 'via the CLI', '--temperature', '38.2', ...extra]);
+    const write = (extra: string[]) =>
+      cli(['record', 'create', '--api', proxy.url, '--user', 'dr-1', '--patient', 'pat-1', '--title', 'via the CLI', '--temperature', '38.2', ...extra]);
     const pinnedBeside = await write([]);
     expect(pinnedBeside.code).toBe(2);
     expect(pinnedBeside.stderr).toMatch(/encryption key for dr-2 that is not the one the ledger registered/);

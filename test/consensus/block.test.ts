@@ -1,6 +1,17 @@
 import { activationCodeKey, newActivationCode, signActivation } from '../../src/records/activation.js';
 import { describe, expect, it } from 'vitest';
-import { certificateHash, decodeBlock, encodeBlock, genesisBlock, headerHash, signHeader, ZERO_HASH, EMPTY_ROOT, type Block, type BlockHeader } from '../../src/consensus/block.js';
+import {
+  certificateHash,
+  decodeBlock,
+  encodeBlock,
+  genesisBlock,
+  headerHash,
+  signHeader,
+  ZERO_HASH,
+  EMPTY_ROOT,
+  type Block,
+  type BlockHeader,
+} from '../../src/consensus/block.js';
 import { buildBlock, encodeEvents, MAX_CLOCK_DRIFT_MS, validateBlock, type ExecutedBlock, type ParentRef } from '../../src/consensus/blockExecution.js';
 import { genesisState, parseGenesis, type Genesis } from '../../src/consensus/genesis.js';
 import { merkleRoot } from '../../src/consensus/merkle.js';
@@ -62,9 +73,27 @@ const regPatient = ledger.sign('pat-1', { type: 'registerPatient', via: 'hosp-a'
 const doc = ledger.keys('doc-1');
 // Issue 10: the admin invites, the doctor activates with their own keys and the code.
 const code = newActivationCode();
-const inviteDoctor = ledger.sign('admin-a', { type: 'inviteUser', time: T1 - 60, body: { user: 'doc-1', role: 'doctor', expiresAt: T1 + 86_400_000, codeKey: activationCodeKey(code, 'doc-1') } });
-const enrolDoctor = ledger.sign('doc-1', { type: 'activateUser', via: 'hosp-a', time: T1 - 50, body: { encKey: doc.encKey, codeSig: signActivation(code, 'doc-1', doc.signing.publicKey, doc.encKey, genesis.hash) } });
-const built1 = buildBlock({ genesis, parent: parent0, lastCommit: null, state: state0, candidates: [regPatient, inviteDoctor, enrolDoctor], round: 0, time: T1, signer: V[1]! });
+const inviteDoctor = ledger.sign('admin-a', {
+  type: 'inviteUser',
+  time: T1 - 60,
+  body: { user: 'doc-1', role: 'doctor', expiresAt: T1 + 86_400_000, codeKey: activationCodeKey(code, 'doc-1') },
+});
+const enrolDoctor = ledger.sign('doc-1', {
+  type: 'activateUser',
+  via: 'hosp-a',
+  time: T1 - 50,
+  body: { encKey: doc.encKey, codeSig: signActivation(code, 'doc-1', doc.signing.publicKey, doc.encKey, genesis.hash) },
+});
+const built1 = buildBlock({
+  genesis,
+  parent: parent0,
+  lastCommit: null,
+  state: state0,
+  candidates: [regPatient, inviteDoctor, enrolDoctor],
+  round: 0,
+  time: T1,
+  signer: V[1]!,
+});
 const b1 = built1.executed;
 const parent1 = ref(b1);
 const state1 = genesisState(genesis);
@@ -85,7 +114,9 @@ const listAllowed = ledger.sign('doc-1', { type: 'listRecords', patient: 'pat-1'
 const block2Txs = [listDenied, grant, listAllowed];
 
 /** Proposer of height 2 in round 0 is validators[(2 + 0) mod 4] = V[2]. */
-function build2(over: { candidates?: Tx[]; lastCommit?: Certificate | null; round?: number; signer?: Signer; state?: StateView; time?: number } = {}): ExecutedBlock {
+function build2(
+  over: { candidates?: Tx[]; lastCommit?: Certificate | null; round?: number; signer?: Signer; state?: StateView; time?: number } = {},
+): ExecutedBlock {
   const round = over.round ?? 0;
   const built = buildBlock({
     genesis,
@@ -338,7 +369,12 @@ describe('the parent’s commit certificate', () => {
   it('lastCommit hash in the header not matching the certificate carried', () => {
     // Both certificates are valid; the header commits to one, the block carries the other.
     const cert4 = certificateFromVotes(precommits(1, b1.hash, [0, 1, 2, 3]));
-    expectInvalid({ ...resign(b2.block, { lastCommit: certificateHash(cert4) }), lastCommit: cert1 }, parent1, state1, 'parent certificate hash does not match the header');
+    expectInvalid(
+      { ...resign(b2.block, { lastCommit: certificateHash(cert4) }), lastCommit: cert1 },
+      parent1,
+      state1,
+      'parent certificate hash does not match the header',
+    );
     expectInvalid({ ...b2.block, lastCommit: cert4 }, parent1, state1, 'parent certificate hash does not match the header');
     expectInvalid(resign(b2.block, { lastCommit: ZERO_HASH }), parent1, state1, 'parent certificate hash does not match the header');
   });
@@ -362,7 +398,16 @@ describe('transactions', () => {
   it('more transactions than the genesis allows', () => {
     const g1 = makeGenesis({ maxBlockTxs: 1 });
     const p0 = ref(genesisBlock(g1));
-    const built = buildBlock({ genesis: g1, parent: p0, lastCommit: null, state: genesisState(g1), candidates: [regPatient, inviteDoctor, enrolDoctor], round: 0, time: T1, signer: V[1]! });
+    const built = buildBlock({
+      genesis: g1,
+      parent: p0,
+      lastCommit: null,
+      state: genesisState(g1),
+      candidates: [regPatient, inviteDoctor, enrolDoctor],
+      round: 0,
+      time: T1,
+      signer: V[1]!,
+    });
     expect(built.executed.txs).toHaveLength(1); // the proposer stops at the limit
     let thrown: unknown;
     try {
@@ -375,8 +420,18 @@ describe('transactions', () => {
 
   describe('one invalid transaction makes the block invalid', () => {
     it('a replayed transaction (already in block 1)', () => {
-      expectInvalid(withTxs(b2.block, [regPatient.bytes]), parent1, state1, `transaction 0 (${regPatient.idHex.slice(0, 12)}) is invalid: registration of pat-1 was already applied`);
-      expectInvalid(withTxs(b2.block, [...b2.block.txs, enrolDoctor.bytes]), parent1, state1, `transaction 3 (${enrolDoctor.idHex.slice(0, 12)}) is invalid: stale nonce`);
+      expectInvalid(
+        withTxs(b2.block, [regPatient.bytes]),
+        parent1,
+        state1,
+        `transaction 0 (${regPatient.idHex.slice(0, 12)}) is invalid: registration of pat-1 was already applied`,
+      );
+      expectInvalid(
+        withTxs(b2.block, [...b2.block.txs, enrolDoctor.bytes]),
+        parent1,
+        state1,
+        `transaction 3 (${enrolDoctor.idHex.slice(0, 12)}) is invalid: stale nonce`,
+      );
     });
 
     it('a stale nonce inside the same block', () => {
@@ -389,7 +444,12 @@ describe('transactions', () => {
       const sig = Uint8Array.from(grant.sig);
       sig[0]! ^= 0x01;
       const forged = encodeCanonical({ tx: grant.tx, sig });
-      expectInvalid(withTxs(b2.block, [listDenied.bytes, forged]), parent1, state1, `transaction 1: transaction ${grant.idHex.slice(0, 12)} has an invalid signature`);
+      expectInvalid(
+        withTxs(b2.block, [listDenied.bytes, forged]),
+        parent1,
+        state1,
+        `transaction 1: transaction ${grant.idHex.slice(0, 12)} has an invalid signature`,
+      );
     });
 
     it('a transaction by an unknown actor', () => {
@@ -427,7 +487,9 @@ describe('transactions', () => {
       } catch (err) {
         thrown = err;
       }
-      expect(isMedLedgerError(thrown, 'INVALID_BLOCK') && thrown.message).toBe(`block 2: transaction 1: transaction ${grant.idHex.slice(0, 12)} has an invalid signature`);
+      expect(isMedLedgerError(thrown, 'INVALID_BLOCK') && thrown.message).toBe(
+        `block 2: transaction 1: transaction ${grant.idHex.slice(0, 12)} has an invalid signature`,
+      );
     });
   });
 

@@ -44,7 +44,17 @@ describe('inclusion proofs', () => {
     const ok = verifyProof(roundTrip(proofOf(block, 1)), chain.genesis);
     expect(ok.ok).toBe(true);
     if (!ok.ok) return;
-    expect(ok.claim).toMatchObject({ tx: read.idHex, type: 'readRecord', action: 'R', outcome: 'success', actor: 'pat-1', patient: 'pat-1', record: rec.record, height: block.executed.block.header.height, index: 1 });
+    expect(ok.claim).toMatchObject({
+      tx: read.idHex,
+      type: 'readRecord',
+      action: 'R',
+      outcome: 'success',
+      actor: 'pat-1',
+      patient: 'pat-1',
+      record: rec.record,
+      height: block.executed.block.header.height,
+      index: 1,
+    });
     expect(ok.claim.certifiedBy).toHaveLength(3);
     expect(ok.checks.join('\n')).toMatch(/is final: 3 of 4 validator signatures/);
 

@@ -22,7 +22,10 @@ chain.finalize([]);
 chain.finalize([chain.registerPatient('pat-3', 'hosp-d')]);
 
 type Served = ReplicaBlock[];
-const honest = (): Served => [{ block: encodeBlock(genesisBlock(chain.genesis)) }, ...chain.blocks.map((b) => ({ block: encodeBlock(b.executed.block), cert: encodeCanonical(b.cert) }))];
+const honest = (): Served => [
+  { block: encodeBlock(genesisBlock(chain.genesis)) },
+  ...chain.blocks.map((b) => ({ block: encodeBlock(b.executed.block), cert: encodeCanonical(b.cert) })),
+];
 
 function compare(replicas: Record<string, Served>): ReturnType<ReplicaComparison['result']> {
   const names = Object.keys(replicas);
@@ -42,7 +45,13 @@ function forgedAt(height: number, voters: number[]): { block: Block; cert: Certi
   const header = { ...real.header, time: real.header.time + 1 };
   const block: Block = { ...real, header, sig: signHeader(header, chain.validators[header.proposer]!.signer, chain.genesis.hash) };
   const hash = headerHash(header);
-  const votes = voters.map((v) => signVote({ type: 'precommit', network: chain.genesis.file.network, height, round: header.round, validator: v, block: hash }, chain.validators[v]!.signer, chain.genesis.hash));
+  const votes = voters.map((v) =>
+    signVote(
+      { type: 'precommit', network: chain.genesis.file.network, height, round: header.round, validator: v, block: hash },
+      chain.validators[v]!.signer,
+      chain.genesis.hash,
+    ),
+  );
   return { block, cert: certificateFromVotes(votes) };
 }
 
@@ -51,8 +60,17 @@ describe('re-verifying replicas in lockstep', () => {
     const r = compare({ a: honest(), b: honest(), c: honest(), d: honest().slice(0, 4) });
     expect(r.divergence).toBeUndefined();
     expect(r.equivocations).toEqual([]);
-    expect(r.replicas.map((x) => [x.name, x.verifiedHeight, x.fault])).toEqual([['a', 5, undefined], ['b', 5, undefined], ['c', 5, undefined], ['d', 3, undefined]]);
-    expect(r.replicas[0]!.head).toMatchObject({ height: 5, hash: chain.blocks[4]!.executed.hashHex, signers: expect.arrayContaining([expect.stringMatching(/^hosp-/)]) });
+    expect(r.replicas.map((x) => [x.name, x.verifiedHeight, x.fault])).toEqual([
+      ['a', 5, undefined],
+      ['b', 5, undefined],
+      ['c', 5, undefined],
+      ['d', 3, undefined],
+    ]);
+    expect(r.replicas[0]!.head).toMatchObject({
+      height: 5,
+      hash: chain.blocks[4]!.executed.hashHex,
+      signers: expect.arrayContaining([expect.stringMatching(/^hosp-/)]),
+    });
   });
 
   it('names the node and height of one altered byte, and the transaction it touched', () => {
@@ -63,7 +81,10 @@ describe('re-verifying replicas in lockstep', () => {
     bytes[at]! ^= 0x01;
     d[3] = { ...d[3], block: bytes };
     const r = compare({ a: honest(), b: honest(), c: honest(), d });
-    expect(r.replicas.find((x) => x.name === 'd')).toMatchObject({ verifiedHeight: 2, fault: { height: 3, problem: expect.stringMatching(/transaction root|signature/) } });
+    expect(r.replicas.find((x) => x.name === 'd')).toMatchObject({
+      verifiedHeight: 2,
+      fault: { height: 3, problem: expect.stringMatching(/transaction root|signature/) },
+    });
     expect(r.divergence).toMatchObject({ height: 3, nodes: ['d'] });
     expect(r.divergence!.detail).toMatch(/transaction 1 \([0-9a-f]{12}…\) has different bytes/);
     expect(r.equivocations).toEqual([]);
@@ -76,7 +97,10 @@ describe('re-verifying replicas in lockstep', () => {
     const c = honest();
     c[4] = { ...c[4], cert: c[3]!.cert! };
     const r = compare({ a: honest(), b, c });
-    expect(r.replicas.find((x) => x.name === 'b')).toMatchObject({ verifiedHeight: 1, fault: { height: 2, problem: expect.stringMatching(/no commit certificate/) } });
+    expect(r.replicas.find((x) => x.name === 'b')).toMatchObject({
+      verifiedHeight: 1,
+      fault: { height: 2, problem: expect.stringMatching(/no commit certificate/) },
+    });
     expect(r.replicas.find((x) => x.name === 'c')).toMatchObject({ verifiedHeight: 3, fault: { height: 4, problem: expect.stringMatching(/certif/) } });
     expect(r.divergence).toBeUndefined();
   });
@@ -103,10 +127,28 @@ describe('re-verifying replicas in lockstep', () => {
     const forged = forgedAt(4, [0, 1, 3]);
     const parent = { header: forged.block.header, hash: headerHash(forged.block.header) };
     const h5 = chain.blocks[4]!.executed.block.header;
-    const next = buildBlock({ genesis: chain.genesis, parent, lastCommit: forged.cert, state: chain.state, candidates: [], round: 0, time: h5.time, signer: chain.validators[h5.proposer]!.signer }).executed;
-    const votes = [1, 2, 3].map((v) => signVote({ type: 'precommit', network: chain.genesis.file.network, height: 5, round: 0, validator: v, block: next.hash }, chain.validators[v]!.signer, chain.genesis.hash));
+    const next = buildBlock({
+      genesis: chain.genesis,
+      parent,
+      lastCommit: forged.cert,
+      state: chain.state,
+      candidates: [],
+      round: 0,
+      time: h5.time,
+      signer: chain.validators[h5.proposer]!.signer,
+    }).executed;
+    const votes = [1, 2, 3].map((v) =>
+      signVote(
+        { type: 'precommit', network: chain.genesis.file.network, height: 5, round: 0, validator: v, block: next.hash },
+        chain.validators[v]!.signer,
+        chain.genesis.hash,
+      ),
+    );
     const d = honest().slice(0, 4);
-    d.push({ block: encodeBlock(forged.block), cert: encodeCanonical(forged.cert) }, { block: encodeBlock(next.block), cert: encodeCanonical(certificateFromVotes(votes)) });
+    d.push(
+      { block: encodeBlock(forged.block), cert: encodeCanonical(forged.cert) },
+      { block: encodeBlock(next.block), cert: encodeCanonical(certificateFromVotes(votes)) },
+    );
     const r = compare({ a: honest(), b: honest(), d });
     expect(r.equivocations.map((e) => e.height)).toEqual([4]);
     expect(r.moreEquivocations).toBe(1);

@@ -52,7 +52,10 @@ describe('signature pre-check: transactions', () => {
 
   it('caches only the transactions whose signatures hold, keyed by their exact bytes', async () => {
     const { ledger, txs } = signedTxs(PRECHECK_LIMITS.minSignatures + 1);
-    const precheck = new SignaturePrecheck({ ...chain.genesis, hash: ledger.genesisHash }, { kinds: { txs: true, headers: false, certificates: false }, workers: 1 });
+    const precheck = new SignaturePrecheck(
+      { ...chain.genesis, hash: ledger.genesisHash },
+      { kinds: { txs: true, headers: false, certificates: false }, workers: 1 },
+    );
     const [good, other] = txs;
     // The same unsigned transaction under another transaction's signature: the id is the same, the bytes are not.
     const forged = encodeCanonical({ tx: good!.tx, sig: other!.sig });
@@ -90,7 +93,10 @@ describe('signature pre-check: headers and certificates', () => {
     const cache = new PrecheckCache();
     const into = cache.open();
     const forged = chain.blocks[5]!.executed.block;
-    const blocks: SignedBlock[] = chain.blocks.map((b) => ({ block: b === chain.blocks[5] ? { ...forged, sig: chain.blocks[6]!.executed.block.sig } : b.executed.block, certificates: [b.cert] }));
+    const blocks: SignedBlock[] = chain.blocks.map((b) => ({
+      block: b === chain.blocks[5] ? { ...forged, sig: chain.blocks[6]!.executed.block.sig } : b.executed.block,
+      certificates: [b.cert],
+    }));
     await precheck.check(blocks, into);
     await precheck.close();
     // Every header signature but block 5's (replaced by block 6's, valid only for block 6) and every
@@ -154,7 +160,8 @@ describe('signature pre-check: chunks', () => {
     const precheck = new SignaturePrecheck(chain.genesis, { kinds: ALL_SIGNATURES, workers: 1 });
     const got: number[] = [];
     const run = async () => {
-      for await (const chunk of precheck.chunks(source(40), { signed: (b) => ({ block: b.executed.block }), into: () => ({ txCache: new Map() }) })) got.push(chunk.items.length);
+      for await (const chunk of precheck.chunks(source(40), { signed: (b) => ({ block: b.executed.block }), into: () => ({ txCache: new Map() }) }))
+        got.push(chunk.items.length);
     };
     await expect(run()).rejects.toThrow('peer went away');
     expect(got).toEqual([PRECHECK_LIMITS.maxBlocks]);

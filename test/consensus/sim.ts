@@ -97,9 +97,7 @@ export function simulate(opts: SimOptions): SimResult {
     queue.push({ time: now + delay, seq: seq++, to, input });
   };
   const networkDelay = () =>
-    rng() < (opts.lateProbability ?? 0)
-      ? 1 + Math.floor(rng() * (opts.lateDelay ?? opts.maxDelay))
-      : 1 + Math.floor(rng() * opts.maxDelay);
+    rng() < (opts.lateProbability ?? 0) ? 1 + Math.floor(rng() * (opts.lateDelay ?? opts.maxDelay)) : 1 + Math.floor(rng() * opts.maxDelay);
   const broadcast = (from: number, input: Input) => {
     for (let to = 0; to < n; to++) if (to !== from) enqueue(to, input, networkDelay());
   };
@@ -144,7 +142,10 @@ export function simulate(opts: SimOptions): SimResult {
     states.set(node, initialState(height + 1));
     enqueue(node, { kind: 'startHeight', height: height + 1 }, BLOCK_PERIOD);
     const held = heldBack.get(node)!;
-    heldBack.set(node, held.filter((input) => inputHeight(input) > height + 1));
+    heldBack.set(
+      node,
+      held.filter((input) => inputHeight(input) > height + 1),
+    );
     for (const input of held) if (inputHeight(input) === height + 1) enqueue(node, input, 0);
   }
 
@@ -213,7 +214,7 @@ class EventQueue {
   push(e: Event): void {
     const h = this.heap;
     h.push(e);
-    for (let i = h.length - 1; i > 0; ) {
+    for (let i = h.length - 1; i > 0;) {
       const parent = (i - 1) >> 1;
       if (!earlier(h[i]!, h[parent]!)) break;
       [h[i], h[parent]] = [h[parent]!, h[i]!];
@@ -227,7 +228,7 @@ class EventQueue {
     const last = h.pop();
     if (h.length > 0 && last) {
       h[0] = last;
-      for (let i = 0; ; ) {
+      for (let i = 0; ;) {
         const l = 2 * i + 1;
         const r = l + 1;
         let min = i;

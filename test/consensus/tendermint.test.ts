@@ -46,10 +46,8 @@ const vote = (type: Vote['type'], validator: number, round: number, value: strin
   kind: 'vote',
   vote: { type, height, round, validator, value },
 });
-const prevote = (validator: number, round: number, value: string | null, height = H) =>
-  vote('prevote', validator, round, value, height);
-const precommit = (validator: number, round: number, value: string | null, height = H) =>
-  vote('precommit', validator, round, value, height);
+const prevote = (validator: number, round: number, value: string | null, height = H) => vote('prevote', validator, round, value, height);
+const precommit = (validator: number, round: number, value: string | null, height = H) => vote('precommit', validator, round, value, height);
 const timeout = (stepName: 'propose' | 'prevote' | 'precommit', round: number, height = H): Input => ({
   kind: 'timeout',
   step: stepName,
@@ -77,15 +75,7 @@ function lockedOnAInRound1(): RoundState {
   const ctx = context(0);
   const { state } = feed(
     initialState(H),
-    [
-      start(),
-      proposal(0, 'A'),
-      prevote(1, 0, 'A'),
-      prevote(2, 0, 'A'),
-      precommit(1, 0, null),
-      precommit(2, 0, null),
-      timeout('precommit', 0),
-    ],
+    [start(), proposal(0, 'A'), prevote(1, 0, 'A'), prevote(2, 0, 'A'), precommit(1, 0, null), precommit(2, 0, null), timeout('precommit', 0)],
     ctx,
   );
   expect(state).toMatchObject({ round: 1, step: 'propose', lockedValue: 'A', lockedRound: 0, validValue: 'A', validRound: 0 });
@@ -250,22 +240,14 @@ describe('vote counting', () => {
 
   it('5 of 7 prevotes are a polka, 4 of 7 are not', () => {
     const ctx = context(0, 7);
-    const { state, outputs } = feed(
-      initialState(H),
-      [start(), proposal(0, 'A'), prevote(1, 0, 'A'), prevote(2, 0, 'A'), prevote(3, 0, 'A')],
-      ctx,
-    );
+    const { state, outputs } = feed(initialState(H), [start(), proposal(0, 'A'), prevote(1, 0, 'A'), prevote(2, 0, 'A'), prevote(3, 0, 'A')], ctx);
     expect(votesIn(outputs)).toEqual([ourVote('prevote', 0, 'A')]);
     expect(votesIn(step(state, prevote(4, 0, 'A'), ctx).outputs)).toEqual([ourVote('precommit', 0, 'A')]);
   });
 
   it('a validator sending the same vote twice is counted once', () => {
     const ctx = context(0);
-    const { state, outputs } = feed(
-      initialState(H),
-      [start(), proposal(0, 'A'), prevote(1, 0, 'A'), prevote(1, 0, 'A'), prevote(1, 0, 'A')],
-      ctx,
-    );
+    const { state, outputs } = feed(initialState(H), [start(), proposal(0, 'A'), prevote(1, 0, 'A'), prevote(1, 0, 'A'), prevote(1, 0, 'A')], ctx);
     expect(votesIn(outputs)).toEqual([ourVote('prevote', 0, 'A')]);
     expect(ofKind(outputs, 'equivocation')).toEqual([]);
     expect(votesIn(step(state, prevote(2, 0, 'A'), ctx).outputs)).toEqual([ourVote('precommit', 0, 'A')]);
@@ -282,9 +264,7 @@ describe('vote counting', () => {
   it('a quorum of mixed prevotes arms the prevote timeout once; when it fires we precommit nil', () => {
     const ctx = context(0);
     const { state, outputs } = feed(initialState(H), [start(), proposal(0, 'A'), prevote(1, 0, null), prevote(2, 0, 'B'), prevote(3, 0, null)], ctx);
-    expect(ofKind(outputs, 'scheduleTimeout').filter((o) => o.step === 'prevote')).toEqual([
-      { kind: 'scheduleTimeout', step: 'prevote', height: H, round: 0 },
-    ]);
+    expect(ofKind(outputs, 'scheduleTimeout').filter((o) => o.step === 'prevote')).toEqual([{ kind: 'scheduleTimeout', step: 'prevote', height: H, round: 0 }]);
     expect(votesIn(outputs)).toEqual([ourVote('prevote', 0, 'A')]);
     const fired = step(state, timeout('prevote', 0), ctx);
     expect(votesIn(fired.outputs)).toEqual([ourVote('precommit', 0, null)]);
@@ -356,7 +336,11 @@ describe('locking', () => {
   it('a re-proposal whose polka is newer than the lock unlocks', () => {
     const ctx = context(0);
     // Round 1: we prevote nil for B and precommit nil on the timeout; B's polka reaches us only later.
-    let { state } = feed(lockedOnAInRound1(), [proposal(1, 'B'), prevote(2, 1, 'B'), prevote(3, 1, 'B'), timeout('prevote', 1), precommit(2, 1, null), precommit(3, 1, null), timeout('precommit', 1)], ctx);
+    let { state } = feed(
+      lockedOnAInRound1(),
+      [proposal(1, 'B'), prevote(2, 1, 'B'), prevote(3, 1, 'B'), timeout('prevote', 1), precommit(2, 1, null), precommit(3, 1, null), timeout('precommit', 1)],
+      ctx,
+    );
     expect(state).toMatchObject({ round: 2, lockedValue: 'A', lockedRound: 0 });
     let outputs: Output[];
     ({ state, outputs } = step(state, proposal(2, 'B', 1), ctx)); // round 2 (proposer 3) re-proposes B from round 1
@@ -373,12 +357,25 @@ describe('locking', () => {
     // Round 0: B has a polka we see, but we prevoted nil (the proposal came late) and precommitted nil.
     let { state } = feed(
       initialState(H),
-      [start(), timeout('propose', 0), prevote(1, 0, 'B'), prevote(2, 0, 'B'), prevote(3, 0, 'B'), precommit(1, 0, null), precommit(2, 0, null), timeout('precommit', 0)],
+      [
+        start(),
+        timeout('propose', 0),
+        prevote(1, 0, 'B'),
+        prevote(2, 0, 'B'),
+        prevote(3, 0, 'B'),
+        precommit(1, 0, null),
+        precommit(2, 0, null),
+        timeout('precommit', 0),
+      ],
       ctx,
     );
     expect(state).toMatchObject({ round: 1, lockedRound: -1 });
     // Round 1: lock on A.
-    ({ state } = feed(state, [proposal(1, 'A'), prevote(1, 1, 'A'), prevote(2, 1, 'A'), precommit(1, 1, null), precommit(2, 1, null), timeout('precommit', 1)], ctx));
+    ({ state } = feed(
+      state,
+      [proposal(1, 'A'), prevote(1, 1, 'A'), prevote(2, 1, 'A'), precommit(1, 1, null), precommit(2, 1, null), timeout('precommit', 1)],
+      ctx,
+    ));
     expect(state).toMatchObject({ round: 2, lockedValue: 'A', lockedRound: 1 });
     // Round 2: B re-proposed with its round-0 polka: older than our lock, so nil.
     const { outputs } = step(state, proposal(2, 'B', 0), ctx);
@@ -387,7 +384,11 @@ describe('locking', () => {
 
   it('a polka seen after precommitting nil updates validValue but not the lock', () => {
     const ctx = context(0);
-    const { state, outputs } = feed(initialState(H), [start(), proposal(0, 'A'), prevote(1, 0, null), prevote(2, 0, 'A'), timeout('prevote', 0), prevote(3, 0, 'A')], ctx);
+    const { state, outputs } = feed(
+      initialState(H),
+      [start(), proposal(0, 'A'), prevote(1, 0, null), prevote(2, 0, 'A'), timeout('prevote', 0), prevote(3, 0, 'A')],
+      ctx,
+    );
     expect(votesIn(outputs)).toEqual([ourVote('prevote', 0, 'A'), ourVote('precommit', 0, null)]);
     expect(state).toMatchObject({ lockedRound: -1, lockedValue: null, validValue: 'A', validRound: 0 });
   });
@@ -517,7 +518,11 @@ describe('never two different votes in one slot', () => {
     const { state } = feed(initialState(H), [start(), proposal(0, 'A'), prevote(1, 0, 'B')], ctx);
     const frozen = deepFreeze(structuredClone(state));
     const snapshot = structuredClone(frozen);
-    const { state: after } = feed(frozen, [prevote(1, 0, 'A'), prevote(2, 0, 'A'), prevote(3, 0, 'A'), precommit(1, 0, 'A'), precommit(2, 0, 'A'), proposal(1, 'Z'), prevote(3, 7, null)], ctx);
+    const { state: after } = feed(
+      frozen,
+      [prevote(1, 0, 'A'), prevote(2, 0, 'A'), prevote(3, 0, 'A'), precommit(1, 0, 'A'), precommit(2, 0, 'A'), proposal(1, 'Z'), prevote(3, 7, null)],
+      ctx,
+    );
     expect(frozen).toEqual(snapshot);
     expect(after.step).toBe('decided');
   });
@@ -526,16 +531,22 @@ describe('never two different votes in one slot', () => {
 describe('equivocation', () => {
   it('two different votes from one validator in one slot are reported once per pair', () => {
     const ctx = context(0);
-    const { outputs } = feed(initialState(H), [start(), proposal(0, 'A'), prevote(2, 0, 'A'), prevote(2, 0, null), prevote(2, 0, null), prevote(2, 0, 'A')], ctx);
-    expect(ofKind(outputs, 'equivocation')).toEqual([
-      { kind: 'equivocation', first: ourVote('prevote', 0, 'A', 2), second: ourVote('prevote', 0, null, 2) },
-    ]);
+    const { outputs } = feed(
+      initialState(H),
+      [start(), proposal(0, 'A'), prevote(2, 0, 'A'), prevote(2, 0, null), prevote(2, 0, null), prevote(2, 0, 'A')],
+      ctx,
+    );
+    expect(ofKind(outputs, 'equivocation')).toEqual([{ kind: 'equivocation', first: ourVote('prevote', 0, 'A', 2), second: ourVote('prevote', 0, null, 2) }]);
   });
 
   it('an equivocator counts at most once towards each value', () => {
     const ctx = context(0);
     // 2 votes A then nil; with 1 and 3 voting nil that is a nil polka (1, 2, 3) but A only has 0 and 2
-    const { state, outputs } = feed(initialState(H), [start(), proposal(0, 'A'), prevote(2, 0, 'A'), prevote(2, 0, null), prevote(2, 0, 'A'), prevote(1, 0, null)], ctx);
+    const { state, outputs } = feed(
+      initialState(H),
+      [start(), proposal(0, 'A'), prevote(2, 0, 'A'), prevote(2, 0, null), prevote(2, 0, 'A'), prevote(1, 0, null)],
+      ctx,
+    );
     expect(votesIn(outputs)).toEqual([ourVote('prevote', 0, 'A')]);
     expect(state.step).toBe('prevote');
     const more = step(state, prevote(3, 0, null), ctx);
@@ -552,8 +563,16 @@ describe('equivocation', () => {
   it('nodes that counted different first votes of an equivocator still see the same polka', () => {
     // Nodes 0 and 1 prevote B, node 2 nil. Byzantine 3 sends B to node 0 and nil to node 1 first; gossip
     // brings each node the other one too. B's polka (0, 1, 3) needs 3's vote for B at both nodes.
-    const node0 = feed(initialState(H), [start(), prevote(3, 0, 'B'), proposal(0, 'B'), prevote(2, 0, null), prevote(1, 0, 'B'), prevote(3, 0, null)], context(0));
-    const node1 = feed(initialState(H), [start(), prevote(3, 0, null), proposal(0, 'B'), prevote(2, 0, null), prevote(0, 0, 'B'), prevote(3, 0, 'B')], context(1));
+    const node0 = feed(
+      initialState(H),
+      [start(), prevote(3, 0, 'B'), proposal(0, 'B'), prevote(2, 0, null), prevote(1, 0, 'B'), prevote(3, 0, null)],
+      context(0),
+    );
+    const node1 = feed(
+      initialState(H),
+      [start(), prevote(3, 0, null), proposal(0, 'B'), prevote(2, 0, null), prevote(0, 0, 'B'), prevote(3, 0, 'B')],
+      context(1),
+    );
     for (const node of [node0, node1]) expect(node.state).toMatchObject({ step: 'precommit', lockedValue: 'B' });
   });
 });
@@ -597,7 +616,10 @@ describe('simulation', () => {
       const run = simulate({ n: 4, seed, heights: 3, dead: [dead], maxDelay: 10 });
       for (let height = 1; height <= 3; height++) {
         const values = run.honest.map((i) => run.decisions.get(i)!.get(height) ?? run.synced.get(i)!.get(height));
-        expect(values.every((v) => v !== undefined && v === values[0]), `seed ${seed} height ${height}`).toBe(true);
+        expect(
+          values.every((v) => v !== undefined && v === values[0]),
+          `seed ${seed} height ${height}`,
+        ).toBe(true);
       }
       // the dead validator's turn (round 0 of some height) is skipped by the round timeouts
       expect(run.maxDecisionRound).toBeLessThanOrEqual(2);

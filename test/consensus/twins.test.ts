@@ -4,17 +4,7 @@
  * slice with a deliberately broken rule finds a safety violation.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  describeScenario,
-  generateScenario,
-  livenessBound,
-  mutations,
-  runScenario,
-  runTwins,
-  type Phase,
-  type Scenario,
-  type TwinsSummary,
-} from './twins.js';
+import { describeScenario, generateScenario, livenessBound, mutations, runScenario, runTwins, type Phase, type Scenario, type TwinsSummary } from './twins.js';
 
 const SEED = 20_200_401;
 const SLICE = 1000;
@@ -101,11 +91,7 @@ describe('Twins: byzantine validators run as two honest instances with one key',
         { id: 3, validator: 3, name: '3a', twin: true },
         { id: 4, validator: 3, name: '3b', twin: true },
       ],
-      phases: [
-        phase([1, 0, 0, 0, 1], 500, { on: 'decide', lag: 0 }),
-        phase([1, 0, 1, 0, 1], 500),
-        phase([0, 0, 0, 0, 0], Infinity),
-      ],
+      phases: [phase([1, 0, 0, 0, 1], 500, { on: 'decide', lag: 0 }), phase([1, 0, 1, 0, 1], 500), phase([0, 0, 0, 0, 0], Infinity)],
       crossPartition: 'hold',
       invalidProposalProbability: 0,
     });

@@ -164,8 +164,7 @@ export function generateScenario(runSeed: number, index: number, opts: GenerateO
   for (let p = 0; p < partitionPhases; p++) {
     // Short phases cut rounds in the middle; long ones let one side run several rounds alone.
     const duration = flapping ? int(5, 60) : rng() < 0.5 ? int(20, 120) : int(120, 500);
-    const trigger =
-      rng() < 0.75 ? { on: pick(['lock', 'decide', 'decide', 'newRound'] as const), lag: pick([0, 0, 0, 0, 1, 2, 5, 10]) } : null;
+    const trigger = rng() < 0.75 ? { on: pick(['lock', 'decide', 'decide', 'newRound'] as const), lag: pick([0, 0, 0, 0, 1, 2, 5, 10]) } : null;
     // A new partition, or the last one with one or two instances moved to another group: a validator that
     // changes sides carries its lock (or its missing view) into a group that decided differently.
     const previous = phases.at(-1)?.groups;
@@ -289,8 +288,7 @@ export function describeScenario(sc: Scenario, run?: Pick<ScenarioResult, 'phase
     sc.instances.forEach((inst) => groups.set(actual[inst.id]!, [...(groups.get(actual[inst.id]!) ?? []), inst.name]));
     const label = i === sc.phases.length - 1 ? 'GST, healed' : `phase ${i + 1}`;
     const start = i < phaseStarts.length ? ` from t=${phaseStarts[i]}` : i > 0 ? ' (not reached)' : '';
-    const ends =
-      p.duration === Infinity ? '' : `, ends after ${p.duration} ms${p.trigger ? ` or ${p.trigger.lag} ms after the first ${p.trigger.on}` : ''}`;
+    const ends = p.duration === Infinity ? '' : `, ends after ${p.duration} ms${p.trigger ? ` or ${p.trigger.lag} ms after the first ${p.trigger.on}` : ''}`;
     const reached = run?.phaseGroups[i] !== undefined;
     const reacted = reached && actual.some((g, k) => g !== p.groups[k]);
     const isolate = !p.isolate
@@ -375,8 +373,7 @@ export interface RunOptions {
  */
 export function livenessBound(sc: Scenario, maxRoundAtGst: number): number {
   const roundsPerHeight = sc.n + 2;
-  const roundTime = (r: number) =>
-    timeoutMs('propose', r, TIMEOUTS) + timeoutMs('prevote', r, TIMEOUTS) + timeoutMs('precommit', r, TIMEOUTS) + 6 * DELTA;
+  const roundTime = (r: number) => timeoutMs('propose', r, TIMEOUTS) + timeoutMs('prevote', r, TIMEOUTS) + timeoutMs('precommit', r, TIMEOUTS) + 6 * DELTA;
   let bound = 0;
   for (let h = 0; h < sc.heights; h++) {
     const from = h === 0 ? maxRoundAtGst : 0;
@@ -595,9 +592,7 @@ export function runScenario(sc: Scenario, opts: RunOptions = {}): ScenarioResult
 
   const checkCertificate = (height: number, value: string, round: number, commit: Vote[]): boolean => {
     const signers = new Set(
-      commit
-        .filter((v) => v.type === 'precommit' && v.height === height && v.round === round && v.value === value)
-        .map((v) => v.validator),
+      commit.filter((v) => v.type === 'precommit' && v.height === height && v.round === round && v.value === value).map((v) => v.validator),
     );
     return signers.size >= quorum(sc.n) && [...signers].every((v) => Number.isInteger(v) && v >= 0 && v < sc.n);
   };
@@ -874,7 +869,18 @@ export function runTwins(opts: TwinsOptions): TwinsSummary {
     distinctPartitions: 0,
     distinctSchedules: 0,
     n7Scenarios: 0,
-    totals: { decisions: 0, syncs: 0, roundSkips: 0, equivocations: 0, invalidProposals: 0, twinDecisions: 0, twinConflicts: 0, events: 0, dropped: 0, held: 0 },
+    totals: {
+      decisions: 0,
+      syncs: 0,
+      roundSkips: 0,
+      equivocations: 0,
+      invalidProposals: 0,
+      twinDecisions: 0,
+      twinConflicts: 0,
+      events: 0,
+      dropped: 0,
+      held: 0,
+    },
     maxDecisionRound: 0,
     maxRoundAtGst: 0,
     maxTimeAfterGst: 0,
@@ -942,7 +948,7 @@ class EventQueue<E extends { time: number; seq: number }> {
   push(e: E): void {
     const h = this.heap;
     h.push(e);
-    for (let i = h.length - 1; i > 0; ) {
+    for (let i = h.length - 1; i > 0;) {
       const parent = (i - 1) >> 1;
       if (!earlier(h[i]!, h[parent]!)) break;
       [h[i], h[parent]] = [h[parent]!, h[i]!];

@@ -3,7 +3,16 @@ import { genesisBlock, headerHash, signHeader, type Block } from '../../src/cons
 import { parseGenesis, type Validator } from '../../src/consensus/genesis.js';
 import { checkProposal, signProposal, type Proposal } from '../../src/consensus/proposal.js';
 import { proposerIndex, quorum } from '../../src/consensus/tendermint.js';
-import { certificateFromVotes, signVote, verifyCertificate, verifyVote, voteSigningMessage, type Certificate, type SignedVote, type UnsignedVote } from '../../src/consensus/votes.js';
+import {
+  certificateFromVotes,
+  signVote,
+  verifyCertificate,
+  verifyVote,
+  voteSigningMessage,
+  type Certificate,
+  type SignedVote,
+  type UnsignedVote,
+} from '../../src/consensus/votes.js';
 import { toHex, utf8 } from '../../src/records/crypto/bytes.js';
 import { decodeCanonical, encodeCanonical } from '../../src/records/encoding.js';
 import { sha256 } from '../../src/records/crypto/hash.js';
@@ -18,7 +27,13 @@ const keys = Array.from({ length: N }, () => generateSigningKeyPair());
 const V: Signer[] = keys.map((k) => createSigner(k.secretKey));
 /** The genesis these validators were appointed by (their signatures are bound to it). */
 const GENESIS_HASH = sha256(utf8('votes test genesis'));
-const validators: Validator[] = keys.map((k, index) => ({ index, hospital: `hosp-${index}`, key: k.publicKey, peerId: `peer-${index}-xxxxxxxx`, genesisHash: GENESIS_HASH }));
+const validators: Validator[] = keys.map((k, index) => ({
+  index,
+  hospital: `hosp-${index}`,
+  key: k.publicKey,
+  peerId: `peer-${index}-xxxxxxxx`,
+  genesisHash: GENESIS_HASH,
+}));
 
 const H = 7;
 const BLOCK = sha256(utf8('block at height 7'));
@@ -107,7 +122,12 @@ describe('verifyCertificate', () => {
   it('accepts 3 of 4 and 4 of 4, with or without an expected height and block', () => {
     expect(certificateError(cert3)).toBeNull();
     expect(certificateError(cert3, expected)).toBeNull();
-    for (const who of [[0, 1, 2], [0, 2, 3], [1, 2, 3], [0, 1, 2, 3]]) {
+    for (const who of [
+      [0, 1, 2],
+      [0, 2, 3],
+      [1, 2, 3],
+      [0, 1, 2, 3],
+    ]) {
       expect(certificateError(certificateFromVotes(who.map((i) => vote(i))), expected), who.join()).toBeNull();
     }
   });
@@ -122,7 +142,9 @@ describe('verifyCertificate', () => {
     // a signature by a key outside the set, in a validator's slot
     const outsider = createSigner(generateSigningKeyPair().secretKey);
     const alien = signVote({ type: 'precommit', network: NETWORK, height: H, round: 0, validator: 1, block: BLOCK }, outsider, GENESIS_HASH);
-    expect(certificateError({ ...cert3, sigs: [cert3.sigs[0]!, { validator: 1, sig: alien.sig }, cert3.sigs[2]!] })).toBe(`certificate for height ${H}: forged signature of validator 1`);
+    expect(certificateError({ ...cert3, sigs: [cert3.sigs[0]!, { validator: 1, sig: alien.sig }, cert3.sigs[2]!] })).toBe(
+      `certificate for height ${H}: forged signature of validator 1`,
+    );
   });
 
   it('rejects signatures of prevotes, of another network, or for another round than the certificate says', () => {

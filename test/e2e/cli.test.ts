@@ -48,7 +48,10 @@ describe('CLI twins of the TUI against a real node', () => {
   });
 
   it('refuses a wrong password or an unknown user cleanly (exit 2)', async () => {
-    const [wrong, unknown] = await Promise.all([cli(['record', 'list', ...as('pat-cli')], { MEDLEDGER_PASSWORD: 'Wrong-Password-9' }), cli(['record', 'list', ...as('pat-ghost')])]);
+    const [wrong, unknown] = await Promise.all([
+      cli(['record', 'list', ...as('pat-cli')], { MEDLEDGER_PASSWORD: 'Wrong-Password-9' }),
+      cli(['record', 'list', ...as('pat-ghost')]),
+    ]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('Login unsuccessful: wrong password');
     expect(wrong.stderr).not.toContain('Wrong-Password-9');
@@ -61,7 +64,22 @@ describe('CLI twins of the TUI against a real node', () => {
     writeFileSync(attachment, 'HbA1c 5.4%\n');
     const [bad, created] = await Promise.all([
       cli(['record', 'create', ...as('pat-cli'), '--bp', '120-80']),
-      cli(['record', 'create', ...as('pat-cli'), '--title', 'Checkup', '--temperature', '37.4', '--bp', '120/80', '--notes', 'fine', '--file', attachment, '--json']),
+      cli([
+        'record',
+        'create',
+        ...as('pat-cli'),
+        '--title',
+        'Checkup',
+        '--temperature',
+        '37.4',
+        '--bp',
+        '120/80',
+        '--notes',
+        'fine',
+        '--file',
+        attachment,
+        '--json',
+      ]),
     ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--bp: blood pressure must look like 120/80');
@@ -82,7 +100,10 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(updated.stdout).toContain(`updated ${record} to version 2`);
 
     const saveDir = mkdtempSync(join(dir, 'save-'));
-    const [shown, text] = await Promise.all([cli(['record', 'show', record, ...as('pat-cli'), '--json', '--save-files', saveDir]), cli(['record', 'show', record, ...as('pat-cli'), '--version', '1'])]);
+    const [shown, text] = await Promise.all([
+      cli(['record', 'show', record, ...as('pat-cli'), '--json', '--save-files', saveDir]),
+      cli(['record', 'show', record, ...as('pat-cli'), '--version', '1']),
+    ]);
     expect(shown.code).toBe(0);
     const rec = JSON.parse(shown.stdout) as { meta: { version: number }; content: unknown; files: { name: string; size: number }[] };
     expect(rec.meta.version).toBe(2);
@@ -105,7 +126,10 @@ describe('CLI twins of the TUI against a real node', () => {
   });
 
   it('grant and revoke decide what a doctor may read; denials exit 1 with the reason', async () => {
-    const [before, staffWithoutPatient] = await Promise.all([cli(['record', 'show', record, ...as('dr-house'), '--patient', 'pat-cli']), cli(['record', 'list', ...as('dr-house')])]);
+    const [before, staffWithoutPatient] = await Promise.all([
+      cli(['record', 'show', record, ...as('dr-house'), '--patient', 'pat-cli']),
+      cli(['record', 'list', ...as('dr-house')]),
+    ]);
     expect(before.code).toBe(1);
     expect(before.stderr).toContain('denied: no-grant');
 
@@ -143,10 +167,17 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(table.stdout).toMatch(/dr-house \| doctor \| pat-cli\s+\| read record\s+\| denied: no-grant/);
     expect(table.stdout).toMatch(/dr-house \| doctor \| pat-cli\s+\| read record\s+\| success/);
     // Newest first.
-    const times = lines.slice(2).filter((l) => /^\d{4}-/.test(l)).map((l) => l.slice(0, 19));
+    const times = lines
+      .slice(2)
+      .filter((l) => /^\d{4}-/.test(l))
+      .map((l) => l.slice(0, 19));
     expect([...times].sort().reverse()).toEqual(times);
 
-    const [noPatient, badFormat, foreign] = await Promise.all([cli(['audit', ...as('aud-ada')]), cli(['audit', ...as('pat-cli'), '--format', 'xml']), cli(['audit', ...as('dr-house'), '--patient', 'pat-cli'])]);
+    const [noPatient, badFormat, foreign] = await Promise.all([
+      cli(['audit', ...as('aud-ada')]),
+      cli(['audit', ...as('pat-cli'), '--format', 'xml']),
+      cli(['audit', ...as('dr-house'), '--patient', 'pat-cli']),
+    ]);
     expect(noPatient.code).toBe(2);
     expect(badFormat.code).toBe(2);
     expect(foreign.code).toBe(1);
@@ -154,7 +185,8 @@ describe('CLI twins of the TUI against a real node', () => {
   });
 
   it('pages through the audit trail with --limit/--cursor and --all', async () => {
-    const page = async (...args: string[]) => JSON.parse((await cli(['audit', ...as('pat-cli'), '--format', 'json', ...args])).stdout) as { events: AuditEvent[]; cursor?: string };
+    const page = async (...args: string[]) =>
+      JSON.parse((await cli(['audit', ...as('pat-cli'), '--format', 'json', ...args])).stdout) as { events: AuditEvent[]; cursor?: string };
     const ids = (p: { events: AuditEvent[] }) => p.events.map((e) => e.tx);
     const first = await page('--limit', '3');
     expect(first.events).toHaveLength(3);
@@ -209,14 +241,23 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(readdirSync(adminDir).sort()).toEqual(filesBefore);
     expect(existsSync(join(adminDir, 'dr-cli.keystore.json'))).toBe(false);
 
-    const wrong = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', staffDir], { MEDLEDGER_ACTIVATION_CODE: 'AAAA-AAAA-AAAA-AAAA-AAAA', MEDLEDGER_PASSWORD: 'First-Day-2025!' });
+    const wrong = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', staffDir], {
+      MEDLEDGER_ACTIVATION_CODE: 'AAAA-AAAA-AAAA-AAAA-AAAA',
+      MEDLEDGER_PASSWORD: 'First-Day-2025!',
+    });
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('wrong activation code');
-    const activated = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', staffDir], { MEDLEDGER_ACTIVATION_CODE: code, MEDLEDGER_PASSWORD: 'First-Day-2025!' });
+    const activated = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', staffDir], {
+      MEDLEDGER_ACTIVATION_CODE: code,
+      MEDLEDGER_PASSWORD: 'First-Day-2025!',
+    });
     expect(activated.stderr).toBe('');
     expect(activated.code).toBe(0);
     expect(activated.stdout).toContain('activated dr-cli as doctor of hosp-a');
-    const again = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', mkdtempSync(join(dir, 'thief-'))], { MEDLEDGER_ACTIVATION_CODE: code, MEDLEDGER_PASSWORD: 'Second-Try-2025!' });
+    const again = await cli(['activate', '--api', api, '--user', 'dr-cli', '--keystores', mkdtempSync(join(dir, 'thief-'))], {
+      MEDLEDGER_ACTIVATION_CODE: code,
+      MEDLEDGER_PASSWORD: 'Second-Try-2025!',
+    });
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('already used');
 
@@ -228,11 +269,20 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(onLedger.signKey).toBe(toBase64(keys.signPublic));
     expect(bytesEqual(activationCodeKey(code, 'dr-cli'), keys.signPublic)).toBe(false);
     const secrets = [keys.signSecret, keys.encSecret!].flatMap((k) => [toHex(k), toBase64(k), Buffer.from(k).toString('base64url')]);
-    const adminSide = [enrolled.stdout, enrolled.stderr, ...readdirSync(adminDir).filter((f) => statSync(join(adminDir, f)).isFile()).map((f) => readFileSync(join(adminDir, f), 'utf8'))].join('\n');
+    const adminSide = [
+      enrolled.stdout,
+      enrolled.stderr,
+      ...readdirSync(adminDir)
+        .filter((f) => statSync(join(adminDir, f)).isFile())
+        .map((f) => readFileSync(join(adminDir, f), 'utf8')),
+    ].join('\n');
     for (const s of secrets) expect(adminSide.includes(s)).toBe(false);
     expect(readdirSync(adminDir).some((f) => f.startsWith('dr-cli'))).toBe(false);
 
-    const [who, byPatient] = await Promise.all([cli(['whoami', ...as('dr-cli'), '--keystores', staffDir], { MEDLEDGER_PASSWORD: 'First-Day-2025!' }), cli(['deactivate', 'dr-cli', ...as('pat-cli')])]);
+    const [who, byPatient] = await Promise.all([
+      cli(['whoami', ...as('dr-cli'), '--keystores', staffDir], { MEDLEDGER_PASSWORD: 'First-Day-2025!' }),
+      cli(['deactivate', 'dr-cli', ...as('pat-cli')]),
+    ]);
     expect(who.stdout).toContain('dr-cli  doctor  hosp-a');
     expect(byPatient.code).toBe(1);
     expect(byPatient.stderr).toContain('denied: role-not-allowed');
@@ -242,7 +292,9 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(after.stderr).toContain('Login unsuccessful: dr-cli was deactivated');
 
     const staffAudit = await cli(['audit', ...as('admin-a'), '--format', 'json']);
-    expect((JSON.parse(staffAudit.stdout) as { events: AuditEvent[] }).events.map((e) => e.type)).toEqual(expect.arrayContaining(['inviteUser', 'deactivateUser']));
+    expect((JSON.parse(staffAudit.stdout) as { events: AuditEvent[] }).events.map((e) => e.type)).toEqual(
+      expect.arrayContaining(['inviteUser', 'deactivateUser']),
+    );
   });
 
   it('passwd re-seals the keystore (in ~/.medledger/keystores by default): the new password logs in, the old one no longer does', async () => {
@@ -257,13 +309,16 @@ describe('CLI twins of the TUI against a real node', () => {
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain(`password changed for pat-cli; keystore in ${join(process.env.HOME!, '.medledger', 'keystores')}`);
-    const [oldOne, newOne] = await Promise.all([cli(['record', 'list', ...as('pat-cli')]), cli(['record', 'list', ...as('pat-cli'), '--json'], { MEDLEDGER_PASSWORD: 'Quartz-Lantern-Ferry-31' })]);
+    const [oldOne, newOne] = await Promise.all([
+      cli(['record', 'list', ...as('pat-cli')]),
+      cli(['record', 'list', ...as('pat-cli'), '--json'], { MEDLEDGER_PASSWORD: 'Quartz-Lantern-Ferry-31' }),
+    ]);
     expect(oldOne.code).toBe(2);
     expect(oldOne.stderr).toContain('Login unsuccessful: wrong password');
     expect(newOne.code).toBe(0);
   });
 
-  it('rotate-keys (issue 10): the old key\'s new transactions are refused (KEY_MISMATCH) and the patient reads the old record with the new keys', async () => {
+  it("rotate-keys (issue 10): the old key's new transactions are refused (KEY_MISMATCH) and the patient reads the old record with the new keys", async () => {
     const rotDir = mkdtempSync(join(dir, 'rot-'));
     const oldDir = mkdtempSync(join(dir, 'rot-old-'));
     const ks = ['--keystores', rotDir];

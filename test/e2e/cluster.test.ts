@@ -46,7 +46,9 @@ describe('medledger cluster', () => {
   afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
 
   function spawnCluster(nodes: number, dir: string, basePort: number) {
-    const child = spawn(process.execPath, [CLI_ENTRY, 'cluster', '--nodes', String(nodes), '--dir', dir, '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI_ENTRY, 'cluster', '--nodes', String(nodes), '--dir', dir, '--base-port', String(basePort)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -126,11 +126,18 @@ describe('record show when the content cannot be read through a node', () => {
     const json = await show(`${proxy.url},${node}`, ['--json']);
     expect(json.stderr).not.toContain('error');
     expect(json.code).toBe(0);
-    const rec = JSON.parse(json.stdout) as { content?: { title?: string; notes?: string }; files: { name?: string; error?: string }[]; via?: string; attempts?: { api: string; tx?: string; error: string }[] };
+    const rec = JSON.parse(json.stdout) as {
+      content?: { title?: string; notes?: string };
+      files: { name?: string; error?: string }[];
+      via?: string;
+      attempts?: { api: string; tx?: string; error: string }[];
+    };
     expect(rec.content).toMatchObject({ title: 'ECG', notes: 'normal' });
     expect(rec.files).toEqual([expect.objectContaining({ name: 'ecg.txt' })]);
     expect(rec.via).toBe(node);
-    expect(rec.attempts).toEqual([{ api: proxy.url, tx: expect.stringMatching(/^[0-9a-f]{64}$/), error: expect.stringContaining('content: decryption failed') }]);
+    expect(rec.attempts).toEqual([
+      { api: proxy.url, tx: expect.stringMatching(/^[0-9a-f]{64}$/), error: expect.stringContaining('content: decryption failed') },
+    ]);
     expect(proxy.damaged).toBe(before + 1);
 
     const text = await show(`${proxy.url},${node}`);

@@ -58,7 +58,21 @@ describe('recovery kit: register, lose the keystore, recover with the code', () 
     expect(m).not.toBeNull();
     code = m![1]!;
     expect(normalizeRecoveryCode(code)).toHaveLength(24);
-    const created = await cli(['record', 'create', '--api', api, '--user', user, '--keystores', first, '--title', 'Allergy', '--notes', 'penicillin', '--json']);
+    const created = await cli([
+      'record',
+      'create',
+      '--api',
+      api,
+      '--user',
+      user,
+      '--keystores',
+      first,
+      '--title',
+      'Allergy',
+      '--notes',
+      'penicillin',
+      '--json',
+    ]);
     expect(created.code).toBe(0);
     record = (JSON.parse(created.stdout) as { record: string }).record;
     rmSync(first, { recursive: true, force: true });
@@ -68,11 +82,17 @@ describe('recovery kit: register, lose the keystore, recover with the code', () 
 
   it('(b) a wrong recovery code fails clearly and writes nothing', async () => {
     const dir = join(root, 'wrong-code');
-    const wrong = await cli(['recover', '--api', api, '--user', user, '--keystores', dir], { MEDLEDGER_RECOVERY_CODE: newRecoveryCode(), MEDLEDGER_NEW_PASSWORD: NEW_PASSWORD });
+    const wrong = await cli(['recover', '--api', api, '--user', user, '--keystores', dir], {
+      MEDLEDGER_RECOVERY_CODE: newRecoveryCode(),
+      MEDLEDGER_NEW_PASSWORD: NEW_PASSWORD,
+    });
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain(`Recovery unsuccessful: wrong recovery code for ${user}`);
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
-    const malformed = await cli(['recover', '--api', api, '--user', user, '--keystores', dir], { MEDLEDGER_RECOVERY_CODE: 'ABCD-EFGH', MEDLEDGER_NEW_PASSWORD: NEW_PASSWORD });
+    const malformed = await cli(['recover', '--api', api, '--user', user, '--keystores', dir], {
+      MEDLEDGER_RECOVERY_CODE: 'ABCD-EFGH',
+      MEDLEDGER_NEW_PASSWORD: NEW_PASSWORD,
+    });
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toContain('24 letters and digits');
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
@@ -80,7 +100,10 @@ describe('recovery kit: register, lose the keystore, recover with the code', () 
 
   it('(a) recover with the code under a new password in a fresh directory; the patient logs in and reads the record', async () => {
     const dir = join(root, 'new-computer');
-    const rec = await cli(['recover', '--api', api, '--user', user, '--keystores', dir], { MEDLEDGER_RECOVERY_CODE: code.toLowerCase(), MEDLEDGER_NEW_PASSWORD: NEW_PASSWORD });
+    const rec = await cli(['recover', '--api', api, '--user', user, '--keystores', dir], {
+      MEDLEDGER_RECOVERY_CODE: code.toLowerCase(),
+      MEDLEDGER_NEW_PASSWORD: NEW_PASSWORD,
+    });
     expect(rec.stderr).toBe('');
     expect(rec.code).toBe(0);
     expect(rec.stdout).toContain(`recovered ${user}`);
@@ -94,30 +117,45 @@ describe('recovery kit: register, lose the keystore, recover with the code', () 
 
     // A second computer, same (new) password: the password-sealed copy, refreshed by the recovery above.
     const other = join(root, 'second-computer');
-    const kept = await cli(['recover', '--api', api, '--user', user, '--keystores', other, '--keep-password'], { MEDLEDGER_RECOVERY_CODE: code, MEDLEDGER_PASSWORD: NEW_PASSWORD });
+    const kept = await cli(['recover', '--api', api, '--user', user, '--keystores', other, '--keep-password'], {
+      MEDLEDGER_RECOVERY_CODE: code,
+      MEDLEDGER_PASSWORD: NEW_PASSWORD,
+    });
     expect(kept.stderr).toBe('');
     expect(kept.code).toBe(0);
     const again = await cli(['record', 'show', record, '--api', api, '--user', user, '--keystores', other], { MEDLEDGER_PASSWORD: NEW_PASSWORD });
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('penicillin');
     // An existing keystore is never overwritten.
-    const twice = await cli(['recover', '--api', api, '--user', user, '--keystores', other], { MEDLEDGER_RECOVERY_CODE: code, MEDLEDGER_NEW_PASSWORD: NEW_PASSWORD });
+    const twice = await cli(['recover', '--api', api, '--user', user, '--keystores', other], {
+      MEDLEDGER_RECOVERY_CODE: code,
+      MEDLEDGER_NEW_PASSWORD: NEW_PASSWORD,
+    });
     expect(twice.code).toBe(2);
     expect(twice.stderr).toContain('already exists');
   }, 90_000);
 
   it('a password change with --api refreshes the password copy: a new computer then opens it with the newest password', async () => {
     const NEWEST = 'Granite-Meadow-Lantern-77';
-    const pw = await cli(['passwd', '--api', api, '--user', user, '--keystores', join(root, 'new-computer')], { MEDLEDGER_PASSWORD: NEW_PASSWORD, MEDLEDGER_NEW_PASSWORD: NEWEST });
+    const pw = await cli(['passwd', '--api', api, '--user', user, '--keystores', join(root, 'new-computer')], {
+      MEDLEDGER_PASSWORD: NEW_PASSWORD,
+      MEDLEDGER_NEW_PASSWORD: NEWEST,
+    });
     expect(pw.stderr).toBe('');
     expect(pw.code).toBe(0);
     expect(pw.stdout).toContain('key backup on the node was updated');
     const third = join(root, 'third-computer');
-    const stale = await cli(['recover', '--api', api, '--user', user, '--keystores', third, '--keep-password'], { MEDLEDGER_RECOVERY_CODE: code, MEDLEDGER_PASSWORD: NEW_PASSWORD });
+    const stale = await cli(['recover', '--api', api, '--user', user, '--keystores', third, '--keep-password'], {
+      MEDLEDGER_RECOVERY_CODE: code,
+      MEDLEDGER_PASSWORD: NEW_PASSWORD,
+    });
     expect(stale.code).toBe(2);
     expect(stale.stderr).toContain('wrong password');
     expect(existsSync(third) ? readdirSync(third) : []).toEqual([]);
-    const kept = await cli(['recover', '--api', api, '--user', user, '--keystores', third, '--keep-password'], { MEDLEDGER_RECOVERY_CODE: code, MEDLEDGER_PASSWORD: NEWEST });
+    const kept = await cli(['recover', '--api', api, '--user', user, '--keystores', third, '--keep-password'], {
+      MEDLEDGER_RECOVERY_CODE: code,
+      MEDLEDGER_PASSWORD: NEWEST,
+    });
     expect(kept.code).toBe(0);
     const shown = await cli(['record', 'show', record, '--api', api, '--user', user, '--keystores', third], { MEDLEDGER_PASSWORD: NEWEST });
     expect(shown.stdout).toContain('penicillin');
@@ -129,7 +167,10 @@ describe('recovery kit: register, lose the keystore, recover with the code', () 
     const rotated = await cli(['rotate-keys', '--api', api, '--user', user, '--keystores', home], { MEDLEDGER_PASSWORD: NEWEST });
     expect(rotated.code).toBe(0);
     const fourth = join(root, 'fourth-computer');
-    const rec = await cli(['recover', '--api', api, '--user', user, '--keystores', fourth, '--keep-password'], { MEDLEDGER_RECOVERY_CODE: code, MEDLEDGER_PASSWORD: NEWEST });
+    const rec = await cli(['recover', '--api', api, '--user', user, '--keystores', fourth, '--keep-password'], {
+      MEDLEDGER_RECOVERY_CODE: code,
+      MEDLEDGER_PASSWORD: NEWEST,
+    });
     expect(rec.stderr).toBe('');
     expect(rec.code).toBe(0);
     const recovered = unlockKeystore(fourth, user, NEWEST);
@@ -142,7 +183,13 @@ describe('recovery kit: register, lose the keystore, recover with the code', () 
   it('(c) the node holds no key or code in clear, and serves the backup to nobody without the code', async () => {
     const keys = unlockKeystore(join(root, 'third-computer'), user, 'Granite-Meadow-Lantern-77');
     const secrets = [keys.signSecret, keys.encSecret!];
-    const needles = [...secrets.map((s) => Buffer.from(s)), ...secrets.map((s) => Buffer.from(toBase64(s))), ...secrets.map((s) => Buffer.from(toHex(s))), Buffer.from(normalizeRecoveryCode(code)), Buffer.from(code)];
+    const needles = [
+      ...secrets.map((s) => Buffer.from(s)),
+      ...secrets.map((s) => Buffer.from(toBase64(s))),
+      ...secrets.map((s) => Buffer.from(toHex(s))),
+      Buffer.from(normalizeRecoveryCode(code)),
+      Buffer.from(code),
+    ];
     const files = filesUnder(net.node(0).dir);
     const backups = files.filter((f) => f.path.includes(`${join('backups', user)}.json`));
     expect(backups).toHaveLength(1);

@@ -93,7 +93,7 @@ describe('terminal UI against a real node', () => {
     await t.press('g');
     await t.waitFor('Grant access to my records');
     await t.type('dr-house');
-    await t.waitFor("✔ Granted dr-house access to your records");
+    await t.waitFor('✔ Granted dr-house access to your records');
     await t.waitFor(/dr-house\s+\| doctor\s+\| has access/);
   });
 
@@ -131,7 +131,13 @@ describe('terminal UI against a real node', () => {
     await t.waitFor(/Datetime\s*\|\s*User\s*\|\s*Role\s*\|\s*Patient\s*\|\s*Action\s*\|\s*Outcome/);
     const f = await t.waitFor('denied: no-grant');
     const rows = f.split('\n').filter((l) => /^\S?\s+\d{4}-\d{2}-\d{2} /.test(l) || /^› \d{4}/.test(l));
-    const summary = rows.map((l) => l.split('|').map((c) => c.trim()).slice(1).join(' '));
+    const summary = rows.map((l) =>
+      l
+        .split('|')
+        .map((c) => c.trim())
+        .slice(1)
+        .join(' '),
+    );
     expect(summary).toContain('dr-other doctor pat-alice list records denied: no-grant');
     expect(summary).toContain('dr-house doctor pat-alice read record success');
     expect(summary).toContain('pat-alice patient pat-alice create record success');
@@ -173,7 +179,15 @@ describe('terminal UI against a real node', () => {
     const filtered = await t.waitFor('denied: no-grant');
     // Every row is a denial: dr-other's attempt, the only denied event on pat-alice's trail.
     const rows = filtered.split('\n').filter((l) => /^\S?\s+\d{4}-\d{2}-\d{2} /.test(l) || /^› \d{4}/.test(l));
-    expect(rows.map((l) => l.split('|').map((c) => c.trim()).slice(1).join(' '))).toEqual(['dr-other doctor pat-alice list records denied: no-grant']);
+    expect(
+      rows.map((l) =>
+        l
+          .split('|')
+          .map((c) => c.trim())
+          .slice(1)
+          .join(' '),
+      ),
+    ).toEqual(['dr-other doctor pat-alice list records denied: no-grant']);
     await t.press(KEY.esc);
     await t.waitFor('Auditor menu');
     await t.press('m');

@@ -16,7 +16,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function acceptsRequestAt(apiUrl: string, user: Session, offsetMs: number): Promise<boolean> {
   const { peerId, genesisHash } = await new ApiClient(apiUrl).identify();
   const time = Date.now() + offsetMs;
-  const res = await fetch(`${apiUrl}/v1/me`, { headers: signedRequestHeaders(user.signer, user.userId, genesisHash, { method: 'GET', path: '/v1/me', node: peerId, time }) });
+  const res = await fetch(`${apiUrl}/v1/me`, {
+    headers: signedRequestHeaders(user.signer, user.userId, genesisHash, { method: 'GET', path: '/v1/me', node: peerId, time }),
+  });
   const body = (await res.json()) as { error?: { code: string } };
   if (res.ok) return true;
   if (body.error?.code === 'BAD_TIME') return false;
@@ -35,7 +37,7 @@ describe('clock skew of ±2 s', () => {
     net = undefined;
   });
 
-  it('one node +2 s, one −2 s, under load: blocks keep being final, no honest block is refused, skewed nodes\' clients get final answers', async () => {
+  it("one node +2 s, one −2 s, under load: blocks keep being final, no honest block is refused, skewed nodes' clients get final answers", async () => {
     // FAULT_CLOCK_SKEW_MS overrides the 2 s (e.g. 3000 shows what happens beyond MAX_CLOCK_DRIFT_MS / 2).
     const skew = Number(process.env.FAULT_CLOCK_SKEW_MS ?? 2_000);
     if (!process.env.FAULT_CLOCK_SKEW_MS) expect(MAX_CLOCK_DRIFT_MS).toBeGreaterThan(2 * skew);
@@ -55,7 +57,10 @@ describe('clock skew of ±2 s', () => {
       finality.push({ node: i, patient: await patientAt(net, i, `fin-${i}`) });
     }
     let stopLoad = false;
-    const load = runLoad(loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })), { batches: 1_000_000, batchSize: 5, pauseMs: 200, stop: () => stopLoad });
+    const load = runLoad(
+      loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })),
+      { batches: 1_000_000, batchSize: 5, pauseMs: 200, stop: () => stopLoad },
+    );
     const clients = new FinalityClients(net, finality);
     for (const i of [AHEAD, BEHIND]) {
       // Signed requests (recipients) and a payload through a skewed node, then an audited read back.
@@ -77,7 +82,10 @@ describe('clock skew of ±2 s', () => {
 
     // The skew was real. Each node's clock, read through its request-freshness check (±1 s margins):
     const user = finality[0]!.patient;
-    const probe = async (i: number) => [await acceptsRequestAt(net!.node(i).apiUrl, user, REQUEST_MAX_SKEW_MS + 1_000), await acceptsRequestAt(net!.node(i).apiUrl, user, -REQUEST_MAX_SKEW_MS - 1_000)];
+    const probe = async (i: number) => [
+      await acceptsRequestAt(net!.node(i).apiUrl, user, REQUEST_MAX_SKEW_MS + 1_000),
+      await acceptsRequestAt(net!.node(i).apiUrl, user, -REQUEST_MAX_SKEW_MS - 1_000),
+    ];
     expect(await probe(0), 'node 0 (no skew) accepts neither +61 s nor -61 s').toEqual([false, false]);
     expect(await probe(AHEAD), `node ${AHEAD} (+2 s) accepts +61 s only`).toEqual([true, false]);
     expect(await probe(BEHIND), `node ${BEHIND} (-2 s) accepts -61 s only`).toEqual([false, true]);
@@ -89,14 +97,19 @@ describe('clock skew of ±2 s', () => {
 
     // The skewed nodes' proposals were accepted: in round 0 most of the time, and nobody refused a block.
     const ownTurn = (i: number) => blocks.filter((b) => b.height % 4 === i);
-    for (const i of [AHEAD, BEHIND]) expect(ownTurn(i).filter((b) => b.proposer === i && b.round === 0).length, `round-0 blocks of node ${i}`).toBeGreaterThan(ownTurn(i).length / 2);
+    for (const i of [AHEAD, BEHIND])
+      expect(ownTurn(i).filter((b) => b.proposer === i && b.round === 0).length, `round-0 blocks of node ${i}`).toBeGreaterThan(ownTurn(i).length / 2);
     for (let i = 0; i < 4; i++) {
-      const refused = readFileSync(net.processes[i]!.logFile, 'utf8').split('\n').filter((l) => /invalid proposal|in the future|expired/.test(l));
+      const refused = readFileSync(net.processes[i]!.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => /invalid proposal|in the future|expired/.test(l));
       expect(refused, `${net.node(i).name} refused blocks or transactions for their time`).toEqual([]);
     }
     const statuses = await net.statuses();
     statuses.forEach((s, i) => expect(s.integrity, `node ${i} integrity`).toMatchObject({ ok: true }));
     expect(await evidenceProblems(net)).toEqual([]);
-    console.log(`clock skew: ${blocks.length} blocks, ${clients.acked.length} acknowledged final (${clients.unanswered} unanswered), rounds > 0: ${blocks.filter((b) => b.round > 0).length}`);
+    console.log(
+      `clock skew: ${blocks.length} blocks, ${clients.acked.length} acknowledged final (${clients.unanswered} unanswered), rounds > 0: ${blocks.filter((b) => b.round > 0).length}`,
+    );
   }, 150_000);
 });

@@ -72,8 +72,14 @@ describe('kill -9 in the middle of a commit', () => {
       const rejoinedFrom = (await net.api(victim).status()).height + 1;
       await net.waitFor((s) => s.height >= rejoinedFrom + 8, { timeoutMs: 60_000 });
       const later = (await chainOf(net.api(0), rejoinedFrom + 8)).slice(rejoinedFrom - 1);
-      expect(later.some((b) => b.proposer === victim), `${name} proposed none of the blocks ${rejoinedFrom}..${rejoinedFrom + 8}`).toBe(true);
-      expect(later.some((b) => b.cert?.signers.includes(victim)), `${name} signed none of the certificates of ${rejoinedFrom}..${rejoinedFrom + 8}`).toBe(true);
+      expect(
+        later.some((b) => b.proposer === victim),
+        `${name} proposed none of the blocks ${rejoinedFrom}..${rejoinedFrom + 8}`,
+      ).toBe(true);
+      expect(
+        later.some((b) => b.cert?.signers.includes(victim)),
+        `${name} signed none of the certificates of ${rejoinedFrom}..${rejoinedFrom + 8}`,
+      ).toBe(true);
 
       // The record's content is served by the crashed node's own store.
       const there = await net.sessionAt(victim, patient);
@@ -106,7 +112,8 @@ describe('kill -9 in the middle of a commit', () => {
     creating.catch(() => undefined);
     const deadline = Date.now() + 30_000;
     while (net.processes.some((p) => p.running)) {
-      if (Date.now() > deadline) throw new Error(`not every node crashed: ${net.processes.map((p) => `${p.name} ${p.running ? 'running' : 'down'}`).join(', ')}`);
+      if (Date.now() > deadline)
+        throw new Error(`not every node crashed: ${net.processes.map((p) => `${p.name} ${p.running ? 'running' : 'down'}`).join(', ')}`);
       await sleep(50);
     }
     const lines = all.map((i) => net.logTail(i, 1, /crash point/));

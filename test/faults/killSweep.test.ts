@@ -29,7 +29,10 @@ describe('kill -9 of each node in turn under load', () => {
       writers.push({ node: i, patient: await patientAt(net, i, `rec-${i}`) });
     }
     let stopLoad = false;
-    const load = runLoad(loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })), { batches: 1_000_000, batchSize: 5, pauseMs: 200, stop: () => stopLoad });
+    const load = runLoad(
+      loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })),
+      { batches: 1_000_000, batchSize: 5, pauseMs: 200, stop: () => stopLoad },
+    );
     const clients = new FinalityClients(net, finality);
     const records = new FinalityClients(net, writers, { records: true });
     await sleep(1_000);
@@ -57,7 +60,9 @@ describe('kill -9 of each node in turn under load', () => {
       const verified = await net.waitIntegrity(victim, before);
       expect(verified.integrity.ok).toBe(true);
       expect(verified.finalizedHeight).toBeGreaterThanOrEqual(before);
-      console.log(`kill sweep: node ${victim} killed at height ${before} (next proposer), others went on to ${downAt + 5}, reopened at ${first.height}, caught up to ${target}`);
+      console.log(
+        `kill sweep: node ${victim} killed at height ${before} (next proposer), others went on to ${downAt + 5}, reopened at ${first.height}, caught up to ${target}`,
+      );
     }
 
     stopLoad = true;
@@ -76,7 +81,10 @@ describe('kill -9 of each node in turn under load', () => {
     await net.stop();
     const stores = await Promise.all([0, 1, 2, 3].map((i) => inspectStore(net!.node(i).dataDir)));
     stores.forEach((st, i) => expect(payloadProblems(st), `payload files of node ${i}`).toEqual([]));
-    for (const a of records.acked) stores.forEach((st, i) => expect(st.payloadKeys.has(a.id), `payload of record tx ${a.id.slice(0, 12)} on node ${i}`).toBe(true));
-    console.log(`kill sweep: ${clients.acked.length} acknowledged final (+ ${records.acked.length} records), ${clients.unanswered + records.unanswered} unanswered, chains agree to ${chains[0]!.length}`);
+    for (const a of records.acked)
+      stores.forEach((st, i) => expect(st.payloadKeys.has(a.id), `payload of record tx ${a.id.slice(0, 12)} on node ${i}`).toBe(true));
+    console.log(
+      `kill sweep: ${clients.acked.length} acknowledged final (+ ${records.acked.length} records), ${clients.unanswered + records.unanswered} unanswered, chains agree to ${chains[0]!.length}`,
+    );
   }, 180_000);
 });

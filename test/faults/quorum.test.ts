@@ -30,7 +30,10 @@ describe('losing and regaining the quorum', () => {
     const waiting = net.api(0).submit(tx, undefined, { wait: true, timeoutMs: 5_000 });
     // …while clients keep submitting to the two that are up: accepted, but not final yet.
     const acceptedBy: string[][] = [[], []];
-    const stallLoad = runLoad(loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })), { batches: 10, batchSize: 5, pauseMs: 400, acceptedBy });
+    const stallLoad = runLoad(
+      loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })),
+      { batches: 10, batchSize: 5, pauseMs: 400, acceptedBy },
+    );
     const seen = new Set<number>();
     const until = Date.now() + 5_000;
     while (Date.now() < until) {
@@ -48,7 +51,9 @@ describe('losing and regaining the quorum', () => {
     const resumed = await net.waitFor((s) => s.finalizedHeight > frozen + 2, { nodes: [0, 1, 2], timeoutMs: 60_000 });
     const again = await net.api(0).submit(tx, undefined, { wait: true, timeoutMs: 30_000 });
     expect(again.status).toBe('committed');
-    console.log(`quorum: frozen at ${frozen} for 5 s (rounds ${stalled.map((s) => s.round)}), resumed to ${resumed.map((s) => s.height)} with three; tx final at ${again.height}`);
+    console.log(
+      `quorum: frozen at ${frozen} for 5 s (rounds ${stalled.map((s) => s.round)}), resumed to ${resumed.map((s) => s.height)} with three; tx final at ${again.height}`,
+    );
 
     // The fourth returns and catches up; everyone agrees, and the transaction is where it was acknowledged.
     await net.restart(3);
@@ -60,7 +65,7 @@ describe('losing and regaining the quorum', () => {
     const stallTxs = acceptedBy.flat();
     const deadline = Date.now() + 60_000;
     let missing = stallTxs;
-    for (let latest = chains[0]!; ; ) {
+    for (let latest = chains[0]!; ;) {
       const at = positions(latest);
       missing = stallTxs.filter((id) => !at.has(id));
       if (missing.length === 0) break;
@@ -97,12 +102,19 @@ describe('losing and regaining the quorum', () => {
 
     // Nothing final was reverted, no two blocks are final at one height, nothing acknowledged moved.
     const chains = await commonChains(net);
-    chains.forEach((c, i) => expect(c.slice(0, before[i]!.length).map((b) => b.hash), `node ${i} lost or changed blocks it had finalized`).toEqual(before[i]!.map((b) => b.hash)));
+    chains.forEach((c, i) =>
+      expect(
+        c.slice(0, before[i]!.length).map((b) => b.hash),
+        `node ${i} lost or changed blocks it had finalized`,
+      ).toEqual(before[i]!.map((b) => b.hash)),
+    );
     expect(forkProblems(net, chains)).toEqual([]);
     const { problems } = await ackedProblems(net, ackedBeforeKill);
     expect(problems).toEqual([]);
     for (let i = 0; i < 4; i++) await net.waitIntegrity(i, before[i]!.length);
     expect(await evidenceProblems(net)).toEqual([]);
-    console.log(`restart all: finalized ${before.map((c) => c.length)} before the kill, reopened at ${reopened.map((s) => s.height)}, went on to ${after.map((s) => s.height)}; ${ackedBeforeKill.length} acknowledged`);
+    console.log(
+      `restart all: finalized ${before.map((c) => c.length)} before the kill, reopened at ${reopened.map((s) => s.height)}, went on to ${after.map((s) => s.height)}; ${ackedBeforeKill.length} acknowledged`,
+    );
   }, 150_000);
 });

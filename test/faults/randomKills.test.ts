@@ -42,7 +42,10 @@ describe('a kill -9 sweep of random nodes at random moments', () => {
       writers.push({ node: i, patient: await patientAt(net, i, `rec-${i}`) });
     }
     let stopLoad = false;
-    const load = runLoad(loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })), { batches: 1_000_000, batchSize: 5, pauseMs: 200, stop: () => stopLoad });
+    const load = runLoad(
+      loadPatients.map((p, i) => ({ api: net!.api(i), patient: p })),
+      { batches: 1_000_000, batchSize: 5, pauseMs: 200, stop: () => stopLoad },
+    );
     const clients = new FinalityClients(net, finality);
     const records = new FinalityClients(net, writers, { records: true });
 
@@ -78,7 +81,10 @@ describe('a kill -9 sweep of random nodes at random moments', () => {
     await net.stop();
     const stores = await Promise.all([0, 1, 2, 3].map((i) => inspectStore(net!.node(i).dataDir)));
     stores.forEach((st, i) => expect(payloadProblems(st), `payload files of node ${i}`).toEqual([]));
-    for (const a of records.acked) stores.forEach((st, i) => expect(st.payloadKeys.has(a.id), `payload of record tx ${a.id.slice(0, 12)} on node ${i}`).toBe(true));
-    console.log(`random kill sweep: ${clients.acked.length} acknowledged final (+ ${records.acked.length} records), ${clients.unanswered + records.unanswered} unanswered, chains agree to ${chains[0]!.length}`);
+    for (const a of records.acked)
+      stores.forEach((st, i) => expect(st.payloadKeys.has(a.id), `payload of record tx ${a.id.slice(0, 12)} on node ${i}`).toBe(true));
+    console.log(
+      `random kill sweep: ${clients.acked.length} acknowledged final (+ ${records.acked.length} records), ${clients.unanswered + records.unanswered} unanswered, chains agree to ${chains[0]!.length}`,
+    );
   }, 180_000);
 });

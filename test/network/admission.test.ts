@@ -145,7 +145,10 @@ describe('admission: unknown peers and forged gossip', () => {
     const parent = await head();
     const ref = { header: parent.block.header, hash: parent.hash };
     const height = parent.block.header.height + 1;
-    expect((await net.statuses(honest)).map((s) => s.height), 'the honest nodes are at the parent').toEqual(honest.map(() => height - 1));
+    expect(
+      (await net.statuses(honest)).map((s) => s.height),
+      'the honest nodes are at the parent',
+    ).toEqual(honest.map(() => height - 1));
     const dRound = (3 - (height % 4) + 4) % 4; // D (index 3) proposes rounds dRound, dRound + 4, dRound + 8, …
     const otherRound = dRound + 1;
     const otherProposer = proposerIndex(4, height, otherRound);
@@ -155,7 +158,18 @@ describe('admission: unknown peers and forged gossip', () => {
     const clone = (b: Block): Block => decodeBlock(encodeBlock(b), 16 * 1024 * 1024);
     /** A well-formed block for `height` in `round`: what an honest proposer with this state would sign. */
     const build = (signer: Signer, round: number, opts: { state?: StateView; candidates?: Tx[] } = {}): Block =>
-      clone(buildBlock({ genesis, parent: ref, lastCommit: parent.cert, state: opts.state ?? new MemoryState(), candidates: opts.candidates ?? [], round, time: Date.now(), signer }).executed.block);
+      clone(
+        buildBlock({
+          genesis,
+          parent: ref,
+          lastCommit: parent.cert,
+          state: opts.state ?? new MemoryState(),
+          candidates: opts.candidates ?? [],
+          round,
+          time: Date.now(),
+          signer,
+        }).executed.block,
+      );
     const resign = (b: Block, signer: Signer): Block => {
       b.sig = signHeader(b.header, signer, genesis.hash);
       return b;
@@ -202,7 +216,18 @@ describe('admission: unknown peers and forged gossip', () => {
       {
         table: 'users',
         key: patient.userId,
-        value: { id: patient.userId, role: 'patient', hospital: patient.hospital, signKey: patient.signer.publicKey, encKey: patient.keys.encPublic!, active: true, lastNonce: 0, since: 0, grants: {}, requests: {} },
+        value: {
+          id: patient.userId,
+          role: 'patient',
+          hospital: patient.hospital,
+          signKey: patient.signer.publicKey,
+          encKey: patient.keys.encPublic!,
+          active: true,
+          lastNonce: 0,
+          since: 0,
+          grants: {},
+          requests: {},
+        },
       },
     ]);
     const genuineRead = auditedRead(patient);
@@ -224,9 +249,24 @@ describe('admission: unknown peers and forged gossip', () => {
       { block: wrongProposer, round: otherRound, signer: dKey, logged: 'rejected proposal', why: /^not signed by the proposer of its round$/ },
       // Each of D's forgeries takes a round of its own (D proposes every fourth round): a node executes
       // only the first proposal of a round, and a second one is evidence, not a reject.
-      { block: forgedCert, round: dRound + 4, signer: dKey, logged: 'invalid proposal', why: /parent certificate: certificate for height \d+: forged signature of validator \d/ },
+      {
+        block: forgedCert,
+        round: dRound + 4,
+        signer: dKey,
+        logged: 'invalid proposal',
+        why: /parent certificate: certificate for height \d+: forged signature of validator \d/,
+      },
       { block: badTx, round: dRound + 8, signer: dKey, logged: 'invalid proposal', why: /transaction 0: transaction [0-9a-f]{12} has an invalid signature/ },
-    ].map((f) => ({ ...f, proposal: signProposal(network, { height, round: f.round, validRound: -1, block: f.block, payloads: f.block.txs.map(() => null) }, f.signer, genesis.hash), hash: toHex(headerHash(f.block.header)) }));
+    ].map((f) => ({
+      ...f,
+      proposal: signProposal(
+        network,
+        { height, round: f.round, validRound: -1, block: f.block, payloads: f.block.txs.map(() => null) },
+        f.signer,
+        genesis.hash,
+      ),
+      hash: toHex(headerHash(f.block.header)),
+    }));
     // The proposal envelopes: the first two fail at the proposal signature, the last two only inside the block.
     expect(forged.map((f) => checkProposal(f.proposal, genesis.validators, network))).toEqual([
       'not signed by the proposer of its round',
@@ -242,7 +282,8 @@ describe('admission: unknown peers and forged gossip', () => {
     await pollUntil(
       'every honest node rejects the four forgeries',
       rejectedBy,
-      (after) => (after.every((n, i) => n - before[i]! >= forged.length) ? null : `rejections since the publish: ${after.map((n, i) => n - before[i]!).join(', ')}`),
+      (after) =>
+        after.every((n, i) => n - before[i]! >= forged.length) ? null : `rejections since the publish: ${after.map((n, i) => n - before[i]!).join(', ')}`,
       { timeoutMs: 10_000, intervalMs: 200 },
     );
     // ... each for the flaw it was built with, as its log says.
@@ -254,7 +295,10 @@ describe('admission: unknown peers and forged gossip', () => {
         { timeoutMs: 5_000, intervalMs: 100 },
       );
       const refused = lines.filter((l) => l.msg === 'rejected proposal');
-      expect(refused.map((l) => l.problem), `node ${i}`).toEqual(['not signed by the proposer of its round', 'not signed by the proposer of its round']);
+      expect(
+        refused.map((l) => l.problem),
+        `node ${i}`,
+      ).toEqual(['not signed by the proposer of its round', 'not signed by the proposer of its round']);
       for (const f of forged.filter((x) => x.logged === 'invalid proposal')) {
         const line = lines.filter((l) => l.msg === 'invalid proposal' && l.round === f.round);
         expect(line, `node ${i}, round ${f.round}`).toHaveLength(1);

@@ -56,7 +56,8 @@ describe('auditing the replicas of a real network', () => {
     return { run, report: JSON.parse(run.stdout) as VerifyReport };
   };
 
-  const integrityOf = async (i: number, until: (s: StatusResponse) => boolean) => (await net.waitFor((s) => until(s), { nodes: [i], timeoutMs: 30_000 }))[0]!.integrity;
+  const integrityOf = async (i: number, until: (s: StatusResponse) => boolean) =>
+    (await net.waitFor((s) => until(s), { nodes: [i], timeoutMs: 30_000 }))[0]!.integrity;
 
   beforeAll(async () => {
     net = await TestNetwork.create(4);
@@ -86,7 +87,12 @@ describe('auditing the replicas of a real network', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(report).toMatchObject({ ok: true, exitCode: 0, genesis: { network: net.layout.network } });
-    expect(report.nodes.map((n) => [n.node, n.ok])).toEqual([['hosp-a', true], ['hosp-b', true], ['hosp-c', true], ['hosp-d', true]]);
+    expect(report.nodes.map((n) => [n.node, n.ok])).toEqual([
+      ['hosp-a', true],
+      ['hosp-b', true],
+      ['hosp-c', true],
+      ['hosp-d', true],
+    ]);
     for (const n of report.nodes) {
       expect(n.verifiedHeight).toBeGreaterThan(readTx.height);
       expect(n.head!.signers.length).toBeGreaterThanOrEqual(3);
@@ -127,10 +133,18 @@ describe('auditing the replicas of a real network', () => {
     const run = await cli(['audit', '--api', net.node(0).apiUrl, '--user', 'pat-audit', '--format', 'fhir', '--all']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    const bundle = JSON.parse(run.stdout) as { resourceType: string; entry: { resource: { resourceType: string; id: string; action: string; outcome: string; meta?: { profile: string[] } } }[] };
+    const bundle = JSON.parse(run.stdout) as {
+      resourceType: string;
+      entry: { resource: { resourceType: string; id: string; action: string; outcome: string; meta?: { profile: string[] } } }[];
+    };
     expect(bundle.resourceType).toBe('Bundle');
     const byId = new Map(bundle.entry.map((e) => [e.resource.id, e.resource]));
-    expect(byId.get(recordTx.id)).toMatchObject({ resourceType: 'AuditEvent', action: 'C', outcome: '0', meta: { profile: ['https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientCreate'] } });
+    expect(byId.get(recordTx.id)).toMatchObject({
+      resourceType: 'AuditEvent',
+      action: 'C',
+      outcome: '0',
+      meta: { profile: ['https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientCreate'] },
+    });
     expect(byId.get(readTx.id)).toMatchObject({ action: 'R', outcome: '0' });
     expect([...byId.values()].some((r) => r.action === 'R' && r.outcome === '4')).toBe(true); // the doctor's denied read
   });
@@ -195,7 +209,11 @@ describe('auditing the replicas of a real network', () => {
     expect(integrity.alert).toMatchObject({ height: readTx.height, problem: expect.stringMatching(/^index inconsistency: .*transaction location/) });
     const { run, report } = await verify();
     expect(run.code).toBe(1);
-    expect(report.nodes[2]).toMatchObject({ node: 'hosp-c', ok: false, problem: expect.stringContaining(`its own integrity monitor reports height ${readTx.height}: index inconsistency`) });
+    expect(report.nodes[2]).toMatchObject({
+      node: 'hosp-c',
+      ok: false,
+      problem: expect.stringContaining(`its own integrity monitor reports height ${readTx.height}: index inconsistency`),
+    });
     expect(report.divergence).toBeUndefined(); // its chain itself is intact
     await whileStopped(2, (db) => db.put(K.txLocation(readTx.id), location!));
     expect(await integrityOf(2, (s) => s.integrity.ok)).toMatchObject({ ok: true });
@@ -203,41 +221,67 @@ describe('auditing the replicas of a real network', () => {
 
   it('a second validly signed, certified block at one height and stored vote evidence are shown by verify as equivocation', async () => {
     const genesis = readGenesisFile(net.layout.genesisFile);
-    const signer = (i: number): Signer => createSigner(fromHex((JSON.parse(readFileSync(join(net.node(i).dir, 'validator.key.json'), 'utf8')) as { secretKey: string }).secretKey));
+    const signer = (i: number): Signer =>
+      createSigner(fromHex((JSON.parse(readFileSync(join(net.node(i).dir, 'validator.key.json'), 'utf8')) as { secretKey: string }).secretKey));
     // Quiet network: stop hosp-b and hosp-c (the chain halts without a quorum), then rewrite hosp-b's head
     // with a conflicting block: same parent, signed by the same proposer, certified by all four validators.
     let forgedHeight = 0;
     let forgedHash = '';
-    await whileStopped(1, async (db) => {
-      const head = decodeCanonical((await db.get(K.head))!) as { height: number; hash: Uint8Array };
-      const real = decodeBlock((await db.get(K.block(head.height)))!, 64 * 1024 * 1024);
-      const header = { ...real.header, time: real.header.time + 1 };
-      const forged: Block = { ...real, header, sig: signHeader(header, signer(header.proposer), genesis.hash) };
-      const hash = headerHash(header);
-      const votes = [0, 1, 2, 3].map((v) => signVote({ type: 'precommit', network: genesis.file.network, height: head.height, round: header.round, validator: v, block: hash }, signer(v), genesis.hash));
-      await db.batch([
-        { type: 'put', key: K.block(head.height), value: encodeBlock(forged) },
-        { type: 'put', key: K.cert(head.height), value: encodeCanonical(certificateFromVotes(votes)) },
-        { type: 'del', key: K.blockByHash(toHex(head.hash)) },
-        { type: 'put', key: K.blockByHash(toHex(hash)), value: encodeCanonical(head.height) },
-        { type: 'put', key: K.head, value: encodeCanonical({ height: head.height, hash }) },
-      ]);
-      forgedHeight = head.height;
-      forgedHash = toHex(hash);
-    }, { start: false });
+    await whileStopped(
+      1,
+      async (db) => {
+        const head = decodeCanonical((await db.get(K.head))!) as { height: number; hash: Uint8Array };
+        const real = decodeBlock((await db.get(K.block(head.height)))!, 64 * 1024 * 1024);
+        const header = { ...real.header, time: real.header.time + 1 };
+        const forged: Block = { ...real, header, sig: signHeader(header, signer(header.proposer), genesis.hash) };
+        const hash = headerHash(header);
+        const votes = [0, 1, 2, 3].map((v) =>
+          signVote(
+            { type: 'precommit', network: genesis.file.network, height: head.height, round: header.round, validator: v, block: hash },
+            signer(v),
+            genesis.hash,
+          ),
+        );
+        await db.batch([
+          { type: 'put', key: K.block(head.height), value: encodeBlock(forged) },
+          { type: 'put', key: K.cert(head.height), value: encodeCanonical(certificateFromVotes(votes)) },
+          { type: 'del', key: K.blockByHash(toHex(head.hash)) },
+          { type: 'put', key: K.blockByHash(toHex(hash)), value: encodeCanonical(head.height) },
+          { type: 'put', key: K.head, value: encodeCanonical({ height: head.height, hash }) },
+        ]);
+        forgedHeight = head.height;
+        forgedHash = toHex(hash);
+      },
+      { start: false },
+    );
     // hosp-c keeps evidence: hosp-d's two precommits for different blocks at height 3, round 0.
-    await whileStopped(2, async (db) => {
-      const vote = (block: Uint8Array) => signVote({ type: 'precommit', network: genesis.file.network, height: 3, round: 0, validator: 3, block }, signer(3), genesis.hash);
-      const evidence = { kind: 'vote', validator: 3, height: 3, round: 0, first: vote(new Uint8Array(32).fill(1)), second: vote(new Uint8Array(32).fill(2)), seenAt: Date.now() };
-      await db.put(K.evidence(3, 'vote-3-0'), encodeCanonical(evidence));
-    }, { start: false });
+    await whileStopped(
+      2,
+      async (db) => {
+        const vote = (block: Uint8Array) =>
+          signVote({ type: 'precommit', network: genesis.file.network, height: 3, round: 0, validator: 3, block }, signer(3), genesis.hash);
+        const evidence = {
+          kind: 'vote',
+          validator: 3,
+          height: 3,
+          round: 0,
+          first: vote(new Uint8Array(32).fill(1)),
+          second: vote(new Uint8Array(32).fill(2)),
+          seenAt: Date.now(),
+        };
+        await db.put(K.evidence(3, 'vote-3-0'), encodeCanonical(evidence));
+      },
+      { start: false },
+    );
     net.processes[1]!.start();
     net.processes[2]!.start();
     await Promise.all([net.processes[1]!.waitReady(30_000), net.processes[2]!.waitReady(30_000)]);
     // hosp-b's own monitor finds nothing wrong: its forged history is consistent. Only comparing replicas shows it.
     expect(await integrityOf(1, (s) => s.integrity.verifiedHeight >= forgedHeight)).toMatchObject({ ok: true });
     const stored = await net.api(2).get<{ evidence: EvidenceRecord[] }>('/v1/evidence');
-    expect(stored.evidence).toMatchObject([{ kind: 'vote', validator: 3, hospital: 'hosp-d', height: 3, round: 0, first: { type: 'precommit' }, second: { type: 'precommit' } }]);
+    expect(stored.evidence).toMatchObject([
+      { kind: 'vote', validator: 3, hospital: 'hosp-d', height: 3, round: 0, first: { type: 'precommit' }, second: { type: 'precommit' } },
+    ]);
 
     const { run, report } = await verify();
     expect(run.code).toBe(1);
@@ -252,7 +296,9 @@ describe('auditing the replicas of a real network', () => {
 
     const text = await cli(['verify', '--api', urls]);
     expect(text.code).toBe(1);
-    expect(text.stdout).toContain(`EQUIVOCATION (conflicting certified blocks) at height ${forgedHeight}: 2 different blocks at height ${forgedHeight} each carry a valid commit certificate; validators who signed both: ${fromChains.validators.join(', ')}`);
+    expect(text.stdout).toContain(
+      `EQUIVOCATION (conflicting certified blocks) at height ${forgedHeight}: 2 different blocks at height ${forgedHeight} each carry a valid commit certificate; validators who signed both: ${fromChains.validators.join(', ')}`,
+    );
     expect(text.stdout).toContain('EQUIVOCATION (evidence kept by hosp-c) at height 3: hosp-d signed two different precommits at height 3 round 0');
     expect(text.stdout).toContain('signatures verified here');
   }, 120_000);

@@ -69,7 +69,12 @@ describe('a record deleted while one replica is down', () => {
     const early = await patient.createRecord('pat-del', { vitals: { temperature: 37.9 }, notes: `${CANARY} ${filler('early')}` });
     expect(early.denied).toBeUndefined();
     const earlyBytes = await storedBytes(patient, early.value!);
-    await pollUntil('node 3 stores the early record', () => scanDir(dataDir(3), slices(earlyBytes.ciphertext)), (hits) => (hits.length > 0 ? null : 'no copy yet'), { intervalMs: 200 });
+    await pollUntil(
+      'node 3 stores the early record',
+      () => scanDir(dataDir(3), slices(earlyBytes.ciphertext)),
+      (hits) => (hits.length > 0 ? null : 'no copy yet'),
+      { intervalMs: 200 },
+    );
 
     await net.processes[3]!.stop();
     // One record created and deleted while node 3 is down: it may only come to node 3 through sync.
@@ -77,7 +82,12 @@ describe('a record deleted while one replica is down', () => {
     const kept = await patient.createRecord('pat-del', { vitals: { temperature: 36.6 }, notes: filler('kept') });
     expect(doomed.denied).toBeUndefined();
     expect(kept.denied).toBeUndefined();
-    expect(await net.api(3).status().catch(() => null)).toBeNull(); // node 3 is down for all of this
+    expect(
+      await net
+        .api(3)
+        .status()
+        .catch(() => null),
+    ).toBeNull(); // node 3 is down for all of this
     const doomedBytes = await storedBytes(patient, doomed.value!);
     const keptBytes = await storedBytes(patient, kept.value!);
     expect(doomedBytes.ciphertext.length).toBeGreaterThan(3_000);

@@ -38,7 +38,10 @@ describe('fault tolerance with real processes', () => {
     const victim = (before + 1) % 4; // proposer of the next height, round 0
     const survivors = [0, 1, 2, 3].filter((i) => i !== victim);
     const acceptedBy: string[][] = [[], [], [], []];
-    const load = runLoad(patients.map((p, i) => ({ api: net!.api(i), patient: p })), { batches: 40, batchSize: 10, pauseMs: 100, acceptedBy });
+    const load = runLoad(
+      patients.map((p, i) => ({ api: net!.api(i), patient: p })),
+      { batches: 40, batchSize: 10, pauseMs: 100, acceptedBy },
+    );
     await new Promise((r) => setTimeout(r, 500));
     await net.processes[victim]!.kill();
     const killedAt = (await net.api(survivors[0]!).status()).height;

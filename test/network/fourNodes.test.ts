@@ -26,7 +26,9 @@ describe('four hospital nodes as separate processes', () => {
   /** The recipients a committed record write names in its signed body, read from node i's chain. */
   async function recipientsOnChain(i: number, height: number, txId: string): Promise<string[]> {
     const { blocks } = await net.api(i).get<{ blocks: { block: string }[] }>(`/v1/chain/raw?from=${height}&to=${height}`);
-    const tx = decodeBlock(fromBase64(blocks[0]!.block), 16 * 1024 * 1024).txs.map((b) => decodeTx(b, { verify: false })).find((t) => t.idHex === txId);
+    const tx = decodeBlock(fromBase64(blocks[0]!.block), 16 * 1024 * 1024)
+      .txs.map((b) => decodeTx(b, { verify: false }))
+      .find((t) => t.idHex === txId);
     return (tx!.tx.body as { recipients: string[] }).recipients;
   }
 
@@ -54,9 +56,15 @@ describe('four hospital nodes as separate processes', () => {
     const reference = positions(chains[0]!);
     const acceptedSet = new Set(accepted);
     for (const [i, chain] of chains.entries()) {
-      expect(chain.slice(0, common).map((b) => b.hash), `node ${i}`).toEqual(chains[0]!.slice(0, common).map((b) => b.hash));
+      expect(
+        chain.slice(0, common).map((b) => b.hash),
+        `node ${i}`,
+      ).toEqual(chains[0]!.slice(0, common).map((b) => b.hash));
       // Each transaction exactly once, at a real height/index, and at the same place as on node 0.
-      expect(chain.flatMap((b) => b.txs).filter((id) => acceptedSet.has(id)), `node ${i}`).toHaveLength(accepted.length);
+      expect(
+        chain.flatMap((b) => b.txs).filter((id) => acceptedSet.has(id)),
+        `node ${i}`,
+      ).toHaveLength(accepted.length);
       const at = positions(chain);
       for (const id of accepted) {
         const where = at.get(id);
@@ -121,7 +129,7 @@ describe('four hospital nodes as separate processes', () => {
     const read = await auditor.readRecord('pat-0', created.value!);
     expect(read.value?.content?.notes).toBe('lagging replica');
   }, 90_000);
-  it('a revoke submitted through a third hospital is final at the writer\'s hospital: reads denied, no later version wrapped for the revoked doctor', async () => {
+  it("a revoke submitted through a third hospital is final at the writer's hospital: reads denied, no later version wrapped for the revoked doctor", async () => {
     const patient = await net.patient(0, 'pat-rv'); // registered at hosp-a
     const doctor = await net.staff(1, 'dr-rv', 'doctor'); // enrolled at hosp-b, writes through hosp-b
     // The patient's node must have the doctor's activation before the patient can wrap keys for them.
@@ -165,9 +173,17 @@ describe('four hospital nodes as separate processes', () => {
       const sealed = sealBlob(encodeCanonical({ vitals: {}, notes: 'still for dr-rv' }), blobId(record, 'content', version), recipients);
       return { bytes: sealed.payload, hash: sealed.hash };
     };
-    const byPatient = await atB.act('updateRecord', { patient: 'pat-rv', record, body: { recipients: ['dr-rv', 'pat-rv'], version: 3 } }, await sealedFor(3, ['dr-rv', 'pat-rv']));
+    const byPatient = await atB.act(
+      'updateRecord',
+      { patient: 'pat-rv', record, body: { recipients: ['dr-rv', 'pat-rv'], version: 3 } },
+      await sealedFor(3, ['dr-rv', 'pat-rv']),
+    );
     expect(byPatient.event).toMatchObject({ outcome: 'denied', reason: 'recipients-mismatch' });
-    const byDoctor = await doctor.act('updateRecord', { patient: 'pat-rv', record, body: { recipients: ['dr-rv', 'pat-rv'], version: 3 } }, await sealedFor(3, ['dr-rv', 'pat-rv']));
+    const byDoctor = await doctor.act(
+      'updateRecord',
+      { patient: 'pat-rv', record, body: { recipients: ['dr-rv', 'pat-rv'], version: 3 } },
+      await sealedFor(3, ['dr-rv', 'pat-rv']),
+    );
     expect(byDoctor.event).toMatchObject({ outcome: 'denied', reason: 'no-grant' });
     expect((await atB.readRecord('pat-rv', record)).value?.meta.version).toBe(2);
   }, 60_000);

@@ -30,7 +30,10 @@ describe('network partition 2 | 2', () => {
     const split = await Promise.all([0, 1, 2, 3].map(async (i) => chainOf(net.api(i), (await net.api(i).status()).height)));
 
     const acceptedBy: string[][] = [[], [], [], []];
-    await runLoad(patients.map((p, i) => ({ api: net.api(i), patient: p })), { batches: 20, batchSize: 5, pauseMs: 200, acceptedBy });
+    await runLoad(
+      patients.map((p, i) => ({ api: net.api(i), patient: p })),
+      { batches: 20, batchSize: 5, pauseMs: 200, acceptedBy },
+    );
     const during = await net.statuses();
     during.forEach((s, i) => expect(s.finalizedHeight, `node ${i} finalized while split`).toBe(split[i]!.length));
 

@@ -60,7 +60,11 @@ describe('a damaged payload file on one replica', () => {
     writeFileSync(file, bytes);
 
     const after = await healed(3, before, tx);
-    expect(after.recent.find((r) => r.tx === tx)).toMatchObject({ record, action: 'repair', problem: 'payload does not match the hash its transaction commits to' });
+    expect(after.recent.find((r) => r.tx === tx)).toMatchObject({
+      record,
+      action: 'repair',
+      problem: 'payload does not match the hash its transaction commits to',
+    });
     expect(readFileSync(file)).toEqual(readFileSync(payloadFile(0, tx)));
     const read = await reader.readRecord('pat-heal', record);
     expect(read.value?.content?.notes).toBe('first version of the notes');

@@ -70,8 +70,15 @@ describe('verify --payloads across real replicas', () => {
     // What the endpoint says: hashes and markers, and for content gone with its record, the deletion.
     type Listing = { payloads: { tx: string; redacted: boolean; held: boolean; sha256?: string; deleted?: { tx: string } }[] };
     const at = async (h: number) => (await net.api(0).get<Listing>(`/v1/payloads?from=${h}&to=${h}`)).payloads;
-    expect((await at(grant.height)).find((p) => p.tx === grant.tx)).toMatchObject({ held: true, redacted: true, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
-    expect((await at(deleted.height)).find((p) => p.tx === deleted.tx)).toMatchObject({ held: false, deleted: { tx: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect((await at(grant.height)).find((p) => p.tx === grant.tx)).toMatchObject({
+      held: true,
+      redacted: true,
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect((await at(deleted.height)).find((p) => p.tx === deleted.tx)).toMatchObject({
+      held: false,
+      deleted: { tx: expect.stringMatching(/^[0-9a-f]{64}$/) },
+    });
   }, 120_000);
 
   it('a damaged payload on one replica and a purged one put back on another: both named with the tx, exit 1', async () => {

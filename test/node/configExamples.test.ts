@@ -33,12 +33,18 @@ const readJson = (file: string): unknown => JSON.parse(readFileSync(file, 'utf8'
 function shape(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(shape);
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, shape((value as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, shape((value as Record<string, unknown>)[k])]),
+    );
   }
   return value === null ? 'null' : typeof value;
 }
 
-const exampleFiles = filesUnder(CONFIG_DIR).map((f) => relative(CONFIG_DIR, f)).sort();
+const exampleFiles = filesUnder(CONFIG_DIR)
+  .map((f) => relative(CONFIG_DIR, f))
+  .sort();
 const nodeConfigFiles = exampleFiles.filter((f) => f.endsWith('/node.json'));
 
 describe('config/ example network', () => {
@@ -120,9 +126,16 @@ describe('config/ example network', () => {
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     it('the public files are the example files; the rest are the secrets config/README.md lists', () => {
-      const written = filesUnder(join(dir, 'net')).map((f) => relative(join(dir, 'net'), f)).sort();
+      const written = filesUnder(join(dir, 'net'))
+        .map((f) => relative(join(dir, 'net'), f))
+        .sort();
       const hospitals = ['a', 'b', 'c', 'd'];
-      const secrets = hospitals.flatMap((x) => [`hosp-${x}/validator.key.json`, `hosp-${x}/data/peer.key`, `hosp-${x}/data/keystores/admin-${x}.keystore.json`, `hosp-${x}/data/keystores/genesis.json`]);
+      const secrets = hospitals.flatMap((x) => [
+        `hosp-${x}/validator.key.json`,
+        `hosp-${x}/data/peer.key`,
+        `hosp-${x}/data/keystores/admin-${x}.keystore.json`,
+        `hosp-${x}/data/keystores/genesis.json`,
+      ]);
       const publicFiles = exampleFiles.filter((f) => f.endsWith('.json'));
       expect(written).toEqual([...publicFiles, ...secrets].sort());
     });

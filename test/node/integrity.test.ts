@@ -117,8 +117,12 @@ describe('integrity monitor', () => {
 
   it('a missing or foreign commit certificate, a wrong block-hash index', async () => {
     expect(await scan((s) => rawLevel(s).del(K.cert(4)))).toMatchObject({ alert: { height: 4, problem: expect.stringMatching(/no commit certificate/) } });
-    expect(await scan(async (s) => rawLevel(s).put(K.cert(4), (await rawLevel(s).get(K.cert(3)))!))).toMatchObject({ alert: { height: 4, problem: expect.stringMatching(/certificate/) } });
-    expect(await scan(async (s) => rawLevel(s).del(K.blockByHash(chain.blocks[1]!.executed.hashHex)))).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/block-hash index/) } });
+    expect(await scan(async (s) => rawLevel(s).put(K.cert(4), (await rawLevel(s).get(K.cert(3)))!))).toMatchObject({
+      alert: { height: 4, problem: expect.stringMatching(/certificate/) },
+    });
+    expect(await scan(async (s) => rawLevel(s).del(K.blockByHash(chain.blocks[1]!.executed.hashHex)))).toMatchObject({
+      alert: { height: 2, problem: expect.stringMatching(/block-hash index/) },
+    });
   });
 
   it('an altered, a deleted or an extra audit event', async () => {
@@ -127,8 +131,12 @@ describe('integrity monitor', () => {
       await rawLevel(s).put(K.event(seqKey(3, 1)), encodeCanonical({ ...e, outcome: 'success', reason: undefined } satisfies AuditEvent));
     });
     expect(altered).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/audit event 1 .* differs/) } });
-    expect(await scan((s) => rawLevel(s).del(K.event(seqKey(3, 0))))).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/audit event 0 .* missing/) } });
-    expect(await scan(async (s) => rawLevel(s).put(K.event(seqKey(2, 7)), (await rawLevel(s).get(K.event(seqKey(2, 0))))!))).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/belongs to no transaction/) } });
+    expect(await scan((s) => rawLevel(s).del(K.event(seqKey(3, 0))))).toMatchObject({
+      alert: { height: 3, problem: expect.stringMatching(/audit event 0 .* missing/) },
+    });
+    expect(await scan(async (s) => rawLevel(s).put(K.event(seqKey(2, 7)), (await rawLevel(s).get(K.event(seqKey(2, 0))))!))).toMatchObject({
+      alert: { height: 2, problem: expect.stringMatching(/belongs to no transaction/) },
+    });
   });
 
   it('a transaction deleted from the index only is an index inconsistency at its height', async () => {
@@ -140,10 +148,14 @@ describe('integrity monitor', () => {
   it('an audit index entry removed, pointing nowhere, or pointing to the wrong event', async () => {
     const e = (s: LedgerStore) => eventAt(s, 3, 0); // doc-1 reads pat-1's record
     const removed = await scan(async (s) => rawLevel(s).del(indexKey('patient', 'pat-1', seqKey(3, 0))));
-    expect(removed).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/^index inconsistency: audit event of transaction .* has no patient index entry/) } });
+    expect(removed).toMatchObject({
+      alert: { height: 3, problem: expect.stringMatching(/^index inconsistency: audit event of transaction .* has no patient index entry/) },
+    });
     expect((await e((await storeCopy()).store)).tx).toBe(read.idHex);
     const dangling = await scan((s) => rawLevel(s).put(indexKey('patient', 'pat-2', seqKey(2, 9)), new Uint8Array(0)));
-    expect(dangling).toMatchObject({ alert: { height: 2, problem: expect.stringMatching(/patient index entry .* points to audit event .* which does not exist/) } });
+    expect(dangling).toMatchObject({
+      alert: { height: 2, problem: expect.stringMatching(/patient index entry .* points to audit event .* which does not exist/) },
+    });
     // pat-3's trail would show doc-1's read of pat-1's record.
     const wrong = await scan((s) => rawLevel(s).put(indexKey('patient', 'pat-3', seqKey(3, 0)), new Uint8Array(0)));
     expect(wrong).toMatchObject({ alert: { height: 3, problem: expect.stringMatching(/does not match the audit event it points to/) } });
@@ -158,7 +170,9 @@ describe('integrity monitor', () => {
       await rawLevel(s).put(key, encodeCanonical({ ...user, lastNonce: 999 }));
     });
     expect(status).toMatchObject({ ok: false, alert: { height: HEAD, problem: expect.stringMatching(/state entry s\/users\/pat-1 differs/) } });
-    expect(await scan((s) => rawLevel(s).put(K.state('users', 'ghost-1'), encodeCanonical({ id: 'ghost-1' })))).toMatchObject({ alert: { problem: expect.stringMatching(/not derived from any block/) } });
+    expect(await scan((s) => rawLevel(s).put(K.state('users', 'ghost-1'), encodeCanonical({ id: 'ghost-1' })))).toMatchObject({
+      alert: { problem: expect.stringMatching(/not derived from any block/) },
+    });
   });
 
   it('running: follows new blocks as they commit, and a periodic rescan catches a later alteration', async () => {
@@ -192,7 +206,10 @@ describe('integrity monitor', () => {
     bytes[bytes.length - 5]! ^= 0x01;
     await rawLevel(store).put(K.block(HEAD + 2), bytes);
     await waitFor(() => monitor.status().ok === false);
-    expect(monitor.status()).toMatchObject({ verifiedHeight: HEAD + 1, alert: { height: HEAD + 2, problem: 'the stored block is not the block this node committed' } });
+    expect(monitor.status()).toMatchObject({
+      verifiedHeight: HEAD + 1,
+      alert: { height: HEAD + 2, problem: 'the stored block is not the block this node committed' },
+    });
   });
 });
 

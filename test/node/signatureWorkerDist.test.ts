@@ -32,7 +32,11 @@ describe('signature workers from the compiled package', () => {
     it(`verify in order with the main thread's module (${backend ?? 'default backend'})`, () => {
       const dir = mkdtempSync(join(tmpdir(), 'medledger-workers-'));
       writeFileSync(join(dir, 'check.mjs'), script);
-      const out = execFileSync(process.execPath, [join(dir, 'check.mjs')], { cwd: root, env: { ...process.env, ...(backend ? { MEDLEDGER_ED25519: backend } : {}) }, encoding: 'utf8' });
+      const out = execFileSync(process.execPath, [join(dir, 'check.mjs')], {
+        cwd: root,
+        env: { ...process.env, ...(backend ? { MEDLEDGER_ED25519: backend } : {}) },
+        encoding: 'utf8',
+      });
       rmSync(dir, { recursive: true, force: true });
       const result = JSON.parse(out.trim().split('\n').pop()!) as { backend: string; refused: number[]; count: number };
       if (backend) expect(result.backend).toBe(backend);

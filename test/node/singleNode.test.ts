@@ -74,7 +74,12 @@ describe('a single node as a separate process, driven over its API', () => {
 
     // The admin sees the enrolments among the hospital's staff actions, and no patient data.
     const staffTrail = await admin.queryAudit({ hospital: 'hosp-a' });
-    expect(staffTrail.value!.events.filter((e) => e.type === 'inviteUser').map((e) => e.subject).sort()).toEqual(['dr-house', 'dr-stranger']);
+    expect(
+      staffTrail
+        .value!.events.filter((e) => e.type === 'inviteUser')
+        .map((e) => e.subject)
+        .sort(),
+    ).toEqual(['dr-house', 'dr-stranger']);
     expect(staffTrail.value!.events.every((e) => e.agent.role !== 'patient')).toBe(true);
     const adminOnPatient = await admin.queryAudit({ patient: 'pat-alice' });
     expect(adminOnPatient.denied).toBe('role-not-allowed');
@@ -96,7 +101,11 @@ describe('a single node as a separate process, driven over its API', () => {
     const key = { epk: fromBase64(content!.key!.epk), w: fromBase64(content!.key!.w) };
     const asDoctor = { id: 'dr-house', secretKey: doctor.keys.encSecret!, publicKey: doctor.keys.encPublic! };
     expect(() => openBlob(sealed, key, content!.blob, asDoctor)).toThrow(/decryption failed|TAMPERED/);
-    expect(new TextDecoder().decode(openBlob(sealed, key, content!.blob, { id: 'pat-alice', secretKey: patient.keys.encSecret!, publicKey: patient.keys.encPublic! }))).toContain(CANARY);
+    expect(
+      new TextDecoder().decode(
+        openBlob(sealed, key, content!.blob, { id: 'pat-alice', secretKey: patient.keys.encSecret!, publicKey: patient.keys.encPublic! }),
+      ),
+    ).toContain(CANARY);
     await patient.grant('dr-house'); // restore for the tests below
   });
 
@@ -191,11 +200,11 @@ describe('a single node as a separate process, driven over its API', () => {
     it('the chain kept everything committed before the rejections', async () => {
       const trail = await patient.queryAudit({ patient: 'pat-alice', action: 'R' });
       expect(trail.value!.events.map((e) => `${e.agent.user}:${e.outcome}`).reverse()).toEqual([
-      'dr-house:success',
-      'dr-stranger:denied',
-      'dr-house:denied',
-      'pat-alice:success',
-    ]);
+        'dr-house:success',
+        'dr-stranger:denied',
+        'dr-house:denied',
+        'pat-alice:success',
+      ]);
     });
   });
 });

@@ -287,7 +287,8 @@ function buildIndexChain(): IndexChain {
   for (const p of patients) {
     const ids = [chain.recordId(), chain.recordId()];
     records.set(p, ids);
-    for (const record of ids) creates.push(chain.sign(p, { type: 'createRecord', patient: p, record, body: { recipients: chain.recipientsFor(p).map((r) => r.id) } }));
+    for (const record of ids)
+      creates.push(chain.sign(p, { type: 'createRecord', patient: p, record, body: { recipients: chain.recipientsFor(p).map((r) => r.id) } }));
   }
   chain.finalize(creates);
 
@@ -307,13 +308,31 @@ function buildIndexChain(): IndexChain {
       const other = pick(doctors.filter((d) => !staff.includes(d)));
       if (r < 0.3) txs.push(chain.sign(p, { type: 'readRecord', patient: p, record, time, body: {} }));
       else if (r < 0.5) txs.push(chain.sign(pick(staff), { type: 'readRecord', patient: p, record, time, body: {} }));
-      else if (r < 0.6) txs.push(chain.sign(other, { type: 'readRecord', patient: p, record, time, body: {} })); // denied
-      else if (r < 0.66) txs.push(chain.sign(pick(auditors), { type: 'readRecord', patient: p, record, time, body: {} })); // granted or denied
+      else if (r < 0.6)
+        txs.push(chain.sign(other, { type: 'readRecord', patient: p, record, time, body: {} })); // denied
+      else if (r < 0.66)
+        txs.push(chain.sign(pick(auditors), { type: 'readRecord', patient: p, record, time, body: {} })); // granted or denied
       else if (r < 0.76) {
         const actor = rand() < 0.5 ? p : pick(staff.filter((s) => s.startsWith('doc-')));
-        txs.push(chain.sign(actor, { type: 'createRecord', patient: p, record: chain.recordId(), time, body: { recipients: chain.recipientsFor(p).map((x) => x.id) } }));
+        txs.push(
+          chain.sign(actor, {
+            type: 'createRecord',
+            patient: p,
+            record: chain.recordId(),
+            time,
+            body: { recipients: chain.recipientsFor(p).map((x) => x.id) },
+          }),
+        );
       } else if (r < 0.81) {
-        txs.push(chain.sign(other, { type: 'createRecord', patient: p, record: chain.recordId(), time, body: { recipients: chain.recipientsFor(p).map((x) => x.id) } })); // denied
+        txs.push(
+          chain.sign(other, {
+            type: 'createRecord',
+            patient: p,
+            record: chain.recordId(),
+            time,
+            body: { recipients: chain.recipientsFor(p).map((x) => x.id) },
+          }),
+        ); // denied
       } else if (r < 0.88) txs.push(chain.sign(p, { type: 'listRecords', patient: p, time, body: {} }));
       else if (r < 0.94) txs.push(chain.sign(p, { type: 'queryAudit', time, body: { filter: { patient: p } } }));
       else if (r < 0.97) {
@@ -398,7 +417,10 @@ describe('audit indexes over 10,000 events', () => {
     const expected = bruteForce(all, filter);
     expect(expected.length, JSON.stringify(filter)).toBeGreaterThanOrEqual(opts.min ?? 1);
     const { events, pages } = await readAll(store, filter, limit);
-    expect(events.map((e) => `${e.height}:${e.index}`), JSON.stringify(filter)).toEqual(expected.map((e) => `${e.height}:${e.index}`));
+    expect(
+      events.map((e) => `${e.height}:${e.index}`),
+      JSON.stringify(filter),
+    ).toEqual(expected.map((e) => `${e.height}:${e.index}`));
     // Whole events, field by field (canonical encoding: key order does not matter).
     expect(events.map((e) => toHex(encodeCanonical(e)))).toEqual(expected.map((e) => toHex(encodeCanonical(e))));
     if (expected.length > limit) expect(pages).toBeGreaterThan(1);
@@ -640,7 +662,13 @@ describe('payloads', () => {
       expect(await store.getBlob(s.blob, 'doc-1')).toBeUndefined();
       expect(await store.getPayload(s.tx.idHex)).toBeUndefined();
     }
-    for (const prefix of [K.recordBlobPrefix(r1.record), `wk/${r1.record}/`, `gb/${r1.record}/`, `bl/${r1.record}/`, `${K.patientBlobPrefix('pat-1')}${r1.record}/`]) {
+    for (const prefix of [
+      K.recordBlobPrefix(r1.record),
+      `wk/${r1.record}/`,
+      `gb/${r1.record}/`,
+      `bl/${r1.record}/`,
+      `${K.patientBlobPrefix('pat-1')}${r1.record}/`,
+    ]) {
       expect(await keysWithPrefix(store, prefix), prefix).toEqual([]);
     }
     // The grant payload is redacted: R1's keys are gone, R3's stay.
@@ -674,7 +702,11 @@ describe('payloads', () => {
 
   it('purges the keys of a record from every grant payload that carried them (grant, revoke, grant again)', async () => {
     const chain = ChainBuilder.create();
-    chain.finalize([chain.registerPatient('pat-1', 'hosp-a'), ...chain.enrol('admin-b', 'doc-1', 'doctor'), chain.sign('doc-1', { type: 'requestAccess', patient: 'pat-1', body: {} })]);
+    chain.finalize([
+      chain.registerPatient('pat-1', 'hosp-a'),
+      ...chain.enrol('admin-b', 'doc-1', 'doctor'),
+      chain.sign('doc-1', { type: 'requestAccess', patient: 'pat-1', body: {} }),
+    ]);
     const rec = chain.createRecord('pat-1', 'pat-1', content('twice granted'));
     const keep = chain.createRecord('pat-1', 'pat-1', content('kept'));
     chain.finalize([rec.tx, keep.tx]);
@@ -726,7 +758,13 @@ describe('payloads', () => {
       expect(await store.getBlob(s.blob, 'doc-1')).toBeUndefined();
       expect(await store.getPayload(s.tx.idHex)).toBeUndefined();
     }
-    for (const prefix of [K.recordBlobPrefix(rec.record), `wk/${rec.record}/`, `gb/${rec.record}/`, `bl/${rec.record}/`, `${K.patientBlobPrefix('pat-1')}${rec.record}/`]) {
+    for (const prefix of [
+      K.recordBlobPrefix(rec.record),
+      `wk/${rec.record}/`,
+      `gb/${rec.record}/`,
+      `bl/${rec.record}/`,
+      `${K.patientBlobPrefix('pat-1')}${rec.record}/`,
+    ]) {
       expect(await keysWithPrefix(store, prefix), prefix).toEqual([]);
     }
     expect((await store.keysOfPatient('pat-1', 'doc-1')).map((k) => k.blob)).toEqual([other.blob]);
@@ -749,7 +787,9 @@ describe('payloads', () => {
     const own = chain.blobsOf('pat-1')[0]!;
     const forged = rewrapForGrantee([own], chain.me('pat-1'), { id: 'doc-1', encKey: chain.keys('doc-1').enc.publicKey });
     const forgedKeys = parsePayload(grantPayloadSchema, forged.payload, 'grant').keys;
-    const payload = encodeCanonical({ keys: { [own.blob]: forgedKeys[own.blob]!, [theirs.blob]: forgedKeys[own.blob]!, 'rec-00000000000000aa/content/1': forgedKeys[own.blob]! } });
+    const payload = encodeCanonical({
+      keys: { [own.blob]: forgedKeys[own.blob]!, [theirs.blob]: forgedKeys[own.blob]!, 'rec-00000000000000aa/content/1': forgedKeys[own.blob]! },
+    });
     const grant = chain.sign('pat-1', { type: 'grantAccess', patient: 'pat-1', body: { grantee: 'doc-1' } }, payload);
     chain.finalize([grant]);
 

@@ -143,9 +143,7 @@ describe('P2PHost gossip', () => {
     const [a, b, c] = await Promise.all([makeNode(), makeNode(), makeNode()]);
     const all = [a!, b!, c!];
     const [ra, rb, rc] = await Promise.all(all.map((n) => start(n, { allow: all, dial: all.filter((o) => o !== n) })));
-    await waitFor('every host gossip-ready with both others', () =>
-      [ra!, rb!, rc!].every((r) => new Set(r.connects).size === 2),
-    );
+    await waitFor('every host gossip-ready with both others', () => [ra!, rb!, rc!].every((r) => new Set(r.connects).size === 2));
     expect(ra!.host.addresses()[0]).toMatch(new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/${a!.port}/p2p/${a!.id}$`));
 
     const sent = Date.now();
@@ -341,9 +339,13 @@ describe('P2PHost request/response', () => {
     const ra = await start(a!, { allow: [b!], dial: [b!] });
     const rb = await start(b!, { allow: [a!], dial: [a!] });
     await waitFor('connected', () => ra.connects.length === 1 && rb.connects.length === 1);
-    await rb.host.handle('small', async function* (req) {
-      yield req;
-    }, { maxRequestBytes: 64 });
+    await rb.host.handle(
+      'small',
+      async function* (req) {
+        yield req;
+      },
+      { maxRequestBytes: 64 },
+    );
     expect((await collect(ra.host.request(b!.id, 'small', new Uint8Array(64))))[0]!.byteLength).toBe(64);
     await expect(collect(ra.host.request(b!.id, 'small', new Uint8Array(65)))).rejects.toMatchObject({ kind: 'reset' });
   });

@@ -98,7 +98,9 @@ describe('gossip verdicts', () => {
 describe('peer policy', () => {
   it('counts rejected messages, weighs charges within the window, and bans at maxRejects units', () => {
     const banned: string[] = [];
-    const policy = new PeerPolicy('self', ['self', 'a', 'b'], { maxRejects: 3, windowMs: 60_000, banMs: 60_000 }, pino({ level: 'silent' }), (p) => banned.push(p));
+    const policy = new PeerPolicy('self', ['self', 'a', 'b'], { maxRejects: 3, windowMs: 60_000, banMs: 60_000 }, pino({ level: 'silent' }), (p) =>
+      banned.push(p),
+    );
     expect(policy.refusal('self')).toBe('not allowed');
     expect(policy.refusal('x')).toBe('not allowed');
     expect(policy.refusal('a')).toBeUndefined();

@@ -9,7 +9,10 @@ import { generateSigningKeyPair, publicKeyFromSecret, verifyWith } from '../../s
  * Every Ed25519 backend (libsodium when sodium-native loads, node:crypto always) signs exactly as RFC 8032
  * says and gives node:crypto's verdict on every input: a node on either backend accepts the same blocks.
  */
-const fixture = JSON.parse(readFileSync(new URL('../fixtures/ed25519.json', import.meta.url), 'utf8')) as Record<'secretKeyHex' | 'publicKeyHex' | 'messageHex' | 'signatureHex', string>;
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/ed25519.json', import.meta.url), 'utf8')) as Record<
+  'secretKeyHex' | 'publicKeyHex' | 'messageHex' | 'signatureHex',
+  string
+>;
 
 /** RFC 8032 §7.1 TEST 1 (the fixture), TEST 2, TEST 3 and TEST SHA(abc). */
 const RFC8032 = [
@@ -29,8 +32,7 @@ const RFC8032 = [
   {
     secretKeyHex: '833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42',
     publicKeyHex: 'ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf',
-    messageHex:
-      'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f',
+    messageHex: 'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f',
     signatureHex: 'dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b58909351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704',
   },
 ];

@@ -179,7 +179,10 @@ describe('rewrapForGrantee: granting access to blobs sealed before the grant', (
     { name: blobId('rec-00000000000000b1', 'content', 1), text: encodeCanonical({ vitals: { temperature: 36.6 }, notes: CANARY }) },
     { name: blobId('rec-00000000000000b1', 'content', 2), text: encodeCanonical({ vitals: { bloodPressure: '130/85' } }) },
     { name: blobId('rec-00000000000000b1', 'file-00000000000000f1', 1), text: encodeCanonical({ name: 'scan.png', mime: 'image/png', data: utf8(CANARY) }) },
-  ].map((b) => ({ ...b, payload: parsePayload(blobPayloadSchema, sealBlob(b.text, b.name, [recipient(patient), recipient(oldDoctor)]).payload, 'record payload') }));
+  ].map((b) => ({
+    ...b,
+    payload: parsePayload(blobPayloadSchema, sealBlob(b.text, b.name, [recipient(patient), recipient(oldDoctor)]).payload, 'record payload'),
+  }));
 
   it('the grantee cannot open the old blobs before the grant', () => {
     for (const b of blobs) {
@@ -240,12 +243,19 @@ describe('parsePayload', () => {
 
   it('refuses a payload that is not canonical CBOR, or not of the schema (MALFORMED)', () => {
     expectCode(() => parsePayload(blobPayloadSchema, utf8('not cbor'), 'record payload'), 'MALFORMED', /record payload/);
-    expectCode(() => parsePayload(blobPayloadSchema, encodeCanonical({ n: new Uint8Array(11), c: new Uint8Array(20), keys: {} }), 'record payload'), 'MALFORMED', /12 bytes/);
+    expectCode(
+      () => parsePayload(blobPayloadSchema, encodeCanonical({ n: new Uint8Array(11), c: new Uint8Array(20), keys: {} }), 'record payload'),
+      'MALFORMED',
+      /12 bytes/,
+    );
     const parsed = parsePayload(blobPayloadSchema, good.payload, 'record payload') as BlobPayload;
     const shortW: WrappedKey = { epk: parsed.keys['pat-1']!.epk, w: parsed.keys['pat-1']!.w.subarray(0, 47) };
     expectCode(() => parsePayload(blobPayloadSchema, encodeCanonical({ ...parsed, keys: { 'pat-1': shortW } }), 'record payload'), 'MALFORMED');
     expectCode(() => parsePayload(blobPayloadSchema, encodeCanonical({ ...parsed, extra: 1 }), 'record payload'), 'MALFORMED');
-    expectCode(() => parsePayload(blobPayloadSchema, encodeCanonical({ ...parsed, keys: { 'Not A User': parsed.keys['pat-1'] } }), 'record payload'), 'MALFORMED');
+    expectCode(
+      () => parsePayload(blobPayloadSchema, encodeCanonical({ ...parsed, keys: { 'Not A User': parsed.keys['pat-1'] } }), 'record payload'),
+      'MALFORMED',
+    );
     expectCode(() => parsePayload(grantPayloadSchema, good.payload, 'grant payload'), 'MALFORMED', /grant payload/);
   });
 });

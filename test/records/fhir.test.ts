@@ -40,7 +40,13 @@ const trail: AuditEvent[] = [
   ev('createRecord', { record: 'rec-00000000000000a1' }),
   ev('grantAccess', { subject: 'dr-house' }),
   ev('readRecord', { agent: doctor, record: 'rec-00000000000000a1', source: 'hosp-b' }),
-  ev('readRecord', { agent: { user: 'dr-who', role: 'doctor', hospital: 'hosp-c' }, record: 'rec-00000000000000a1', source: 'hosp-c', outcome: 'denied', reason: 'no-grant' }),
+  ev('readRecord', {
+    agent: { user: 'dr-who', role: 'doctor', hospital: 'hosp-c' },
+    record: 'rec-00000000000000a1',
+    source: 'hosp-c',
+    outcome: 'denied',
+    reason: 'no-grant',
+  }),
   ev('updateRecord', { agent: doctor, record: 'rec-00000000000000a1', source: 'hosp-b' }),
   ev('listRecords', {}),
   ev('queryAudit', {}),
@@ -51,7 +57,8 @@ const trail: AuditEvent[] = [
 for (const e of trail) if (e.patient === undefined) delete e.patient;
 
 const bundle = toFhirBundle(trail, { timestamp: T + 3_600_000 });
-const byType = (type: TxType, outcome = 'success') => bundle.entry.map((x) => x.resource).find((r) => r.subtype[1]!.code === type && (outcome === 'success' ? r.outcome === '0' : r.outcome === '4'))!;
+const byType = (type: TxType, outcome = 'success') =>
+  bundle.entry.map((x) => x.resource).find((r) => r.subtype[1]!.code === type && (outcome === 'success' ? r.outcome === '0' : r.outcome === '4'))!;
 const BALP = 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.';
 
 describe('FHIR R4 AuditEvent export', () => {
@@ -79,7 +86,11 @@ describe('FHIR R4 AuditEvent export', () => {
             name: 'dr-house',
             requestor: true,
           },
-          { type: { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110152', display: 'Destination Role ID' }] }, who: { display: 'MedLedger client of dr-house' }, requestor: false },
+          {
+            type: { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110152', display: 'Destination Role ID' }] },
+            who: { display: 'MedLedger client of dr-house' },
+            requestor: false,
+          },
           {
             type: { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110153', display: 'Source Role ID' }] },
             who: { identifier: { system: 'urn:medledger:hospital', value: 'hosp-b' }, display: 'MedLedger node of hosp-b' },
@@ -149,22 +160,35 @@ describe('FHIR R4 AuditEvent export', () => {
       // Who received data (a read or a query) is the information recipient; anyone else is its author.
       expect(codes[0]!.code, type).toBe(interaction === 'search' || interaction === 'read' ? 'IRCP' : 'AUT');
       if (interaction === 'read') {
-        expect(codes.slice(1).map((c) => `${c.system}#${c.code}`), type).toEqual([`${FHIR_SYSTEMS.dicom}#110152`, `${FHIR_SYSTEMS.dicom}#110153`]);
+        expect(
+          codes.slice(1).map((c) => `${c.system}#${c.code}`),
+          type,
+        ).toEqual([`${FHIR_SYSTEMS.dicom}#110152`, `${FHIR_SYSTEMS.dicom}#110153`]);
       } else if (interaction === 'delete') {
-        expect(codes.slice(1), type).toEqual([expect.objectContaining({ system: FHIR_SYSTEMS.dicom, code: '110150' }), expect.objectContaining({ system: FHIR_SYSTEMS.provenanceParticipant, code: 'custodian' })]);
+        expect(codes.slice(1), type).toEqual([
+          expect.objectContaining({ system: FHIR_SYSTEMS.dicom, code: '110150' }),
+          expect.objectContaining({ system: FHIR_SYSTEMS.provenanceParticipant, code: 'custodian' }),
+        ]);
       } else {
-        expect(codes.slice(1).map((c) => `${c.system}#${c.code}`), type).toEqual([`${FHIR_SYSTEMS.dicom}#110153`, `${FHIR_SYSTEMS.dicom}#110152`]);
+        expect(
+          codes.slice(1).map((c) => `${c.system}#${c.code}`),
+          type,
+        ).toEqual([`${FHIR_SYSTEMS.dicom}#110153`, `${FHIR_SYSTEMS.dicom}#110152`]);
       }
       // Patient-centred profiles carry the patient entity: audit-entity-type 1, object-role 1.
       const patient = r.entity.find((e) => e.role?.code === '1' && e.role.system === FHIR_SYSTEMS.objectRole);
-      if (profile?.startsWith('Patient')) expect(patient, type).toMatchObject({ type: { system: FHIR_SYSTEMS.entityType, code: '1' }, what: { type: 'Patient' } });
+      if (profile?.startsWith('Patient'))
+        expect(patient, type).toMatchObject({ type: { system: FHIR_SYSTEMS.entityType, code: '1' }, what: { type: 'Patient' } });
       // Create/Read/Update/Delete have a data entity (System Object, Domain Resource); queries a query entity.
       if (interaction === 'search') {
         const q = r.entity.find((e) => e.role?.code === '24')!;
         expect(q.type.code).toBe('2');
         expect(Buffer.from(q.query!, 'base64').toString()).toBe(`${type}?patient=pat-1`);
       } else if (interaction !== 'operation') {
-        expect(r.entity.some((e) => e.type.code === '2' && e.role?.code === '4' && e.what), type).toBe(true);
+        expect(
+          r.entity.some((e) => e.type.code === '2' && e.role?.code === '4' && e.what),
+          type,
+        ).toBe(true);
       }
       expect(r.entity.at(-1)!.what!.identifier).toEqual({ system: FHIR_SYSTEMS.transaction, value: r.id });
     }

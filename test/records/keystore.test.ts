@@ -9,7 +9,17 @@ import { generateEncryptionKeyPair } from '../../src/records/crypto/keyAgreement
 import { createSigner, generateSigningKeyPair } from '../../src/records/crypto/signature.js';
 import { isMedLedgerError, MedLedgerError, type ErrorCode } from '../../src/records/errors.js';
 import type { Role } from '../../src/records/ids.js';
-import { DEFAULT_SCRYPT, openKeystore, resealKeystore, SCRYPT_BOUNDS, sealKeystore, type KeystoreFile, type LegacyKeystoreFile, type ScryptParams, type UserKeys } from '../../src/records/keystore.js';
+import {
+  DEFAULT_SCRYPT,
+  openKeystore,
+  resealKeystore,
+  SCRYPT_BOUNDS,
+  sealKeystore,
+  type KeystoreFile,
+  type LegacyKeystoreFile,
+  type ScryptParams,
+  type UserKeys,
+} from '../../src/records/keystore.js';
 import { assertPasswordPolicy, passwordProblems } from '../../src/records/password.js';
 
 /** Keystores (PROTOCOL.md §1.5): the user's private keys, sealed under a password with scrypt + AES-256-GCM. */
@@ -48,7 +58,12 @@ function expectCode(fn: () => unknown, code: ErrorCode, message?: RegExp): MedLe
 }
 
 /** A keystore written by the code before issue 10 (format 1, N = 1024), with its test-only password and secrets. */
-const fixture = JSON.parse(readFileSync(new URL('../fixtures/keystore-v1.json', import.meta.url), 'utf8')) as { password: string; signSecret: string; encSecret: string; file: unknown };
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/keystore-v1.json', import.meta.url), 'utf8')) as {
+  password: string;
+  signSecret: string;
+  encSecret: string;
+  file: unknown;
+};
 
 /**
  * What an attacker who knows the file format can do: recompute an unkeyed checksum after an edit. It
@@ -66,7 +81,19 @@ function forgeChecksum(f: LegacyKeystoreFile): LegacyKeystoreFile {
 function forgeSignature(f: KeystoreFile): KeystoreFile {
   const forger = createSigner(generateSigningKeyPair().secretKey);
   const g = { ...f, signPublic: toBase64(forger.publicKey) };
-  const ad = utf8(JSON.stringify([g.format, g.userId, g.role, g.hospital, g.signPublic, g.encPublic ?? '', [g.kdf.name, g.kdf.N, g.kdf.r, g.kdf.p, g.kdf.salt], [g.cipher.name, g.cipher.nonce], g.keyCheck]));
+  const ad = utf8(
+    JSON.stringify([
+      g.format,
+      g.userId,
+      g.role,
+      g.hospital,
+      g.signPublic,
+      g.encPublic ?? '',
+      [g.kdf.name, g.kdf.N, g.kdf.r, g.kdf.p, g.kdf.salt],
+      [g.cipher.name, g.cipher.nonce],
+      g.keyCheck,
+    ]),
+  );
   const message = new Uint8Array([...utf8('medledger/keystore/v2\0'), ...sha256(ad, utf8('\0'), utf8(g.ciphertext))]);
   return { ...g, signature: toBase64(forger.sign(message)) };
 }
@@ -156,10 +183,13 @@ describe('sealKeystore / openKeystore', () => {
       ['the hospital', (f) => ({ ...f, hospital: 'hosp-b' })],
       ['the signing public key', (f) => ({ ...f, signPublic: toBase64(generateSigningKeyPair().publicKey) })],
       ['the encryption public key', (f) => ({ ...f, encPublic: toBase64(generateEncryptionKeyPair().publicKey) })],
-      ['the encryption public key removed', (f) => {
-        const { encPublic: _drop, ...rest } = f;
-        return rest as KeystoreFile;
-      }],
+      [
+        'the encryption public key removed',
+        (f) => {
+          const { encPublic: _drop, ...rest } = f;
+          return rest as KeystoreFile;
+        },
+      ],
       ['the kdf N (a downgrade)', (f) => ({ ...f, kdf: { ...f.kdf, N: 2048 } })],
       ['the kdf r', (f) => ({ ...f, kdf: { ...f.kdf, r: 4 } })],
       ['the kdf salt', (f) => ({ ...f, kdf: { ...f.kdf, salt: flipBase64Byte(f.kdf.salt, 0) } })],
@@ -170,7 +200,8 @@ describe('sealKeystore / openKeystore', () => {
     for (const [what, edit] of cases) {
       it(what, () => {
         // Even the right password does not open it, a wrong one neither, and the error names the alteration.
-        for (const pw of [PASSWORD, 'Wrong-Horse-9x']) expectCode(() => openKeystore(edit(file), pw), 'TAMPERED', /^keystore file of pat-[12] was altered \(its signature does not verify\)$/);
+        for (const pw of [PASSWORD, 'Wrong-Horse-9x'])
+          expectCode(() => openKeystore(edit(file), pw), 'TAMPERED', /^keystore file of pat-[12] was altered \(its signature does not verify\)$/);
       });
     }
   });
@@ -187,7 +218,11 @@ describe('sealKeystore / openKeystore', () => {
     ];
     for (const [what, edit] of cases) {
       it(what, () => {
-        expectCode(() => openKeystore(forgeSignature(edit(file)), PASSWORD), 'TAMPERED', /^keystore file of pat-[12] was altered \(authentication failed with the right password\)$/);
+        expectCode(
+          () => openKeystore(forgeSignature(edit(file)), PASSWORD),
+          'TAMPERED',
+          /^keystore file of pat-[12] was altered \(authentication failed with the right password\)$/,
+        );
         expectCode(() => openKeystore(forgeSignature(edit(file)), 'Wrong-Horse-9x'), 'WRONG_PASSWORD', /^wrong password for pat-[12]$/);
       });
     }
@@ -246,22 +281,34 @@ describe('sealKeystore / openKeystore', () => {
 
   describe('a file that is not a keystore at all is TAMPERED (malformed), never a crash', () => {
     const cases: [string, () => unknown][] = [
-      ['missing ciphertext', () => {
-        const { ciphertext: _drop, ...rest } = file;
-        return rest;
-      }],
-      ['missing signature', () => {
-        const { signature: _drop, ...rest } = file;
-        return rest;
-      }],
-      ['missing key check', () => {
-        const { keyCheck: _drop, ...rest } = file;
-        return rest;
-      }],
-      ['missing kdf', () => {
-        const { kdf: _drop, ...rest } = file;
-        return rest;
-      }],
+      [
+        'missing ciphertext',
+        () => {
+          const { ciphertext: _drop, ...rest } = file;
+          return rest;
+        },
+      ],
+      [
+        'missing signature',
+        () => {
+          const { signature: _drop, ...rest } = file;
+          return rest;
+        },
+      ],
+      [
+        'missing key check',
+        () => {
+          const { keyCheck: _drop, ...rest } = file;
+          return rest;
+        },
+      ],
+      [
+        'missing kdf',
+        () => {
+          const { kdf: _drop, ...rest } = file;
+          return rest;
+        },
+      ],
       ['missing kdf salt', () => ({ ...file, kdf: { name: 'scrypt', N: 1024, r: 8, p: 1 } })],
       ['an extra field', () => ({ ...file, note: 'hello' })],
       ['an unknown format version', () => ({ ...file, format: 'medledger-keystore/3' })],

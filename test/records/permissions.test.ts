@@ -209,7 +209,10 @@ const DAY = 86_400_000;
  */
 const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotateKeys'>, Cell> = {
   inviteUser: {
-    input: (w) => ({ type: 'inviteUser', body: { user: 'new-staff', role: 'auditor', expiresAt: w.ledger.clock + DAY, codeKey: activationCodeKey(newActivationCode(), 'new-staff') } }),
+    input: (w) => ({
+      type: 'inviteUser',
+      body: { user: 'new-staff', role: 'auditor', expiresAt: w.ledger.clock + DAY, codeKey: activationCodeKey(newActivationCode(), 'new-staff') },
+    }),
     effect: (w, actor) => {
       // An invitation, and no user (no keys) yet.
       expect(w.ledger.state.get('invitations', 'new-staff')).toMatchObject({ role: 'auditor', hospital: w.ledger.user(actor).hospital, invitedBy: actor });
@@ -228,8 +231,17 @@ const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotate
     expected: adminOnly(),
   },
   recoverPatientKeys: {
-    input: (w) => ({ type: 'recoverPatientKeys', patient: P, body: { signKey: w.ledger.keys('pat-1-new').signing.publicKey, encKey: w.ledger.keys('pat-1-new').encKey, ticket: 'desk-0001' } }),
-    effect: (w) => expect(w.ledger.user(P)).toMatchObject({ signKey: w.ledger.keys('pat-1-new').signing.publicKey, encKey: w.ledger.keys('pat-1-new').encKey, keysSince: expect.any(Number) }),
+    input: (w) => ({
+      type: 'recoverPatientKeys',
+      patient: P,
+      body: { signKey: w.ledger.keys('pat-1-new').signing.publicKey, encKey: w.ledger.keys('pat-1-new').encKey, ticket: 'desk-0001' },
+    }),
+    effect: (w) =>
+      expect(w.ledger.user(P)).toMatchObject({
+        signKey: w.ledger.keys('pat-1-new').signing.publicKey,
+        encKey: w.ledger.keys('pat-1-new').encKey,
+        keysSince: expect.any(Number),
+      }),
     expected: adminOnly(),
   },
   createRecord: {
@@ -256,7 +268,13 @@ const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotate
   copyRecord: {
     input: (w) => ({ type: 'copyRecord', patient: P, record: 'rec-00000000000000fe', body: { from: w.record, recipients: w.ledger.recipientsFor(P) } }),
     effect: (w, actor) => {
-      expect(w.ledger.state.get('records', 'rec-00000000000000fe')).toMatchObject({ patient: P, createdBy: actor, version: 1, copiedFrom: w.record, deleted: false });
+      expect(w.ledger.state.get('records', 'rec-00000000000000fe')).toMatchObject({
+        patient: P,
+        createdBy: actor,
+        version: 1,
+        copiedFrom: w.record,
+        deleted: false,
+      });
     },
     expected: recordWrite(),
   },
@@ -341,7 +359,14 @@ const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotate
     input: (w) => ({ type: 'bookAppointment', patient: P, body: { appointment: 'apt-00000000000000ff', doctor: D1, at: w.ledger.clock + 2 * DAY } }),
     effect: (w, actor, input) => {
       const at = (input.body as { at: number }).at;
-      expect(w.ledger.state.get('appointments', 'apt-00000000000000ff')).toEqual({ id: 'apt-00000000000000ff', patient: P, doctor: D1, at, status: 'booked', bookedBy: actor });
+      expect(w.ledger.state.get('appointments', 'apt-00000000000000ff')).toEqual({
+        id: 'apt-00000000000000ff',
+        patient: P,
+        doctor: D1,
+        at,
+        status: 'booked',
+        bookedBy: actor,
+      });
       expect(w.ledger.state.get('slots', `${D1}@${at}`)).toBe('apt-00000000000000ff');
     },
     expected: patientOnly(),
@@ -398,10 +423,16 @@ describe('PROTOCOL.md §3 permission table through apply()', () => {
             if (input.record) expect(event.record).toBe(input.record);
             // Reads and queries are audited but change nothing besides the nonce.
             if (type === 'readRecord' || type === 'listRecords' || type === 'queryAudit') {
-              expect(w.ledger.snapshot()).toEqual({ ...before, users: { ...before.users, [actor]: { ...before.users[actor]!, lastNonce: w.ledger.user(actor).lastNonce } } });
+              expect(w.ledger.snapshot()).toEqual({
+                ...before,
+                users: { ...before.users, [actor]: { ...before.users[actor]!, lastNonce: w.ledger.user(actor).lastNonce } },
+              });
             } else {
               // Something beyond the nonce changed: the effect checked above.
-              expect(w.ledger.snapshot()).not.toEqual({ ...before, users: { ...before.users, [actor]: { ...before.users[actor]!, lastNonce: w.ledger.user(actor).lastNonce } } });
+              expect(w.ledger.snapshot()).not.toEqual({
+                ...before,
+                users: { ...before.users, [actor]: { ...before.users[actor]!, lastNonce: w.ledger.user(actor).lastNonce } },
+              });
             }
           } else {
             expectDenied(w.ledger, actor, input, expected);
@@ -434,7 +465,11 @@ describe('PROTOCOL.md §3 permission table through apply()', () => {
     it.each(Object.entries(cases))('an existing %s (%s) cannot register again: invalid USER_EXISTS', (_label, actor) => {
       const { ledger } = buildWorld();
       const before = ledger.snapshot();
-      const result = ledger.submit(actor, { type: 'registerPatient', via: 'hosp-a', body: { encKey: ledger.keys(actor).encKey } }, { signWith: ledger.keys(`${actor}-other`) });
+      const result = ledger.submit(
+        actor,
+        { type: 'registerPatient', via: 'hosp-a', body: { encKey: ledger.keys(actor).encKey } },
+        { signWith: ledger.keys(`${actor}-other`) },
+      );
       expect(result.valid).toBe(false);
       if (!result.valid) expect(result.error.code).toBe('USER_EXISTS');
       expect(ledger.snapshot()).toEqual(before);
@@ -459,7 +494,12 @@ describe('grants and requests', () => {
     expectDenied(w.ledger, D1, { type: 'queryAudit', body: { filter: { patient: P } } }, 'no-grant');
     // New content is no longer wrapped for the revoked doctor.
     expect(w.ledger.recipientsFor(P)).toEqual([A1, P].sort());
-    expectDenied(w.ledger, P, { type: 'updateRecord', patient: P, record: w.record, body: { recipients: [P, D1, A1].sort(), version: 2 } }, 'recipients-mismatch');
+    expectDenied(
+      w.ledger,
+      P,
+      { type: 'updateRecord', patient: P, record: w.record, body: { recipients: [P, D1, A1].sort(), version: 2 } },
+      'recipients-mismatch',
+    );
   });
 
   it('a revoke stops access for the very next transaction of the same block', () => {
@@ -505,8 +545,18 @@ describe('grants and requests', () => {
     expect(w.ledger.user(P).grants?.[A2]?.kind).toBe('auditor');
     expectAllowed(w.ledger, A2, read(w));
     expectAllowed(w.ledger, A2, { type: 'queryAudit', body: { filter: { patient: P } } });
-    expectDenied(w.ledger, A2, { type: 'updateRecord', patient: P, record: w.record, body: { recipients: w.ledger.recipientsFor(P), version: 2 } }, 'role-not-allowed');
-    expectDenied(w.ledger, A2, { type: 'attachFile', patient: P, record: w.record, body: { file: w.ledger.fileId(), recipients: w.ledger.recipientsFor(P) } }, 'role-not-allowed');
+    expectDenied(
+      w.ledger,
+      A2,
+      { type: 'updateRecord', patient: P, record: w.record, body: { recipients: w.ledger.recipientsFor(P), version: 2 } },
+      'role-not-allowed',
+    );
+    expectDenied(
+      w.ledger,
+      A2,
+      { type: 'attachFile', patient: P, record: w.record, body: { file: w.ledger.fileId(), recipients: w.ledger.recipientsFor(P) } },
+      'role-not-allowed',
+    );
   });
 
   it('request → deny leaves no grant and no pending request; the requester may ask again', () => {
@@ -593,7 +643,12 @@ describe('appointments', () => {
     const at = w.ledger.clock + 5 * DAY;
     expectDenied(w.ledger, P, { type: 'bookAppointment', patient: P, body: { appointment: 'apt-0000000000000c01', doctor: A1, at } }, 'not-a-doctor');
     expectDenied(w.ledger, P, { type: 'bookAppointment', patient: P, body: { appointment: 'apt-0000000000000c02', doctor: DX, at } }, 'not-a-doctor');
-    expectDenied(w.ledger, P, { type: 'bookAppointment', patient: P, body: { appointment: 'apt-0000000000000c03', doctor: D1, at: w.ledger.clock - 1 } }, 'in-the-past');
+    expectDenied(
+      w.ledger,
+      P,
+      { type: 'bookAppointment', patient: P, body: { appointment: 'apt-0000000000000c03', doctor: D1, at: w.ledger.clock - 1 } },
+      'in-the-past',
+    );
     expectDenied(w.ledger, P, { type: 'bookAppointment', patient: P, body: { appointment: w.appointment, doctor: D2, at } }, 'appointment-exists');
   });
 });
@@ -642,7 +697,11 @@ describe('staff administration', () => {
     const code = newActivationCode();
     expectAllowed(w.ledger, ADMIN_A, invite('doc-new', code));
     const wrong = w.ledger.apply(w.ledger.activation('doc-new', newActivationCode()));
-    expect(wrong.valid && wrong.event).toMatchObject({ outcome: 'denied', reason: 'bad-activation-code', agent: { user: 'doc-new', role: 'doctor', hospital: 'hosp-a' } });
+    expect(wrong.valid && wrong.event).toMatchObject({
+      outcome: 'denied',
+      reason: 'bad-activation-code',
+      agent: { user: 'doc-new', role: 'doctor', hospital: 'hosp-a' },
+    });
     expect(w.ledger.state.get('users', 'doc-new')).toBeUndefined();
     // Replaying the denied attempt is invalid: it consumed the invitation's nonce.
     const again = w.ledger.activation('doc-new', newActivationCode());
@@ -659,7 +718,11 @@ describe('staff administration', () => {
     const honest = w.ledger.activation('doc-new', code);
     // An attacker copies the honest codeSig but signs with their own key (and their own encryption key).
     const attacker = w.ledger.keys('attacker');
-    const stolen = w.ledger.sign('doc-new', { type: 'activateUser', via: 'hosp-a', body: { encKey: attacker.encKey, codeSig: honest.tx.body.codeSig } }, { signWith: attacker });
+    const stolen = w.ledger.sign(
+      'doc-new',
+      { type: 'activateUser', via: 'hosp-a', body: { encKey: attacker.encKey, codeSig: honest.tx.body.codeSig } },
+      { signWith: attacker },
+    );
     expect(w.ledger.apply(stolen)).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'bad-activation-code' } });
     expect(w.ledger.state.get('users', 'doc-new')).toBeUndefined();
     // The honest client signs again (a fresh nonce: the attempt consumed the invitation's) and succeeds.
@@ -708,7 +771,10 @@ describe('staff administration', () => {
 
   it('an invited id is reserved: a patient cannot register it before it is activated', () => {
     expectAllowed(w.ledger, ADMIN_A, invite('doc-new'));
-    expect(w.ledger.submit('doc-new', { type: 'registerPatient', via: 'hosp-a', body: { encKey: w.ledger.keys('doc-new').encKey } })).toMatchObject({ valid: false, error: { code: 'USER_EXISTS' } });
+    expect(w.ledger.submit('doc-new', { type: 'registerPatient', via: 'hosp-a', body: { encKey: w.ledger.keys('doc-new').encKey } })).toMatchObject({
+      valid: false,
+      error: { code: 'USER_EXISTS' },
+    });
   });
 
   it('an admin deactivates their own hospital’s staff only', () => {
@@ -833,7 +899,12 @@ describe('records', () => {
   it('copyRecord sets copiedFrom and starts a new version history', () => {
     expectAllowed(w.ledger, P, { type: 'updateRecord', patient: P, record: w.record, body: { recipients: w.ledger.recipientsFor(P), version: 2 } });
     const copy = w.ledger.recordId();
-    const event = expectAllowed(w.ledger, D1, { type: 'copyRecord', patient: P, record: copy, body: { from: w.record, recipients: w.ledger.recipientsFor(P) } });
+    const event = expectAllowed(w.ledger, D1, {
+      type: 'copyRecord',
+      patient: P,
+      record: copy,
+      body: { from: w.record, recipients: w.ledger.recipientsFor(P) },
+    });
     expect(event.record).toBe(copy);
     expect(w.ledger.state.get('records', copy)).toEqual({
       id: copy,
@@ -847,7 +918,12 @@ describe('records', () => {
       files: {},
     });
     expect(w.ledger.state.get('records', w.record)?.version).toBe(2);
-    expectDenied(w.ledger, D1, { type: 'copyRecord', patient: P, record: copy, body: { from: w.record, recipients: w.ledger.recipientsFor(P) } }, 'record-exists');
+    expectDenied(
+      w.ledger,
+      D1,
+      { type: 'copyRecord', patient: P, record: copy, body: { from: w.record, recipients: w.ledger.recipientsFor(P) } },
+      'record-exists',
+    );
   });
 
   it('records are bound to their patient: naming another patient finds nothing', () => {
@@ -855,8 +931,18 @@ describe('records', () => {
     // P2 names themselves as patient but points at P's record, and the reverse.
     expectDenied(w.ledger, P2, { type: 'readRecord', patient: P2, record: w.record, body: {} }, 'record-not-found');
     expectDenied(w.ledger, P, { type: 'readRecord', patient: P, record: other, body: {} }, 'record-not-found');
-    expectDenied(w.ledger, P2, { type: 'copyRecord', patient: P2, record: w.ledger.recordId(), body: { from: w.record, recipients: [P2] } }, 'record-not-found');
-    expectDenied(w.ledger, D1, { type: 'updateRecord', patient: P, record: other, body: { recipients: w.ledger.recipientsFor(P), version: 2 } }, 'record-not-found');
+    expectDenied(
+      w.ledger,
+      P2,
+      { type: 'copyRecord', patient: P2, record: w.ledger.recordId(), body: { from: w.record, recipients: [P2] } },
+      'record-not-found',
+    );
+    expectDenied(
+      w.ledger,
+      D1,
+      { type: 'updateRecord', patient: P, record: other, body: { recipients: w.ledger.recipientsFor(P), version: 2 } },
+      'record-not-found',
+    );
     expectDenied(w.ledger, D1, { type: 'readRecord', patient: P, record: 'rec-0000000000000fff', body: {} }, 'record-not-found');
     expectDenied(w.ledger, D1, { type: 'createRecord', patient: 'nobody', record: w.ledger.recordId(), body: { recipients: ['nobody'] } }, 'unknown-patient');
     expectDenied(w.ledger, D1, { type: 'createRecord', patient: D2, record: w.ledger.recordId(), body: { recipients: [D2] } }, 'unknown-patient');
@@ -868,7 +954,12 @@ describe('records', () => {
     expectDenied(w.ledger, P, { type: 'readRecord', patient: P, record: w.record, body: { version: 0 } }, 'version-not-found');
     const recipients = w.ledger.recipientsFor(P);
     expectDenied(w.ledger, D1, { type: 'attachFile', patient: P, record: w.record, body: { file: w.file, recipients } }, 'file-exists');
-    expectDenied(w.ledger, D1, { type: 'replaceFile', patient: P, record: w.record, body: { file: 'file-0000000000000abc', recipients, version: 2 } }, 'file-not-found');
+    expectDenied(
+      w.ledger,
+      D1,
+      { type: 'replaceFile', patient: P, record: w.record, body: { file: 'file-0000000000000abc', recipients, version: 2 } },
+      'file-not-found',
+    );
     expectDenied(w.ledger, D1, { type: 'removeFile', patient: P, record: w.record, body: { file: 'file-0000000000000abc' } }, 'file-not-found');
   });
 
@@ -924,19 +1015,36 @@ describe('key rotation, revocation and recovery (issue 10)', () => {
   });
 
   /** A rotateKeys input of `user` to the keys of `next`, the consent made by `consentBy` (default: the new key) over `oldKey`. */
-  const rotation = (user: string, next: string, opts: { consentBy?: string; consentUser?: string; genesisHash?: Uint8Array; oldKey?: Uint8Array } = {}): TxInput<'rotateKeys'> => {
+  const rotation = (
+    user: string,
+    next: string,
+    opts: { consentBy?: string; consentUser?: string; genesisHash?: Uint8Array; oldKey?: Uint8Array } = {},
+  ): TxInput<'rotateKeys'> => {
     const n = w.ledger.keys(next);
     const signer = w.ledger.keys(opts.consentBy ?? next).signer;
-    const consent = signKeyConsent(signer, opts.consentUser ?? user, opts.oldKey ?? w.ledger.user(user).signKey, n.encKey, opts.genesisHash ?? w.ledger.genesisHash);
+    const consent = signKeyConsent(
+      signer,
+      opts.consentUser ?? user,
+      opts.oldKey ?? w.ledger.user(user).signKey,
+      n.encKey,
+      opts.genesisHash ?? w.ledger.genesisHash,
+    );
     return { type: 'rotateKeys', body: { signKey: n.signing.publicKey, encKey: n.encKey, consent } };
   };
 
   it('the current key rotates to new keys; from the next transaction the old key is refused and the new one works', () => {
     const event = expectAllowed(w.ledger, P, rotation(P, 'pat-1-v2'));
     expect(event.patient).toBe(P); // in the patient's own trail
-    expect(w.ledger.user(P)).toMatchObject({ signKey: w.ledger.keys('pat-1-v2').signing.publicKey, encKey: w.ledger.keys('pat-1-v2').encKey, keysSince: event.recorded });
+    expect(w.ledger.user(P)).toMatchObject({
+      signKey: w.ledger.keys('pat-1-v2').signing.publicKey,
+      encKey: w.ledger.keys('pat-1-v2').encKey,
+      keysSince: event.recorded,
+    });
     expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
-    expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} }, { signWith: 'pat-1-v2' })).toMatchObject({ valid: true, event: { outcome: 'success' } });
+    expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} }, { signWith: 'pat-1-v2' })).toMatchObject({
+      valid: true,
+      event: { outcome: 'success' },
+    });
     // Grants, requests and records are the same user's: nothing but the keys changed.
     expect(Object.keys(w.ledger.user(P).grants ?? {}).sort()).toEqual([A1, AX, D1, DX].sort());
   });
@@ -945,7 +1053,10 @@ describe('key rotation, revocation and recovery (issue 10)', () => {
     expectAllowed(w.ledger, D1, rotation(D1, 'doc-1-v2'));
     expect(w.ledger.recipientsFor(P)).toContain(D1);
     expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
-    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} }, { signWith: 'doc-1-v2' })).toMatchObject({ valid: true, event: { outcome: 'success' } });
+    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} }, { signWith: 'doc-1-v2' })).toMatchObject({
+      valid: true,
+      event: { outcome: 'success' },
+    });
   });
 
   it('a rotation signed by any key but the current one is invalid (KEY_MISMATCH), also the previous key after a rotation', () => {
@@ -990,7 +1101,10 @@ describe('key rotation, revocation and recovery (issue 10)', () => {
   });
 
   it('a revoked staff member is invited again under the same id and activates new keys, keeping grants and history', () => {
-    const invite = (admin: string, role: 'doctor' | 'auditor', code: string): TxInput<'inviteUser'> => ({ type: 'inviteUser', body: { user: D1, role, expiresAt: w.ledger.clock + DAY, codeKey: activationCodeKey(code, D1) } });
+    const invite = (admin: string, role: 'doctor' | 'auditor', code: string): TxInput<'inviteUser'> => ({
+      type: 'inviteUser',
+      body: { user: D1, role, expiresAt: w.ledger.clock + DAY, codeKey: activationCodeKey(code, D1) },
+    });
     const code = newActivationCode();
     expectDenied(w.ledger, ADMIN_A, invite(ADMIN_A, 'doctor', code), 'user-exists'); // not revoked yet
     expectAllowed(w.ledger, ADMIN_A, { type: 'revokeStaffKey', body: { user: D1 } });
@@ -998,22 +1112,35 @@ describe('key rotation, revocation and recovery (issue 10)', () => {
     expectDenied(w.ledger, ADMIN_A, invite(ADMIN_A, 'auditor', code), 'role-mismatch');
     expectAllowed(w.ledger, ADMIN_A, invite(ADMIN_A, 'doctor', code));
     // The revoked key cannot be re-installed with the code.
-    expect(w.ledger.apply(w.ledger.activation(D1, code, w.ledger.keys(D1)))).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'revoked-key' } });
+    expect(w.ledger.apply(w.ledger.activation(D1, code, w.ledger.keys(D1)))).toMatchObject({
+      valid: true,
+      event: { outcome: 'denied', reason: 'revoked-key' },
+    });
     const r = w.ledger.apply(w.ledger.activation(D1, code, w.ledger.keys('doc-1-v2')));
     expect(r).toMatchObject({ valid: true, event: { outcome: 'success', agent: { user: D1, role: 'doctor', hospital: 'hosp-a' } } });
     expect(w.ledger.user(D1).keyRevokedAt).toBeUndefined();
     expect(w.ledger.user(D1).signKey).toEqual(w.ledger.keys('doc-1-v2').signing.publicKey);
     expect(w.ledger.user(P).grants?.[D1]).toBeDefined();
     expect(w.ledger.recipientsFor(P)).toContain(D1);
-    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} }, { signWith: 'doc-1-v2' })).toMatchObject({ valid: true, event: { outcome: 'success' } });
+    expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} }, { signWith: 'doc-1-v2' })).toMatchObject({
+      valid: true,
+      event: { outcome: 'success' },
+    });
     expect(w.ledger.submit(D1, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
     // The invitation is used: a second activation is refused.
-    expect(w.ledger.apply(w.ledger.activation(D1, code, w.ledger.keys('doc-1-v3')))).toMatchObject({ valid: true, event: { outcome: 'denied', reason: 'invitation-used' } });
+    expect(w.ledger.apply(w.ledger.activation(D1, code, w.ledger.keys('doc-1-v3')))).toMatchObject({
+      valid: true,
+      event: { outcome: 'denied', reason: 'invitation-used' },
+    });
   });
 
   it('the home hospital’s admin installs a patient’s new keys (audited in the patient’s trail); the old key is refused', () => {
     const n = w.ledger.keys('pat-1-new');
-    const input: TxInput<'recoverPatientKeys'> = { type: 'recoverPatientKeys', patient: P, body: { signKey: n.signing.publicKey, encKey: n.encKey, ticket: 'desk-42' } };
+    const input: TxInput<'recoverPatientKeys'> = {
+      type: 'recoverPatientKeys',
+      patient: P,
+      body: { signKey: n.signing.publicKey, encKey: n.encKey, ticket: 'desk-42' },
+    };
     expectDenied(w.ledger, ADMIN_B, input, 'not-home-hospital');
     expectDenied(w.ledger, D1, input, 'role-not-allowed');
     expectDenied(w.ledger, P, input, 'role-not-allowed');
@@ -1022,7 +1149,14 @@ describe('key rotation, revocation and recovery (issue 10)', () => {
     const event = expectAllowed(w.ledger, ADMIN_A, input);
     expect(event.patient).toBe(P);
     expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} })).toMatchObject({ valid: false, error: { code: 'KEY_MISMATCH' } });
-    expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} }, { signWith: 'pat-1-new' })).toMatchObject({ valid: true, event: { outcome: 'success' } });
-    expectAllowed(w.ledger, ADMIN_B, { type: 'recoverPatientKeys', patient: P2, body: { signKey: w.ledger.keys('pat-2-new').signing.publicKey, encKey: w.ledger.keys('pat-2-new').encKey, ticket: 'desk-43' } });
+    expect(w.ledger.submit(P, { type: 'listRecords', patient: P, body: {} }, { signWith: 'pat-1-new' })).toMatchObject({
+      valid: true,
+      event: { outcome: 'success' },
+    });
+    expectAllowed(w.ledger, ADMIN_B, {
+      type: 'recoverPatientKeys',
+      patient: P2,
+      body: { signKey: w.ledger.keys('pat-2-new').signing.publicKey, encKey: w.ledger.keys('pat-2-new').encKey, ticket: 'desk-43' },
+    });
   });
 });

@@ -153,7 +153,15 @@ describe('apply: invalid transactions are not includable', () => {
     it('too far in the future', () => {
       const blockTime = ledger.clock;
       expectInvalid(ledger, ledger.submit(D1, { ...read(), time: blockTime + TX_MAX_FUTURE_MS + 1 }, { ctx: { blockTime } }), 'BAD_TIME');
-      expectInvalid(ledger, ledger.submit(P, { type: 'registerPatient', via: 'hosp-a', time: blockTime + 3_600_000, body: { encKey: ledger.keys(P).encKey } }, { ctx: { blockTime } }), 'BAD_TIME');
+      expectInvalid(
+        ledger,
+        ledger.submit(
+          P,
+          { type: 'registerPatient', via: 'hosp-a', time: blockTime + 3_600_000, body: { encKey: ledger.keys(P).encKey } },
+          { ctx: { blockTime } },
+        ),
+        'BAD_TIME',
+      );
     });
 
     it('the edges of the window are valid', () => {
@@ -279,7 +287,15 @@ describe('codec', () => {
     const indefinite = concatBytes(Uint8Array.of(0xbf), tx.bytes.subarray(1), Uint8Array.of(0xff));
     expectCode(() => decodeTx(indefinite, { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
     // Duplicate keys.
-    const dup = concatBytes(Uint8Array.of(0xa3), encodeCanonical('tx'), encodeCanonical(tx.tx), encodeCanonical('sig'), encodeCanonical(tx.sig), encodeCanonical('sig'), encodeCanonical(tx.sig));
+    const dup = concatBytes(
+      Uint8Array.of(0xa3),
+      encodeCanonical('tx'),
+      encodeCanonical(tx.tx),
+      encodeCanonical('sig'),
+      encodeCanonical(tx.sig),
+      encodeCanonical('sig'),
+      encodeCanonical(tx.sig),
+    );
     expectCode(() => decodeTx(dup, { genesisHash: TEST_GENESIS_HASH }), 'MALFORMED');
   });
 
@@ -315,7 +331,10 @@ describe('codec', () => {
       ['a bad actor id', (t) => ({ ...t, actor: 'Pat 1' })],
       ['a short key', (t) => ({ ...t, key: new Uint8Array(31) })],
       ['a bad hospital id', (t) => ({ ...t, via: 'H' })],
-      ['an unknown audit filter field', (t) => ({ ...t, type: 'queryAudit', patient: undefined, record: undefined, payload: undefined, body: { filter: { everything: true } } })],
+      [
+        'an unknown audit filter field',
+        (t) => ({ ...t, type: 'queryAudit', patient: undefined, record: undefined, payload: undefined, body: { filter: { everything: true } } }),
+      ],
     ];
     it.each(cases)('%s', (_what, mutate) => {
       const bad = mutate(base());

@@ -17,5 +17,12 @@ export const BYZANTINE_ENTRY = join(dirname(fileURLToPath(import.meta.url)), 'by
  * With no behaviours the harness runs an unaltered node (a baseline with the same start-up path).
  */
 export function byzantineProcess(node: NetworkNode, behaviours: readonly BehaviourName[], args: string[] = []): NodeProcess {
-  return new NodeProcess(node.name, node.configFile, node.apiUrl, undefined, ['--import', 'tsx', BYZANTINE_ENTRY, '--behaviour', behaviours.join(','), ...args]);
+  return new NodeProcess(node.name, node.configFile, node.apiUrl, undefined, [
+    '--import',
+    'tsx',
+    BYZANTINE_ENTRY,
+    '--behaviour',
+    behaviours.join(','),
+    ...args,
+  ]);
 }

@@ -183,7 +183,15 @@ class Byzantine {
   }
 
   /** A block for `parent`'s next height from these transactions, signed and proposed by this validator. */
-  propose(opts: { parent: ParentRef; lastCommit: Proposal['block']['lastCommit']; round: number; time: number; txs: Tx[]; payloads: (Uint8Array | null)[]; height?: number }): Proposal | null {
+  propose(opts: {
+    parent: ParentRef;
+    lastCommit: Proposal['block']['lastCommit'];
+    round: number;
+    time: number;
+    txs: Tx[];
+    payloads: (Uint8Array | null)[];
+    height?: number;
+  }): Proposal | null {
     const { executed, dropped } = buildBlock({
       genesis: this.node.genesis,
       parent: opts.parent,
@@ -201,7 +209,13 @@ class Byzantine {
     const payloadOf = new Map(opts.txs.map((t, i) => [t.idHex, opts.payloads[i] ?? null]));
     return signProposal(
       this.network,
-      { height: executed.block.header.height, round: opts.round, validRound: -1, block: executed.block, payloads: executed.txs.map((t) => payloadOf.get(t.idHex) ?? null) },
+      {
+        height: executed.block.header.height,
+        round: opts.round,
+        validRound: -1,
+        block: executed.block,
+        payloads: executed.txs.map((t) => payloadOf.get(t.idHex) ?? null),
+      },
       this.signer,
       this.node.genesis.hash,
     );
@@ -309,10 +323,22 @@ function invalidPayload(b: Byzantine): void {
     const signer = createSigner(signing.secretKey);
     const now = Date.now();
     const common = { v: 1 as const, actor: patient, key: signing.publicKey, via: b.node.config.hospital, time: now };
-    const register = signTx({ ...common, type: 'registerPatient', nonce: now * 1000, body: { encKey: generateEncryptionKeyPair().publicKey } } as UnsignedTx<'registerPatient'>, signer, b.node.genesis.hash);
+    const register = signTx(
+      { ...common, type: 'registerPatient', nonce: now * 1000, body: { encKey: generateEncryptionKeyPair().publicKey } } as UnsignedTx<'registerPatient'>,
+      signer,
+      b.node.genesis.hash,
+    );
     const record = `rec-${randomBytes(8).toString('hex')}`;
     const create = signTx(
-      { ...common, type: 'createRecord', nonce: now * 1000 + 1, patient, record, payload: sha256(garbage), body: { recipients: [patient] } } as UnsignedTx<'createRecord'>,
+      {
+        ...common,
+        type: 'createRecord',
+        nonce: now * 1000 + 1,
+        patient,
+        record,
+        payload: sha256(garbage),
+        body: { recipients: [patient] },
+      } as UnsignedTx<'createRecord'>,
       signer,
       b.node.genesis.hash,
     );
@@ -367,10 +393,16 @@ function farRounds(b: Byzantine): void {
     // Height current+5: a parent that does not exist (a random hash at height current+4).
     const ahead = height + 5;
     const fakeParent: ParentRef = { header: { ...ledger.headRef.header, height: ahead - 1, time: now - 1 }, hash: randomValue() };
-    const aheadProposals = [b.ownRound(ahead, 0), b.ownRound(ahead, 1_000_000)].map((round) => b.propose({ parent: fakeParent, lastCommit, round, time: now, txs: [], payloads: [] }));
+    const aheadProposals = [b.ownRound(ahead, 0), b.ownRound(ahead, 1_000_000)].map((round) =>
+      b.propose({ parent: fakeParent, lastCommit, round, time: now, txs: [], payloads: [] }),
+    );
     for (const p of [nearFar, ...aheadProposals]) if (p) await b.publish(name, 'block', encodeProposal(p));
     const votes: SignedVote[] = [];
-    for (const [h, r] of [[height, far], [ahead, 0], [ahead, far]] as const) {
+    for (const [h, r] of [
+      [height, far],
+      [ahead, 0],
+      [ahead, far],
+    ] as const) {
       votes.push(b.vote('prevote', h, r, randomValue()), b.vote('precommit', h, r, randomValue()));
     }
     await b.publish(name, 'vote', encodeVotes(votes));
@@ -524,7 +556,8 @@ const APPLY: Record<BehaviourName, (b: Byzantine) => void> = {
 function assertLoopback(config: NodeConfig): void {
   const addrs = [...config.p2p.listen, ...config.p2p.announce, ...config.p2p.peers.flatMap((p) => p.addrs)];
   const outside = addrs.filter((a) => !a.startsWith('/ip4/127.0.0.1/'));
-  if (config.api.host !== '127.0.0.1' || outside.length > 0) throw new Error(`the byzantine harness runs on 127.0.0.1 only (found ${outside.join(', ') || config.api.host})`);
+  if (config.api.host !== '127.0.0.1' || outside.length > 0)
+    throw new Error(`the byzantine harness runs on 127.0.0.1 only (found ${outside.join(', ') || config.api.host})`);
 }
 
 async function main(): Promise<void> {
@@ -549,7 +582,8 @@ async function main(): Promise<void> {
     floodRounds: Math.min(Number(values['flood-rounds']), 10_000),
     ...(values.stats ? { statsFile: values.stats } : {}),
   };
-  if (!(opts.maxMessages >= 0 && opts.maxSeconds >= 0 && opts.floodRounds >= 1)) throw new Error('--max-messages, --max-seconds and --flood-rounds must be numbers');
+  if (!(opts.maxMessages >= 0 && opts.maxSeconds >= 0 && opts.floodRounds >= 1))
+    throw new Error('--max-messages, --max-seconds and --flood-rounds must be numbers');
   const config = loadNodeConfig(values.config);
   assertLoopback(config);
 

@@ -238,7 +238,10 @@ export class ChainBuilder {
   enrol(admin: string, name: string, role: StaffRole): [Tx<'inviteUser'>, Tx<'activateUser'>] {
     const k = this.keys(name);
     const code = newActivationCode();
-    const invite = this.sign(admin, { type: 'inviteUser', body: { user: name, role, expiresAt: this.clock + INVITATION_TTL_MS, codeKey: activationCodeKey(code, name) } });
+    const invite = this.sign(admin, {
+      type: 'inviteUser',
+      body: { user: name, role, expiresAt: this.clock + INVITATION_TTL_MS, codeKey: activationCodeKey(code, name) },
+    });
     const codeSig = signActivation(code, name, k.signing.publicKey, k.enc.publicKey, this.genesis.hash);
     const via = this.state.get('users', admin)?.hospital;
     const activate = this.sign(name, { type: 'activateUser', ...(via ? { via } : {}), body: { encKey: k.enc.publicKey, codeSig } });
@@ -253,7 +256,11 @@ export class ChainBuilder {
   }
 
   /** Seals content for the current recipients (real envelope encryption). */
-  seal(patient: string, blob: string, plaintext: string | Uint8Array): { payload: Uint8Array; plaintext: Uint8Array; ciphertext: Uint8Array; recipients: string[] } {
+  seal(
+    patient: string,
+    blob: string,
+    plaintext: string | Uint8Array,
+  ): { payload: Uint8Array; plaintext: Uint8Array; ciphertext: Uint8Array; recipients: string[] } {
     const bytes = typeof plaintext === 'string' ? utf8(plaintext) : plaintext;
     const recipients = this.recipientsFor(patient);
     const { payload } = sealBlob(bytes, blob, recipients);
@@ -303,7 +310,12 @@ export class ChainBuilder {
     return this.rewrapTx('approveRequest', patient, requester, blobs);
   }
 
-  private rewrapTx(type: 'grantAccess' | 'approveRequest', patient: string, grantee: string, blobs?: string[]): { tx: Tx; payload: Uint8Array; blobs: string[] } {
+  private rewrapTx(
+    type: 'grantAccess' | 'approveRequest',
+    patient: string,
+    grantee: string,
+    blobs?: string[],
+  ): { tx: Tx; payload: Uint8Array; blobs: string[] } {
     const mine = this.blobsOf(patient).filter((b) => !blobs || blobs.includes(b.blob));
     const encKey = this.state.get('users', grantee)?.encKey ?? this.keys(grantee).enc.publicKey;
     const { payload } = rewrapForGrantee(mine, this.me(patient), { id: grantee, encKey });
@@ -358,12 +370,18 @@ export class ChainBuilder {
     });
     if (dropped.length > 0) {
       const d = dropped[0]!;
-      throw new Error(`block ${height}: ${dropped.length} transaction(s) dropped, first ${d.tx.tx.type} by ${d.tx.tx.actor}: ${d.error.code} ${d.error.message}`);
+      throw new Error(
+        `block ${height}: ${dropped.length} transaction(s) dropped, first ${d.tx.tx.type} by ${d.tx.tx.actor}: ${d.error.code} ${d.error.message}`,
+      );
     }
     if (executed.txs.length !== txs.length) throw new Error(`block ${height}: only ${executed.txs.length} of ${txs.length} transactions fit`);
     const voters = options.voters ?? defaultVoters(n, height);
     const votes = voters.map((v) =>
-      signVote({ type: 'precommit', network: this.genesis.file.network, height, round, validator: v, block: executed.hash }, this.validators[v]!.signer, this.genesis.hash),
+      signVote(
+        { type: 'precommit', network: this.genesis.file.network, height, round, validator: v, block: executed.hash },
+        this.validators[v]!.signer,
+        this.genesis.hash,
+      ),
     );
     const cert = certificateFromVotes(votes);
     const payloads = new Map<string, Uint8Array>();

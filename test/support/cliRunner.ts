@@ -12,8 +12,13 @@ export interface CliRun {
 /** Runs `medledger ARGS` with the test password in MEDLEDGER_PASSWORD unless `env` overrides it. */
 export function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_ENTRY, ...args], { env: { ...process.env, MEDLEDGER_PASSWORD: TEST_PASSWORD, ...env }, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 2) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI_ENTRY, ...args],
+      { env: { ...process.env, MEDLEDGER_PASSWORD: TEST_PASSWORD, ...env }, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 2) : 0, stdout, stderr });
+      },
+    );
   });
 }

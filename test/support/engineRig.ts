@@ -95,7 +95,11 @@ export class EngineRig {
   }
 
   vote(validator: number, type: 'prevote' | 'precommit', block: Uint8Array | null, round = 0, height = this.ledger.height + 1): SignedVote {
-    return signVote({ type, network: this.chain.genesis.file.network, height, round, validator, block }, this.chain.validators[validator]!.signer, this.chain.genesis.hash);
+    return signVote(
+      { type, network: this.chain.genesis.file.network, height, round, validator, block },
+      this.chain.validators[validator]!.signer,
+      this.chain.genesis.hash,
+    );
   }
 
   /** Waits until everything fed so far has gone through the engine's queue. */

@@ -178,7 +178,12 @@ export class Ledger {
    * the state when it is valid, and returns the result. Invalid transactions leave the state untouched.
    */
   apply(tx: Tx, ctx: Partial<ApplyContext> = {}): ApplyResult {
-    const full: ApplyContext = { height: ctx.height ?? this.height + 1, index: ctx.index ?? 0, blockTime: ctx.blockTime ?? this.clock, genesisHash: ctx.genesisHash ?? this.genesisHash };
+    const full: ApplyContext = {
+      height: ctx.height ?? this.height + 1,
+      index: ctx.index ?? 0,
+      blockTime: ctx.blockTime ?? this.clock,
+      genesisHash: ctx.genesisHash ?? this.genesisHash,
+    };
     const result = apply(this.state, tx, full);
     if (result.valid) {
       this.state.write(result.changes);
@@ -226,7 +231,8 @@ export class Ledger {
   enrol(admin: string, name: string, role: StaffRole): AuditEvent {
     const code = this.invite(admin, name, role);
     const result = this.apply(this.activation(name, code));
-    if (!result.valid || result.event.outcome !== 'success') throw new Error(`activation of ${name} failed: ${result.valid ? result.event.reason : result.error.message}`);
+    if (!result.valid || result.event.outcome !== 'success')
+      throw new Error(`activation of ${name} failed: ${result.valid ? result.event.reason : result.error.message}`);
     return result.event;
   }
 

@@ -43,10 +43,14 @@ export const TEST_LIMITS = { txPerSecondPerUser: 100_000, txBurstPerUser: 100_00
 
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve) => {
+          const s = createServer();
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
@@ -60,7 +64,10 @@ export class TestNetwork {
     this.processes = layout.nodes.map((n) => new NodeProcess(n.name, n.configFile, n.apiUrl));
   }
 
-  static async create(nodes: number, opts: { consensus?: Partial<ConsensusParams>; testControls?: boolean; limits?: Record<string, number> } = {}): Promise<TestNetwork> {
+  static async create(
+    nodes: number,
+    opts: { consensus?: Partial<ConsensusParams>; testControls?: boolean; limits?: Record<string, number> } = {},
+  ): Promise<TestNetwork> {
     const dir = mkdtempSync(join(tmpdir(), 'medledger-test-'));
     const ports = await freePorts(nodes * 2);
     const layout = await createNetwork({
@@ -135,7 +142,14 @@ export class TestNetwork {
     const n = this.node(i);
     const invited = await inviteStaff(await this.admin(i), { userId: id, role });
     if (invited.outcome.denied) throw new Error(`invitation of ${id} denied: ${invited.outcome.denied}`);
-    const { outcome } = await activateStaff({ apiUrl: n.apiUrl, userId: id, code: invited.code, password: TEST_PASSWORD, keystoreDir: n.keystoreDir, kdf: FAST_KDF });
+    const { outcome } = await activateStaff({
+      apiUrl: n.apiUrl,
+      userId: id,
+      code: invited.code,
+      password: TEST_PASSWORD,
+      keystoreDir: n.keystoreDir,
+      kdf: FAST_KDF,
+    });
     if (outcome.denied) throw new Error(`activation of ${id} denied: ${outcome.denied}`);
     // Every running replica knows the new member before a test uses them through another hospital's node.
     if (outcome.height !== undefined) {
@@ -318,7 +332,12 @@ export class FinalityClients {
  * acknowledged height: every one is at the acknowledged height and index on every chain, and the chains
  * are the same blocks. Returns what differs (empty: all held) and the chains.
  */
-export async function ackedProblems(net: TestNetwork, acked: AckedTx[], nodes = net.processes.map((_, i) => i), timeoutMs = 60_000): Promise<{ problems: string[]; chains: ChainBlock[][] }> {
+export async function ackedProblems(
+  net: TestNetwork,
+  acked: AckedTx[],
+  nodes = net.processes.map((_, i) => i),
+  timeoutMs = 60_000,
+): Promise<{ problems: string[]; chains: ChainBlock[][] }> {
   const top = Math.max(0, ...acked.map((a) => a.height));
   await net.waitFor((s) => s.height >= top, { nodes, timeoutMs });
   const chains = await Promise.all(nodes.map((i) => chainOf(net.api(i), top)));
@@ -327,7 +346,10 @@ export async function ackedProblems(net: TestNetwork, acked: AckedTx[], nodes = 
     const name = net.node(nodes[k]!).name;
     const at = positions(chain);
     const lost = acked.filter((a) => at.get(a.id) !== `${a.height}/${a.index}`);
-    for (const a of lost.slice(0, 10)) problems.push(`${name}: ${a.id.slice(0, 12)} acknowledged final by ${net.node(a.node).name} at ${a.height}/${a.index}, found at ${at.get(a.id) ?? 'nowhere'}`);
+    for (const a of lost.slice(0, 10))
+      problems.push(
+        `${name}: ${a.id.slice(0, 12)} acknowledged final by ${net.node(a.node).name} at ${a.height}/${a.index}, found at ${at.get(a.id) ?? 'nowhere'}`,
+      );
     if (lost.length > 10) problems.push(`${name}: … ${lost.length} acknowledged transactions not where acknowledged`);
   });
   problems.push(...forkProblems(net, chains, nodes));
@@ -385,7 +407,8 @@ export async function inspectStore(dataDir: string) {
     const payloadKeys = new Set<string>();
     for await (const key of db.keys({ gte: K.payloadPrefix, lt: `${K.payloadPrefix}\xff` })) payloadKeys.add(key.slice(K.payloadPrefix.length));
     const missing: string[] = [];
-    for await (const key of db.keys({ gte: K.missingPayloadPrefix, lt: `${K.missingPayloadPrefix}\xff` })) missing.push(key.slice(K.missingPayloadPrefix.length));
+    for await (const key of db.keys({ gte: K.missingPayloadPrefix, lt: `${K.missingPayloadPrefix}\xff` }))
+      missing.push(key.slice(K.missingPayloadPrefix.length));
     const files: string[] = [];
     const dir = join(dataDir, 'ledger-payloads');
     if (existsSync(dir)) for (const shard of readdirSync(dir)) for (const name of readdirSync(join(dir, shard))) files.push(name);
@@ -416,5 +439,7 @@ export function payloadProblems(store: Awaited<ReturnType<typeof inspectStore>>)
  */
 export async function evidenceProblems(net: TestNetwork, nodes = net.processes.map((_, i) => i)): Promise<string[]> {
   const found = await Promise.all(nodes.map(async (i) => ({ i, evidence: (await net.api(i).get<{ evidence: EvidenceRecord[] }>('/v1/evidence')).evidence })));
-  return found.flatMap(({ i, evidence }) => evidence.map((e) => `${net.node(i).name} holds ${e.kind} evidence against validator ${e.validator} (${e.hospital}) at ${e.height}/${e.round}`));
+  return found.flatMap(({ i, evidence }) =>
+    evidence.map((e) => `${net.node(i).name} holds ${e.kind} evidence against validator ${e.validator} (${e.hospital}) at ${e.height}/${e.round}`),
+  );
 }

@@ -124,7 +124,12 @@ const event = (over: Partial<AuditEvent>): AuditEvent => ({
 
 describe('AuditTable', () => {
   it('has the six columns, one row per event, and the reason of a denial', () => {
-    const r = render(<AuditTable events={[event({ outcome: 'denied', reason: 'no-grant', agent: { user: 'dr-who', role: 'doctor', hospital: 'hosp-b' } }), event({})]} selected={0} />);
+    const r = render(
+      <AuditTable
+        events={[event({ outcome: 'denied', reason: 'no-grant', agent: { user: 'dr-who', role: 'doctor', hospital: 'hosp-b' } }), event({})]}
+        selected={0}
+      />,
+    );
     const frame = r.lastFrame()!;
     expect(frame).toMatch(/Datetime\s*\|\s*User\s*\|\s*Role\s*\|\s*Patient\s*\|\s*Action\s*\|\s*Outcome/);
     expect(frame).toMatch(/2025-03-14 09:30:05 \| dr-who\s*\| doctor\s*\| pat-alice\s*\| read record\s*\| denied: no-grant/);
@@ -159,7 +164,11 @@ describe('StatusBar', () => {
   });
 
   it('raises the integrity alert with its height', () => {
-    const r = render(<StatusBar node={{ status: status({ integrity: { ok: false, verifiedHeight: 12, alert: { height: 13, problem: 'block hash mismatch', since: 1 } } }) }} />);
+    const r = render(
+      <StatusBar
+        node={{ status: status({ integrity: { ok: false, verifiedHeight: 12, alert: { height: 13, problem: 'block hash mismatch', since: 1 } } }) }}
+      />,
+    );
     expect(r.lastFrame()).toContain("No data integrity in the server's database: block hash mismatch (height 13)");
   });
 

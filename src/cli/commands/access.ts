@@ -24,19 +24,44 @@ function accessAction(cmd: Command, what: string, act: (s: Session, id: string) 
 }
 
 export function addGrantCommand(cmd: Command): Command {
-  return accessAction(cmd.description('patient: give a doctor or auditor access to all your records'), 'grantee', (s, id) => s.grant(id), (id) => `granted ${id}`);
+  return accessAction(
+    cmd.description('patient: give a doctor or auditor access to all your records'),
+    'grantee',
+    (s, id) => s.grant(id),
+    (id) => `granted ${id}`,
+  );
 }
 export function addRevokeCommand(cmd: Command): Command {
-  return accessAction(cmd.description("patient: revoke a doctor's or auditor's access (from the next block)"), 'grantee', (s, id) => s.revoke(id), (id) => `revoked ${id}`);
+  return accessAction(
+    cmd.description("patient: revoke a doctor's or auditor's access (from the next block)"),
+    'grantee',
+    (s, id) => s.revoke(id),
+    (id) => `revoked ${id}`,
+  );
 }
 export function addRequestCommand(cmd: Command): Command {
-  return accessAction(cmd.description("doctor or auditor: ask a patient for access (pending until approved)"), 'patient', (s, id) => s.requestAccess(id), (id) => `requested access to ${id}`);
+  return accessAction(
+    cmd.description('doctor or auditor: ask a patient for access (pending until approved)'),
+    'patient',
+    (s, id) => s.requestAccess(id),
+    (id) => `requested access to ${id}`,
+  );
 }
 export function addApproveCommand(cmd: Command): Command {
-  return accessAction(cmd.description("patient: approve a pending access request"), 'requester', (s, id) => s.approveRequest(id), (id) => `approved ${id}`);
+  return accessAction(
+    cmd.description('patient: approve a pending access request'),
+    'requester',
+    (s, id) => s.approveRequest(id),
+    (id) => `approved ${id}`,
+  );
 }
 export function addDenyCommand(cmd: Command): Command {
-  return accessAction(cmd.description('patient: deny a pending access request'), 'requester', (s, id) => s.denyRequest(id), (id) => `denied ${id}'s request`);
+  return accessAction(
+    cmd.description('patient: deny a pending access request'),
+    'requester',
+    (s, id) => s.denyRequest(id),
+    (id) => `denied ${id}'s request`,
+  );
 }
 
 export function addWhoamiCommand(cmd: Command): Command {
@@ -88,8 +113,12 @@ export function addAppointmentCommands(appointment: Command): Command {
       const session = await signIn(o);
       const list = [...((await session.overview()).appointments ?? [])].sort((a, b) => a.at - b.at);
       if (o.json) return void json({ appointments: list });
-      process.stdout.write(`${textTable(['When', 'Patient', 'Doctor', 'Status', 'Appointment'], list.map((a) => [formatDateTime(a.at), a.patient, a.doctor, a.status, a.id]))}\n`);
+      process.stdout.write(
+        `${textTable(
+          ['When', 'Patient', 'Doctor', 'Status', 'Appointment'],
+          list.map((a) => [formatDateTime(a.at), a.patient, a.doctor, a.status, a.id]),
+        )}\n`,
+      );
     });
   return appointment;
 }
-

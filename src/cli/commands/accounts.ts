@@ -23,16 +23,25 @@ export function addRegisterCommand(cmd: Command): Command {
       const password = await readNewSecret(`New password for ${userId}: `, PASSWORD_ENV);
       let result;
       try {
-        result = await registerPatient({ apiUrl: o.api, userId, password, ...(o.keystores ? { keystoreDir: o.keystores } : {}), ...(o.genesis ? { genesisFile: o.genesis } : {}) });
+        result = await registerPatient({
+          apiUrl: o.api,
+          userId,
+          password,
+          ...(o.keystores ? { keystoreDir: o.keystores } : {}),
+          ...(o.genesis ? { genesisFile: o.genesis } : {}),
+        });
       } catch (err) {
         if (/policy|already taken|user id/.test((err as Error).message)) throw new UsageError((err as Error).message);
         throw err;
       }
       if (!reportOutcome(result.outcome, `registered ${userId} as a patient at ${result.session.hospital}`, o.json)) return;
-      if (o.json) json({ user: userId, hospital: result.session.hospital, tx: result.outcome.id, ...(result.recoveryCode ? { recoveryCode: result.recoveryCode } : {}) });
+      if (o.json)
+        json({ user: userId, hospital: result.session.hospital, tx: result.outcome.id, ...(result.recoveryCode ? { recoveryCode: result.recoveryCode } : {}) });
       else if (result.recoveryCode) {
         // Shown once, here only: never sent to the node, never logged. Without it a forgotten password loses the keys.
-        process.stdout.write(`\nRecovery code (write this down and keep it safe; it is shown only once):\n\n    ${result.recoveryCode}\n\nWith it, \`medledger recover --api ${o.api} --user ${userId}\` restores your keystore on a new computer or after a forgotten password.\n`);
+        process.stdout.write(
+          `\nRecovery code (write this down and keep it safe; it is shown only once):\n\n    ${result.recoveryCode}\n\nWith it, \`medledger recover --api ${o.api} --user ${userId}\` restores your keystore on a new computer or after a forgotten password.\n`,
+        );
       }
       if (result.backupError) process.stderr.write(`warning: no key backup was stored on the node (${result.backupError}); you have no recovery code\n`);
     });
@@ -54,11 +63,16 @@ export function addRecoverCommand(cmd: Command): Command {
     .option('--keystores <dir>', 'where to write the keystore (default: ~/.medledger/keystores)')
     .option('--keep-password', 'keep your current password (new computer): it must open the backed-up keystore')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', `\nRecovery code: from ${RECOVERY_CODE_ENV}, else prompted without echo.\nNew password (${PASSWORD_POLICY}): from ${NEW_PASSWORD_ENV}, else prompted twice; with --keep-password, the current one from ${PASSWORD_ENV} or the prompt.\nExit codes: 0 restored, 2 wrong code, wrong password or other error (nothing is written).`)
+    .addHelpText(
+      'after',
+      `\nRecovery code: from ${RECOVERY_CODE_ENV}, else prompted without echo.\nNew password (${PASSWORD_POLICY}): from ${NEW_PASSWORD_ENV}, else prompted twice; with --keep-password, the current one from ${PASSWORD_ENV} or the prompt.\nExit codes: 0 restored, 2 wrong code, wrong password or other error (nothing is written).`,
+    )
     .action(async (o: UserOptions & { keepPassword?: boolean; json?: boolean }) => {
       const userId = flag('user', o.user, parseUserId)!;
       const code = await readSecret(`Recovery code for ${userId}: `, RECOVERY_CODE_ENV);
-      const secret = o.keepPassword ? { password: await readSecret(`Password for ${userId}: `, PASSWORD_ENV) } : { newPassword: await readNewSecret(`New password for ${userId}: `, NEW_PASSWORD_ENV) };
+      const secret = o.keepPassword
+        ? { password: await readSecret(`Password for ${userId}: `, PASSWORD_ENV) }
+        : { newPassword: await readNewSecret(`New password for ${userId}: `, NEW_PASSWORD_ENV) };
       let r;
       try {
         r = await recoverKeystore({ apiUrl: o.api, userId, code, ...secret, ...(o.keystores ? { keystoreDir: o.keystores } : {}) });
@@ -77,7 +91,7 @@ export function addRecoverCommand(cmd: Command): Command {
  */
 export function addEnrolCommand(cmd: Command): Command {
   return withUserOptions(cmd.description('admin: invite a doctor or auditor of your hospital (prints a one-time activation code)'))
-    .requiredOption('--id <id>', 'the new staff member\'s user id')
+    .requiredOption('--id <id>', "the new staff member's user id")
     .requiredOption('--role <role>', 'doctor or auditor')
     .option('--days <n>', 'days until the unused invitation expires (1-30)', '7')
     .option('--json', 'machine-readable output')
@@ -96,7 +110,14 @@ export function addEnrolCommand(cmd: Command): Command {
         throw err;
       }
       const expires = new Date(r.expiresAt).toISOString();
-      if (reportOutcome(r.outcome, `invited ${id} as ${o.role}; activation code ${r.code} (valid until ${expires}; hand it over in person, it is shown only once)`, o.json) && o.json) {
+      if (
+        reportOutcome(
+          r.outcome,
+          `invited ${id} as ${o.role}; activation code ${r.code} (valid until ${expires}; hand it over in person, it is shown only once)`,
+          o.json,
+        ) &&
+        o.json
+      ) {
         json({ user: id, role: o.role, code: r.code, expiresAt: expires, tx: r.outcome.id });
       }
     });
@@ -111,20 +132,31 @@ export function addActivateCommand(cmd: Command): Command {
     .option('--keystores <dir>', 'where to write your keystore (default: ~/.medledger/keystores)')
     .option('--genesis <file>', "the network's genesis file (default: genesis.json in the keystore directory)")
     .option('--json', 'machine-readable output')
-    .addHelpText('after', `\nActivation code: from ${ACTIVATION_CODE_ENV}, else prompted without echo.\nPassword (${PASSWORD_POLICY}): from ${PASSWORD_ENV}, else prompted twice without echo.`)
+    .addHelpText(
+      'after',
+      `\nActivation code: from ${ACTIVATION_CODE_ENV}, else prompted without echo.\nPassword (${PASSWORD_POLICY}): from ${PASSWORD_ENV}, else prompted twice without echo.`,
+    )
     .action(async (o: UserOptions & { json?: boolean }) => {
       const userId = flag('user', o.user, parseUserId)!;
       const code = await readSecret(`Activation code for ${userId}: `, ACTIVATION_CODE_ENV);
       const password = await readNewSecret(`New password for ${userId}: `, PASSWORD_ENV);
       let result;
       try {
-        result = await activateStaff({ apiUrl: o.api, userId, code, password, ...(o.keystores ? { keystoreDir: o.keystores } : {}), ...(o.genesis ? { genesisFile: o.genesis } : {}) });
+        result = await activateStaff({
+          apiUrl: o.api,
+          userId,
+          code,
+          password,
+          ...(o.keystores ? { keystoreDir: o.keystores } : {}),
+          ...(o.genesis ? { genesisFile: o.genesis } : {}),
+        });
       } catch (err) {
         if (/policy|activation code|invitation|already exists|user id/.test((err as Error).message)) throw new UsageError((err as Error).message);
         throw err;
       }
       const { session, outcome } = result;
-      if (reportOutcome(outcome, `activated ${userId} as ${session.keys.role} of ${session.keys.hospital}`, o.json) && o.json) json({ user: userId, role: session.keys.role, hospital: session.keys.hospital, tx: outcome.id });
+      if (reportOutcome(outcome, `activated ${userId} as ${session.keys.role} of ${session.keys.hospital}`, o.json) && o.json)
+        json({ user: userId, role: session.keys.role, hospital: session.keys.hospital, tx: outcome.id });
     });
 }
 

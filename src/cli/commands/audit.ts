@@ -89,7 +89,8 @@ export function addAuditCommand(cmd: Command): Command {
       // The ledger's rules decide; these defaults only save typing the obvious.
       if (!filter.patient && session.keys.role === 'patient') filter.patient = session.userId;
       if (!filter.hospital && session.keys.role === 'admin') filter.hospital = session.keys.hospital;
-      if (!filter.patient && (session.keys.role === 'doctor' || session.keys.role === 'auditor')) throw new UsageError('--patient is required: doctors and auditors see the trails of patients who granted them access');
+      if (!filter.patient && (session.keys.role === 'doctor' || session.keys.role === 'auditor'))
+        throw new UsageError('--patient is required: doctors and auditors see the trails of patients who granted them access');
       const events: AuditEvent[] = [];
       let cursor = o.cursor;
       for (let page = 0; page < (o.all ? MAX_PAGES : 1); page++) {

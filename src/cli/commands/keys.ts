@@ -16,10 +16,19 @@ export function addRotateKeysCommand(cmd: Command): Command {
     .action(async (o: UserOptions & { json?: boolean }) => {
       const userId = flag('user', o.user, parseUserId)!;
       const password = await readSecret(`Password for ${userId}: `, PASSWORD_ENV);
-      const r = await rotateUserKeys({ apiUrl: o.api, userId, password, ...(o.keystores ? { keystoreDir: o.keystores } : {}), ...(o.genesis ? { genesisFile: o.genesis } : {}) });
+      const r = await rotateUserKeys({
+        apiUrl: o.api,
+        userId,
+        password,
+        ...(o.keystores ? { keystoreDir: o.keystores } : {}),
+        ...(o.genesis ? { genesisFile: o.genesis } : {}),
+      });
       warnUnpinned(r.session);
       const rewrapped = r.outcome.value?.rewrapped ?? 0;
-      if (reportOutcome(r.outcome, `rotated the keys of ${userId}; ${rewrapped} data key(s) re-wrapped; new signing key ${toHex(r.keys.signPublic)}`, o.json) && o.json) {
+      if (
+        reportOutcome(r.outcome, `rotated the keys of ${userId}; ${rewrapped} data key(s) re-wrapped; new signing key ${toHex(r.keys.signPublic)}`, o.json) &&
+        o.json
+      ) {
         json({ user: userId, tx: r.outcome.id, rewrapped, signKey: toHex(r.keys.signPublic), encKey: toHex(r.keys.encPublic!) });
       }
     });
@@ -32,7 +41,8 @@ export function addRevokeKeyCommand(cmd: Command): Command {
     .action(async (id: string, o: UserOptions & { json?: boolean }) => {
       const admin = await signIn(o);
       const r = await admin.revokeStaffKey(id);
-      if (reportOutcome(r, `revoked the key of ${id}; invite them again with: medledger enrol --id ${id}`, o.json) && o.json) json({ user: id, revoked: true, tx: r.id });
+      if (reportOutcome(r, `revoked the key of ${id}; invite them again with: medledger enrol --id ${id}`, o.json) && o.json)
+        json({ user: id, revoked: true, tx: r.id });
     });
 }
 
@@ -42,13 +52,15 @@ const hexKey = (name: string, v: string): Uint8Array => {
 };
 
 export function addRecoverPatientCommand(cmd: Command): Command {
-  return withUserOptions(cmd.description("admin: install a patient's new keys after an identity check at the desk (the patient made them with medledger keygen)"))
+  return withUserOptions(
+    cmd.description("admin: install a patient's new keys after an identity check at the desk (the patient made them with medledger keygen)"),
+  )
     .argument('<patient>', 'patient id', (v: string) => flag('patient', v, parseUserId)!)
     .requiredOption('--sign-key <hex>', "the patient's new signing public key")
     .requiredOption('--enc-key <hex>', "the patient's new encryption public key")
     .requiredOption('--ticket <text>', 'reference of the identity check (recorded on the ledger; no personal data)')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nData wrapped for the patient\'s lost encryption key stays unreadable to the patient.')
+    .addHelpText('after', "\nData wrapped for the patient's lost encryption key stays unreadable to the patient.")
     .action(async (patient: string, o: UserOptions & { signKey: string; encKey: string; ticket: string; json?: boolean }) => {
       const signKey = hexKey('sign-key', o.signKey);
       const encKey = hexKey('enc-key', o.encKey);

@@ -17,8 +17,14 @@ export function addPasswdCommand(cmd: Command): Command {
     .description('change your password: re-seals your keystore (on this computer) under a new one')
     .requiredOption('--user <id>', 'your user id')
     .option('--keystores <dir>', 'keystore directory (default: ~/.medledger/keystores)')
-    .option('--api <url>', "your home node API: refreshes the password copy of your key backup there (and finds the cluster's keystore directory when your keystore is not in ~/.medledger/keystores)")
-    .addHelpText('after', `\nOld password: from ${PASSWORD_ENV}, else prompted. New password (${PASSWORD_POLICY}): from ${NEW_PASSWORD_ENV_PASSWD}, else prompted twice.\nExit codes: 0 changed, 2 wrong password, weak new password or other error.`)
+    .option(
+      '--api <url>',
+      "your home node API: refreshes the password copy of your key backup there (and finds the cluster's keystore directory when your keystore is not in ~/.medledger/keystores)",
+    )
+    .addHelpText(
+      'after',
+      `\nOld password: from ${PASSWORD_ENV}, else prompted. New password (${PASSWORD_POLICY}): from ${NEW_PASSWORD_ENV_PASSWD}, else prompted twice.\nExit codes: 0 changed, 2 wrong password, weak new password or other error.`,
+    )
     .action(async (o: { user: string; keystores?: string; api?: string }) => {
       const userId = flag('user', o.user, parseUserId)!;
       let hint: string | undefined;
@@ -46,7 +52,8 @@ export function addPasswdCommand(cmd: Command): Command {
         const { refreshBackupPasswordCopy } = await import('../../client/recovery.js');
         const { readKeystoreFile } = await import('../../client/keystoreFiles.js');
         try {
-          if (await refreshBackupPasswordCopy(new ApiClient(o.api), keys, readKeystoreFile(dir, userId))) process.stdout.write(`the password copy of your key backup on the node was updated\n`);
+          if (await refreshBackupPasswordCopy(new ApiClient(o.api), keys, readKeystoreFile(dir, userId)))
+            process.stdout.write(`the password copy of your key backup on the node was updated\n`);
         } catch (err) {
           process.stderr.write(`warning: the key backup on the node was not updated (${(err as Error).message}); run passwd again with --api later\n`);
         }

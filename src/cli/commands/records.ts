@@ -1,6 +1,18 @@
 import type { Command } from 'commander';
 import { formatDateTime, textTable } from '../../client/auditView.js';
-import { formatBytes, parseBloodPressure, parseHeartRate, parsePositiveInt, parseRecordId, parseTemperature, parseUserId, readAttachment, recordContentOf, saveAttachment, type RecordFields } from '../../client/inputs.js';
+import {
+  formatBytes,
+  parseBloodPressure,
+  parseHeartRate,
+  parsePositiveInt,
+  parseRecordId,
+  parseTemperature,
+  parseUserId,
+  readAttachment,
+  recordContentOf,
+  saveAttachment,
+  type RecordFields,
+} from '../../client/inputs.js';
 import { fullyReadable, type DecryptedRecord, type Session } from '../../client/session.js';
 import { UsageError } from '../passwordPrompt.js';
 import { flag, json, patientOf, reportOutcome, signIn, withUserOptions, type UserOptions } from '../userSession.js';
@@ -68,7 +80,13 @@ function printRecord(rec: DecryptedRecord): void {
     ['notes', c?.notes ?? '-'],
   ];
   if (rec.error) rows.push(['content', `not readable: ${rec.error}`]);
-  for (const f of rec.files) rows.push(['file', f.content ? `${f.file} ${f.content.name} (${f.content.mime}, ${formatBytes(f.content.data.length)}, v${f.version})` : `${f.file} not readable: ${f.error}`]);
+  for (const f of rec.files)
+    rows.push([
+      'file',
+      f.content
+        ? `${f.file} ${f.content.name} (${f.content.mime}, ${formatBytes(f.content.data.length)}, v${f.version})`
+        : `${f.file} not readable: ${f.error}`,
+    ]);
   for (const a of rec.attempts ?? []) rows.push(['not read via', `${a.api}: ${a.error}`]);
   if (rec.attempts?.length && rec.via) rows.push(['read via', rec.via]);
   process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(15)}${v}`).join('\n')}\n`);
@@ -78,7 +96,11 @@ const recordJson = (rec: DecryptedRecord) => ({
   meta: rec.meta,
   ...(rec.content ? { content: rec.content } : {}),
   ...(rec.error ? { error: rec.error } : {}),
-  files: rec.files.map((f) => ({ file: f.file, version: f.version, ...(f.content ? { name: f.content.name, mime: f.content.mime, size: f.content.data.length } : { error: f.error }) })),
+  files: rec.files.map((f) => ({
+    file: f.file,
+    version: f.version,
+    ...(f.content ? { name: f.content.name, mime: f.content.mime, size: f.content.data.length } : { error: f.error }),
+  })),
   ...(rec.via ? { via: rec.via } : {}),
   ...(rec.attempts?.length ? { attempts: rec.attempts } : {}),
 });
@@ -109,7 +131,14 @@ export function addRecordCommands(record: Command): Command {
     if (!reportOutcome(r, '', true)) return;
     const records = r.value ?? [];
     if (o.json) return void json({ records });
-    const rows = records.map((m) => [m.id, formatDateTime(m.createdAt), formatDateTime(m.updatedAt), m.createdBy, String(m.version), String(Object.values(m.files).filter((f) => !f.removed).length)]);
+    const rows = records.map((m) => [
+      m.id,
+      formatDateTime(m.createdAt),
+      formatDateTime(m.updatedAt),
+      m.createdBy,
+      String(m.version),
+      String(Object.values(m.files).filter((f) => !f.removed).length),
+    ]);
     process.stdout.write(`${textTable(['Record', 'Created', 'Updated', 'By', 'Version', 'Files'], rows)}\n`);
   });
 
@@ -123,7 +152,10 @@ export function addRecordCommands(record: Command): Command {
     )
     .action(async (id: string, o: PatientOpt & { version?: string; saveFiles?: string }) => {
       const version = flag('version', o.version, (t) => parsePositiveInt(t, 'version'));
-      const [api, ...fallbacks] = o.api.split(',').map((u) => u.trim()).filter(Boolean);
+      const [api, ...fallbacks] = o.api
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean);
       if (!api) throw new UsageError('--api: no node API URL given');
       const { session, patient } = await start({ ...o, api }, fallbacks);
       const r = await session.readRecord(patient, id, version);
@@ -158,10 +190,17 @@ export function addRecordCommands(record: Command): Command {
         notes: c.notes,
         ...changes,
       };
-      const names: Record<string, keyof RecordFields> = { title: 'title', temperature: 'temperature', bp: 'bloodPressure', 'heart-rate': 'heartRate', notes: 'notes' };
+      const names: Record<string, keyof RecordFields> = {
+        title: 'title',
+        temperature: 'temperature',
+        bp: 'bloodPressure',
+        'heart-rate': 'heartRate',
+        notes: 'notes',
+      };
       for (const field of clear) delete merged[names[field]!];
       const r = await session.updateRecord(patient, id, current.value!.meta.version, recordContentOf(merged));
-      if (reportOutcome(r, `updated ${id} to version ${current.value!.meta.version + 1}`, o.json) && o.json) json({ record: id, version: current.value!.meta.version + 1, tx: r.id });
+      if (reportOutcome(r, `updated ${id} to version ${current.value!.meta.version + 1}`, o.json) && o.json)
+        json({ record: id, version: current.value!.meta.version + 1, tx: r.id });
     });
 
   withPatient(record.command('copy').description("copy a record's current content into a new record of the same patient"))
@@ -202,7 +241,8 @@ export function addRecordCommands(record: Command): Command {
       const meta = current.value?.meta.files[fileId];
       if (!meta || meta.removed) throw new UsageError(`${id} has no file ${fileId}`);
       const r = await session.replaceFile(patient, id, fileId, meta.version, file);
-      if (reportOutcome(r, `replaced ${fileId} (version ${meta.version + 1})`, o.json) && o.json) json({ record: id, file: fileId, version: meta.version + 1, tx: r.id });
+      if (reportOutcome(r, `replaced ${fileId} (version ${meta.version + 1})`, o.json) && o.json)
+        json({ record: id, file: fileId, version: meta.version + 1, tx: r.id });
     });
 
   withPatient(record.command('remove-file').description('remove a file from a record'))

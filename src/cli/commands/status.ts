@@ -5,7 +5,9 @@ export async function runStatus(opts: { api: string; json?: boolean }): Promise<
   const s = await new ApiClient(opts.api).status();
   if (opts.json) {
     const { node, peerId, height, headHash, finalizedHeight, finalizedHash, peers } = s;
-    process.stdout.write(`${JSON.stringify({ node, peerId, height, headHash, finalizedHeight, finalizedHash, peers, hospital: s.hospital, network: s.network, round: s.round, mempool: s.mempool, integrity: s.integrity })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ node, peerId, height, headHash, finalizedHeight, finalizedHash, peers, hospital: s.hospital, network: s.network, round: s.round, mempool: s.mempool, integrity: s.integrity })}\n`,
+    );
     return;
   }
   const lines = [

@@ -6,7 +6,14 @@ export async function runTui(opts: { api: string; keystores?: string; genesis?: 
   process.env.CI = 'false';
   process.env.CONTINUOUS_INTEGRATION = 'false';
   const [{ createElement }, { render }, { App }] = await Promise.all([import('react'), import('ink'), import('../../tui/App.js')]);
-  const app = render(createElement(App, { apiUrl: opts.api, ...(opts.keystores ? { keystoreDir: opts.keystores } : {}), ...(opts.genesis ? { genesisFile: opts.genesis } : {}) }), { exitOnCtrlC: true });
+  const app = render(
+    createElement(App, {
+      apiUrl: opts.api,
+      ...(opts.keystores ? { keystoreDir: opts.keystores } : {}),
+      ...(opts.genesis ? { genesisFile: opts.genesis } : {}),
+    }),
+    { exitOnCtrlC: true },
+  );
   await app.waitUntilExit();
   // Pending fetches of the status poll must not keep the process alive after the UI is gone.
   process.exit(0);

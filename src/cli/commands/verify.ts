@@ -7,7 +7,10 @@ import { equivocationLabel, verifyReplicas, type VerifyReport } from '../../clie
  * the transaction for a payload), 2 the check could not be completed.
  */
 export async function runVerify(opts: { api: string[]; genesis?: string; json?: boolean; payloads?: boolean }): Promise<void> {
-  const urls = opts.api.flatMap((a) => a.split(',')).map((u) => u.trim()).filter(Boolean);
+  const urls = opts.api
+    .flatMap((a) => a.split(','))
+    .map((u) => u.trim())
+    .filter(Boolean);
   const progress = !opts.json && process.stderr.isTTY;
   const report = await verifyReplicas(urls, {
     ...(opts.genesis ? { genesisFile: opts.genesis } : {}),
@@ -40,14 +43,20 @@ export function formatReport(r: VerifyReport): string {
   if (r.divergence) lines.push(`DIVERGENCE at height ${r.divergence.height}: ${r.divergence.nodes.join(', ')} — ${r.divergence.detail}`);
   for (const e of r.equivocations ?? []) {
     lines.push(equivocationLabel(e));
-    for (const b of e.blocks) if (e.source === 'chains') lines.push(`    block ${short(b.hash)} round ${b.round} served by ${b.nodes.join(', ') || '-'}, certified by ${b.signers.join(', ')}`);
+    for (const b of e.blocks)
+      if (e.source === 'chains')
+        lines.push(`    block ${short(b.hash)} round ${b.round} served by ${b.nodes.join(', ') || '-'}, certified by ${b.signers.join(', ')}`);
   }
   if (r.equivocationsOmitted) lines.push(`    …and the conflicting branches go on with certified blocks at ${r.equivocationsOmitted} more height(s)`);
   if (r.payloads) {
     const p = r.payloads;
     const found = p.findings.length + (p.findingsOmitted ?? 0);
-    const since = p.deletedSinceVerified ? `; ${p.deletedSinceVerified} absent because their record was deleted after the verified height (deletion proofs checked)` : '';
-    lines.push(`payloads  ${p.payloads} committed payload(s), ${p.compared} replica copies compared with the committed hashes: ${found === 0 ? 'all held as committed' : `${found} problem(s)`}${since}`);
+    const since = p.deletedSinceVerified
+      ? `; ${p.deletedSinceVerified} absent because their record was deleted after the verified height (deletion proofs checked)`
+      : '';
+    lines.push(
+      `payloads  ${p.payloads} committed payload(s), ${p.compared} replica copies compared with the committed hashes: ${found === 0 ? 'all held as committed' : `${found} problem(s)`}${since}`,
+    );
     for (const f of p.findings) lines.push(`PAYLOAD ${f.node} height ${f.height} tx ${f.tx}${f.record ? ` (record ${f.record})` : ''}: ${f.detail}`);
     if (p.findingsOmitted) lines.push(`    …and ${p.findingsOmitted} more payload problem(s)`);
     for (const e of p.errors ?? []) lines.push(`payloads  ${e.node}: not checked: ${e.problem}`);

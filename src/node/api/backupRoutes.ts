@@ -105,7 +105,8 @@ export function backupRoutes(node: ApiBackend, nonces: RequestNonces, authentica
         if (!backup) throw new MedLedgerError('NOT_FOUND', `no backup for ${id}`);
         const user = node.user(id);
         const keys = [fromBase64(backup.authKey), ...(user?.active ? [user.signKey] : [])];
-        if (!checkSignedBy(node, nonces, ctx, id, keys)) throw new MedLedgerError('FORBIDDEN', `the backup of ${id} is served only to a request signed with its recovery code`);
+        if (!checkSignedBy(node, nonces, ctx, id, keys))
+          throw new MedLedgerError('FORBIDDEN', `the backup of ${id} is served only to a request signed with its recovery code`);
         return { body: { backup } };
       },
     },

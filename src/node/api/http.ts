@@ -348,8 +348,7 @@ export function createApiServer(routes: Route[], opts: ApiServerOptions): ApiSer
         else if (isMedLedgerError(err)) {
           const status = STATUS[err.code];
           send(res, status, { error: { code: err.code, message: err.message } }, status === 503 ? { 'retry-after': String(retryAfterOf(err)) } : {});
-        }
-        else {
+        } else {
           opts.logger.error({ err }, 'API handler failed');
           send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
         }

@@ -34,7 +34,8 @@ function authenticateRequest(node: ApiBackend, nonces: RequestNonces, ctx: Reque
   const nonce = header(AUTH_HEADERS.nonce);
   const target = header(AUTH_HEADERS.node);
   const sig = header(AUTH_HEADERS.sig);
-  if (!userId || !sig || !nonce || !target || !timeText || !Number.isSafeInteger(time)) throw new MedLedgerError('BAD_SIGNATURE', 'this request must be signed by a user');
+  if (!userId || !sig || !nonce || !target || !timeText || !Number.isSafeInteger(time))
+    throw new MedLedgerError('BAD_SIGNATURE', 'this request must be signed by a user');
   if (!REQUEST_NONCE_PATTERN.test(nonce)) throw new MedLedgerError('MALFORMED', 'request nonce must be 16 bytes of lowercase hex');
   if (target !== node.peerId) throw new MedLedgerError('FORBIDDEN', `this request is signed for node ${target.slice(0, 16)}…, not for this node`);
   const now = Date.now();
@@ -101,7 +102,8 @@ export function apiRoutes(node: ApiBackend): Route[] {
         const user = authenticate(node, ctx);
         // The patient (to grant), or a granted staff member (to re-wrap their own keys in a key rotation, issue 10).
         const granted = node.user(ctx.params.id!)?.grants?.[user.id] !== undefined;
-        if (user.id !== ctx.params.id && !granted) throw new MedLedgerError('FORBIDDEN', 'only the patient, or staff they granted, may list their wrapped keys');
+        if (user.id !== ctx.params.id && !granted)
+          throw new MedLedgerError('FORBIDDEN', 'only the patient, or staff they granted, may list their wrapped keys');
         const keys = await node.patientKeys(ctx.params.id!, user.id);
         return { body: { keys: keys.map(({ blob, key }) => ({ blob, key: { epk: toBase64(key.epk), w: toBase64(key.w) } })) } };
       },
@@ -112,7 +114,8 @@ export function apiRoutes(node: ApiBackend): Route[] {
       handler: async (ctx) => {
         const from = Number(ctx.query.get('from') ?? 0);
         const to = Number(ctx.query.get('to') ?? from + MAX_BLOCKS_PER_PAGE - 1);
-        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
+        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from)
+          throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
         return { body: { blocks: await node.blocks(from, to) } };
       },
     },
@@ -123,8 +126,13 @@ export function apiRoutes(node: ApiBackend): Route[] {
         // Encoded blocks and certificates, for independent re-verification (verify, sync by hand).
         const from = Number(ctx.query.get('from') ?? 0);
         const to = Math.min(Number(ctx.query.get('to') ?? from), from + 99);
-        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
-        const blocks = (await node.rawBlocks(from, to)).map(({ height, block, cert }) => ({ height, block: toBase64(block), ...(cert ? { cert: toBase64(cert) } : {}) }));
+        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from)
+          throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
+        const blocks = (await node.rawBlocks(from, to)).map(({ height, block, cert }) => ({
+          height,
+          block: toBase64(block),
+          ...(cert ? { cert: toBase64(cert) } : {}),
+        }));
         return { body: { blocks } };
       },
     },
@@ -142,7 +150,11 @@ export function apiRoutes(node: ApiBackend): Route[] {
     },
     // ---- auditors (issue #5). Like the chain endpoints these are unauthenticated on the loopback API: a
     // proof holds one signed transaction (pseudonymous user, patient and record ids, never content).
-    { method: 'GET', pattern: '/v1/genesis', handler: async () => ({ body: { hash: toHex(node.genesis.hash), genesis: node.genesis.file } satisfies GenesisResponse }) },
+    {
+      method: 'GET',
+      pattern: '/v1/genesis',
+      handler: async () => ({ body: { hash: toHex(node.genesis.hash), genesis: node.genesis.file } satisfies GenesisResponse }),
+    },
     {
       method: 'GET',
       pattern: '/v1/proof/:txId',
@@ -160,7 +172,8 @@ export function apiRoutes(node: ApiBackend): Route[] {
         // What this replica holds of each committed payload of a height range: hashes and markers, never bytes.
         const from = Number(ctx.query.get('from') ?? 1);
         const to = Number(ctx.query.get('to') ?? from);
-        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from) throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
+        if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from)
+          throw new MedLedgerError('MALFORMED', 'from and to must be heights with from <= to');
         return { body: await node.payloads(from, to) };
       },
     },

@@ -145,7 +145,8 @@ export class ChainPass {
       const committed = this.recent.get(h);
       if (committed && bytesEqual(committed.executed.block.header.parent, pass.checker.head.hash)) {
         const stored = await store.getBlockBytes(h);
-        if (!stored || !bytesEqual(stored, encodeBlock(committed.executed.block))) throw new ChainFault(h, 'the stored block is not the block this node committed');
+        if (!stored || !bytesEqual(stored, encodeBlock(committed.executed.block)))
+          throw new ChainFault(h, 'the stored block is not the block this node committed');
         pass.checker.adopt(committed.executed, await store.getCertificateBytes(h));
         await this.stored.check(pass, h, committed.executed);
       } else {

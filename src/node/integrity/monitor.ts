@@ -72,7 +72,18 @@ export class IntegrityMonitor {
     private readonly ledger: Ledger,
     opts: IntegrityMonitorOptions,
   ) {
-    this.opts = { rescanIntervalMs: 3_600_000, crossCheckIntervalMs: 300_000, startupDuty: 0.5, backgroundDuty: 0.25, workers: false, followDelayMs: 1_000, busy: () => false, payloadsToRepair: () => undefined, checkPayloads: true, ...opts };
+    this.opts = {
+      rescanIntervalMs: 3_600_000,
+      crossCheckIntervalMs: 300_000,
+      startupDuty: 0.5,
+      backgroundDuty: 0.25,
+      workers: false,
+      followDelayMs: 1_000,
+      busy: () => false,
+      payloadsToRepair: () => undefined,
+      checkPayloads: true,
+      ...opts,
+    };
     this.pacer = new Pacer(this.opts);
     this.stored = new StoredChecks(ledger, this.opts);
     this.chain = new ChainPass(ledger, this.opts.workers, this.pacer, this.stored);
@@ -141,7 +152,10 @@ export class IntegrityMonitor {
   private logPass(): void {
     if (!this.lastPass) return;
     const { height, events, chainMs, crossCheckMs } = this.lastPass;
-    this.opts.logger.info({ height, events, chainSeconds: Number((chainMs / 1000).toFixed(1)), crossCheckSeconds: Number((crossCheckMs / 1000).toFixed(1)) }, 'integrity check: stored chain verified');
+    this.opts.logger.info(
+      { height, events, chainSeconds: Number((chainMs / 1000).toFixed(1)), crossCheckSeconds: Number((crossCheckMs / 1000).toFixed(1)) },
+      'integrity check: stored chain verified',
+    );
   }
 
   /** Runs a check; false once it found a problem (raised as the alert). */

@@ -30,11 +30,15 @@ export class StoredChecks {
       if (index === undefined || !(index < executed.events.length)) throw new ChainFault(h, `stored audit event ${key} belongs to no transaction of the block`);
       if (index > next) throw new ChainFault(h, `audit event ${next} (transaction ${executed.txs[next]!.idHex.slice(0, 12)}…) is missing from the store`);
       if (!bytesEqual(value, executed.eventBytes[index]!)) {
-        throw new ChainFault(h, `audit event ${index} (transaction ${executed.txs[index]!.idHex.slice(0, 12)}…) differs from the event the block's execution yields`);
+        throw new ChainFault(
+          h,
+          `audit event ${index} (transaction ${executed.txs[index]!.idHex.slice(0, 12)}…) differs from the event the block's execution yields`,
+        );
       }
       next = index + 1;
     }
-    if (next < executed.events.length) throw new ChainFault(h, `audit event ${next} (transaction ${executed.txs[next]!.idHex.slice(0, 12)}…) is missing from the store`);
+    if (next < executed.events.length)
+      throw new ChainFault(h, `audit event ${next} (transaction ${executed.txs[next]!.idHex.slice(0, 12)}…) is missing from the store`);
     if (this.opts.checkPayloads) await this.checkPayloads(executed);
     pass.events += executed.events.length;
     executed.events.forEach((event, i) => {
@@ -60,7 +64,10 @@ export class StoredChecks {
     this.payloads.checked += checked;
     if (problems.length === 0) return;
     for (const p of problems) {
-      this.opts.logger.warn({ height: p.height, tx: p.tx, record: p.record, problem: p.problem }, p.action === 'repair' ? 'payload damaged or missing: repairing from peers' : 'payload of a deleted record still held: purging');
+      this.opts.logger.warn(
+        { height: p.height, tx: p.tx, record: p.record, problem: p.problem },
+        p.action === 'repair' ? 'payload damaged or missing: repairing from peers' : 'payload of a deleted record still held: purging',
+      );
       if (p.action === 'repair') {
         await this.ledger.store.markPayloadMissing(p.tx);
         this.payloads.damaged++;

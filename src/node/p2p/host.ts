@@ -79,7 +79,12 @@ export class P2PHost {
     }
     this.policy = new PeerPolicy(this.peerId, cfg.allowedPeers, cfg.penalty, this.log, (peer) => this.cutOff(peer));
     this.dialer = new StaticPeerDialer(cfg.staticPeers, this.peerId, this.policy, this.log, cfg.redialMinMs ?? 250, cfg.redialMaxMs ?? 10_000);
-    this.readiness = new GossipReadiness(() => this.libp2p, [...this.topicByFullName.keys()], (peer) => this.policy.isAllowed(peer), this.log);
+    this.readiness = new GossipReadiness(
+      () => this.libp2p,
+      [...this.topicByFullName.keys()],
+      (peer) => this.policy.isAllowed(peer),
+      this.log,
+    );
     this.readiness.onReady((peer) => this.dialer.ready(peer));
   }
 

@@ -38,7 +38,10 @@ export interface Libp2pOptions {
   isAllowed: (peer: string) => boolean;
 }
 
-/** Gossipsub keeps at most Dhi and tops up below Dlo: with Dlo ≥ the static peers every one of them can stay in the mesh, so a message reaches every node in one hop. */
+/**
+ * Gossipsub keeps at most Dhi and tops up below Dlo: with Dlo ≥ the static peers every one of them can stay in
+ * the mesh, so a message reaches every node in one hop.
+ */
 export function meshDegree(staticPeerCount: number): { D: number; Dlo: number; Dhi: number } {
   return { D: Math.max(6, staticPeerCount), Dlo: Math.max(4, staticPeerCount), Dhi: Math.max(12, staticPeerCount + 2) };
 }

@@ -43,7 +43,14 @@ const RESPONSE_BATCH_FRAMES = 256;
 const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 
 /** The responder side: reads the request, runs the handler and streams its frames back. Never throws. */
-export async function serveRequest(stream: Stream, connection: Connection, protocol: string, handler: RequestHandler, limits: ServeLimits, log: Logger): Promise<void> {
+export async function serveRequest(
+  stream: Stream,
+  connection: Connection,
+  protocol: string,
+  handler: RequestHandler,
+  limits: ServeLimits,
+  log: Logger,
+): Promise<void> {
   const fromPeer = connection.remotePeer.toString();
   const lp = lpStream(stream, { maxDataLength: limits.maxRequestBytes });
   let frames: AsyncIterator<Uint8Array> | undefined;

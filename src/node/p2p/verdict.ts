@@ -87,7 +87,12 @@ const RESULT: Record<Verdict, TopicValidatorResult> = {
 };
 
 /** Runs the topic's validator, first refusing a message over the size limit; never throws. */
-export async function runValidator(handler: GossipHandler | undefined, data: Uint8Array, fromPeer: string, maxMessageBytes: number): Promise<ValidationOutcome> {
+export async function runValidator(
+  handler: GossipHandler | undefined,
+  data: Uint8Array,
+  fromPeer: string,
+  maxMessageBytes: number,
+): Promise<ValidationOutcome> {
   if (data.byteLength > maxMessageBytes) return { thrown: GossipError.reject('over the size limit') };
   // Subscribed without a handler: neither deliver nor forward.
   if (!handler) return { thrown: GossipError.ignore('no handler for the topic') };

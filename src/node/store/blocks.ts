@@ -5,7 +5,17 @@ import { encodeCanonical } from '../../records/encoding.js';
 import { uintSchema } from '../../records/ids.js';
 import { K, parseSeqKey } from './keys.js';
 import type { PendingBatch } from './pendingBatch.js';
-import { chainHeadSchema, decodeStored, decodeStoredText, levelOptions, SEQ_PATTERN, StoreDamage, type ChainHead, type Level, type ReadOptions } from './values.js';
+import {
+  chainHeadSchema,
+  decodeStored,
+  decodeStoredText,
+  levelOptions,
+  SEQ_PATTERN,
+  StoreDamage,
+  type ChainHead,
+  type Level,
+  type ReadOptions,
+} from './values.js';
 
 const MAX_STORED_BLOCK = 64 * 1024 * 1024;
 

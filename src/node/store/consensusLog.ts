@@ -9,7 +9,9 @@ import { decodeStored, under, type Level } from './values.js';
 
 /** The write-ahead round state as read back from disk: checked before the engine trusts it. */
 export const savedRoundStateSchema = z.object({
-  rs: z.custom<RoundState>((v) => typeof v === 'object' && v !== null && Number.isSafeInteger((v as RoundState).height) && typeof (v as RoundState).rounds === 'object'),
+  rs: z.custom<RoundState>(
+    (v) => typeof v === 'object' && v !== null && Number.isSafeInteger((v as RoundState).height) && typeof (v as RoundState).rounds === 'object',
+  ),
   votes: z.array(signedVoteSchema).max(100_000),
 });
 export type SavedRoundState = z.infer<typeof savedRoundStateSchema>;
@@ -61,7 +63,8 @@ export class ConsensusLog {
   /** The kept proposals; one that fails its check is thrown as StoreDamage. */
   async loadProposals(): Promise<Proposal[]> {
     const out: Proposal[] = [];
-    for await (const [key, value] of this.db.iterator(under(K.consensusBlockPrefix))) out.push(decodeStored(proposalSchema, value, `kept proposal ${key.slice(K.consensusBlockPrefix.length)}`));
+    for await (const [key, value] of this.db.iterator(under(K.consensusBlockPrefix)))
+      out.push(decodeStored(proposalSchema, value, `kept proposal ${key.slice(K.consensusBlockPrefix.length)}`));
     return out;
   }
 
@@ -85,13 +88,17 @@ export class ConsensusLog {
 
   /** Stores one evidence record and deletes `prune` (older records over the bound), in one batch. */
   async addEvidence(ref: EvidenceRef, evidence: StoredEvidence, prune: readonly EvidenceRef[] = []): Promise<void> {
-    await this.db.batch([{ type: 'put' as const, key: keyOf(ref), value: encodeCanonical(evidence) }, ...prune.map((r) => ({ type: 'del' as const, key: keyOf(r) }))]);
+    await this.db.batch([
+      { type: 'put' as const, key: keyOf(ref), value: encodeCanonical(evidence) },
+      ...prune.map((r) => ({ type: 'del' as const, key: keyOf(r) })),
+    ]);
   }
 
   /** The stored evidence, oldest height first; a record that fails its check is thrown as StoreDamage. */
   async listEvidence(): Promise<StoredEvidence[]> {
     const out: StoredEvidence[] = [];
-    for await (const [key, value] of this.db.iterator(under(K.evidencePrefix))) out.push(decodeStored(evidenceSchema, value, `evidence record ${key.slice(K.evidencePrefix.length)}`));
+    for await (const [key, value] of this.db.iterator(under(K.evidencePrefix)))
+      out.push(decodeStored(evidenceSchema, value, `evidence record ${key.slice(K.evidencePrefix.length)}`));
     return out;
   }
 }

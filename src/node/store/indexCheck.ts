@@ -77,7 +77,12 @@ export class IndexCheck {
    * that does not match, and events (up to `upTo`) that lack an entry. The lowest height wins. `pace` runs
    * between entries (the monitor stops or yields there).
    */
-  async locateIndexProblem(family: IndexFamily, upTo: number, snapshot: StoreSnapshot, pace: (count: number) => Promise<void>): Promise<{ height: number; problem: string } | null> {
+  async locateIndexProblem(
+    family: IndexFamily,
+    upTo: number,
+    snapshot: StoreSnapshot,
+    pace: (count: number) => Promise<void>,
+  ): Promise<{ height: number; problem: string } | null> {
     const { db } = this;
     const snap = { snapshot: snapshot.token };
     const txLocations = family === 'txLocation';
@@ -90,7 +95,10 @@ export class IndexCheck {
     // Stored entries → events.
     let batch: { key: string; seq: string }[] = [];
     const flush = async () => {
-      const values = await db.getMany(batch.map((b) => K.event(b.seq)), snap);
+      const values = await db.getMany(
+        batch.map((b) => K.event(b.seq)),
+        snap,
+      );
       batch.forEach(({ key, seq }, i) => {
         const height = Number(seq.slice(0, 12));
         const value = values[i];
@@ -126,7 +134,8 @@ export class IndexCheck {
         for (let j = 0; j < mine.length; j++) {
           const value = values[k++];
           const present = value !== undefined && (!txLocations || new TextDecoder().decode(value) === seq);
-          if (!present) note(event.height, `audit event of transaction ${event.tx.slice(0, 12)}… (${seq}) has no ${txLocations ? 'correct ' : ''}${name} index entry`);
+          if (!present)
+            note(event.height, `audit event of transaction ${event.tx.slice(0, 12)}… (${seq}) has no ${txLocations ? 'correct ' : ''}${name} index entry`);
         }
       }
       events = [];

@@ -229,7 +229,12 @@ export class LedgerStore {
     return this.indexes.indexEntryBatches(family, upTo, opts);
   }
   /** After a digest mismatch: the lowest height at which one index family and the events disagree. */
-  locateIndexProblem(family: IndexFamily, upTo: number, snapshot: StoreSnapshot, pace: (count: number) => Promise<void>): Promise<{ height: number; problem: string } | null> {
+  locateIndexProblem(
+    family: IndexFamily,
+    upTo: number,
+    snapshot: StoreSnapshot,
+    pace: (count: number) => Promise<void>,
+  ): Promise<{ height: number; problem: string } | null> {
     return this.indexes.locateIndexProblem(family, upTo, snapshot, pace);
   }
 

@@ -69,7 +69,12 @@ export class PayloadIndex {
    */
   async payloadHolding(txIdHex: string): Promise<{ bytes: Uint8Array | undefined; referenced: boolean; redacted: boolean; missing: boolean }> {
     const [referenced, redacted, missing] = await this.db.getMany([K.payload(txIdHex), K.redacted(txIdHex), K.missingPayload(txIdHex)]);
-    return { bytes: referenced !== undefined ? this.payloadFiles.read(txIdHex) : undefined, referenced: referenced !== undefined, redacted: redacted !== undefined, missing: missing !== undefined };
+    return {
+      bytes: referenced !== undefined ? this.payloadFiles.read(txIdHex) : undefined,
+      referenced: referenced !== undefined,
+      redacted: redacted !== undefined,
+      missing: missing !== undefined,
+    };
   }
 
   /** The stored wrapped key of a blob for a user, with the transaction whose payload carried it. */

@@ -13,7 +13,8 @@ import { decodeStored, decodeStoredText, EMPTY, TX_ID_PATTERN } from './values.j
 export const wrappedKeyEntrySchema = z.strictObject({ tx: z.string(), key: wrappedKeySchema });
 export type WrappedKeyEntry = z.infer<typeof wrappedKeyEntrySchema>;
 
-export const decodeWrappedKeyEntry = (value: Uint8Array, blob: string, user: string) => decodeStored(wrappedKeyEntrySchema, value, `wrapped key of ${user} for ${blob}`);
+export const decodeWrappedKeyEntry = (value: Uint8Array, blob: string, user: string) =>
+  decodeStored(wrappedKeyEntrySchema, value, `wrapped key of ${user} for ${blob}`);
 /** The id of the transaction whose payload holds a blob (the value under `K.blob`). */
 export const decodeBlobTx = (value: Uint8Array, blob: string) => decodeStoredText(TX_ID_PATTERN, value, `payload reference of ${blob}`);
 
@@ -22,7 +23,13 @@ export const decodeBlobTx = (value: Uint8Array, blob: string) => decodeStoredTex
  * parsed when the payload was checked), into the batch; a payload that did not come with the block is
  * marked missing (see LedgerStore.commitBlock).
  */
-export async function storePayload(batch: PendingBatch, txIdHex: string, t: ExecutedBlock['txs'][number]['tx'], payload: CheckedPayload | undefined, redacted: boolean): Promise<void> {
+export async function storePayload(
+  batch: PendingBatch,
+  txIdHex: string,
+  t: ExecutedBlock['txs'][number]['tx'],
+  payload: CheckedPayload | undefined,
+  redacted: boolean,
+): Promise<void> {
   const kind = payloadKind(t);
   if (!kind) return;
   if (kind.kind === 'blob') {

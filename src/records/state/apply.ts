@@ -21,9 +21,7 @@ export interface ApplyContext {
 export const TX_MAX_AGE_MS = 10 * 60_000;
 export const TX_MAX_FUTURE_MS = 60_000;
 
-export type ApplyResult =
-  | { valid: true; event: AuditEvent; changes: StateChange[] }
-  | { valid: false; error: MedLedgerError };
+export type ApplyResult = { valid: true; event: AuditEvent; changes: StateChange[] } | { valid: false; error: MedLedgerError };
 
 function invalid(code: MedLedgerError['code'], message: string): ApplyResult {
   return { valid: false, error: new MedLedgerError(code, message) };
@@ -82,7 +80,12 @@ function checkValidity(state: StateView, t: UnsignedTx, ctx: ApplyContext): Appl
  * (`bad-activation-code`). On success the user is created with the invitation's role and hospital and the
  * transaction's own key, and the invitation is marked used for good.
  */
-function activate(overlay: OverlayState, tx: Tx<'activateUser'>, invitation: Invitation, ctx: ApplyContext): { agent: User; decision: { allowed: true } | { allowed: false; reason: string } } {
+function activate(
+  overlay: OverlayState,
+  tx: Tx<'activateUser'>,
+  invitation: Invitation,
+  ctx: ApplyContext,
+): { agent: User; decision: { allowed: true } | { allowed: false; reason: string } } {
   const t = tx.tx;
   const agent: User = {
     id: t.actor,

@@ -116,7 +116,16 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
       {
         table: 'invitations',
         key: t.body.user,
-        value: { user: t.body.user, role: t.body.role, hospital: agent.hospital, invitedBy: agent.id, invitedAt: t.time, expiresAt: t.body.expiresAt, codeKey: t.body.codeKey, lastNonce: previous?.lastNonce ?? 0 },
+        value: {
+          user: t.body.user,
+          role: t.body.role,
+          hospital: agent.hospital,
+          invitedBy: agent.id,
+          invitedAt: t.time,
+          expiresAt: t.body.expiresAt,
+          codeKey: t.body.codeKey,
+          lastNonce: previous?.lastNonce ?? 0,
+        },
       },
     ]);
     return ALLOW;
@@ -203,7 +212,17 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
     if (s.get('records', t.record!)) return deny('record-exists');
     const mismatch = checkRecipients(s, patient, t.body.recipients);
     if (mismatch) return mismatch;
-    putRecord(s, { id: t.record!, patient: patient.id, createdBy: agent.id, createdAt: t.time, updatedAt: t.time, version: 1, deleted: false, copiedFrom: source.id, files: {} });
+    putRecord(s, {
+      id: t.record!,
+      patient: patient.id,
+      createdBy: agent.id,
+      createdAt: t.time,
+      updatedAt: t.time,
+      version: 1,
+      deleted: false,
+      copiedFrom: source.id,
+      files: {},
+    });
     return ALLOW;
   },
 
@@ -303,7 +322,11 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
     const request = agent.requests?.[t.body.requester];
     if (!request) return deny('no-pending-request');
     if (!canReceive(s.get('users', t.body.requester))) return deny('grantee-inactive');
-    putUser(s, { ...agent, requests: without(agent.requests, t.body.requester), grants: { ...agent.grants, [t.body.requester]: { kind: request.kind, since: t.time } } });
+    putUser(s, {
+      ...agent,
+      requests: without(agent.requests, t.body.requester),
+      grants: { ...agent.grants, [t.body.requester]: { kind: request.kind, since: t.time } },
+    });
     return ALLOW;
   },
 
@@ -325,7 +348,11 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
     const slot = `${doctor.id}@${t.body.at}`;
     if (s.get('slots', slot)) return deny('slot-taken');
     s.write([
-      { table: 'appointments', key: t.body.appointment, value: { id: t.body.appointment, patient: agent.id, doctor: doctor.id, at: t.body.at, status: 'booked', bookedBy: agent.id } },
+      {
+        table: 'appointments',
+        key: t.body.appointment,
+        value: { id: t.body.appointment, patient: agent.id, doctor: doctor.id, at: t.body.at, status: 'booked', bookedBy: agent.id },
+      },
       { table: 'slots', key: slot, value: t.body.appointment },
     ]);
     return ALLOW;

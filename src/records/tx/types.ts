@@ -1,14 +1,5 @@
 import { z } from 'zod';
-import {
-  appointmentIdSchema,
-  bytes,
-  fileIdSchema,
-  hospitalIdSchema,
-  recordIdSchema,
-  staffRoleSchema,
-  uintSchema,
-  userIdSchema,
-} from '../ids.js';
+import { appointmentIdSchema, bytes, fileIdSchema, hospitalIdSchema, recordIdSchema, staffRoleSchema, uintSchema, userIdSchema } from '../ids.js';
 
 /**
  * Transaction wire format (PROTOCOL.md §2.2). A transaction is the signed statement of one user action; its id is

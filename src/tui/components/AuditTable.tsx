@@ -19,7 +19,7 @@ export function AuditTable({ events, selected }: { events: AuditEvent[]; selecte
         cellColor={(r, c) => (c === OUTCOME ? (events[r]?.outcome === 'denied' ? 'red' : 'green') : undefined)}
         empty="no audit events match"
       />
-      {chosen ? <Text dimColor>  {auditDetail(chosen)}</Text> : null}
+      {chosen ? <Text dimColor> {auditDetail(chosen)}</Text> : null}
     </Box>
   );
 }

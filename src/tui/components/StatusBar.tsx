@@ -12,7 +12,8 @@ export function StatusBar({ node }: { node: NodeStatusState }) {
     <Box flexDirection="column" borderStyle="single" borderTop borderBottom={false} borderLeft={false} borderRight={false}>
       {s ? (
         <Text>
-          node <Text bold>{s.node}</Text> ({s.hospital}) · peers {s.peers.length}/{Math.max(0, s.validators - 1)} · height {s.height} · finalized {s.finalizedHeight} ·{' '}
+          node <Text bold>{s.node}</Text> ({s.hospital}) · peers {s.peers.length}/{Math.max(0, s.validators - 1)} · height {s.height} · finalized{' '}
+          {s.finalizedHeight} ·{' '}
           {s.integrity.ok ? <Text color="green">integrity ok (verified to {s.integrity.verifiedHeight})</Text> : <Text color="red">integrity FAILED</Text>}
         </Text>
       ) : (

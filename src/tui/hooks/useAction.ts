@@ -7,7 +7,10 @@ import { useApp } from '../context.js';
  */
 export function useAction() {
   const { setBusy, setFlash } = useApp();
-  return async function run<T>(action: () => Promise<ActionOutcome<T>>, describe: (outcome: ActionOutcome<T>) => string): Promise<ActionOutcome<T> | undefined> {
+  return async function run<T>(
+    action: () => Promise<ActionOutcome<T>>,
+    describe: (outcome: ActionOutcome<T>) => string,
+  ): Promise<ActionOutcome<T> | undefined> {
     setBusy(true);
     try {
       const outcome = await action();

@@ -52,7 +52,10 @@ export function AccessScreen() {
             submitLabel="Grant"
             onSubmit={async (v) => {
               const user = v.user!.trim();
-              const r = await run(() => session.grant(user), () => `Granted ${user} access to your records`);
+              const r = await run(
+                () => session.grant(user),
+                () => `Granted ${user} access to your records`,
+              );
               if (r) app.back();
             }}
           />,
@@ -67,7 +70,17 @@ export function AccessScreen() {
   );
 
   return (
-    <Screen title="My doctors and auditors" help={[['↑↓', 'move'], ['g', 'grant'], ['r', 'revoke'], ['a', 'approve request'], ['d', 'deny request'], ['Esc', 'back']]}>
+    <Screen
+      title="My doctors and auditors"
+      help={[
+        ['↑↓', 'move'],
+        ['g', 'grant'],
+        ['r', 'revoke'],
+        ['a', 'approve request'],
+        ['d', 'deny request'],
+        ['Esc', 'back'],
+      ]}
+    >
       <LoadState of={overview} />
       {overview.state === 'done' ? (
         <Table

@@ -41,7 +41,10 @@ export function AppointmentsScreen() {
               const at = parseFutureDateTime(v.at!);
               if (!at.ok) return at.error;
               const doctor = v.doctor!.trim();
-              const r = await run(() => session.book(doctor, at.value), () => `Booked ${doctor} on ${formatDateTime(at.value).slice(0, 16)}`);
+              const r = await run(
+                () => session.book(doctor, at.value),
+                () => `Booked ${doctor} on ${formatDateTime(at.value).slice(0, 16)}`,
+              );
               if (r) app.back();
             }}
           />,
@@ -53,7 +56,10 @@ export function AppointmentsScreen() {
             title="Cancel an appointment"
             question={`Cancel the appointment of ${current.patient} with ${current.doctor} on ${formatDateTime(current.at).slice(0, 16)}?`}
             onYes={async () => {
-              await run(() => session.cancel(current.patient, current.id), () => `Cancelled appointment ${current.id}`);
+              await run(
+                () => session.cancel(current.patient, current.id),
+                () => `Cancelled appointment ${current.id}`,
+              );
               app.back();
             }}
           />,
@@ -64,7 +70,10 @@ export function AppointmentsScreen() {
   );
 
   return (
-    <Screen title={isPatient ? 'My appointments' : 'My appointments with patients'} help={[['↑↓', 'move'], ...(isPatient ? ([['b', 'book']] as [string, string][]) : []), ['c', 'cancel'], ['Esc', 'back']]}>
+    <Screen
+      title={isPatient ? 'My appointments' : 'My appointments with patients'}
+      help={[['↑↓', 'move'], ...(isPatient ? ([['b', 'book']] as [string, string][]) : []), ['c', 'cancel'], ['Esc', 'back']]}
+    >
       <LoadState of={overview} />
       {overview.state === 'done' ? (
         <Table

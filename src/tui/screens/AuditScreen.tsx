@@ -29,7 +29,14 @@ function filterFields(filter: AuditFilter, hidden: FilterKey[], opts: { patientR
     },
     { name: 'user', label: 'User (who acted)', initial: filter.user ?? '', validate: check(optional(parseUserId)) },
     { name: 'record', label: 'Record', initial: filter.record ?? '', validate: check(optional(parseRecordId)) },
-    { name: 'action', label: 'Action', kind: 'choice', options: [ANY, 'C', 'R', 'U', 'D', 'E'], initial: filter.action ?? ANY, hint: '←→  C create · R read · U update · D delete · E execute' },
+    {
+      name: 'action',
+      label: 'Action',
+      kind: 'choice',
+      options: [ANY, 'C', 'R', 'U', 'D', 'E'],
+      initial: filter.action ?? ANY,
+      hint: '←→  C create · R read · U update · D delete · E execute',
+    },
     { name: 'outcome', label: 'Outcome', kind: 'choice', options: [ANY, 'success', 'denied'], initial: filter.outcome ?? ANY },
     { name: 'from', label: 'From', initial: dateText(filter.from), hint: 'YYYY-MM-DD [HH:MM]', validate: check(optional((t) => parseDateTime(t))) },
     {
@@ -155,7 +162,14 @@ export function AuditScreen({ filter: initial, fixed = [], pageSize = 12 }: { fi
   return (
     <Screen
       title={`Audit trail${filter.patient ? ` of ${filter.patient}` : filter.hospital ? ` of ${filter.hospital}'s staff` : ''} — newest first`}
-      help={[['↑↓', 'row'], ['n', 'next page'], ['p', 'previous page'], ['f', 'filters'], ['r', 'reload'], ['Esc', 'back']]}
+      help={[
+        ['↑↓', 'row'],
+        ['n', 'next page'],
+        ['p', 'previous page'],
+        ['f', 'filters'],
+        ['r', 'reload'],
+        ['Esc', 'back'],
+      ]}
     >
       <Text dimColor>
         filters: {describeFilter(filter)} · page {cursors.length}

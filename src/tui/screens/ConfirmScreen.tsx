@@ -14,7 +14,13 @@ export function ConfirmScreen({ title, question, onYes }: { title: string; quest
     { isActive: !busy },
   );
   return (
-    <Screen title={title} help={[['y', 'yes'], ['n/Esc', 'no']]}>
+    <Screen
+      title={title}
+      help={[
+        ['y', 'yes'],
+        ['n/Esc', 'no'],
+      ]}
+    >
       <Text>{question} (y/n)</Text>
     </Screen>
   );

@@ -12,7 +12,13 @@ export const FORM_HELP: [string, string][] = [
 ];
 
 /** A screen holding one form (grant, request access, book, attach a file…); Esc goes back. */
-export function FormScreen(props: { title: string; intro?: string; fields: FieldSpec[]; submitLabel: string; onSubmit(values: FormValues): Promise<string | void> | string | void }) {
+export function FormScreen(props: {
+  title: string;
+  intro?: string;
+  fields: FieldSpec[];
+  submitLabel: string;
+  onSubmit(values: FormValues): Promise<string | void> | string | void;
+}) {
   const { back, busy } = useApp();
   return (
     <Screen title={props.title} help={FORM_HELP}>

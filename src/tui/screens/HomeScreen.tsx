@@ -97,7 +97,10 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
       fields={[{ name: 'patient', label: 'Patient id', validate: check(parseUserId) }]}
       submitLabel="Send request"
       onSubmit={async (v) => {
-        const r = await run(() => session.requestAccess(v.patient!.trim()), () => `Access requested from ${v.patient!.trim()}; pending until they approve`);
+        const r = await run(
+          () => session.requestAccess(v.patient!.trim()),
+          () => `Access requested from ${v.patient!.trim()}; pending until they approve`,
+        );
         if (r) app.back();
       }}
     />,
@@ -148,7 +151,11 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
       return [
         { hotkey: 'e', label: 'Enrol a doctor or auditor', onSelect: open(<EnrolScreen />) },
         { hotkey: 'd', label: 'Staff (deactivate)', onSelect: open(<StaffScreen />) },
-        { hotkey: 't', label: "Audit trail of my hospital's staff", onSelect: open(<AuditScreen filter={{ hospital: session.keys.hospital }} fixed={['hospital']} />) },
+        {
+          hotkey: 't',
+          label: "Audit trail of my hospital's staff",
+          onSelect: open(<AuditScreen filter={{ hospital: session.keys.hospital }} fixed={['hospital']} />),
+        },
         { hotkey: 'v', label: 'Verify replicas', onSelect: open(<VerifyScreen />) },
         ...common,
       ];

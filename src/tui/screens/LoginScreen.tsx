@@ -23,13 +23,37 @@ export function LoginScreen({ onLoggedIn }: { onLoggedIn(session: Session): void
   const [mode, setMode] = useState<'login' | 'register' | 'activate' | 'recover'>('login');
   if (mode === 'activate') return <ActivateForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />;
   if (mode === 'recover') return <RecoverForm onDone={() => setMode('login')} />;
-  return mode === 'login' ? <LoginForm onLoggedIn={onLoggedIn} onRegister={() => setMode('register')} onActivate={() => setMode('activate')} onRecover={() => setMode('recover')} /> : <RegisterForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />;
+  return mode === 'login' ? (
+    <LoginForm onLoggedIn={onLoggedIn} onRegister={() => setMode('register')} onActivate={() => setMode('activate')} onRecover={() => setMode('recover')} />
+  ) : (
+    <RegisterForm onLoggedIn={onLoggedIn} onCancel={() => setMode('login')} />
+  );
 }
 
-function LoginForm({ onLoggedIn, onRegister, onActivate, onRecover }: { onLoggedIn(session: Session): void; onRegister(): void; onActivate(): void; onRecover(): void }) {
+function LoginForm({
+  onLoggedIn,
+  onRegister,
+  onActivate,
+  onRecover,
+}: {
+  onLoggedIn(session: Session): void;
+  onRegister(): void;
+  onActivate(): void;
+  onRecover(): void;
+}) {
   const { apiUrl, keystoreDir, genesisFile, quit, setFlash } = useApp();
   return (
-    <Screen title="Log in to MedLedger" help={[['Enter', 'next / log in'], ['Tab', 'switch field'], ['Ctrl-R', 'register as a new patient'], ['Ctrl-A', 'activate a staff account'], ['Ctrl-K', 'recover with the recovery code'], ['Esc', 'quit']]}>
+    <Screen
+      title="Log in to MedLedger"
+      help={[
+        ['Enter', 'next / log in'],
+        ['Tab', 'switch field'],
+        ['Ctrl-R', 'register as a new patient'],
+        ['Ctrl-A', 'activate a staff account'],
+        ['Ctrl-K', 'recover with the recovery code'],
+        ['Esc', 'quit'],
+      ]}
+    >
       <Form
         fields={[
           { name: 'user', label: 'User id', validate: check(parseUserId) },
@@ -55,7 +79,13 @@ function LoginForm({ onLoggedIn, onRegister, onActivate, onRecover }: { onLogged
         onSubmit={async (v) => {
           await yieldToRender();
           try {
-            const session = await login({ apiUrl, userId: v.user!.trim(), password: v.password!, ...(keystoreDir ? { keystoreDir } : {}), ...(genesisFile ? { genesisFile } : {}) });
+            const session = await login({
+              apiUrl,
+              userId: v.user!.trim(),
+              password: v.password!,
+              ...(keystoreDir ? { keystoreDir } : {}),
+              ...(genesisFile ? { genesisFile } : {}),
+            });
             setFlash(null);
             onLoggedIn(session);
           } catch (err) {
@@ -65,7 +95,10 @@ function LoginForm({ onLoggedIn, onRegister, onActivate, onRecover }: { onLogged
         }}
       />
       <Box marginTop={1}>
-        <Text dimColor>Staff (doctors, auditors) activate the account their admin invited with Ctrl-A; patients register here with Ctrl-R, and recover their keys with the recovery code with Ctrl-K.</Text>
+        <Text dimColor>
+          Staff (doctors, auditors) activate the account their admin invited with Ctrl-A; patients register here with Ctrl-R, and recover their keys with the
+          recovery code with Ctrl-K.
+        </Text>
       </Box>
     </Screen>
   );
@@ -109,9 +142,19 @@ function RegisterForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): 
         onSubmit={async (v) => {
           await yieldToRender();
           try {
-            const { session, outcome, recoveryCode, backupError } = await registerPatient({ apiUrl, userId: v.user!.trim(), password: v.password!, ...(keystoreDir ? { keystoreDir } : {}), ...(genesisFile ? { genesisFile } : {}) });
+            const { session, outcome, recoveryCode, backupError } = await registerPatient({
+              apiUrl,
+              userId: v.user!.trim(),
+              password: v.password!,
+              ...(keystoreDir ? { keystoreDir } : {}),
+              ...(genesisFile ? { genesisFile } : {}),
+            });
             if (outcome.denied) return `Registration denied by the ledger: ${outcome.denied}`;
-            setFlash(backupError ? { kind: 'error', text: `Registered ${session.userId}, but no key backup was stored (${backupError}): you have no recovery code` } : { kind: 'success', text: `Registered ${session.userId} as a patient at ${session.hospital}` });
+            setFlash(
+              backupError
+                ? { kind: 'error', text: `Registered ${session.userId}, but no key backup was stored (${backupError}): you have no recovery code` }
+                : { kind: 'success', text: `Registered ${session.userId} as a patient at ${session.hospital}` },
+            );
             if (recoveryCode) setKit({ session, code: recoveryCode });
             else onLoggedIn(session);
           } catch (err) {
@@ -135,7 +178,12 @@ function ActivateForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): 
       <Form
         fields={[
           { name: 'user', label: 'User id', hint: 'as your admin invited it', validate: check(parseUserId) },
-          { name: 'code', label: 'Activation code', kind: 'password', validate: (v) => (isActivationCode(v) ? undefined : 'the code is 20 letters and digits, e.g. ABCD-EFGH-…') },
+          {
+            name: 'code',
+            label: 'Activation code',
+            kind: 'password',
+            validate: (v) => (isActivationCode(v) ? undefined : 'the code is 20 letters and digits, e.g. ABCD-EFGH-…'),
+          },
           { name: 'password', label: 'New password', kind: 'password', validate: (v, all) => newPasswordProblems(all.user ?? '', v)[0] },
           { name: 'repeat', label: 'Repeat password', kind: 'password', validate: (v, all) => (v === all.password ? undefined : 'the two passwords differ') },
         ]}
@@ -144,7 +192,14 @@ function ActivateForm({ onLoggedIn, onCancel }: { onLoggedIn(session: Session): 
         onSubmit={async (v) => {
           await yieldToRender();
           try {
-            const { session, outcome } = await activateStaff({ apiUrl, userId: v.user!.trim(), code: v.code!, password: v.password!, ...(keystoreDir ? { keystoreDir } : {}), ...(genesisFile ? { genesisFile } : {}) });
+            const { session, outcome } = await activateStaff({
+              apiUrl,
+              userId: v.user!.trim(),
+              code: v.code!,
+              password: v.password!,
+              ...(keystoreDir ? { keystoreDir } : {}),
+              ...(genesisFile ? { genesisFile } : {}),
+            });
             if (outcome.denied) return `Activation denied by the ledger: ${outcome.denied}`;
             setFlash({ kind: 'success', text: `Activated ${session.userId} as ${session.keys.role} at ${session.keys.hospital}` });
             onLoggedIn(session);

@@ -20,7 +20,12 @@ export function PasswordScreen() {
       intro={`Your keystore on this computer is sealed again under the new password. Password: ${PASSWORD_POLICY}.`}
       fields={[
         { name: 'old', label: 'Current password', kind: 'password', validate: (v) => (v ? undefined : 'enter your current password') },
-        { name: 'password', label: 'New password', kind: 'password', validate: (v, all) => (v && v === all.old ? 'the new password must differ from the old one' : newPasswordProblems(userId, v)[0]) },
+        {
+          name: 'password',
+          label: 'New password',
+          kind: 'password',
+          validate: (v, all) => (v && v === all.old ? 'the new password must differ from the old one' : newPasswordProblems(userId, v)[0]),
+        },
         { name: 'repeat', label: 'Repeat new password', kind: 'password', validate: (v, all) => (v === all.password ? undefined : 'the two passwords differ') },
       ]}
       submitLabel="Change password"

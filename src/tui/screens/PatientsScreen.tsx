@@ -37,7 +37,15 @@ export function PatientsScreen() {
   );
 
   return (
-    <Screen title="My patients" help={[['↑↓', 'move'], ['Enter', 'records'], ['t', 'audit trail'], ['Esc', 'back']]}>
+    <Screen
+      title="My patients"
+      help={[
+        ['↑↓', 'move'],
+        ['Enter', 'records'],
+        ['t', 'audit trail'],
+        ['Esc', 'back'],
+      ]}
+    >
       <LoadState of={overview} />
       {overview.state === 'done' ? (
         <Table

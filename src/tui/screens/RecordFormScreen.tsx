@@ -17,8 +17,20 @@ export function RecordFormScreen({ patient, existing }: { patient: string; exist
   const c = existing?.content;
   const fields: FieldSpec[] = [
     { name: 'title', label: 'Title', initial: c?.title ?? '', validate: maxLength(200, 'title') },
-    { name: 'temperature', label: 'Temperature °C', initial: c?.vitals.temperature?.toString() ?? '', hint: 'e.g. 36.8', validate: check(optional(parseTemperature)) },
-    { name: 'bloodPressure', label: 'Blood pressure', initial: c?.vitals.bloodPressure ?? '', hint: 'systolic/diastolic, e.g. 120/80', validate: check(optional(parseBloodPressure)) },
+    {
+      name: 'temperature',
+      label: 'Temperature °C',
+      initial: c?.vitals.temperature?.toString() ?? '',
+      hint: 'e.g. 36.8',
+      validate: check(optional(parseTemperature)),
+    },
+    {
+      name: 'bloodPressure',
+      label: 'Blood pressure',
+      initial: c?.vitals.bloodPressure ?? '',
+      hint: 'systolic/diastolic, e.g. 120/80',
+      validate: check(optional(parseBloodPressure)),
+    },
     { name: 'heartRate', label: 'Heart rate bpm', initial: c?.vitals.heartRate?.toString() ?? '', validate: check(optional(parseHeartRate)) },
     { name: 'notes', label: 'Notes', initial: c?.notes ?? '', validate: maxLength(20_000, 'notes') },
     ...(existing ? [] : [{ name: 'file', label: 'Attach file', hint: 'optional path on disk', validate: check(optional(checkAttachmentPath)) }]),
@@ -44,15 +56,24 @@ export function RecordFormScreen({ patient, existing }: { patient: string; exist
             notes: v.notes?.trim(),
           });
           if (existing) {
-            const r = await run(() => session.updateRecord(patient, existing.record, existing.version, content), () => `Saved version ${existing.version + 1} of ${existing.record}`);
+            const r = await run(
+              () => session.updateRecord(patient, existing.record, existing.version, content),
+              () => `Saved version ${existing.version + 1} of ${existing.record}`,
+            );
             if (r) app.back();
             return;
           }
-          const created = await run(() => session.createRecord(patient, content), (o) => `Created record ${o.value}`);
+          const created = await run(
+            () => session.createRecord(patient, content),
+            (o) => `Created record ${o.value}`,
+          );
           if (!created) return;
           if (!created.denied && created.value && v.file?.trim()) {
             const path = v.file.trim();
-            await run(() => session.attachFile(patient, created.value!, readAttachment(path)), () => `Created record ${created.value} with file ${path}`);
+            await run(
+              () => session.attachFile(patient, created.value!, readAttachment(path)),
+              () => `Created record ${created.value} with file ${path}`,
+            );
           }
           app.back();
         }}

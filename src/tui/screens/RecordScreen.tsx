@@ -45,9 +45,13 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
       if (key.upArrow || input === 'k') return setSelectedFile((i) => Math.max(0, i - 1));
       if (key.downArrow || input === 'j') return setSelectedFile((i) => Math.min(files.length - 1, i + 1));
       if (!writable || !rec) return;
-      if (input === 'u' && rec.content) return app.push(<RecordFormScreen patient={patient} existing={{ record, version: rec.meta.version, content: rec.content }} />);
+      if (input === 'u' && rec.content)
+        return app.push(<RecordFormScreen patient={patient} existing={{ record, version: rec.meta.version, content: rec.content }} />);
       if (input === 'y') {
-        void run(() => session.copyRecord(patient, record), (o) => `Copied ${record} to ${o.value}`);
+        void run(
+          () => session.copyRecord(patient, record),
+          (o) => `Copied ${record} to ${o.value}`,
+        );
         return;
       }
       if (input === 'd') {
@@ -56,7 +60,10 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
             title="Delete a record"
             question={`Delete record ${record}? Its content is purged from every replica.`}
             onYes={async () => {
-              const r = await run(() => session.deleteRecord(patient, record), () => `Deleted ${record}`);
+              const r = await run(
+                () => session.deleteRecord(patient, record),
+                () => `Deleted ${record}`,
+              );
               app.back();
               if (r && !r.denied) app.back();
             }}
@@ -65,10 +72,18 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
       }
       if (input === 'a') {
         return app.push(
-          pathForm('Attach a file', 'File path', async (path) => {
-            const r = await run(() => session.attachFile(patient, record, readAttachment(path)), (o) => `Attached ${path} as ${o.value}`);
-            if (r) app.back();
-          }, check(checkAttachmentPath)),
+          pathForm(
+            'Attach a file',
+            'File path',
+            async (path) => {
+              const r = await run(
+                () => session.attachFile(patient, record, readAttachment(path)),
+                (o) => `Attached ${path} as ${o.value}`,
+              );
+              if (r) app.back();
+            },
+            check(checkAttachmentPath),
+          ),
         );
       }
       if (!file) return;
@@ -88,10 +103,18 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
       }
       if (input === 'e') {
         return app.push(
-          pathForm(`Replace ${file.content?.name ?? file.file}`, 'New file path', async (path) => {
-            const r = await run(() => session.replaceFile(patient, record, file.file, file.version, readAttachment(path)), () => `Replaced ${file.file} with ${path}`);
-            if (r) app.back();
-          }, check(checkAttachmentPath)),
+          pathForm(
+            `Replace ${file.content?.name ?? file.file}`,
+            'New file path',
+            async (path) => {
+              const r = await run(
+                () => session.replaceFile(patient, record, file.file, file.version, readAttachment(path)),
+                () => `Replaced ${file.file} with ${path}`,
+              );
+              if (r) app.back();
+            },
+            check(checkAttachmentPath),
+          ),
         );
       }
       if (input === 'x') {
@@ -100,7 +123,10 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
             title="Remove a file"
             question={`Remove ${file.content?.name ?? file.file} from ${record}?`}
             onYes={async () => {
-              await run(() => session.removeFile(patient, record, file.file), () => `Removed ${file.file}`);
+              await run(
+                () => session.removeFile(patient, record, file.file),
+                () => `Removed ${file.file}`,
+              );
               app.back();
             }}
           />,
@@ -111,7 +137,17 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
   );
 
   const help: [string, string][] = writable
-    ? [['u', 'update'], ['y', 'copy'], ['d', 'delete'], ['a', 'attach file'], ['↑↓', 'file'], ['s', 'save file'], ['e', 'replace file'], ['x', 'remove file'], ['Esc', 'back']]
+    ? [
+        ['u', 'update'],
+        ['y', 'copy'],
+        ['d', 'delete'],
+        ['a', 'attach file'],
+        ['↑↓', 'file'],
+        ['s', 'save file'],
+        ['e', 'replace file'],
+        ['x', 'remove file'],
+        ['Esc', 'back'],
+      ]
     : [['Esc', 'back']];
   return (
     <Screen title={`Record ${record} of ${patient}`} help={help}>
@@ -122,7 +158,17 @@ export function RecordScreen({ patient, record }: { patient: string; record: str
   );
 }
 
-function RecordDetails({ rec, files, selectedFile, showFiles }: { rec: DecryptedRecord; files: DecryptedRecord['files']; selectedFile: number; showFiles: boolean }) {
+function RecordDetails({
+  rec,
+  files,
+  selectedFile,
+  showFiles,
+}: {
+  rec: DecryptedRecord;
+  files: DecryptedRecord['files'];
+  selectedFile: number;
+  showFiles: boolean;
+}) {
   const m = rec.meta;
   const c = rec.content;
   const line = (label: string, value: string | undefined) => (
@@ -150,11 +196,13 @@ function RecordDetails({ rec, files, selectedFile, showFiles }: { rec: Decrypted
       {showFiles ? (
         <Box flexDirection="column" marginTop={1}>
           <Text bold>Files</Text>
-          {files.length === 0 ? <Text dimColor>  none — press a to attach a file from disk</Text> : null}
+          {files.length === 0 ? <Text dimColor> none — press a to attach a file from disk</Text> : null}
           {files.map((f, i) => (
             <Text key={f.file} color={i === selectedFile ? 'cyan' : undefined}>
               {i === selectedFile ? '› ' : '  '}
-              {f.content ? `${f.content.name}  (${f.content.mime}, ${formatBytes(f.content.data.length)}, v${f.version})` : `${f.file} — not readable: ${f.error}`}
+              {f.content
+                ? `${f.content.name}  (${f.content.mime}, ${formatBytes(f.content.data.length)}, v${f.version})`
+                : `${f.file} — not readable: ${f.error}`}
             </Text>
           ))}
         </Box>

@@ -48,7 +48,10 @@ export function RecordsScreen({ patient }: { patient: string }) {
       if (!writable) return;
       if (input === 'c') return app.push(<RecordFormScreen patient={patient} />);
       if (input === 'y' && current) {
-        void run(() => session.copyRecord(patient, current.id), (o) => `Copied ${current.id} to ${o.value}`).then(() => list.reload());
+        void run(
+          () => session.copyRecord(patient, current.id),
+          (o) => `Copied ${current.id} to ${o.value}`,
+        ).then(() => list.reload());
       }
       if (input === 'd' && current) {
         app.push(
@@ -56,7 +59,10 @@ export function RecordsScreen({ patient }: { patient: string }) {
             title="Delete a record"
             question={`Delete record ${current.id} of ${patient}? Its content is purged from every replica.`}
             onYes={async () => {
-              await run(() => session.deleteRecord(patient, current.id), () => `Deleted ${current.id}`);
+              await run(
+                () => session.deleteRecord(patient, current.id),
+                () => `Deleted ${current.id}`,
+              );
               app.back();
             }}
           />,
@@ -66,7 +72,19 @@ export function RecordsScreen({ patient }: { patient: string }) {
     { isActive: !app.busy },
   );
 
-  const help: [string, string][] = [['↑↓', 'move'], ['Enter', 'view'], ...(writable ? ([['c', 'create'], ['y', 'copy'], ['d', 'delete']] as [string, string][]) : []), ['r', 'reload'], ['Esc', 'back']];
+  const help: [string, string][] = [
+    ['↑↓', 'move'],
+    ['Enter', 'view'],
+    ...(writable
+      ? ([
+          ['c', 'create'],
+          ['y', 'copy'],
+          ['d', 'delete'],
+        ] as [string, string][])
+      : []),
+    ['r', 'reload'],
+    ['Esc', 'back'],
+  ];
   return (
     <Screen title={`Records of ${patient}${patient === session.userId ? ' (mine)' : ''}`} help={help}>
       <LoadState of={list} loading="loading (an audited list)…" />
@@ -74,7 +92,14 @@ export function RecordsScreen({ patient }: { patient: string }) {
       {list.state === 'done' && !list.value.denied ? (
         <Table
           columns={COLUMNS}
-          rows={records.map((r) => [r.id, formatDateTime(r.createdAt).slice(0, 16), formatDateTime(r.updatedAt).slice(0, 16), r.createdBy, String(r.version), String(Object.values(r.files).filter((f) => !f.removed).length)])}
+          rows={records.map((r) => [
+            r.id,
+            formatDateTime(r.createdAt).slice(0, 16),
+            formatDateTime(r.updatedAt).slice(0, 16),
+            r.createdBy,
+            String(r.version),
+            String(Object.values(r.files).filter((f) => !f.removed).length),
+          ])}
           selected={Math.min(selected, records.length - 1)}
           empty={writable ? 'no records yet — press c to create one' : 'no records'}
         />

@@ -23,11 +23,19 @@ export function RecoverForm({ onDone }: { onDone(): void }) {
   const { apiUrl, keystoreDir, status, setFlash } = useApp();
   return (
     <Screen title="Recover your keys with the recovery code" help={FORM_HELP}>
-      <Text dimColor>Your key backup on the node is opened with the code you wrote down at registration and sealed on this computer under a new password. Password: {PASSWORD_POLICY}.</Text>
+      <Text dimColor>
+        Your key backup on the node is opened with the code you wrote down at registration and sealed on this computer under a new password. Password:{' '}
+        {PASSWORD_POLICY}.
+      </Text>
       <Form
         fields={[
           { name: 'user', label: 'User id', validate: check(parseUserId) },
-          { name: 'code', label: 'Recovery code', kind: 'password', validate: (v) => (isRecoveryCode(v) ? undefined : `the code is ${RECOVERY_CODE_LENGTH} letters and digits, e.g. ABCD-EFGH-…`) },
+          {
+            name: 'code',
+            label: 'Recovery code',
+            kind: 'password',
+            validate: (v) => (isRecoveryCode(v) ? undefined : `the code is ${RECOVERY_CODE_LENGTH} letters and digits, e.g. ABCD-EFGH-…`),
+          },
           { name: 'password', label: 'New password', kind: 'password', validate: (v, all) => newPasswordProblems(all.user ?? '', v)[0] },
           { name: 'repeat', label: 'Repeat password', kind: 'password', validate: (v, all) => (v === all.password ? undefined : 'the two passwords differ') },
         ]}

@@ -27,10 +27,10 @@ export function RotateKeysScreen() {
     <Screen title={`Rotate keys — ${userId}`} help={FORM_HELP}>
       <Box flexDirection="column" marginBottom={1}>
         <Text>What happens:</Text>
-        <Text>  • new signing and encryption keys are made on this computer, sealed under your current password;</Text>
-        <Text>  • every data key you can open is re-wrapped for the new encryption key (signed by your current key);</Text>
-        <Text>  • your old key stops working from the next block: you log in again afterwards, with the same password;</Text>
-        <Text>  • your recovery kit (the printed code) keeps working for the new keys.</Text>
+        <Text> • new signing and encryption keys are made on this computer, sealed under your current password;</Text>
+        <Text> • every data key you can open is re-wrapped for the new encryption key (signed by your current key);</Text>
+        <Text> • your old key stops working from the next block: you log in again afterwards, with the same password;</Text>
+        <Text> • your recovery kit (the printed code) keeps working for the new keys.</Text>
       </Box>
       <Form
         fields={[{ name: 'password', label: 'Current password', kind: 'password', validate: (v) => (v ? undefined : 'enter your current password') }]}

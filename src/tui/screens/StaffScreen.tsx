@@ -35,7 +35,10 @@ export function StaffScreen() {
             title="Deactivate a staff member"
             question={`Deactivate ${current.id} (${current.role})? The ledger will refuse their actions from the next block.`}
             onYes={async () => {
-              await run(() => session.deactivate(current.id), () => `Deactivated ${current.id}`);
+              await run(
+                () => session.deactivate(current.id),
+                () => `Deactivated ${current.id}`,
+              );
               app.back();
             }}
           />,
@@ -46,7 +49,15 @@ export function StaffScreen() {
   );
 
   return (
-    <Screen title={`Staff of ${session.keys.hospital}`} help={[['↑↓', 'move'], ['e', 'enrol'], ['x', 'deactivate'], ['Esc', 'back']]}>
+    <Screen
+      title={`Staff of ${session.keys.hospital}`}
+      help={[
+        ['↑↓', 'move'],
+        ['e', 'enrol'],
+        ['x', 'deactivate'],
+        ['Esc', 'back'],
+      ]}
+    >
       <LoadState of={overview} />
       {overview.state === 'done' ? (
         <Table

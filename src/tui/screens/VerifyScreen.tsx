@@ -38,10 +38,15 @@ export function VerifyScreen() {
     return (
       <Screen title="Verify replicas" help={FORM_HELP}>
         <Text dimColor>Each node's chain is re-verified from genesis; the replicas are compared at every height up to the lowest finalized one.</Text>
-        <Form fields={[{ name: 'urls', label: 'Node API URLs', initial: app.apiUrl, hint: 'comma-separated', validate: check(parseApiUrls) }]} submitLabel="Verify" onCancel={app.back} onSubmit={(v) => {
-          const urls = parseApiUrls(v.urls!);
-          if (urls.ok) void verify(urls.value);
-        }} />
+        <Form
+          fields={[{ name: 'urls', label: 'Node API URLs', initial: app.apiUrl, hint: 'comma-separated', validate: check(parseApiUrls) }]}
+          submitLabel="Verify"
+          onCancel={app.back}
+          onSubmit={(v) => {
+            const urls = parseApiUrls(v.urls!);
+            if (urls.ok) void verify(urls.value);
+          }}
+        />
       </Screen>
     );
   }

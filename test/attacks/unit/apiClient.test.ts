@@ -27,7 +27,8 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(JSON.stringify(body));
 }
 
-const busy = (res: ServerResponse, headers: Record<string, string> = {}) => json(res, 503, { error: { code: 'UNAVAILABLE', message: 'the node is busy' } }, headers);
+const busy = (res: ServerResponse, headers: Record<string, string> = {}) =>
+  json(res, 503, { error: { code: 'UNAVAILABLE', message: 'the node is busy' } }, headers);
 const FAST = { baseDelayMs: 10, maxDelayMs: 40 };
 const tx = { bytes: new Uint8Array([1, 2, 3]) } as unknown as Tx;
 

@@ -18,7 +18,11 @@ describe('consensus engine against a byzantine validator', () => {
   /** A patient of the byzantine hospital and a record whose payload matches its hash but is garbage. */
   function poisonedRecord(r: EngineRig, payload: Uint8Array) {
     const reg = r.chain.registerPatient('pat-evil', 'hosp-b');
-    const create = r.chain.sign('pat-evil', { type: 'createRecord', patient: 'pat-evil', record: r.chain.recordId(), via: 'hosp-b', body: { recipients: ['pat-evil'] } }, payload);
+    const create = r.chain.sign(
+      'pat-evil',
+      { type: 'createRecord', patient: 'pat-evil', record: r.chain.recordId(), via: 'hosp-b', body: { recipients: ['pat-evil'] } },
+      payload,
+    );
     return [reg, create];
   }
 

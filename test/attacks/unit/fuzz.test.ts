@@ -36,7 +36,9 @@ describe('fuzzing decoders and validators', () => {
       const report = await runTarget(target, { numRuns: RUNS_PER_TARGET, mode: 'throw', slowCaseMs: 10_000 });
       if (report.failure) {
         const file = saveFixture();
-        throw new Error(`${report.failure}\nreplay: npx tsx scripts/fuzz.ts --targets ${target.name} --seed ${report.seed} --fixture ${file} --path <path above>`);
+        throw new Error(
+          `${report.failure}\nreplay: npx tsx scripts/fuzz.ts --targets ${target.name} --seed ${report.seed} --fixture ${file} --path <path above>`,
+        );
       }
       expect(report.cases).toBe(RUNS_PER_TARGET);
     });
@@ -93,7 +95,9 @@ describe('regressions found by the fuzzer', () => {
 
   it('nesting is refused right after decoding, before the re-encoding and the schemas see it', () => {
     for (const depth of [MAX_CBOR_NESTING + 1, 100, 1_000, 3_000, 5_000]) {
-      expect(() => decodeTx(nested(depth), { genesisHash: FUZZ_GENESIS_HASH }), `depth ${depth}`).toThrow(/transaction nests arrays or maps deeper than 64 levels/);
+      expect(() => decodeTx(nested(depth), { genesisHash: FUZZ_GENESIS_HASH }), `depth ${depth}`).toThrow(
+        /transaction nests arrays or maps deeper than 64 levels/,
+      );
       expect(() => decodeCanonical(nested(depth), 'gossip message', { requireCanonical: false })).toThrow(/deeper than 64 levels/);
     }
   });

@@ -21,7 +21,12 @@ describe('gossiped transaction batches', () => {
 
   /** The verdict and the sender's charge, as the host decides them from the validator's outcome. */
   async function judge(batch: Uint8Array): Promise<WeighedVerdict> {
-    const { verdict, penalty } = await judgeMessage(handler(), batch, { topic: 'tx', peer: 'peer-x', maxMessageBytes: Infinity, log: pino({ level: 'silent' }) });
+    const { verdict, penalty } = await judgeMessage(handler(), batch, {
+      topic: 'tx',
+      peer: 'peer-x',
+      maxMessageBytes: Infinity,
+      log: pino({ level: 'silent' }),
+    });
     return { verdict, penalty };
   }
 

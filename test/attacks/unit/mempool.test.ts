@@ -80,7 +80,11 @@ describe('one pending nonce sequence per user', () => {
   it('refuses a second pending registration of the same user id, whatever its nonce or key', () => {
     const { ledger, admit, mempool } = setup([]);
     expect(admit(registration(ledger, 'pat-new')).status).toBe('added');
-    const other = ledger.sign('pat-new', { type: 'registerPatient', via: 'hosp-a', body: { encKey: ledger.keys('squatter').encKey } }, { signWith: 'squatter' });
+    const other = ledger.sign(
+      'pat-new',
+      { type: 'registerPatient', via: 'hosp-a', body: { encKey: ledger.keys('squatter').encKey } },
+      { signWith: 'squatter' },
+    );
     expect(refusal(() => admit(other)).code).toBe('CONFLICT');
     expect(mempool.size).toBe(1);
   });
@@ -123,7 +127,16 @@ describe('per-user cap on pending transactions', () => {
 
   it('the cap comes from the node config (limits.mempoolMaxPerUser)', () => {
     const config = parseNodeConfig(
-      { name: 'n', hospital: 'hosp-a', dataDir: 'd', genesisFile: 'g', validatorKeyFile: 'v', api: { port: 0 }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] }, limits: { mempoolMaxPerUser: 3 } },
+      {
+        name: 'n',
+        hospital: 'hosp-a',
+        dataDir: 'd',
+        genesisFile: 'g',
+        validatorKeyFile: 'v',
+        api: { port: 0 },
+        p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        limits: { mempoolMaxPerUser: 3 },
+      },
       '/tmp',
     );
     const { ledger, admit } = setup(['pat-1'], new Mempool({ maxTxs: 100, maxBytes: 1 << 20, maxPerUser: config.limits.mempoolMaxPerUser }));
@@ -170,11 +183,14 @@ describe('bounded mempool with fair eviction', () => {
     expect(mempool.pendingOf('heavy') + mempool.pendingOf('light')).toBe(7);
     mempool.checkInvariants();
     // The heavy user's remaining transactions still form a prefix of its sequence, in nonce order.
-    const heavyLeft = mempool.candidates(100).filter((e) => e.tx.tx.actor === 'heavy').map((e) => e.tx.idHex);
+    const heavyLeft = mempool
+      .candidates(100)
+      .filter((e) => e.tx.tx.actor === 'heavy')
+      .map((e) => e.tx.idHex);
     expect(heavyLeft).toEqual(heavy.slice(0, heavyLeft.length).map((t) => t.idHex));
   });
 
-  it('a mempool full by bytes evicts as many of the heaviest users\' payloads as needed, or refuses without evicting', () => {
+  it("a mempool full by bytes evicts as many of the heaviest users' payloads as needed, or refuses without evicting", () => {
     const ledger = createLedger();
     const evicted: string[] = [];
     const mempool = new Mempool({ maxTxs: 1000, maxBytes: 10_000 }, { onEvict: (e) => evicted.push(e.tx.idHex) });
@@ -195,7 +211,7 @@ describe('bounded mempool with fair eviction', () => {
     mempool.checkInvariants();
   });
 
-  it('candidates keep each user\'s nonce order whatever the arrival order, and stop at the limit', () => {
+  it("candidates keep each user's nonce order whatever the arrival order, and stop at the limit", () => {
     const ledger = createLedger();
     const mempool = new Mempool(BIG);
     const txs = ['usr-a', 'usr-b', 'usr-c'].flatMap((u) => Array.from({ length: 20 }, () => read(ledger, u)));
@@ -214,7 +230,8 @@ describe('bounded mempool with fair eviction', () => {
 });
 
 describe('API rate limit per user (token bucket)', () => {
-  const limits = () => new ApiAdmissionLimits({ txPerSecondPerUser: TX_RATE_PER_USER, txBurstPerUser: TX_BURST_PER_USER, registrationsPerMinute: 30, registrationsPerDay: 2000 });
+  const limits = () =>
+    new ApiAdmissionLimits({ txPerSecondPerUser: TX_RATE_PER_USER, txBurstPerUser: TX_BURST_PER_USER, registrationsPerMinute: 30, registrationsPerDay: 2000 });
 
   it(`admits a burst of ${TX_BURST_PER_USER} then ${TX_RATE_PER_USER}/s through the API, refuses the excess with UNAVAILABLE; gossip is not limited`, () => {
     const { ledger, admit } = setup(['pat-1', 'pat-2'], new Mempool({ ...BIG, maxPerUser: 10_000 }));
@@ -232,7 +249,7 @@ describe('API rate limit per user (token bucket)', () => {
     expect(refusal(() => admit(read(ledger, 'pat-1'), { api, now: now + 1000 })).code).toBe('UNAVAILABLE');
   });
 
-  it('only the holder of a user\'s key spends that user\'s budget', () => {
+  it("only the holder of a user's key spends that user's budget", () => {
     const { ledger, admit } = setup();
     const api = new ApiAdmissionLimits({ txPerSecondPerUser: 1, txBurstPerUser: 2, registrationsPerMinute: 30, registrationsPerDay: 2000 });
     for (let i = 0; i < 10; i++) {
@@ -255,13 +272,27 @@ describe('API rate limit per user (token bucket)', () => {
 
 describe('registration limit per node (API)', () => {
   it(`defaults to ${REGISTRATIONS_PER_MINUTE}/minute and ${REGISTRATIONS_PER_DAY}/day in the node config`, () => {
-    const config = parseNodeConfig({ name: 'n', hospital: 'hosp-a', dataDir: 'd', genesisFile: 'g', validatorKeyFile: 'v', api: { port: 0 }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] } }, '/tmp');
-    expect(config.limits).toMatchObject({ registrationsPerMinute: 30, registrationsPerDay: 2000, txPerSecondPerUser: 20, txBurstPerUser: 100, mempoolMaxPerUser: 64 });
+    const config = parseNodeConfig(
+      { name: 'n', hospital: 'hosp-a', dataDir: 'd', genesisFile: 'g', validatorKeyFile: 'v', api: { port: 0 }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] } },
+      '/tmp',
+    );
+    expect(config.limits).toMatchObject({
+      registrationsPerMinute: 30,
+      registrationsPerDay: 2000,
+      txPerSecondPerUser: 20,
+      txBurstPerUser: 100,
+      mempoolMaxPerUser: 64,
+    });
   });
 
   it('refuses the registration over the per-minute limit with "retry in N s", accepts again a minute later; gossip is not limited', () => {
     const { ledger, admit, mempool } = setup([]);
-    const api = new ApiAdmissionLimits({ txPerSecondPerUser: 20, txBurstPerUser: 100, registrationsPerMinute: REGISTRATIONS_PER_MINUTE, registrationsPerDay: REGISTRATIONS_PER_DAY });
+    const api = new ApiAdmissionLimits({
+      txPerSecondPerUser: 20,
+      txBurstPerUser: 100,
+      registrationsPerMinute: REGISTRATIONS_PER_MINUTE,
+      registrationsPerDay: REGISTRATIONS_PER_DAY,
+    });
     const t0 = ledger.clock;
     for (let i = 0; i < REGISTRATIONS_PER_MINUTE; i++) expect(admit(registration(ledger, `pat-${i}`), { api, now: t0 + i * 100 }).status).toBe('added');
     const err = refusal(() => admit(registration(ledger, 'pat-late', { time: t0 + 10_000 }), { api, now: t0 + 10_000 }));
@@ -304,61 +335,68 @@ describe('mempool bookkeeping stays exact', () => {
       { weight: 1, arbitrary: fc.record({ kind: fc.constant('candidates' as const), limit: fc.nat(40) }) },
     );
     fc.assert(
-      fc.property(fc.array(op, { minLength: 10, maxLength: 200, size: 'max' }), fc.integer({ min: 5, max: 30 }), fc.integer({ min: 2, max: 12 }), fc.integer({ min: 3_000, max: 12_000 }), (ops, maxTxs, maxPerUser, maxBytes) => {
-        const model = new Map<string, PendingTx>();
-        const evictedSeen: string[] = [];
-        const mempool = new Mempool({ maxTxs, maxBytes, maxPerUser }, { onEvict: (e) => evictedSeen.push(e.tx.idHex) });
-        for (const o of ops) {
-          if (o.kind === 'add') {
-            const tx = pool[o.i]!;
-            const entry: PendingTx = { tx, receivedAt: 0, ...(o.payload > 0 ? { payload: new Uint8Array(o.payload) } : {}) };
-            const countsBefore = new Map(actors.map((a) => [a, mempool.pendingOf(a)]));
-            try {
-              const res = mempool.add(entry);
-              if (res.added) {
-                expect(model.has(tx.idHex)).toBe(false);
-                for (const v of res.evicted) {
-                  // Fairness: a victim's user held more than the newcomer would after admission.
-                  expect(countsBefore.get(v.tx.tx.actor)!).toBeGreaterThan(countsBefore.get(tx.tx.actor)! + 1);
-                  expect(model.delete(v.tx.idHex)).toBe(true);
+      fc.property(
+        fc.array(op, { minLength: 10, maxLength: 200, size: 'max' }),
+        fc.integer({ min: 5, max: 30 }),
+        fc.integer({ min: 2, max: 12 }),
+        fc.integer({ min: 3_000, max: 12_000 }),
+        (ops, maxTxs, maxPerUser, maxBytes) => {
+          const model = new Map<string, PendingTx>();
+          const evictedSeen: string[] = [];
+          const mempool = new Mempool({ maxTxs, maxBytes, maxPerUser }, { onEvict: (e) => evictedSeen.push(e.tx.idHex) });
+          for (const o of ops) {
+            if (o.kind === 'add') {
+              const tx = pool[o.i]!;
+              const entry: PendingTx = { tx, receivedAt: 0, ...(o.payload > 0 ? { payload: new Uint8Array(o.payload) } : {}) };
+              const countsBefore = new Map(actors.map((a) => [a, mempool.pendingOf(a)]));
+              try {
+                const res = mempool.add(entry);
+                if (res.added) {
+                  expect(model.has(tx.idHex)).toBe(false);
+                  for (const v of res.evicted) {
+                    // Fairness: a victim's user held more than the newcomer would after admission.
+                    expect(countsBefore.get(v.tx.tx.actor)!).toBeGreaterThan(countsBefore.get(tx.tx.actor)! + 1);
+                    expect(model.delete(v.tx.idHex)).toBe(true);
+                  }
+                  model.set(tx.idHex, entry);
+                } else {
+                  expect(model.has(tx.idHex)).toBe(true);
                 }
-                model.set(tx.idHex, entry);
-              } else {
-                expect(model.has(tx.idHex)).toBe(true);
+              } catch (err) {
+                expect(isMedLedgerError(err, 'CONFLICT') || isMedLedgerError(err, 'UNAVAILABLE')).toBe(true);
+                if (isMedLedgerError(err, 'CONFLICT'))
+                  expect([...model.values()].some((e) => e.tx.tx.actor === tx.tx.actor && e.tx.tx.nonce === tx.tx.nonce)).toBe(true);
               }
-            } catch (err) {
-              expect(isMedLedgerError(err, 'CONFLICT') || isMedLedgerError(err, 'UNAVAILABLE')).toBe(true);
-              if (isMedLedgerError(err, 'CONFLICT')) expect([...model.values()].some((e) => e.tx.tx.actor === tx.tx.actor && e.tx.tx.nonce === tx.tx.nonce)).toBe(true);
+            } else if (o.kind === 'remove') {
+              const ids = [...model.keys()];
+              const id = ids.length > 0 ? ids[o.i % ids.length]! : 'absent';
+              expect(mempool.remove(id)).toBe(model.get(id));
+              model.delete(id);
+            } else if (o.kind === 'expire') {
+              const gone = mempool.expire(t0 + o.at);
+              for (const e of gone) expect(model.delete(e.tx.idHex)).toBe(true);
+              for (const e of model.values()) expect(e.tx.tx.time + 10 * 60_000).toBeGreaterThanOrEqual(t0 + o.at);
+            } else {
+              const c = mempool.candidates(o.limit);
+              expect(c.length).toBe(Math.min(o.limit, model.size));
+              for (const a of actors) {
+                const nonces = c.filter((e) => e.tx.tx.actor === a).map((e) => e.tx.tx.nonce);
+                expect(nonces).toEqual([...nonces].sort((x, y) => x - y));
+              }
             }
-          } else if (o.kind === 'remove') {
-            const ids = [...model.keys()];
-            const id = ids.length > 0 ? ids[o.i % ids.length]! : 'absent';
-            expect(mempool.remove(id)).toBe(model.get(id));
-            model.delete(id);
-          } else if (o.kind === 'expire') {
-            const gone = mempool.expire(t0 + o.at);
-            for (const e of gone) expect(model.delete(e.tx.idHex)).toBe(true);
-            for (const e of model.values()) expect(e.tx.tx.time + 10 * 60_000).toBeGreaterThanOrEqual(t0 + o.at);
-          } else {
-            const c = mempool.candidates(o.limit);
-            expect(c.length).toBe(Math.min(o.limit, model.size));
+            mempool.checkInvariants();
+            expect(mempool.size).toBe(model.size);
+            expect(mempool.size).toBeLessThanOrEqual(maxTxs);
+            expect(mempool.byteSize).toBeLessThanOrEqual(maxBytes);
             for (const a of actors) {
-              const nonces = c.filter((e) => e.tx.tx.actor === a).map((e) => e.tx.tx.nonce);
-              expect(nonces).toEqual([...nonces].sort((x, y) => x - y));
+              const n = [...model.values()].filter((e) => e.tx.tx.actor === a).length;
+              expect(mempool.pendingOf(a)).toBe(n);
+              expect(n).toBeLessThanOrEqual(maxPerUser);
             }
+            for (const id of model.keys()) expect(mempool.has(id)).toBe(true);
           }
-          mempool.checkInvariants();
-          expect(mempool.size).toBe(model.size);
-          expect(mempool.size).toBeLessThanOrEqual(maxTxs);
-          expect(mempool.byteSize).toBeLessThanOrEqual(maxBytes);
-          for (const a of actors) {
-            const n = [...model.values()].filter((e) => e.tx.tx.actor === a).length;
-            expect(mempool.pendingOf(a)).toBe(n);
-            expect(n).toBeLessThanOrEqual(maxPerUser);
-          }
-          for (const id of model.keys()) expect(mempool.has(id)).toBe(true);
-        }
-      }),
+        },
+      ),
       { numRuns: 200 },
     );
   });

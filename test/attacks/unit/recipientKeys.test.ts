@@ -34,7 +34,8 @@ expect(denied.executed.events[0]!.outcome).toBe('denied');
 function proofOf(c: ChainBuilder, tx: Tx): InclusionProof {
   for (const b of c.blocks) {
     const index = b.executed.txs.findIndex((t) => t.idHex === tx.idHex);
-    if (index >= 0) return JSON.parse(JSON.stringify(buildProof({ genesis: c.genesis, block: b.executed.block, index, eventBytes: b.executed.eventBytes, cert: b.cert })));
+    if (index >= 0)
+      return JSON.parse(JSON.stringify(buildProof({ genesis: c.genesis, block: b.executed.block, index, eventBytes: b.executed.eventBytes, cert: b.cert })));
   }
   throw new Error(`transaction ${tx.idHex} is not in the chain`);
 }
@@ -80,7 +81,9 @@ describe('verifyServedKey: a served key is taken only with proof of where it was
   it("refuses the swapped key with the proof of another user's registration (the attacker's own account)", () => {
     const evil = withKey(served('doc-1'), chain.keys('pat-evil').enc.publicKey);
     expect(refusal(() => verifyServedKey(chain.genesis, evil, evidence('doc-1', regEvil)))).toMatch(/registration of pat-evil/);
-    expect(refusal(() => verifyServedKey(chain.genesis, withKey(served('doc-1'), chain.keys('aud-1').enc.publicKey), evidence('doc-1', enrolAud)))).toMatch(/activation of aud-1/);
+    expect(refusal(() => verifyServedKey(chain.genesis, withKey(served('doc-1'), chain.keys('aud-1').enc.publicKey), evidence('doc-1', enrolAud)))).toMatch(
+      /activation of aud-1/,
+    );
   });
 
   it('refuses the proof of a denied second enrolment of the same id under the attacker key', () => {
@@ -100,10 +103,14 @@ describe('verifyServedKey: a served key is taken only with proof of where it was
     expect(at).toBeGreaterThan(0);
     bytes.set(attackerKeys.publicKey, at);
     const forged = { ...p, tx: toBase64(bytes) };
-    expect(refusal(() => verifyServedKey(chain.genesis, withKey(served('doc-1'), attackerKeys.publicKey), { user: 'doc-1', source: 'transaction', proof: forged }))).toMatch(/does not verify/);
+    expect(
+      refusal(() => verifyServedKey(chain.genesis, withKey(served('doc-1'), attackerKeys.publicKey), { user: 'doc-1', source: 'transaction', proof: forged })),
+    ).toMatch(/does not verify/);
     expect(refusal(() => verifyServedKey(chain.genesis, served('doc-1'), { user: 'doc-1', source: 'genesis' }))).toMatch(/no proof/);
     expect(refusal(() => verifyServedKey(chain.genesis, served('doc-1'), undefined))).toMatch(/no proof/);
-    expect(refusal(() => verifyServedKey(chain.genesis, served('doc-1'), { user: 'doc-1', source: 'transaction', proof: { ...p, certificate: p.header } }))).toMatch(/does not verify/);
+    expect(
+      refusal(() => verifyServedKey(chain.genesis, served('doc-1'), { user: 'doc-1', source: 'transaction', proof: { ...p, certificate: p.header } })),
+    ).toMatch(/does not verify/);
   });
 
   it("refuses a genuine proof from another network (the node's own chain, same user ids) and a swapped admin key", () => {
@@ -111,20 +118,35 @@ describe('verifyServedKey: a served key is taken only with proof of where it was
     const [otherInvite, otherEnrol] = other.enrol('admin-a', 'doc-1', 'doctor');
     other.finalize([otherInvite, otherEnrol]);
     const u = { ...served('doc-1'), encKey: toBase64(other.keys('doc-1').enc.publicKey), signKey: toBase64(other.keys('doc-1').signing.publicKey) };
-    expect(refusal(() => verifyServedKey(chain.genesis, u, evidence('doc-1', otherEnrol, other)))).toMatch(/does not verify: proof is for network medledger-evil/);
-    expect(refusal(() => verifyServedKey(chain.genesis, withKey(served('admin-a'), attackerKeys.publicKey), undefined))).toMatch(/not the one the ledger registered \(the genesis file\)/);
+    expect(refusal(() => verifyServedKey(chain.genesis, u, evidence('doc-1', otherEnrol, other)))).toMatch(
+      /does not verify: proof is for network medledger-evil/,
+    );
+    expect(refusal(() => verifyServedKey(chain.genesis, withKey(served('admin-a'), attackerKeys.publicKey), undefined))).toMatch(
+      /not the one the ledger registered \(the genesis file\)/,
+    );
   });
 
   it('refuses a swapped signing key, role or hospital even with the right encryption key', () => {
     const ev = evidence('doc-1', enrolDoc);
-    expect(refusal(() => verifyServedKey(chain.genesis, { ...served('doc-1'), signKey: toBase64(chain.keys('pat-evil').signing.publicKey) }, ev))).toMatch(/signing key/);
-    expect(refusal(() => verifyServedKey(chain.genesis, { ...served('doc-1'), role: 'auditor' }, ev))).toMatch(/auditor of hosp-a; the ledger registered a doctor of hosp-a/);
+    expect(refusal(() => verifyServedKey(chain.genesis, { ...served('doc-1'), signKey: toBase64(chain.keys('pat-evil').signing.publicKey) }, ev))).toMatch(
+      /signing key/,
+    );
+    expect(refusal(() => verifyServedKey(chain.genesis, { ...served('doc-1'), role: 'auditor' }, ev))).toMatch(
+      /auditor of hosp-a; the ledger registered a doctor of hosp-a/,
+    );
     expect(refusal(() => verifyServedKey(chain.genesis, { ...served('pat-1'), hospital: 'hosp-b' }, evidence('pat-1', regPatient)))).toMatch(/hosp-b/);
   });
 });
 
 describe('checkRecipientSet: the patient and staff only', () => {
-  const v = (user: string, role: VerifiedKey['role']): VerifiedKey => ({ user, role, hospital: 'hosp-a', encKey: new Uint8Array(32), signKey: new Uint8Array(32), setBy: 'genesis' });
+  const v = (user: string, role: VerifiedKey['role']): VerifiedKey => ({
+    user,
+    role,
+    hospital: 'hosp-a',
+    encKey: new Uint8Array(32),
+    signKey: new Uint8Array(32),
+    setBy: 'genesis',
+  });
   it('accepts the patient with doctors and auditors', () => {
     expect(() => checkRecipientSet('pat-1', [v('doc-1', 'doctor'), v('pat-1', 'patient'), v('aud-1', 'auditor')])).not.toThrow();
   });
@@ -174,12 +196,23 @@ describe('RecipientKeyVerifier: one session', () => {
   it('refuses the whole set when one grantee key is swapped, and names it', async () => {
     const { api } = fakeApi();
     const verifier = new RecipientKeyVerifier(api, pinned);
-    await expect(verifier.recipients('pat-1', [served('pat-1'), withKey(served('doc-1'), attackerKeys.publicKey)])).rejects.toMatchObject({ code: 'KEY_MISMATCH', message: expect.stringMatching(/doc-1/) });
+    await expect(verifier.recipients('pat-1', [served('pat-1'), withKey(served('doc-1'), attackerKeys.publicKey)])).rejects.toMatchObject({
+      code: 'KEY_MISMATCH',
+      message: expect.stringMatching(/doc-1/),
+    });
   });
 
   it('refuses a node that has no proof to give (UNAVAILABLE, nothing sealed)', async () => {
-    const api = { base: 'http://fake-node', get: async () => { throw new Error('404 NOT_FOUND'); } } as unknown as ApiClient;
-    await expect(new RecipientKeyVerifier(api, pinned).verify(served('doc-1'))).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/gave no proof/) });
+    const api = {
+      base: 'http://fake-node',
+      get: async () => {
+        throw new Error('404 NOT_FOUND');
+      },
+    } as unknown as ApiClient;
+    await expect(new RecipientKeyVerifier(api, pinned).verify(served('doc-1'))).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(/gave no proof/),
+    });
   });
 
   it("without a pinned genesis, uses the node's (hash checked), and is not marked pinned", async () => {
@@ -193,7 +226,7 @@ describe('RecipientKeyVerifier: one session', () => {
     await expect(new RecipientKeyVerifier(lying.api).verify(served('doc-1'))).rejects.toThrow(/hash is not the one it names/);
   });
 
-  it('a pinned genesis is not replaced by the node: a proof from the node\'s own network fails', async () => {
+  it("a pinned genesis is not replaced by the node: a proof from the node's own network fails", async () => {
     const other = ChainBuilder.create({ network: 'medledger-evil' });
     const [otherInvite, otherEnrol] = other.enrol('admin-a', 'doc-1', 'doctor');
     other.finalize([otherInvite, otherEnrol]);

@@ -60,16 +60,37 @@ describe('transactions are signed for one network', () => {
 
   it("is refused by the other network's admission (the node's API and gossip path)", () => {
     const admit = (chain: ChainBuilder) =>
-      codeOf(() => admitTx({ ledger: { state: chain.state, height: chain.height, txCache: new BoundedTxCache(), genesis: chain.genesis }, mempool: new Mempool({ maxTxs: 100, maxBytes: 1 << 20 }) }, fromTest.bytes, undefined, { now: fromTest.tx.time }));
+      codeOf(() =>
+        admitTx(
+          {
+            ledger: { state: chain.state, height: chain.height, txCache: new BoundedTxCache(), genesis: chain.genesis },
+            mempool: new Mempool({ maxTxs: 100, maxBytes: 1 << 20 }),
+          },
+          fromTest.bytes,
+          undefined,
+          { now: fromTest.tx.time },
+        ),
+      );
     expect(admit(prod)).toBe('BAD_SIGNATURE');
     expect(admit(test)).toBe('ok');
   });
 
   it("makes a block of the other network invalid (every validator's re-execution)", () => {
     const proposer = proposerIndex(4, prod.height + 1, 0);
-    const { executed } = buildBlock({ genesis: prod.genesis, parent: prod.head, lastCommit: prod.blocks.at(-1)!.cert, state: prod.state, candidates: [fromTest], round: 0, time: prod.clock, signer: prod.validators[proposer]!.signer });
+    const { executed } = buildBlock({
+      genesis: prod.genesis,
+      parent: prod.head,
+      lastCommit: prod.blocks.at(-1)!.cert,
+      state: prod.state,
+      candidates: [fromTest],
+      round: 0,
+      time: prod.clock,
+      signer: prod.validators[proposer]!.signer,
+    });
     expect(executed.txs).toHaveLength(1); // execution alone does not look at signatures: the state accepts it
-    expect(() => validateBlock(executed.block, prod.head, prod.state, { genesis: prod.genesis })).toThrow(/transaction 0: transaction [0-9a-f]{12} has an invalid signature/);
+    expect(() => validateBlock(executed.block, prod.head, prod.state, { genesis: prod.genesis })).toThrow(
+      /transaction 0: transaction [0-9a-f]{12} has an invalid signature/,
+    );
   });
 
   it('a signature without the genesis hash (the v1 message: tag and id only) verifies nowhere', () => {
@@ -100,7 +121,7 @@ describe('votes, certificates, proposals and block headers are signed for one ge
     expect(verifyVote(signed, prod.genesis.validators)).toBe(false);
   });
 
-  it("a commit certificate of the test network does not certify anything on production", () => {
+  it('a commit certificate of the test network does not certify anything on production', () => {
     const expected = { height: 1, block: hash };
     expect(() => verifyCertificate(b1.cert, test.genesis.validators, network, expected)).not.toThrow();
     expect(() => verifyCertificate(b1.cert, prod.genesis.validators, network, expected)).toThrow(/forged signature of validator/);
@@ -142,7 +163,8 @@ describe('signed view requests name their node, network, time and a nonce', () =
       ['another path', prod.genesis.hash, { ...base, path: '/v1/patients/pat-1/keys' }],
       ['another method', prod.genesis.hash, { ...base, method: 'POST' }],
     ];
-    for (const [what, genesisHash, fields] of others) expect(verifySignature(signer.publicKey, requestSigningMessage(genesisHash, fields), sig), what).toBe(false);
+    for (const [what, genesisHash, fields] of others)
+      expect(verifySignature(signer.publicKey, requestSigningMessage(genesisHash, fields), sig), what).toBe(false);
   });
 
   it('nonces are 16 random bytes of hex, different every time', () => {

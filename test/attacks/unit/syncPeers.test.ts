@@ -97,7 +97,13 @@ async function syncingNode(chain: ChainBuilder, servers: Record<string, { sync: 
 }
 
 function server(ledger: Ledger, chain: ChainBuilder, filter?: Filter) {
-  const sync = new SyncManager({ ledger, chain: new ChainWriter(ledger), host: () => null as never, logger, maxBlockBytes: chain.genesis.params.maxBlockBytes });
+  const sync = new SyncManager({
+    ledger,
+    chain: new ChainWriter(ledger),
+    host: () => null as never,
+    logger,
+    maxBlockBytes: chain.genesis.params.maxBlockBytes,
+  });
   return { sync, ...(filter ? { filter } : {}) };
 }
 

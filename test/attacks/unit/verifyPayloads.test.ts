@@ -50,7 +50,16 @@ function build() {
   chain.finalize([chain.readRecord('pat-1', 'pat-1', r2.record)]); // h7
   const del3 = chain.deleteRecord('pat-1', 'pat-1', r3.record);
   chain.finalize([del3]); // h8: after the verified height
-  ids = { r1: r1.tx.idHex, r2: r2.tx.idHex, grant: grant.tx.idHex, r3: r3.tx.idHex, del1: del1.idHex, del3: del3.idHex, record1: r1.record, record2: r2.record };
+  ids = {
+    r1: r1.tx.idHex,
+    r2: r2.tx.idHex,
+    grant: grant.tx.idHex,
+    r3: r3.tx.idHex,
+    del1: del1.idHex,
+    del3: del3.idHex,
+    record1: r1.record,
+    record2: r2.record,
+  };
   return { r1Payload: r1.payload };
 }
 
@@ -74,11 +83,16 @@ function client(i: number, lie?: (l: PayloadListing) => PayloadListing): ApiClie
 }
 
 async function runAudit(clients: ApiClient[]): Promise<PayloadCheckReport> {
-  const audit = new PayloadAudit(chain.genesis, NAMES.map((name, i) => ({ name, client: clients[i]! })));
+  const audit = new PayloadAudit(
+    chain.genesis,
+    NAMES.map((name, i) => ({ name, client: clients[i]! })),
+  );
   const comparison = new ReplicaComparison(chain.genesis, NAMES, { onExecuted: audit.onExecuted });
   const verified = (name: string) => comparison.replicas.find((r) => r.name === name)!.verifiedHeight;
   const blockAt = (h: number) =>
-    h === 0 ? { block: encodeBlock(genesisBlock(chain.genesis)) } : { block: encodeBlock(chain.blocks[h - 1]!.executed.block), cert: encodeCanonical(chain.blocks[h - 1]!.cert) };
+    h === 0
+      ? { block: encodeBlock(genesisBlock(chain.genesis)) }
+      : { block: encodeBlock(chain.blocks[h - 1]!.executed.block), cert: encodeCanonical(chain.blocks[h - 1]!.cert) };
   for (let from = 0; from <= VERIFIED; from += 2) {
     const to = Math.min(from + 1, VERIFIED);
     audit.beginPage(from);
@@ -138,7 +152,11 @@ describe('verify --payloads: the comparison of replicas payload by payload', () 
     const found = report.findings.map((f) => `${f.node} ${f.tx === ids.r1 ? 'r1' : f.tx === ids.r2 ? 'r2' : f.tx === ids.grant ? 'grant' : f.tx} ${f.problem}`);
     expect(found.sort()).toEqual(['b r1 deleted-record', 'c grant differs', 'c r2 lacks', 'd r2 lacks']);
     const byKey = (node: string, tx: string) => report.findings.find((f) => f.node === node && f.tx === tx)!;
-    expect(byKey('b', ids.r1)).toMatchObject({ height: 2, record: ids.record1, detail: `still holds the content of record ${ids.record1}, deleted at height 6` });
+    expect(byKey('b', ids.r1)).toMatchObject({
+      height: 2,
+      record: ids.record1,
+      detail: `still holds the content of record ${ids.record1}, deleted at height 6`,
+    });
     expect(byKey('c', ids.r2).detail).toContain('its store references it but the payload file is missing');
     expect(byKey('c', ids.grant).detail).toContain('differs from the redacted copy held by a, b, d');
     expect(byKey('d', ids.r2).detail).toContain('does not check out (the proven transaction is a success deleteRecord of');
