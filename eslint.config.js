@@ -38,4 +38,44 @@ export default tseslint.config(
       'max-len': ['error', { code: 160, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true, ignoreUrls: true }],
     },
   },
+  // The layering (ARCHITECTURE.md): dependencies point inward only, and LevelDB belongs to the store.
+  {
+    files: ['src/**/*.{ts,tsx}'],
+    ignores: ['src/node/store/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'classic-level', message: 'LevelDB belongs to src/node/store/ (ask LedgerStore for a typed method).' }],
+          patterns: [{ group: ['**/store/keys*', '**/store/testSupport*'], message: 'The key layout belongs to src/node/store/.' }],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/client/**', 'src/tui/**', 'src/api/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['classic-level'],
+          patterns: [{ group: ['**/node/**', '!node:*'], message: 'The client side imports the contract from src/api/, nothing from src/node/.' }],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/records/**', 'src/consensus/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['classic-level', 'libp2p', 'ink', 'react'],
+          patterns: [
+            { group: ['**/node/**', '**/client/**', '**/tui/**', '**/cli/**', '**/api/**', '!node:*'], message: 'The core depends on nothing outside it.' },
+          ],
+        },
+      ],
+    },
+  },
 );
