@@ -3,6 +3,8 @@ import type { AuditEvent } from '../records/audit.js';
 import type { Appointment, RecordMeta } from '../records/state/types.js';
 import type { GenesisFile } from '../consensus/genesis.js';
 import type { InclusionProof } from '../consensus/proof.js';
+import type { SignedVote } from '../consensus/votes.js';
+import { fromHex, toHex } from '../records/crypto/bytes.js';
 
 /**
  * The node's HTTP API wire formats (JSON; binary fields base64). Shared by the server and the client so
@@ -205,6 +207,24 @@ export type KeyProofResponse = { user: string; source: 'genesis' } | { user: str
 /** A signed vote as stored in evidence (bytes as hex), or a block hash where only that was kept. */
 export type WireEvidenceMessage =
   { type: 'prevote' | 'precommit'; network: string; height: number; round: number; validator: number; block: string | null; sig: string } | { block: string };
+
+/** A stored evidence message on the wire: a signed vote with its bytes as hex, or the block hash alone. */
+export function voteToWire(m: SignedVote | { block: string }): WireEvidenceMessage {
+  if (!('sig' in m)) return { block: m.block };
+  const { type, network, height, round, validator } = m;
+  return { type, network, height, round, validator, block: m.block ? toHex(m.block) : null, sig: toHex(m.sig) };
+}
+
+/** The signed vote of a wire evidence message (null for a bare block hash or malformed hex); its signature is the caller's to check. */
+export function voteFromWire(m: WireEvidenceMessage): SignedVote | null {
+  if (!('sig' in m)) return null;
+  try {
+    const { type, network, height, round, validator } = m;
+    return { type, network, height, round, validator, block: m.block === null ? null : fromHex(m.block), sig: fromHex(m.sig) };
+  } catch {
+    return null;
+  }
+}
 
 /** GET /v1/evidence: two conflicting messages of one validator, as this node's consensus engine saw them. */
 export interface EvidenceRecord {

@@ -4,9 +4,16 @@ import { maxStoredBlockBytes, parseCertificate } from '../consensus/chainCheck.j
 import { parseGenesis, type Genesis } from '../consensus/genesis.js';
 import { ReplicaComparison, type Equivocation, type ReplicaBlock } from '../consensus/replicaCheck.js';
 import { ALL_SIGNATURES, PrecheckCache, SignaturePrecheck, type PrecheckTarget, type SignedBlock } from '../consensus/signaturePrecheck.js';
-import { verifyVote, type Certificate, type SignedVote } from '../consensus/votes.js';
-import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.js';
-import type { EvidenceRecord, GenesisResponse, IntegrityStatus, StatusResponse, WireEvidenceMessage } from '../api/contract.js';
+import { verifyVote, type Certificate } from '../consensus/votes.js';
+import { bytesEqual, fromBase64, toHex } from '../records/crypto/bytes.js';
+import {
+  voteFromWire,
+  type EvidenceRecord,
+  type GenesisResponse,
+  type IntegrityStatus,
+  type StatusResponse,
+  type WireEvidenceMessage,
+} from '../api/contract.js';
 import { ApiClient, ApiError } from './apiClient.js';
 import { PayloadAudit, type PayloadCheckReport } from './verifyPayloads.js';
 
@@ -289,28 +296,11 @@ function* signedBlocks(byHeight: Map<number, Map<string, ReplicaBlock>>, genesis
   }
 }
 
-function wireVote(m: WireEvidenceMessage): SignedVote | null {
-  if (!('sig' in m)) return null;
-  try {
-    return {
-      type: m.type,
-      network: m.network,
-      height: m.height,
-      round: m.round,
-      validator: m.validator,
-      block: m.block === null ? null : fromHex(m.block),
-      sig: fromHex(m.sig),
-    };
-  } catch {
-    return null;
-  }
-}
-
 /** A node's stored evidence, checked here: both votes signed by the named validator, for different blocks. */
 export function checkEvidence(e: EvidenceRecord, genesis: Genesis): { verified: boolean; why?: string } {
   if (e.kind !== 'vote') return { verified: false, why: 'the node kept only the two block hashes, not the signed proposals' };
-  const a = wireVote(e.first);
-  const b = wireVote(e.second);
+  const a = voteFromWire(e.first);
+  const b = voteFromWire(e.second);
   if (!a || !b) return { verified: false, why: 'malformed votes' };
   const same =
     a.type === b.type && a.height === b.height && a.round === b.round && a.validator === b.validator && a.validator === e.validator && a.height === e.height;

@@ -1,9 +1,7 @@
 import { buildProof, type InclusionProof } from '../consensus/proof.js';
-import { toHex } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
-import type { EvidenceRecord, WireEvidenceMessage } from '../api/contract.js';
+import { voteToWire, type EvidenceRecord } from '../api/contract.js';
 import type { Ledger } from './ledger.js';
-import type { StoredEvidence } from './store/ledgerStore.js';
 
 /**
  * What an auditor asks a node for beyond the chain itself: inclusion proofs of single transactions and
@@ -24,21 +22,6 @@ export async function proofOf(ledger: Ledger, txIdHex: string): Promise<Inclusio
   return buildProof({ genesis: ledger.genesis, block, index: location.index, eventBytes, cert });
 }
 
-function wireMessage(m: StoredEvidence['first']): WireEvidenceMessage {
-  if ('sig' in m) {
-    return {
-      type: m.type,
-      network: m.network,
-      height: m.height,
-      round: m.round,
-      validator: m.validator,
-      block: m.block ? toHex(m.block) : null,
-      sig: toHex(m.sig),
-    };
-  }
-  return { block: m.block };
-}
-
 /** Equivocation evidence kept by the consensus engine, oldest height first. */
 export async function evidenceOf(ledger: Ledger): Promise<EvidenceRecord[]> {
   return (await ledger.listEvidence()).map((e) => ({
@@ -47,8 +30,8 @@ export async function evidenceOf(ledger: Ledger): Promise<EvidenceRecord[]> {
     hospital: ledger.genesis.validators[e.validator]?.hospital ?? `validator ${e.validator}`,
     height: e.height,
     round: e.round,
-    first: wireMessage(e.first),
-    second: wireMessage(e.second),
+    first: voteToWire(e.first),
+    second: voteToWire(e.second),
     seenAt: e.seenAt,
   }));
 }
