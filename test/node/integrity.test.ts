@@ -194,23 +194,24 @@ describe('integrity monitor', () => {
 
   it('running: a block altered on disk right after its commit is caught by the follow check', async () => {
     const { ledger, store } = await storeCopy();
-    const monitor = monitorOf(ledger, { followDelayMs: 500 });
+    // The follow check runs two seconds after a commit: ample time (even on a loaded machine) to alter the
+    // block before it is checked, so the check must find the alteration, not a block it already passed.
+    const monitor = monitorOf(ledger, { followDelayMs: 2_000 });
     monitor.start();
     await waitFor(() => monitor.status().verifiedHeight === HEAD);
     const [first, second] = ChainBuilderContinuation.next(2);
     await ledger.commit(first!.finalized);
-    await waitFor(() => monitor.status().verifiedHeight === HEAD + 1);
-    // The next batch is checked half a second after the last one: alter the block before that.
+    await waitFor(() => monitor.status().verifiedHeight === HEAD + 1, 15_000);
     await ledger.commit(second!.finalized);
     const bytes = (await store.getBlockBytes(HEAD + 2))!;
     bytes[bytes.length - 5]! ^= 0x01;
     await rawLevel(store).put(K.block(HEAD + 2), bytes);
-    await waitFor(() => monitor.status().ok === false);
+    await waitFor(() => monitor.status().ok === false, 15_000);
     expect(monitor.status()).toMatchObject({
       verifiedHeight: HEAD + 1,
       alert: { height: HEAD + 2, problem: 'the stored block is not the block this node committed' },
     });
-  });
+  }, 40_000);
 });
 
 /** More blocks on top of the shared chain (built once, for the running-monitor tests). */
