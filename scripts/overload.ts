@@ -17,7 +17,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ApiClient, ApiError } from '../src/client/apiClient.js';
+import { ApiClient, ApiError, droppedSocket } from '../src/client/apiClient.js';
 import { Session } from '../src/client/session.js';
 import { createNetwork, newUserKeys } from '../src/cli/networkSetup.js';
 import { NodeProcess } from '../src/cli/nodeProcess.js';
@@ -47,14 +47,6 @@ function rssMB(pid: number | undefined): number {
     .split('\n')
     .find((l) => l.startsWith('VmRSS:'));
   return Math.round(Number(line?.split(/\s+/)[1] ?? NaN) / 1024);
-}
-
-/** A dropped connection, looked for along the error's cause chain (fetch nests the socket error twice). */
-function isSocketError(err: unknown): boolean {
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (/UND_ERR_SOCKET|ECONNRESET|other side closed|socket hang up|EPIPE/i.test(`${(e as Error).message} ${(e as { code?: string }).code ?? ''}`)) return true;
-  }
-  return false;
 }
 
 async function main(): Promise<void> {
@@ -127,7 +119,7 @@ async function main(): Promise<void> {
           if (err instanceof ApiError && err.status === 503) {
             counts.shed503 += batch.length;
             await new Promise((res) => setTimeout(res, 500));
-          } else if (isSocketError(err)) {
+          } else if (droppedSocket(err)) {
             counts.socketErrors++;
             await new Promise((res) => setTimeout(res, 200));
           } else throw err;

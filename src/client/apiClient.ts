@@ -67,7 +67,7 @@ const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, attempts: 1 };
 /** Socket errors that mean "the connection went away under this request", as undici and Node report them. */
 const DROPPED_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
-function droppedSocket(err: unknown): boolean {
+export function droppedSocket(err: unknown): boolean {
   for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (typeof e.code === 'string' && DROPPED_CODES.has(e.code)) return true;
     if (typeof e.message === 'string' && e.message.includes('other side closed')) return true;
