@@ -84,7 +84,7 @@ async function networkRun(nodes: number, opts: { latency: boolean; wan?: DelaySp
           latency.push(l);
         }
       }
-      const heightMs = heightTimes(watcher, throughput.loadedHeights, consensusParamsSchema.parse({}).periodMs);
+      const heightMs = heightTimes(watcher, [throughput.loadedHeights, ...latency.map((l) => l.loadedHeights)], consensusParamsSchema.parse({}).periodMs);
       return { throughput, latency, net: { heightMs, direct: net.directP2pConnections(), proxies: net.mesh?.stats() ?? null } };
     } finally {
       await watcher.stop();

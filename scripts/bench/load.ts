@@ -335,6 +335,8 @@ export interface LatencyResult {
   notFinal: number;
   extraRounds: number;
   submit: SubmitStats;
+  /** Heights decided while the rate was offered. */
+  loadedHeights: { from: number; to: number };
 }
 
 /** Offers `rate` events/s in 50 ms ticks for `seconds` (at most `maxEvents`), then waits (bounded) for finality. */
@@ -343,6 +345,7 @@ export async function pacedLatency(net: RunningNetwork, patients: Patients, watc
   const stats = newStats();
   const phase = opts.phase ?? `latency ${opts.rate}/s ${n} nodes`;
   const before = await Promise.all(net.apis.map((a) => a.status()));
+  const startHeight = watcher.headHeight();
   const paced: { id: string; at: number }[] = [];
   const tick = 50;
   const perTick = Math.max(1, Math.round((opts.rate * tick) / 1000));
@@ -366,6 +369,7 @@ export async function pacedLatency(net: RunningNetwork, patients: Patients, watc
   // Every submission must have been answered before the drain can tell what is still missing.
   await Promise.all(jobs);
   const offeredS = (performance.now() - t1) / 1000;
+  const loadedHeights = { from: startHeight + 1, to: watcher.headHeight() };
   await watcher.drain(paced.map((p) => p.id), opts.drainMs);
   const lat = paced.map((s) => (watcher.finalAll(s.id) ?? NaN) - s.at).filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   const after = await Promise.all(net.apis.map((a) => a.status()));
@@ -381,22 +385,26 @@ export async function pacedLatency(net: RunningNetwork, patients: Patients, watc
     notFinal: paced.length - lat.length,
     extraRounds: Math.max(...after.map((s, i) => (s.consensusStats?.extraRounds ?? 0) - (before[i]!.consensusStats?.extraRounds ?? 0))),
     submit: stats,
+    loadedHeights,
   };
 }
 
 /**
  * How long a height takes beyond the block period: differences of consecutive block times (the proposer's
- * clock) minus the period, over round-0 blocks decided while saturating load was offered (so no proposer
+ * clock) minus the period, over round-0 blocks decided while load was offered (windows of saturation() and
+ * pacedLatency(); the first block of each window is only the reference of the second, its proposer may have
  * waited for transactions): propose, prevote, precommit, commit, and the CPU they queue for. Under the WAN
  * proxies this is what the consensus timeouts must leave room for.
  */
-export function heightTimes(watcher: FinalityWatcher, heights: { from: number; to: number }, periodMs: number): { samples: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number } {
+export function heightTimes(watcher: FinalityWatcher, windows: { from: number; to: number }[], periodMs: number): { samples: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number } {
   const xs: number[] = [];
-  for (let h = heights.from + 1; h <= heights.to; h++) {
-    const b = watcher.blocks.get(h);
-    const prev = watcher.blocks.get(h - 1);
-    if (!b || !prev || b.round !== 0) continue;
-    xs.push(Math.max(0, b.time - prev.time - periodMs));
+  for (const w of windows) {
+    for (let h = w.from + 1; h <= w.to; h++) {
+      const b = watcher.blocks.get(h);
+      const prev = watcher.blocks.get(h - 1);
+      if (!b || !prev || b.round !== 0) continue;
+      xs.push(Math.max(0, b.time - prev.time - periodMs));
+    }
   }
   xs.sort((a, b) => a - b);
   return { samples: xs.length, p50Ms: percentile(xs, 50), p95Ms: percentile(xs, 95), p99Ms: percentile(xs, 99), maxMs: xs.at(-1) ?? NaN };
