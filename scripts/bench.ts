@@ -65,27 +65,48 @@ const LATENCY_NODES = NODES.includes(4) ? 4 : NODES[0]!;
 const WAN: DelaySpec = { ...DEFAULT_WAN, oneWayMs: Number(values['wan-delay']), jitterMs: Number(values['wan-jitter']) };
 const log = (line: string) => console.log(line);
 
+type Heights = ReturnType<typeof heightTimes>;
+interface NetworkRun {
+  throughput: SaturationResult & { heightMs: Heights };
+  latency: (LatencyResult & { heightMs: Heights })[];
+  /** Heights over every loaded window, and over the windows offered less than the measured saturation. */
+  heightMs: Heights;
+  belowSaturationHeightMs: Heights;
+  direct: number;
+  proxies: WanResult['proxies'] | null;
+}
+
 /** One network size: saturation, and latency at each rate when asked; the network is stopped afterwards. */
-async function networkRun(nodes: number, opts: { latency: boolean; wan?: DelaySpec }): Promise<{ throughput: SaturationResult; latency: LatencyResult[]; net: { heightMs: WanResult['heightMs']; direct: number; proxies: WanResult['proxies'] | null } }> {
+async function networkRun(nodes: number, opts: { latency: boolean; wan?: DelaySpec }): Promise<NetworkRun> {
   const label = `${nodes} node${nodes > 1 ? 's' : ''}${opts.wan ? `, WAN ${opts.wan.oneWayMs}±${opts.wan.jitterMs} ms` : ''}`;
+  const period = consensusParamsSchema.parse({}).periodMs;
   const net = await RunningNetwork.start({ nodes, logLevel: values['log-level']!, ...(opts.wan ? { wan: opts.wan } : {}) });
   try {
     const patients = await Patients.register(net, Math.max(5, Math.ceil(SIZES.patients / (2 * nodes))), 2);
     const watcher = new FinalityWatcher(net.apis);
     try {
       const phase = `saturation, ${label}`;
-      const throughput = await saturation(net, patients, watcher, { seconds: SIZES.seconds, maxEvents: SIZES.maxEvents, batch: SIZES.batch, drainMs: SIZES.drainMs, phase });
-      log(`${phase}: ${throughput.eventsPerSecond.toFixed(0)} events/s final on all replicas (${throughput.final}/${throughput.submitted} in ${throughput.seconds.toFixed(1)} s, ${throughput.eventsPerBlock.toFixed(0)} events/block); CPU per event per node ${throughput.cpuMicrosPerEventPerNode.map((x) => x.toFixed(0)).join(', ')} µs; load generator ${throughput.loadGeneratorCpuSeconds.toFixed(1)} s CPU; socket drops ${throughput.submit.socketDrops.length}`);
-      const latency: LatencyResult[] = [];
+      const s = await saturation(net, patients, watcher, { seconds: SIZES.seconds, maxEvents: SIZES.maxEvents, batch: SIZES.batch, drainMs: SIZES.drainMs, phase });
+      const throughput = { ...s, heightMs: heightTimes(watcher, [s.loadedHeights], period) };
+      log(`${phase}: ${s.eventsPerSecond.toFixed(0)} events/s final on all replicas (${s.final}/${s.submitted} in ${s.seconds.toFixed(1)} s, ${s.eventsPerBlock.toFixed(0)} events/block); CPU per event per node ${s.cpuMicrosPerEventPerNode.map((x) => x.toFixed(0)).join(', ')} µs; load generator ${s.loadGeneratorCpuSeconds.toFixed(1)} s CPU; height beyond the period p50 ${throughput.heightMs.p50Ms} ms, p99 ${throughput.heightMs.p99Ms} ms; socket drops ${s.submit.socketDrops.length}`);
+      const latency: NetworkRun['latency'] = [];
       if (opts.latency) {
         for (const rate of RATES) {
           const l = await pacedLatency(net, patients, watcher, { rate, seconds: SIZES.latencySeconds, maxEvents: Math.ceil(rate * SIZES.latencySeconds) + 100, drainMs: SIZES.drainMs, phase: `latency ${rate}/s, ${label}` });
-          log(`latency at ${rate} events/s offered, ${label} (${l.events} events): p50 ${l.p50Ms.toFixed(0)} ms, p95 ${l.p95Ms.toFixed(0)} ms, p99 ${l.p99Ms.toFixed(0)} ms, max ${l.maxMs.toFixed(0)} ms; ${l.notFinal} not final; rounds beyond 0: ${l.extraRounds}`);
-          latency.push(l);
+          const heightMs = heightTimes(watcher, [l.loadedHeights], period);
+          log(`latency at ${rate} events/s offered, ${label} (${l.events} events): p50 ${l.p50Ms.toFixed(0)} ms, p95 ${l.p95Ms.toFixed(0)} ms, p99 ${l.p99Ms.toFixed(0)} ms, max ${l.maxMs.toFixed(0)} ms; ${l.notFinal} not final; rounds beyond 0: ${l.extraRounds}; height beyond the period p50 ${heightMs.p50Ms} ms, p99 ${heightMs.p99Ms} ms`);
+          latency.push({ ...l, heightMs });
         }
       }
-      const heightMs = heightTimes(watcher, [throughput.loadedHeights, ...latency.map((l) => l.loadedHeights)], consensusParamsSchema.parse({}).periodMs);
-      return { throughput, latency, net: { heightMs, direct: net.directP2pConnections(), proxies: net.mesh?.stats() ?? null } };
+      const below = latency.filter((l) => l.offeredPerSecond < s.eventsPerSecond);
+      return {
+        throughput,
+        latency,
+        heightMs: heightTimes(watcher, [s.loadedHeights, ...latency.map((l) => l.loadedHeights)], period),
+        belowSaturationHeightMs: heightTimes(watcher, (below.length > 0 ? below : latency).map((l) => l.loadedHeights), period),
+        direct: net.directP2pConnections(),
+        proxies: net.mesh?.stats() ?? null,
+      };
     } finally {
       await watcher.stop();
     }
@@ -102,12 +123,12 @@ async function main(): Promise<void> {
   const first = measureEd25519({ count: SIZES.ceilingCount });
   log(`ceiling: Ed25519 (${first.implementation}) ${first.verifyPerSecondPerCore} verifications/s per core`);
 
-  const throughput: (SaturationResult & { heightMs: WanResult['heightMs'] })[] = [];
-  const latency: LatencyResult[] = [];
+  const throughput: NetworkRun['throughput'][] = [];
+  const latency: NetworkRun['latency'] = [];
   for (const n of NODES) {
     if (SKIP.has('throughput') && n !== LATENCY_NODES) continue;
     const r = await networkRun(n, { latency: n === LATENCY_NODES && !SKIP.has('latency') });
-    throughput.push({ ...r.throughput, heightMs: r.net.heightMs });
+    throughput.push(r.throughput);
     latency.push(...r.latency);
   }
 
@@ -115,8 +136,18 @@ async function main(): Promise<void> {
   if (values.wan) {
     const r = await networkRun(LATENCY_NODES, { latency: true, wan: WAN });
     const params = consensusParamsSchema.parse({});
-    wan = { delay: WAN, nodes: LATENCY_NODES, consensus: { periodMs: params.periodMs, timeoutProposeMs: params.timeoutProposeMs, timeoutVoteMs: params.timeoutVoteMs, timeoutDeltaMs: params.timeoutDeltaMs }, throughput: r.throughput, latency: r.latency, heightMs: r.net.heightMs, proxies: r.net.proxies!, directConnections: r.net.direct };
-    log(`WAN: height beyond the period p50 ${r.net.heightMs.p50Ms} ms, p99 ${r.net.heightMs.p99Ms} ms (${r.net.heightMs.samples} heights); ${r.net.proxies!.connections} proxied connections, ${(r.net.proxies!.bytes / 2 ** 20).toFixed(0)} MB; ${r.net.direct} connections around the proxies`);
+    wan = {
+      delay: WAN,
+      nodes: LATENCY_NODES,
+      consensus: { periodMs: params.periodMs, timeoutProposeMs: params.timeoutProposeMs, timeoutVoteMs: params.timeoutVoteMs, timeoutDeltaMs: params.timeoutDeltaMs },
+      throughput: r.throughput,
+      latency: r.latency,
+      heightMs: r.heightMs,
+      belowSaturationHeightMs: r.belowSaturationHeightMs,
+      proxies: r.proxies!,
+      directConnections: r.direct,
+    };
+    log(`WAN: height beyond the period p50 ${r.heightMs.p50Ms} ms, p99 ${r.heightMs.p99Ms} ms (${r.heightMs.samples} heights; below saturation p99 ${r.belowSaturationHeightMs.p99Ms} ms); ${r.proxies!.connections} proxied connections, ${(r.proxies!.bytes / 2 ** 20).toFixed(0)} MB; ${r.direct} connections around the proxies`);
   }
 
   let storage: StoreResult | null = null;
@@ -140,13 +171,14 @@ async function main(): Promise<void> {
     ceiling,
     throughput: throughput.map((t) => ({ ...t, ceilingEventsPerSecond: networkCeiling(best, t.nodes), shareOfCeiling: t.eventsPerSecond / networkCeiling(best, t.nodes), cpuFloorMicros: Number(floor.toFixed(1)), cpuShareOfFloor: floor / t.cpuMicrosPerEventMean })),
     latency: latency.map((l) => ({ ...l, offeredShareOfCeiling: l.offeredPerSecond / networkCeiling(best, l.nodes), offeredShareOfSaturation: saturationAt(l.nodes) ? l.offeredPerSecond / saturationAt(l.nodes)! : null })),
-    wan: wan ? { ...wan, suggestedTimeouts: suggestTimeouts(wan.heightMs.p99Ms, WAN.oneWayMs) } : null,
+    wan: wan ? { ...wan, suggestedTimeouts: suggestTimeouts(wan.belowSaturationHeightMs.p99Ms, WAN.oneWayMs) } : null,
     storage,
     sync: storage?.sync ? { eventsPerSecond: storage.sync.eventsPerSecond, ceilingEventsPerSecond: allCores, shareOfCeiling: storage.sync.eventsPerSecond / allCores } : null,
     verification: storage?.verification ? { eventsPerSecond: storage.verification.eventsPerSecond, ceilingEventsPerSecond: allCores, shareOfCeiling: storage.verification.eventsPerSecond / allCores } : null,
     trailQuery: storage ? { events: storage.events, p50Ms: storage.trail.patient.p50Ms, p99Ms: storage.trail.patient.p99Ms, targetMs: TARGETS.trailMs } : null,
     rss: {
-      servingNodeAtStoreMB: storage?.servingNode.rssPeakMB ?? null,
+      atStoreRestMB: storage?.servingNode.rssAtRestMB ?? null,
+      servingPeakMB: storage ? Math.max(storage.servingNode.rssPeakServingSyncMB ?? 0, storage.servingNode.rssPeakServingVerifyMB ?? 0) || null : null,
       syncedNodeMB: storage?.sync?.rssPeakMB ?? null,
       underLoadPeakMB: Math.max(0, ...throughput.flatMap((t) => t.rssPeakMB), ...(wan ? wan.throughput.rssPeakMB : [])),
       targetMB: TARGETS.rssMB,

@@ -28,7 +28,31 @@ export interface SocketDrop {
   /** How long the request had been in flight when the socket went: ~0 is a stale keep-alive socket, more is a node dropping a request. */
   inFlightMs: number;
   nodeRunning: boolean;
-  message: string;
+  /** The innermost error (code and message), e.g. UND_ERR_SOCKET "other side closed". */
+  cause: string;
+  /**
+   * Whether the node had admitted the batch's first transaction when asked right after the drop: true means it
+   * dropped the socket of a request it had acted on (mid-request); false that the request never reached its
+   * handler (e.g. a keep-alive socket the node closed as the request went out); null if it could not be asked.
+   */
+  processed: boolean | null;
+}
+
+/** The innermost cause of an error, as "code: message". */
+function innermostCause(err: unknown): string {
+  let e = err as { cause?: unknown; code?: unknown; message?: unknown };
+  for (let depth = 0; e.cause && depth < 5; depth++) e = e.cause as typeof e;
+  return `${typeof e.code === 'string' ? `${e.code}: ` : ''}${String(e.message ?? e)}`.slice(0, 200);
+}
+
+/** Whether a node holds (pending or committed) the transaction `id`; null if it does not answer. */
+async function knowsTx(api: ApiClient, id: string): Promise<boolean | null> {
+  try {
+    await api.get(`/v1/tx/${id}`);
+    return true;
+  } catch (err) {
+    return err instanceof ApiError && err.code === 'NOT_FOUND' ? false : null;
+  }
 }
 
 export interface SubmitStats {
@@ -124,15 +148,18 @@ export async function submitBatch(net: RunningNetwork, node: number, batch: { tx
         stats.retried503++;
         await sleep(200 * 2 ** attempt);
       } else if (isSocketError(err)) {
+        const inFlightMs = Math.round(performance.now() - sent);
+        const nodeRunning = net.procs[node]!.running;
         stats.socketDrops.push({
           node: net.layout.nodes[node]!.name,
           phase,
           atS: Number(((sent - phaseStart) / 1000).toFixed(2)),
-          inFlightMs: Math.round(performance.now() - sent),
-          nodeRunning: net.procs[node]!.running,
-          message: String((err as Error).message).slice(0, 200),
+          inFlightMs,
+          nodeRunning,
+          cause: innermostCause(err),
+          processed: nodeRunning ? await knowsTx(api, batch[0]!.tx.idHex) : null,
         });
-        if (!net.procs[node]!.running) break;
+        if (!nodeRunning) break;
         await sleep(100 * 2 ** attempt);
       } else throw err;
     }

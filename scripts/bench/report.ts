@@ -10,14 +10,25 @@ import type { LatencyResult, SaturationResult, SocketDrop } from './load.js';
 import type { StoreResult } from './store.js';
 import type { DelaySpec, ProxyStats } from './wanProxy.js';
 
+/** Time of a height beyond the block period (propose, prevote, precommit, commit), loaded round-0 blocks (load.ts heightTimes). */
+export interface Heights {
+  samples: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
 export interface WanResult {
   delay: DelaySpec;
   nodes: number;
   consensus: { periodMs: number; timeoutProposeMs: number; timeoutVoteMs: number; timeoutDeltaMs: number };
-  throughput: SaturationResult;
-  latency: LatencyResult[];
-  /** Time of a height beyond the block period (propose, prevote, precommit, commit), loaded round-0 blocks. */
-  heightMs: { samples: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
+  throughput: SaturationResult & { heightMs: Heights };
+  latency: (LatencyResult & { heightMs: Heights })[];
+  /** Heights over every loaded window (saturation and each offered rate). */
+  heightMs: Heights;
+  /** Heights over the windows offered less than the measured saturation: what the timeouts are chosen from. */
+  belowSaturationHeightMs: Heights;
   /** Consensus timeouts that leave room for the measured heights (see suggestTimeouts). */
   suggestedTimeouts: { timeoutProposeMs: number; timeoutVoteMs: number; timeoutDeltaMs: number; basis: string };
   proxies: ProxyStats & { proxies: number };
@@ -51,14 +62,14 @@ export interface BenchResult {
     /** cores × rate: one verifier on all cores (sync, medledger verify). */
     allCoresPerSecond: number;
   };
-  throughput: (SaturationResult & { heightMs: WanResult['heightMs']; ceilingEventsPerSecond: number; shareOfCeiling: number; cpuFloorMicros: number; cpuShareOfFloor: number })[];
-  latency: (LatencyResult & { offeredShareOfCeiling: number; offeredShareOfSaturation: number | null })[];
+  throughput: (SaturationResult & { heightMs: Heights; ceilingEventsPerSecond: number; shareOfCeiling: number; cpuFloorMicros: number; cpuShareOfFloor: number })[];
+  latency: (LatencyResult & { heightMs: Heights; offeredShareOfCeiling: number; offeredShareOfSaturation: number | null })[];
   wan: WanResult | null;
   storage: StoreResult | null;
   sync: { eventsPerSecond: number; ceilingEventsPerSecond: number; shareOfCeiling: number } | null;
   verification: { eventsPerSecond: number; ceilingEventsPerSecond: number; shareOfCeiling: number } | null;
   trailQuery: { events: number; p50Ms: number; p99Ms: number; targetMs: number } | null;
-  rss: { servingNodeAtStoreMB: number | null; syncedNodeMB: number | null; underLoadPeakMB: number; targetMB: number };
+  rss: { atStoreRestMB: number | null; servingPeakMB: number | null; syncedNodeMB: number | null; underLoadPeakMB: number; targetMB: number };
   /** Every socket dropped under a request of the load generators (reported, not hidden). */
   socketDrops: SocketDrop[];
   figures: Figure[];
@@ -70,7 +81,8 @@ export const TARGETS = { trailMs: 20, rssMB: 250, p99At1000Ms: 2000, eventsPerSe
 const roundUp = (x: number, step: number) => Math.ceil(x / step) * step;
 
 /**
- * Timeouts from the heights measured under the WAN proxies: a proposal must reach everyone within
+ * Timeouts from the heights measured under the WAN proxies at loads below saturation (an overloaded network's
+ * heights are as long as its CPU queue, which no timeout should chase): a proposal must reach everyone within
  * timeoutPropose (twice the p99 height leaves room for a slow proposer and a full block), a vote step within
  * timeoutVote (the p99 height: all three message delays of a height fit in it), and each further round adds
  * half a p99 height. Never below four one-way delays (two round trips), rounded up to 50 ms.
@@ -82,7 +94,7 @@ export function suggestTimeouts(heightP99Ms: number, oneWayMs: number): WanResul
     timeoutProposeMs: roundUp(Math.max(2 * h, floor), 50),
     timeoutVoteMs: roundUp(Math.max(h, floor), 50),
     timeoutDeltaMs: roundUp(Math.max(h / 2, oneWayMs), 50),
-    basis: `p99 height beyond the period ${Math.round(h)} ms at ${oneWayMs} ms one way: propose 2×p99, vote 1×p99, delta p99/2, each at least ${floor} ms (two round trips), rounded up to 50 ms`,
+    basis: `p99 height beyond the period below saturation ${Math.round(h)} ms at ${oneWayMs} ms one way: propose 2×p99, vote 1×p99, delta p99/2, each at least ${floor} ms (two round trips), rounded up to 50 ms`,
   };
 }
 
@@ -117,13 +129,17 @@ export function figuresOf(r: Omit<BenchResult, 'figures'>): Figure[] {
     for (const l of w.latency) {
       out.push({ figure: `WAN latency p50/p95/p99 at ${num(l.offeredPerSecond)}/s offered`, value: [l.p50Ms, l.p95Ms, l.p99Ms], unit: 'ms', ceiling, against: 'load share', share: l.offeredPerSecond / ceiling, boundBy: `3 message delays per height + queueing (${pct(l.offeredPerSecond / t.eventsPerSecond)} of WAN saturation)` });
     }
-    const lan = r.throughput.find((x) => x.nodes === w.nodes)?.heightMs;
-    out.push({ figure: 'WAN height beyond the period p50/p99', value: [w.heightMs.p50Ms, w.heightMs.p99Ms], unit: 'ms', ceiling: 3 * w.delay.oneWayMs, against: 'load share', share: null, boundBy: `≥ 3 one-way delays (propose, prevote, precommit) = ${3 * w.delay.oneWayMs} ms, + CPU${lan ? `; same load without the proxies: ${num(lan.p50Ms)} / ${num(lan.p99Ms)} ms` : ''}` });
+    const lan = r.latency.filter((l) => l.nodes === w.nodes);
+    for (const l of w.latency) {
+      const same = lan.find((x) => x.offeredPerSecond === l.offeredPerSecond)?.heightMs;
+      out.push({ figure: `WAN height beyond the period p50/p99 at ${num(l.offeredPerSecond)}/s`, value: [l.heightMs.p50Ms, l.heightMs.p99Ms], unit: 'ms', ceiling: 3 * w.delay.oneWayMs, against: 'load share', share: null, boundBy: `≥ 3 one-way delays = ${3 * w.delay.oneWayMs} ms, + CPU${same ? `; without the proxies ${num(same.p50Ms)} / ${num(same.p99Ms)} ms` : ''}` });
+    }
   }
   if (r.sync) out.push({ figure: 'sync of a fresh node, fully verified', value: r.sync.eventsPerSecond, unit: 'events/s', ceiling: r.sync.ceilingEventsPerSecond, against: 'ed25519 ceiling', share: r.sync.shareOfCeiling, boundBy: 'CPU: signatures on workers + decode/re-execute/store on one thread' });
   if (r.verification) out.push({ figure: `verification (medledger verify), ${c.cores} cores`, value: r.verification.eventsPerSecond, unit: 'events/s', ceiling: r.verification.ceilingEventsPerSecond, against: 'ed25519 ceiling', share: r.verification.shareOfCeiling, boundBy: 'CPU: signatures on workers + re-execution on one thread' });
   if (r.trailQuery) out.push({ figure: `patient trail query p50/p99 at ${num(r.trailQuery.events)} events`, value: [r.trailQuery.p50Ms, r.trailQuery.p99Ms], unit: 'ms', ceiling: r.trailQuery.targetMs, against: 'spec target', share: r.trailQuery.p99Ms / r.trailQuery.targetMs, boundBy: 'LevelDB reads (no signature work)' });
-  if (r.rss.servingNodeAtStoreMB !== null) out.push({ figure: `RSS of a node on ${num(r.storage?.events ?? NaN)} events (peak)`, value: r.rss.servingNodeAtStoreMB, unit: 'MB', ceiling: r.rss.targetMB, against: 'spec target', share: r.rss.servingNodeAtStoreMB / r.rss.targetMB, boundBy: 'V8 heap (128 MB old space) + LevelDB caches' });
+  if (r.rss.atStoreRestMB !== null) out.push({ figure: `RSS of a node on ${num(r.storage?.events ?? NaN)} events`, value: r.rss.atStoreRestMB, unit: 'MB', ceiling: r.rss.targetMB, against: 'spec target', share: r.rss.atStoreRestMB / r.rss.targetMB, boundBy: 'V8 heap (128 MB old space) + LevelDB caches; its startup integrity pass running' });
+  if (r.rss.servingPeakMB !== null) out.push({ figure: `RSS peak serving sync / verify of ${num(r.storage?.events ?? NaN)} events`, value: [r.storage?.servingNode.rssPeakServingSyncMB ?? NaN, r.storage?.servingNode.rssPeakServingVerifyMB ?? NaN], unit: 'MB', ceiling: r.rss.targetMB, against: 'spec target', share: r.rss.servingPeakMB / r.rss.targetMB, boundBy: 'chain pages in flight to the syncing node / verifier' });
   out.push({ figure: 'RSS of a node under saturation (peak)', value: r.rss.underLoadPeakMB, unit: 'MB', ceiling: r.rss.targetMB, against: 'spec target', share: r.rss.underLoadPeakMB / r.rss.targetMB, boundBy: 'mempool bounds and load shedding' });
   return out;
 }
@@ -153,8 +169,18 @@ export function table(r: BenchResult): string {
     '|---|---|---|---|---|',
     ...r.figures.map((f) => `| ${f.figure} | ${value(f)} | ${ceiling(f)} | ${pct(f.share)} | ${f.boundBy} |`),
   ];
-  if (r.wan) lines.push('', `WAN timeouts from the measured heights: propose ${r.wan.suggestedTimeouts.timeoutProposeMs} ms, vote ${r.wan.suggestedTimeouts.timeoutVoteMs} ms, delta ${r.wan.suggestedTimeouts.timeoutDeltaMs} ms (run with propose ${r.wan.consensus.timeoutProposeMs}, vote ${r.wan.consensus.timeoutVoteMs}: ${r.wan.throughput.extraRounds + r.wan.latency.reduce((a, l) => a + l.extraRounds, 0)} rounds beyond 0; ${r.wan.directConnections} connections around the proxies)`);
+  if (r.wan) {
+    const w = r.wan;
+    const t = w.suggestedTimeouts;
+    lines.push('', `WAN timeouts from the heights below saturation (p99 ${num(w.belowSaturationHeightMs.p99Ms)} ms over ${w.belowSaturationHeightMs.samples} heights): propose ${t.timeoutProposeMs} ms, vote ${t.timeoutVoteMs} ms, delta ${t.timeoutDeltaMs} ms. Run with propose ${w.consensus.timeoutProposeMs}, vote ${w.consensus.timeoutVoteMs}, delta ${w.consensus.timeoutDeltaMs}: ${w.throughput.extraRounds + w.latency.reduce((a, l) => a + l.extraRounds, 0)} rounds beyond 0; ${w.directConnections} connections around the proxies.`);
+  }
   const drops = r.socketDrops;
-  lines.push('', drops.length === 0 ? 'Socket drops under load: none.' : `SOCKET DROPS under load: ${drops.length} (${drops.filter((d) => d.inFlightMs > 50).length} after > 50 ms in flight, i.e. a node dropped a request it had begun; ${drops.filter((d) => !d.nodeRunning).length} with the node gone): ${drops.slice(0, 5).map((d) => `${d.node} ${d.phase} t+${d.atS}s ${d.inFlightMs} ms`).join('; ')}`);
+  lines.push(
+    '',
+    drops.length === 0
+      ? 'Socket drops under load: none.'
+      : `SOCKET DROPS under load: ${drops.length}, each retried: ${drops.filter((d) => d.processed === true).length} of requests the node had acted on (mid-request), ${drops.filter((d) => d.processed === false).length} of requests that never reached its handler, ${drops.filter((d) => !d.nodeRunning).length} with the node gone: ` +
+        drops.slice(0, 5).map((d) => `${d.node} (${d.phase}, t+${d.atS} s, ${d.inFlightMs} ms in flight, ${d.cause}, ${d.processed === null ? 'unknown' : d.processed ? 'acted on' : 'not acted on'})`).join('; '),
+  );
   return lines.join('\n');
 }

@@ -20,7 +20,7 @@ import { NodeProcess } from '../../src/cli/nodeProcess.js';
 import { Ledger } from '../../src/node/ledger.js';
 import { LedgerStore } from '../../src/node/store/ledgerStore.js';
 import { benchNetwork, writeSyntheticChain } from '../syntheticChain.js';
-import { cpuSeconds, freeBasePort, percentile, RssPeaks } from './harness.js';
+import { cpuSeconds, freeBasePort, percentile, RssPeaks, rssMB, sleep } from './harness.js';
 
 export interface StoreOptions {
   events: number;
@@ -50,8 +50,11 @@ export interface StoreResult {
   patients: number;
   write: { seconds: number; eventsPerSecond: number; signSeconds: number; diskBytes: number; bytesPerEvent: number };
   trail: { patient: Percentiles; user: Percentiles; timeRange: Percentiles };
-  /** Hospital A's node on that chain: peak resident memory from its start until it stopped (after sync and verification). */
-  servingNode: { startSeconds: number; rssPeakMB: number; integrityPassDoneSeconds: number | null };
+  /**
+   * Hospital A's node on that chain: resident memory 2 s after it answered (its startup integrity pass
+   * running), and its peaks while it served the sync and the verification (chain pages to one client each).
+   */
+  servingNode: { startSeconds: number; rssAtRestMB: number; rssPeakServingSyncMB: number | null; rssPeakServingVerifyMB: number | null; rssPeakMB: number; integrityPassDoneSeconds: number | null };
   sync: { seconds: number; eventsPerSecond: number; cpuSeconds: number; cpuMicrosPerEvent: number; rssPeakMB: number; servingNodeIntegrityPassRunning: boolean } | null;
   verification: { seconds: number; eventsPerSecond: number; cores: number; replicas: number; servingNodeIntegrityPassRunning: boolean } | null;
 }
@@ -106,6 +109,10 @@ export async function storeBenchmark(opts: StoreOptions): Promise<StoreResult> {
     a.start();
     await a.waitReady(opts.timeoutMs);
     const startSeconds = (performance.now() - s0) / 1000;
+    await sleep(2_000);
+    const rssAtRestMB = rssMB(a.pid);
+    let rssPeakServingSyncMB: number | null = null;
+    let rssPeakServingVerifyMB: number | null = null;
     let passDone: number | null = null;
     const passRunning = async () => {
       const st = await a.api.status();
@@ -118,11 +125,13 @@ export async function storeBenchmark(opts: StoreOptions): Promise<StoreResult> {
     if (opts.sync) {
       const runningAtStart = await passRunning();
       const bRss = new RssPeaks(() => [b.pid]);
+      const serving = new RssPeaks(() => [a.pid]);
       const t = performance.now();
       b.start();
       await b.waitReady(opts.timeoutMs, (s) => s.height >= chain.blocks);
       const seconds = (performance.now() - t) / 1000;
       const cpu = cpuSeconds(b.pid);
+      rssPeakServingSyncMB = serving.stop()[0]!;
       await b.stop();
       sync = { seconds, eventsPerSecond: chain.events / seconds, cpuSeconds: cpu, cpuMicrosPerEvent: (1e6 * cpu) / chain.events, rssPeakMB: bRss.stop()[0]!, servingNodeIntegrityPassRunning: runningAtStart || (await passRunning()) };
       log(`store: empty node synced ${chain.blocks} blocks / ${chain.events} events in ${seconds.toFixed(1)} s (${sync.eventsPerSecond.toFixed(0)} events/s, fully verified; ${sync.cpuMicrosPerEvent.toFixed(0)} µs CPU per event)${sync.servingNodeIntegrityPassRunning ? ' while the serving node ran its startup integrity pass' : ''}`);
@@ -132,17 +141,19 @@ export async function storeBenchmark(opts: StoreOptions): Promise<StoreResult> {
     let verification: StoreResult['verification'] = null;
     if (opts.verify) {
       const runningAtStart = await passRunning();
+      const serving = new RssPeaks(() => [a.pid]);
       const t = performance.now();
       const report = await verifyReplicas([a.apiUrl]);
       const seconds = (performance.now() - t) / 1000;
+      rssPeakServingVerifyMB = serving.stop()[0]!;
       if (report.exitCode !== 0) throw new Error(`verification failed: ${JSON.stringify(report).slice(0, 500)}`);
       verification = { seconds, eventsPerSecond: chain.events / seconds, cores: availableParallelism(), replicas: 1, servingNodeIntegrityPassRunning: runningAtStart || (await passRunning()) };
       log(`store: medledger verify of the chain (download, every signature on ${verification.cores} cores, re-execution): ${verification.eventsPerSecond.toFixed(0)} events/s (${seconds.toFixed(1)} s)${verification.servingNodeIntegrityPassRunning ? ' while the node ran its startup integrity pass' : ''}`);
     }
     await passRunning();
     await a.stop();
-    const servingNode = { startSeconds, rssPeakMB: aRss.stop()[0]!, integrityPassDoneSeconds: passDone };
-    log(`store: node on ${chain.events} events: started in ${startSeconds.toFixed(1)} s, peak resident ${servingNode.rssPeakMB} MB`);
+    const servingNode = { startSeconds, rssAtRestMB, rssPeakServingSyncMB, rssPeakServingVerifyMB, rssPeakMB: aRss.stop()[0]!, integrityPassDoneSeconds: passDone };
+    log(`store: node on ${chain.events} events: started in ${startSeconds.toFixed(1)} s; resident ${rssAtRestMB} MB 2 s later (startup integrity pass running), peak ${rssPeakServingSyncMB ?? '—'} MB serving the sync, ${rssPeakServingVerifyMB ?? '—'} MB serving the verification`);
     return { events: chain.events, blocks: chain.blocks, patients: opts.patients, write, trail: { patient, user, timeRange }, servingNode, sync, verification };
   } finally {
     await Promise.all(nodes.map((n) => n.stop()));

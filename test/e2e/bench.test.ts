@@ -80,7 +80,8 @@ describe('npm run bench --quick', () => {
     }
     expect(positive(r.trailQuery.p50Ms)).toBe(true);
     expect(positive(r.trailQuery.p99Ms)).toBe(true);
-    expect(positive(r.rss.servingNodeAtStoreMB)).toBe(true);
+    expect(positive(r.rss.atStoreRestMB)).toBe(true);
+    expect(positive(r.rss.servingPeakMB)).toBe(true);
     expect(positive(r.rss.underLoadPeakMB)).toBe(true);
     expect(Array.isArray(r.socketDrops)).toBe(true);
 
