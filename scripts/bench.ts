@@ -17,6 +17,7 @@
  * Only 127.0.0.1; every loop is bounded in count and time; node processes are started and stopped by PID.
  */
 import '../src/polyfill.js';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { consensusParamsSchema } from '../src/consensus/genesis.js';
 import { measureEd25519, networkCeiling, type Ed25519Ceiling } from './bench/ceiling.js';
@@ -69,9 +70,10 @@ type Heights = ReturnType<typeof heightTimes>;
 interface NetworkRun {
   throughput: SaturationResult & { heightMs: Heights };
   latency: (LatencyResult & { heightMs: Heights })[];
-  /** Heights over every loaded window, and over the windows offered less than the measured saturation. */
+  /** Heights over every loaded window, and over the calm ones the timeouts are chosen from (timeoutBasis). */
   heightMs: Heights;
-  belowSaturationHeightMs: Heights;
+  timeoutHeightMs: Heights;
+  timeoutBasis: string;
   direct: number;
   proxies: WanResult['proxies'] | null;
 }
@@ -98,12 +100,15 @@ async function networkRun(nodes: number, opts: { latency: boolean; wan?: DelaySp
           latency.push({ ...l, heightMs });
         }
       }
+      // The timeouts are chosen from the offered rates below the measured saturation, else from the lowest one.
       const below = latency.filter((l) => l.offeredPerSecond < s.eventsPerSecond);
+      const calm = below.length > 0 ? below : latency.slice().sort((a, b) => a.offeredPerSecond - b.offeredPerSecond).slice(0, 1);
       return {
         throughput,
         latency,
         heightMs: heightTimes(watcher, [s.loadedHeights, ...latency.map((l) => l.loadedHeights)], period),
-        belowSaturationHeightMs: heightTimes(watcher, (below.length > 0 ? below : latency).map((l) => l.loadedHeights), period),
+        timeoutHeightMs: heightTimes(watcher, calm.map((l) => l.loadedHeights), period),
+        timeoutBasis: below.length > 0 ? `offered rates below the measured saturation (${below.map((l) => `${l.offeredPerSecond}/s`).join(', ')})` : `the lowest offered rate (${calm.map((l) => `${l.offeredPerSecond}/s`).join('')}; none was below the measured saturation of ${Math.round(s.eventsPerSecond)}/s)`,
         direct: net.directP2pConnections(),
         proxies: net.mesh?.stats() ?? null,
       };
@@ -119,6 +124,7 @@ async function main(): Promise<void> {
   stopOnInterrupt();
   const started = new Date();
   const host = machine();
+  const load0 = loadavg()[0]!;
   log(`MedLedger benchmark${QUICK ? ' (quick)' : ''} on ${host.host}: ${host.cpus} cores (${host.model}), Node.js ${host.node}; networks of ${NODES.join(', ')} nodes${values.wan ? `, WAN ${WAN.oneWayMs}±${WAN.jitterMs} ms` : ''}`);
   const first = measureEd25519({ count: SIZES.ceilingCount });
   log(`ceiling: Ed25519 (${first.implementation}) ${first.verifyPerSecondPerCore} verifications/s per core`);
@@ -143,11 +149,12 @@ async function main(): Promise<void> {
       throughput: r.throughput,
       latency: r.latency,
       heightMs: r.heightMs,
-      belowSaturationHeightMs: r.belowSaturationHeightMs,
+      timeoutHeightMs: r.timeoutHeightMs,
+      timeoutBasis: r.timeoutBasis,
       proxies: r.proxies!,
       directConnections: r.direct,
     };
-    log(`WAN: height beyond the period p50 ${r.heightMs.p50Ms} ms, p99 ${r.heightMs.p99Ms} ms (${r.heightMs.samples} heights; below saturation p99 ${r.belowSaturationHeightMs.p99Ms} ms); ${r.proxies!.connections} proxied connections, ${(r.proxies!.bytes / 2 ** 20).toFixed(0)} MB; ${r.direct} connections around the proxies`);
+    log(`WAN: height beyond the period p50 ${r.heightMs.p50Ms} ms, p99 ${r.heightMs.p99Ms} ms (${r.heightMs.samples} heights; p99 ${r.timeoutHeightMs.p99Ms} ms at ${r.timeoutBasis}); ${r.proxies!.connections} proxied connections, ${(r.proxies!.bytes / 2 ** 20).toFixed(0)} MB; ${r.direct} connections around the proxies`);
   }
 
   let storage: StoreResult | null = null;
@@ -166,12 +173,12 @@ async function main(): Promise<void> {
     schema: 1,
     date: started.toISOString(),
     quick: QUICK,
-    machine: host,
+    machine: { ...host, loadAverage: { start: load0, end: loadavg()[0]! } },
     options: { nodes: NODES, latencyNodes: LATENCY_NODES, rates: RATES, wan: values.wan ? WAN : null, skip: [...SKIP], ...SIZES },
     ceiling,
     throughput: throughput.map((t) => ({ ...t, ceilingEventsPerSecond: networkCeiling(best, t.nodes), shareOfCeiling: t.eventsPerSecond / networkCeiling(best, t.nodes), cpuFloorMicros: Number(floor.toFixed(1)), cpuShareOfFloor: floor / t.cpuMicrosPerEventMean })),
     latency: latency.map((l) => ({ ...l, offeredShareOfCeiling: l.offeredPerSecond / networkCeiling(best, l.nodes), offeredShareOfSaturation: saturationAt(l.nodes) ? l.offeredPerSecond / saturationAt(l.nodes)! : null })),
-    wan: wan ? { ...wan, suggestedTimeouts: suggestTimeouts(wan.belowSaturationHeightMs.p99Ms, WAN.oneWayMs) } : null,
+    wan: wan ? { ...wan, suggestedTimeouts: suggestTimeouts(wan.timeoutHeightMs.p99Ms, WAN.oneWayMs) } : null,
     storage,
     sync: storage?.sync ? { eventsPerSecond: storage.sync.eventsPerSecond, ceilingEventsPerSecond: allCores, shareOfCeiling: storage.sync.eventsPerSecond / allCores } : null,
     verification: storage?.verification ? { eventsPerSecond: storage.verification.eventsPerSecond, ceilingEventsPerSecond: allCores, shareOfCeiling: storage.verification.eventsPerSecond / allCores } : null,

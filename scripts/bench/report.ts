@@ -27,8 +27,9 @@ export interface WanResult {
   latency: (LatencyResult & { heightMs: Heights })[];
   /** Heights over every loaded window (saturation and each offered rate). */
   heightMs: Heights;
-  /** Heights over the windows offered less than the measured saturation: what the timeouts are chosen from. */
-  belowSaturationHeightMs: Heights;
+  /** Heights the timeouts are chosen from: the offered rates below the measured saturation, else the lowest one (timeoutBasis). */
+  timeoutHeightMs: Heights;
+  timeoutBasis: string;
   /** Consensus timeouts that leave room for the measured heights (see suggestTimeouts). */
   suggestedTimeouts: { timeoutProposeMs: number; timeoutVoteMs: number; timeoutDeltaMs: number; basis: string };
   proxies: ProxyStats & { proxies: number };
@@ -52,7 +53,8 @@ export interface BenchResult {
   schema: 1;
   date: string;
   quick: boolean;
-  machine: { host: string; cpus: number; model: string; memGiB: number; node: string; os: string; allocator: string };
+  /** loadAverage: the machine's 1-minute load average at the start and the end (other processes make figures noisy). */
+  machine: { host: string; cpus: number; model: string; memGiB: number; node: string; os: string; allocator: string; loadAverage: { start: number; end: number } };
   options: Record<string, unknown>;
   ceiling: Ed25519Ceiling & {
     /** Rates measured at the start and at the end of the run; the ceiling is the higher one. */
@@ -81,8 +83,9 @@ export const TARGETS = { trailMs: 20, rssMB: 250, p99At1000Ms: 2000, eventsPerSe
 const roundUp = (x: number, step: number) => Math.ceil(x / step) * step;
 
 /**
- * Timeouts from the heights measured under the WAN proxies at loads below saturation (an overloaded network's
- * heights are as long as its CPU queue, which no timeout should chase): a proposal must reach everyone within
+ * Timeouts from the heights measured under the WAN proxies at loads below saturation, else at the lowest load
+ * offered (an overloaded network's heights are as long as its CPU queue, which no timeout should chase): a
+ * proposal must reach everyone within
  * timeoutPropose (twice the p99 height leaves room for a slow proposer and a full block), a vote step within
  * timeoutVote (the p99 height: all three message delays of a height fit in it), and each further round adds
  * half a p99 height. Never below four one-way delays (two round trips), rounded up to 50 ms.
@@ -94,7 +97,7 @@ export function suggestTimeouts(heightP99Ms: number, oneWayMs: number): WanResul
     timeoutProposeMs: roundUp(Math.max(2 * h, floor), 50),
     timeoutVoteMs: roundUp(Math.max(h, floor), 50),
     timeoutDeltaMs: roundUp(Math.max(h / 2, oneWayMs), 50),
-    basis: `p99 height beyond the period below saturation ${Math.round(h)} ms at ${oneWayMs} ms one way: propose 2×p99, vote 1×p99, delta p99/2, each at least ${floor} ms (two round trips), rounded up to 50 ms`,
+    basis: `p99 height beyond the period ${Math.round(h)} ms at ${oneWayMs} ms one way: propose 2×p99, vote 1×p99, delta p99/2, each at least ${floor} ms (two round trips), rounded up to 50 ms`,
   };
 }
 
@@ -162,7 +165,7 @@ export function table(r: BenchResult): string {
     }
   };
   const lines = [
-    `MedLedger benchmark ${r.date.slice(0, 16).replace('T', ' ')} on ${r.machine.host}: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memGiB} GiB, Node.js ${r.machine.node}, ${r.machine.allocator}${r.quick ? ' (QUICK: tiny sizes, not figures)' : ''}`,
+    `MedLedger benchmark ${r.date.slice(0, 16).replace('T', ' ')} on ${r.machine.host}: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memGiB} GiB, Node.js ${r.machine.node}, ${r.machine.allocator}; load average ${r.machine.loadAverage.start.toFixed(1)} at the start, ${r.machine.loadAverage.end.toFixed(1)} at the end${r.quick ? ' (QUICK: tiny sizes, not figures)' : ''}`,
     `Ceiling: Ed25519 (${c.implementation}) ${num(c.verifyPerSecondPerCore)} verifications/s per core (${c.microsPerVerify} µs; start ${num(c.measured.start)}, end ${num(c.measured.end)}) × ${c.cores} cores = ${num(c.allCoresPerSecond)}/s; ÷ nodes: ${Object.entries(c.allowsEventsPerSecond).map(([n, v]) => `${n} → ${num(v)}`).join(', ')} events/s`,
     '',
     '| figure | measured | ceiling (same run) | share | bound by |',
@@ -172,7 +175,7 @@ export function table(r: BenchResult): string {
   if (r.wan) {
     const w = r.wan;
     const t = w.suggestedTimeouts;
-    lines.push('', `WAN timeouts from the heights below saturation (p99 ${num(w.belowSaturationHeightMs.p99Ms)} ms over ${w.belowSaturationHeightMs.samples} heights): propose ${t.timeoutProposeMs} ms, vote ${t.timeoutVoteMs} ms, delta ${t.timeoutDeltaMs} ms. Run with propose ${w.consensus.timeoutProposeMs}, vote ${w.consensus.timeoutVoteMs}, delta ${w.consensus.timeoutDeltaMs}: ${w.throughput.extraRounds + w.latency.reduce((a, l) => a + l.extraRounds, 0)} rounds beyond 0; ${w.directConnections} connections around the proxies.`);
+    lines.push('', `WAN timeouts from the heights at ${w.timeoutBasis} (p99 ${num(w.timeoutHeightMs.p99Ms)} ms over ${w.timeoutHeightMs.samples} heights): propose ${t.timeoutProposeMs} ms, vote ${t.timeoutVoteMs} ms, delta ${t.timeoutDeltaMs} ms. Run with propose ${w.consensus.timeoutProposeMs}, vote ${w.consensus.timeoutVoteMs}, delta ${w.consensus.timeoutDeltaMs}: ${w.throughput.extraRounds + w.latency.reduce((a, l) => a + l.extraRounds, 0)} rounds beyond 0; ${w.directConnections} connections around the proxies.`);
   }
   const drops = r.socketDrops;
   lines.push(
