@@ -13,7 +13,8 @@
  */
 import '../src/polyfill.js';
 import { BENCH_LIMITS } from './benchLimits.js';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rssMB } from './bench/harness.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,14 +41,6 @@ const PATIENTS = Number(values.patients);
 const MAX_EVENTS = Number(values['max-events']);
 const MAX_RSS_MB = Number(values['max-rss-mb']);
 const BATCH = 500;
-
-function rssMB(pid: number | undefined): number {
-  if (!pid) return NaN;
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('VmRSS:'));
-  return Math.round(Number(line?.split(/\s+/)[1] ?? NaN) / 1024);
-}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'medledger-overload-'));
