@@ -33,6 +33,10 @@ const DISTRUST_MS = 30_000;
 const REPAIR_INTERVAL_MS = 30_000;
 /** Redacted grant payloads offered by peers, awaiting confirmation by f+1 of them (bounded). */
 const MAX_REDACTED_CANDIDATES = 10_000;
+/** Bytes of redacted candidates held at once: a lying peer's large offers cannot grow memory past this. */
+export const MAX_REDACTED_OFFER_BYTES = 32 * 1024 * 1024;
+/** Distinct contents kept per transaction: f+1 honest peers agree, so a few candidates suffice. */
+const MAX_OFFERS_PER_TX = 8;
 const MAX_RANGE = 256;
 export const SYNC_MAX_FRAME_BYTES = 24 * 1024 * 1024;
 
@@ -76,6 +80,7 @@ export class SyncManager {
   private readonly distrusted = new Map<string, number>();
   /** Redacted grant payloads by tx id → by content → the peers that served exactly these bytes. */
   private readonly redactedOffers = new Map<string, Map<string, { payload: Uint8Array; peers: Set<string> }>>();
+  private redactedOfferBytes = 0;
   private repairTimer: NodeJS.Timeout | null = null;
   private repairing: Promise<void> | null = null;
   /** Payloads restored from peers, dropped (purged meanwhile), and still missing after the last attempt. */
@@ -253,10 +258,22 @@ export class SyncManager {
       this.redactedOffers.set(txIdHex, offers);
     }
     const key = toHex(sha256(payload));
-    const offer = offers.get(key) ?? (offers.size < 8 ? { payload, peers: new Set<string>() } : undefined);
-    if (!offer) return;
+    let offer = offers.get(key);
+    if (!offer) {
+      if (offers.size >= MAX_OFFERS_PER_TX || this.redactedOfferBytes + payload.length > MAX_REDACTED_OFFER_BYTES) return;
+      offer = { payload, peers: new Set<string>() };
+      offers.set(key, offer);
+      this.redactedOfferBytes += payload.length;
+    }
     offer.peers.add(peer);
-    offers.set(key, offer);
+  }
+
+  /** Forgets the candidates of a transaction (confirmed, repaired by hash, or no longer missing). */
+  private dropOffers(txIdHex: string): void {
+    const offers = this.redactedOffers.get(txIdHex);
+    if (!offers) return;
+    for (const o of offers.values()) this.redactedOfferBytes -= o.payload.length;
+    this.redactedOffers.delete(txIdHex);
   }
 
   private scheduleRepair(delayMs: number): void {
@@ -314,10 +331,12 @@ export class SyncManager {
         if (!confirmed) continue;
         const tx = await this.committedTx(id);
         if (tx) this.repairs[await this.repair(id, tx.tx, confirmed.payload, true)]++;
-        this.redactedOffers.delete(id);
+        this.dropOffers(id);
       }
     }
-    const left = (await ledger.missingPayloads(MAX_PAYLOAD_IDS)).length;
+    const stillMissing = new Set(await ledger.missingPayloads(MAX_PAYLOAD_IDS));
+    for (const id of [...this.redactedOffers.keys()]) if (!stillMissing.has(id)) this.dropOffers(id);
+    const left = stillMissing.size;
     this.repairs.missing = left;
     if (this.repairs.stored > 0) logger.info({ repaired: this.repairs.stored, missing: left }, 'payloads repaired from peers');
     if (left > 0) {
