@@ -12,6 +12,7 @@
  * broken (RSS over --max-rss-mb, a dropped socket, replicas that disagree).
  */
 import '../src/polyfill.js';
+import { auditedRead } from '../test/support/load.js';
 import { BENCH_LIMITS } from './benchLimits.js';
 import { rssMB } from './bench/harness.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,8 +23,6 @@ import { ApiClient, ApiError, droppedSocket } from '../src/client/apiClient.js';
 import { Session } from '../src/client/session.js';
 import { createNetwork, newUserKeys } from '../src/cli/networkSetup.js';
 import { NodeProcess } from '../src/cli/nodeProcess.js';
-import { signTx } from '../src/records/tx/codec.js';
-import type { UnsignedTx } from '../src/records/tx/types.js';
 
 const { values } = parseArgs({
   options: {
@@ -74,21 +73,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < PATIENTS; i += 50) await Promise.all(patients.slice(i, i + 50).map((p) => p.registerPatient()));
     console.log(`${NODES} nodes, ${PATIENTS} patients registered; offering load for ${SECONDS} s`);
 
-    let nonce = Date.now() * 1000;
-    const sign = (p: Session) => {
-      const unsigned: UnsignedTx<'listRecords'> = {
-        v: 1,
-        type: 'listRecords',
-        actor: p.userId,
-        key: p.signer.publicKey,
-        via: p.hospital,
-        nonce: ++nonce,
-        time: Date.now(),
-        patient: p.userId,
-        body: {},
-      };
-      return { tx: signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash) };
-    };
+    const sign = (p: Session) => ({ tx: auditedRead(p) });
     const t0 = Date.now();
     const end = t0 + SECONDS * 1000;
     const status0 = await Promise.all(apis.map((a) => a.status()));

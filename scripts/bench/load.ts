@@ -10,12 +10,12 @@
  * (the node answers transactions it already holds as accepted), and every drop is recorded with how long the
  * request had been in flight and whether the node was still running: a drop is reported, never hidden.
  */
+import { auditedRead } from '../../test/support/load.js';
 import { ApiClient, ApiError, droppedSocket } from '../../src/client/apiClient.js';
 import { Session } from '../../src/client/session.js';
 import { newUserKeys } from '../../src/cli/networkSetup.js';
 import type { ChainBlock, StatusResponse } from '../../src/api/contract.js';
-import { signTx } from '../../src/records/tx/codec.js';
-import type { Tx, UnsignedTx } from '../../src/records/tx/types.js';
+import type { Tx } from '../../src/records/tx/types.js';
 import { CpuTrace, percentile, RssPeaks, sleep } from './harness.js';
 import type { RunningNetwork } from './network.js';
 
@@ -78,7 +78,6 @@ const newStats = (): SubmitStats => ({ batches: 0, offered: 0, accepted: 0, shed
  * include the later nonces first and make the earlier, already accepted, ones stale.
  */
 export class Patients {
-  private nonce = Date.now() * 1000;
   private readonly lanes: { node: number; patients: Session[]; cursor: number; tail: Promise<void> }[];
 
   private constructor(byNode: Session[][], lanesPerNode: number) {
@@ -115,18 +114,7 @@ export class Patients {
     const l = this.lanes[lane]!;
     return Array.from({ length: size }, () => {
       const p = l.patients[(l.cursor = (l.cursor + 1) % l.patients.length)]!;
-      const unsigned: UnsignedTx<'listRecords'> = {
-        v: 1,
-        type: 'listRecords',
-        actor: p.userId,
-        key: p.signer.publicKey,
-        via: p.hospital,
-        nonce: ++this.nonce,
-        time: Date.now(),
-        patient: p.userId,
-        body: {},
-      };
-      return { tx: signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash) };
+      return { tx: auditedRead(p) };
     });
   }
 

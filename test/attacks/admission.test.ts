@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/client/apiClient.js';
 import type { Session } from '../../src/client/session.js';
-import { signTx } from '../../src/records/tx/codec.js';
-import type { UnsignedTx } from '../../src/records/tx/types.js';
 import { auditedRead } from '../support/load.js';
 import { TestNetwork } from '../support/testNetwork.js';
 
@@ -50,20 +48,7 @@ describe('admission limits of a node process', () => {
   it('refuses a second pending transaction with the same nonce with 409 CONFLICT', async () => {
     const p = patients[2]!;
     const nonce = Date.now() * 1000 + 5_000_000;
-    const sign = (time: number) => {
-      const unsigned: UnsignedTx<'listRecords'> = {
-        v: 1,
-        type: 'listRecords',
-        actor: p.userId,
-        key: p.signer.publicKey,
-        via: p.hospital,
-        nonce,
-        time,
-        patient: p.userId,
-        body: {},
-      };
-      return signTx(unsigned, p.signer, p.api.knownIdentity!.genesisHash);
-    };
+    const sign = (time: number) => auditedRead(p, { nonce, time });
     const now = Date.now();
     const [a, b] = await Promise.allSettled([
       net.api(0).submit(sign(now), undefined, { wait: false }),

@@ -9,19 +9,21 @@ let nonceFloor = Date.now() * 1000;
 /**
  * A signed listRecords transaction of a patient on their own data: cheap, valid, and always audited. Signed
  * for the network the session has learned (any session that has acted once, e.g. a registered patient).
+ * The load generators (tests, scripts/bench, scripts/overload) all build their load with it; `at` fixes the
+ * nonce and time (e.g. two transactions with one nonce), else a fresh increasing nonce and the clock.
  */
-export function auditedRead(patient: Session): Tx {
+export function auditedRead(patient: Session, at?: { nonce: number; time: number }): Tx {
   const network = patient.api.knownIdentity;
   if (!network) throw new Error(`auditedRead: the session of ${patient.userId} has not learned its network yet (await session.api.identify() first)`);
-  nonceFloor = Math.max(nonceFloor + 1, Date.now() * 1000);
+  if (!at) nonceFloor = Math.max(nonceFloor + 1, Date.now() * 1000);
   const unsigned: UnsignedTx<'listRecords'> = {
     v: 1,
     type: 'listRecords',
     actor: patient.userId,
     key: patient.signer.publicKey,
     via: patient.hospital,
-    nonce: nonceFloor,
-    time: Date.now(),
+    nonce: at?.nonce ?? nonceFloor,
+    time: at?.time ?? Date.now(),
     patient: patient.userId,
     body: {},
   };
