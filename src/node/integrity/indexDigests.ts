@@ -52,9 +52,11 @@ export class CrossCheck {
     const { store } = this.ledger;
     // One snapshot: the store as of a single moment, while commits go on.
     const snapshot = store.snapshot();
-    const atHead = store.head()?.height === H;
     try {
-      if (atHead && !bytesEqual(store.head()!.hash, pass.checker.head.hash)) throw new ChainFault(H, 'the stored head marker names another block');
+      // The head the snapshot holds (a block in flight may or may not be in it): the state is compared only there.
+      const head = await store.headAt(snapshot);
+      const atHead = head?.height === H;
+      if (atHead && !bytesEqual(head.hash, pass.checker.head.hash)) throw new ChainFault(H, 'the stored head marker names another block');
       for (const family of FAMILIES) {
         const actual = new SetDigest(pass.salt);
         for await (const batch of this.pacer.batches(store.indexEntryBatches(family, H, { snapshot, ...COLD }))) {

@@ -23,8 +23,8 @@ const MAX_STORED_BLOCK = 64 * 1024 * 1024;
 export class BlockStore {
   constructor(private readonly db: Level) {}
 
-  async readHead(): Promise<ChainHead | null> {
-    const head = await this.db.get(K.head);
+  async readHead(opts: ReadOptions = {}): Promise<ChainHead | null> {
+    const head = await this.db.get(K.head, levelOptions(opts));
     return head ? decodeStored(chainHeadSchema, head, 'chain head') : null;
   }
 

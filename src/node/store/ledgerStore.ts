@@ -84,6 +84,11 @@ export class LedgerStore {
     return new StoreSnapshot(this.db.snapshot());
   }
 
+  /** The head marker as a snapshot holds it: the head that snapshot's blocks, state and indexes belong to. */
+  headAt(snapshot: StoreSnapshot): Promise<ChainHead | null> {
+    return this.blocks.readHead({ snapshot });
+  }
+
   // ---- writes of the chain -------------------------------------------------------------------
 
   /** Binds the directory to one genesis: a node never mixes two networks' data. */
@@ -136,9 +141,9 @@ export class LedgerStore {
     }
     const newHead: ChainHead = { height: h, hash };
     this.blocks.stageHead(batch, newHead);
-    // The head moves when the batch is handed to LevelDB, not when the write returns: a snapshot taken while
-    // the write is in flight may already hold this block, and must not pass for the old head's (the integrity
-    // monitor compares the state in a snapshot with the state at `head()`). A failed write restores the head.
+    // The head moves when the batch is handed to LevelDB, not when the write returns (the next block is staged
+    // against it). A snapshot taken meanwhile may or may not hold this block: readers of a snapshot take the
+    // head from it (headAt), never from here. A failed write restores the head.
     this.headCache = newHead;
     try {
       await batch.write(h);
