@@ -25,6 +25,7 @@ export default defineConfig({
             'test/node/compaction.test.ts',
             'test/node/configExamples.test.ts',
             'test/node/allocator.test.ts',
+            'test/node/metrics.test.ts',
             'test/tui/**/*.test.tsx',
             'test/attacks/unit/**/*.test.ts',
           ],
@@ -37,6 +38,7 @@ export default defineConfig({
           name: 'processes',
           include: [
             'test/node/singleNode.test.ts',
+            'test/node/metricsNode.test.ts',
             'test/node/signatureWorkerDist.test.ts',
             'test/network/**/*.test.ts',
             'test/attacks/*.test.ts',

@@ -109,6 +109,7 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
           if (admission.status === 'added') added++;
         } catch (err) {
           if (!isMedLedgerError(err)) {
+            metrics?.rejected('gossip', err);
             // Our own bug, not the sender's fault: log it, charge nothing.
             logger.error({ from, err }, 'gossiped transaction could not be checked');
             continue;
@@ -116,8 +117,9 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
           // A transaction that is already final costs nothing: an honest node's batch can leave (or be
           // forwarded) after the block holding its transactions was committed everywhere, and a replayed final
           // transaction costs us a decode and one lookup, no signature check.
+          if (err.code === 'REPLAY' && (await ledger.txLocation(txIdOfBytes(item.tx)))) continue;
+          metrics?.rejected('gossip', err);
           if (PROVABLY_BAD.has(err.code)) bad++;
-          else if (err.code === 'REPLAY' && (await ledger.txLocation(txIdOfBytes(item.tx)))) continue;
           else if (NOT_VALID_HERE.has(err.code)) doubtful++;
         }
       }

@@ -96,14 +96,28 @@ export class NodeMetrics {
     gauge('medledger_peers_connected', 'Validator peers connected over libp2p.', () => sources.peers());
     gauge('medledger_mempool_transactions', 'Transactions waiting for a block.', () => sources.mempool().txs);
     gauge('medledger_mempool_bytes', 'Bytes held by the mempool (transactions and their payloads).', () => sources.mempool().bytes);
-    gauge('medledger_integrity_verified_height', 'Height up to which the integrity monitor has re-verified the stored chain.', () => sources.integrity().verifiedHeight);
+    gauge(
+      'medledger_integrity_verified_height',
+      'Height up to which the integrity monitor has re-verified the stored chain.',
+      () => sources.integrity().verifiedHeight,
+    );
     gauge('medledger_integrity_alert', '1 when the integrity monitor has raised an alert (see GET /v1/status), else 0.', () =>
       sources.integrity().alert ? 1 : 0,
     );
-    gauge('medledger_payloads_missing', 'Committed payloads missing here and waiting for repair from peers (at most one page).', () => sources.payloadsMissing());
+    gauge('medledger_payloads_missing', 'Committed payloads missing here and waiting for repair from peers (at most one page).', () =>
+      sources.payloadsMissing(),
+    );
 
-    this.roundChanges = new Counter({ name: 'medledger_consensus_round_changes_total', help: 'Rounds the engine moved beyond round 0 of a height (timeouts, round skips).', registers });
-    this.blocksCommitted = new Counter({ name: 'medledger_blocks_committed_total', help: 'Blocks committed here (decided by consensus or synced).', registers });
+    this.roundChanges = new Counter({
+      name: 'medledger_consensus_round_changes_total',
+      help: 'Rounds the engine moved beyond round 0 of a height (timeouts, round skips).',
+      registers,
+    });
+    this.blocksCommitted = new Counter({
+      name: 'medledger_blocks_committed_total',
+      help: 'Blocks committed here (decided by consensus or synced).',
+      registers,
+    });
     this.txsCommitted = new Counter({ name: 'medledger_transactions_committed_total', help: 'Transactions in blocks committed here.', registers });
     this.eventsCommitted = new Counter({
       name: 'medledger_audit_events_committed_total',
@@ -160,20 +174,21 @@ export class NodeMetrics {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Runs one admission: timed, and its refusal counted by reason before it is rethrown. */
+  /** Runs one admission, timed whether it admits or refuses. */
   admission<T>(source: AdmissionSource, admit: () => T): T {
     const end = this.admissionSeconds.startTimer({ source });
     try {
       return admit();
-    } catch (err) {
-      this.rejected(source, err);
-      throw err;
     } finally {
       end();
     }
   }
 
-  /** A refusal outside `admission` (an undecodable submission, an oversized gossiped transaction). */
+  /**
+   * A transaction refused, counted where the refusal is final: a resubmitted transaction that admission
+   * refuses as a replay but that is already final is answered as known, not counted; load shedding is
+   * counted apart (loadShed).
+   */
   rejected(source: AdmissionSource, err: unknown): void {
     this.rejections.inc({ source, reason: rejectionReason(err) });
   }

@@ -305,6 +305,7 @@ export class MedLedgerNode {
       // A retried submission may have become final between the check above and admission.
       const committed = isMedLedgerError(err, 'REPLAY') ? await this.ledger.txLocation(tx.idHex) : undefined;
       if (committed) return this.committedResponse(tx.idHex, committed.height, committed.index);
+      this.metrics.rejected('api', err);
       throw err;
     }
     // Only the request that admitted the transaction gets the answer of a read or query.
@@ -343,6 +344,12 @@ export class MedLedgerNode {
       if (index > 0 && index % ADMISSION_SLICE === 0) await new Promise((r) => setImmediate(r));
       try {
         this.shedder.admit();
+      } catch (err) {
+        // Counted as load shed by the shedder, not as a refusal of the transaction.
+        rejected.push({ index, code: 'UNAVAILABLE', message: (err as Error).message });
+        continue;
+      }
+      try {
         const bytes = fromBase64(item.tx);
         const payload = item.payload !== undefined ? fromBase64(item.payload) : undefined;
         const admission = this.admit(bytes, payload, now);
@@ -354,7 +361,10 @@ export class MedLedgerNode {
         // transaction already final is accepted, as POST /v1/tx answers it with its event.
         const id = isMedLedgerError(err, 'REPLAY') ? txIdOfBytes(fromBase64(item.tx)) : undefined;
         if (id !== undefined && (await this.ledger.txLocation(id))) accepted.push(id);
-        else rejected.push({ index, code: isMedLedgerError(err) ? err.code : 'MALFORMED', message: (err as Error).message });
+        else {
+          rejected.push({ index, code: isMedLedgerError(err) ? err.code : 'MALFORMED', message: (err as Error).message });
+          this.metrics.rejected('api', isMedLedgerError(err) ? err : 'MALFORMED');
+        }
       }
     }
     if (accepted.length > 0) this.engine.onMempoolTx();
