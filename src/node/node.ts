@@ -325,7 +325,7 @@ export class MedLedgerNode {
     return { id, status: 'committed', height, event };
   }
 
-  /** Admission of one transaction submitted through this node's API: timed, and a refusal counted by reason. */
+  /** Admission of one transaction submitted through this node's API, timed (a refusal is counted by the caller, once final). */
   private admit(bytes: Uint8Array, payload: Uint8Array | undefined, now: number): ReturnType<typeof admitTx> {
     return this.metrics.admission('api', () =>
       admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now, api: this.apiLimits }),
