@@ -170,7 +170,9 @@ export class NodeMetrics {
     }
     for (const result of REPAIR_RESULTS) this.payloadRepairs.inc({ result }, 0);
     for (const reason of SHED_REASONS) this.loadShed.inc({ reason }, 0);
-    // CPU, memory, event-loop lag, GC, handles: prom-client's standard process metrics, in this registry.
+    // CPU, memory, event-loop lag, GC, handles: prom-client's standard process metrics, in this registry (they
+    // describe the process: nodes sharing one, as in some tests, report the same figures; each adds one
+    // event-loop histogram and one GC observer, which live as long as the process).
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
