@@ -4,6 +4,9 @@ import { defineConfig } from 'vitest/config';
  * Two groups: fast in-process tests run in parallel first; then the tests that start real node
  * processes run one file at a time (each starts up to four nodes, and the machine has two cores).
  */
+/** Tests under test/node/ that start node processes (the rest of test/node/ runs in process). */
+const nodeProcessTests = ['test/node/singleNode.test.ts', 'test/node/metricsNode.test.ts', 'test/node/signatureWorkerDist.test.ts'];
+
 export default defineConfig({
   test: {
     setupFiles: ['./src/polyfill.ts', './test/support/isolatedHome.ts'],
@@ -24,7 +27,7 @@ export default defineConfig({
             'test/attacks/unit/**/*.test.ts',
           ],
           // These start node processes: they run in the second group.
-          exclude: ['**/node_modules/**', 'test/node/singleNode.test.ts', 'test/node/signatureWorkerDist.test.ts'],
+          exclude: ['**/node_modules/**', ...nodeProcessTests],
           sequence: { groupOrder: 0 },
         },
       },
@@ -32,14 +35,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'processes',
-          include: [
-            'test/node/singleNode.test.ts',
-            'test/node/signatureWorkerDist.test.ts',
-            'test/network/**/*.test.ts',
-            'test/attacks/*.test.ts',
-            'test/faults/**/*.test.ts',
-            'test/e2e/**/*.test.{ts,tsx}',
-          ],
+          include: [...nodeProcessTests, 'test/network/**/*.test.ts', 'test/attacks/*.test.ts', 'test/faults/**/*.test.ts', 'test/e2e/**/*.test.{ts,tsx}'],
           fileParallelism: false,
           sequence: { groupOrder: 1 },
         },

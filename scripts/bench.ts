@@ -103,7 +103,7 @@ async function networkRun(nodes: number, opts: { latency: boolean; wan?: DelaySp
       });
       const throughput = { ...s, heightMs: heightTimes(watcher, [s.loadedHeights], period) };
       log(
-        `${phase}: ${s.eventsPerSecond.toFixed(0)} events/s final on all replicas (${s.final}/${s.submitted} in ${s.seconds.toFixed(1)} s, ${s.eventsPerBlock.toFixed(0)} events/block); CPU per event per node ${s.cpuMicrosPerEventPerNode.map((x) => x.toFixed(0)).join(', ')} µs; load generator ${s.loadGeneratorCpuSeconds.toFixed(1)} s CPU; height beyond the period p50 ${throughput.heightMs.p50Ms} ms, p99 ${throughput.heightMs.p99Ms} ms; socket drops ${s.submit.socketDrops.length}`,
+        `${phase}: ${s.eventsPerSecond.toFixed(0)} events/s final on all replicas (${s.final}/${s.submitted} in ${s.seconds.toFixed(1)} s, ${s.eventsPerBlock.toFixed(0)} events/block); CPU per event per node ${s.cpuMicrosPerEventPerNode.map((x) => x.toFixed(0)).join(', ')} µs; load generator ${s.loadGeneratorCpuSeconds.toFixed(1)} s CPU; height beyond the period p50 ${throughput.heightMs.p50Ms} ms, p99 ${throughput.heightMs.p99Ms} ms; socket drops ${s.submit.socketDrops.length}; from /metrics: events committed per node ${s.nodeCounts.eventsCommitted.join(', ')}, rounds beyond 0 per node ${s.nodeCounts.roundChanges.join(', ')}, shed ${JSON.stringify(s.nodeCounts.shed)}, refused ${JSON.stringify(s.nodeCounts.rejected)}`,
       );
       const latency: NetworkRun['latency'] = [];
       if (opts.latency) {

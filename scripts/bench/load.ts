@@ -9,15 +9,20 @@
  * A node that sheds load (503) is asked again after a pause; a batch whose socket was dropped is sent again
  * (the node answers transactions it already holds as accepted), and every drop is recorded with how long the
  * request had been in flight and whether the node was still running: a drop is reported, never hidden.
+ *
+ * What the nodes count themselves (events committed, rounds beyond 0, load shed, refusals) is read from each
+ * node's GET /metrics before and after a phase; what only the load generator can see (which of its events
+ * are final on every replica, and when) is polled from the chain.
  */
 import { auditedRead } from '../../test/support/load.js';
 import { ApiClient, ApiError, droppedSocket } from '../../src/client/apiClient.js';
 import { Session } from '../../src/client/session.js';
 import { newUserKeys } from '../../src/cli/networkSetup.js';
-import type { ChainBlock, StatusResponse } from '../../src/api/contract.js';
+import type { ChainBlock } from '../../src/api/contract.js';
 import type { Tx } from '../../src/records/tx/types.js';
 import { CpuTrace, percentile, RssPeaks, sleep } from './harness.js';
 import type { RunningNetwork } from './network.js';
+import { fetchMetrics, metricValue, type Sample } from './prometheus.js';
 
 /** A socket dropped under a request of the load generator. */
 export interface SocketDrop {
@@ -67,6 +72,45 @@ export interface SubmitStats {
   socketDrops: SocketDrop[];
   /** Batches given up (after repeated 503s or drops). */
   failedBatches: number;
+}
+
+/** What the nodes counted over a phase, from their GET /metrics (after minus before). */
+export interface NodeCounts {
+  /** Audit events each node committed (every outcome, decided or synced): each should reach the events final. */
+  eventsCommitted: number[];
+  /** Rounds each node's engine moved beyond round 0. */
+  roundChanges: number[];
+  /** API submissions the nodes shed (503), by reason, summed over the nodes. */
+  shed: Record<string, number>;
+  /** Transactions refused at admission (API and gossip), by reason, summed over the nodes; reasons seen only. */
+  rejected: Record<string, number>;
+}
+
+/** Every node's metrics, in node order. */
+export function scrapeMetrics(net: RunningNetwork): Promise<Sample[][]> {
+  return Promise.all(net.layout.nodes.map((n) => fetchMetrics(n.apiUrl)));
+}
+
+export function countsBetween(before: Sample[][], after: Sample[][]): NodeCounts {
+  const delta = (i: number, name: string, labels: Record<string, string> = {}) => metricValue(after[i]!, name, labels) - metricValue(before[i]!, name, labels);
+  const byLabel = (name: string, label: string) => {
+    const out: Record<string, number> = {};
+    for (const [i, samples] of after.entries()) {
+      for (const s of samples) {
+        const value = s.labels[label];
+        if (s.name !== name || value === undefined) continue;
+        out[value] = (out[value] ?? 0) + delta(i, name, s.labels);
+      }
+    }
+    return out;
+  };
+  const nonzero = (r: Record<string, number>) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== 0));
+  return {
+    eventsCommitted: after.map((_, i) => delta(i, 'medledger_audit_events_committed_total')),
+    roundChanges: after.map((_, i) => delta(i, 'medledger_consensus_round_changes_total')),
+    shed: byLabel('medledger_load_shed_total', 'reason'),
+    rejected: nonzero(byLabel('medledger_tx_rejected_total', 'reason')),
+  };
 }
 
 const newStats = (): SubmitStats => ({ batches: 0, offered: 0, accepted: 0, shedPerTx: 0, otherRejects: 0, retried503: 0, socketDrops: [], failedBatches: 0 });
@@ -291,16 +335,16 @@ export interface SaturationResult {
   cpuMicrosPerEventMean: number;
   loadGeneratorCpuSeconds: number;
   rssPeakMB: number[];
-  /** Rounds beyond round 0 during the window, most over the nodes. */
+  /** Rounds beyond round 0 during the window, most over the nodes (from /metrics). */
   extraRounds: number;
-  /** Load the nodes shed (503 by reason), summed over nodes, during the window. */
+  /** Load the nodes shed (503 by reason), summed over nodes, during the window (from /metrics). */
   shed: Record<string, number>;
+  /** What the nodes counted over the window (GET /metrics). */
+  nodeCounts: NodeCounts;
   submit: SubmitStats;
   /** Heights decided while load was offered (every mempool full): heightTimes() reads these. */
   loadedHeights: { from: number; to: number };
 }
-
-const shedOf = (s: StatusResponse) => s.load?.shed ?? { mempool: 0, memory: 0, loop: 0 };
 
 /** Offers transactions as fast as the nodes admit for `seconds` (at most `maxEvents`), then drains (bounded). */
 export async function saturation(
@@ -312,7 +356,7 @@ export async function saturation(
   const n = net.size;
   const stats = newStats();
   const phase = opts.phase ?? `saturation ${n} nodes`;
-  const before = await Promise.all(net.apis.map((a) => a.status()));
+  const before = await scrapeMetrics(net);
   const rss = new RssPeaks(() => net.pids());
   const cpuTrace = new CpuTrace(() => net.pids());
   const self0 = process.cpuUsage();
@@ -334,12 +378,8 @@ export async function saturation(
   // The window: from the first submission until the last event was final everywhere (not the drain's idle tail).
   const cpu = cpuTrace.between(t0, lastFinal);
   const self = process.cpuUsage(self0);
-  const after = await Promise.all(net.apis.map((a) => a.status()));
+  const nodeCounts = countsBetween(before, await scrapeMetrics(net));
   const blocks = watcher.minHeight() - startHeight;
-  const shed: Record<string, number> = {};
-  for (const [i, s] of after.entries())
-    for (const [reason, count] of Object.entries(shedOf(s)))
-      shed[reason] = (shed[reason] ?? 0) + count - (shedOf(before[i]!) as Record<string, number>)[reason]!;
   const perEvent = cpu.map((c) => (final > 0 ? (1e6 * c) / final : NaN));
   return {
     nodes: n,
@@ -355,8 +395,9 @@ export async function saturation(
     cpuMicrosPerEventMean: perEvent.reduce((a, b) => a + b, 0) / n,
     loadGeneratorCpuSeconds: (self.user + self.system) / 1e6,
     rssPeakMB: rss.stop(),
-    extraRounds: Math.max(...after.map((s, i) => (s.consensusStats?.extraRounds ?? 0) - (before[i]!.consensusStats?.extraRounds ?? 0))),
-    shed,
+    extraRounds: Math.max(...nodeCounts.roundChanges),
+    shed: nodeCounts.shed,
+    nodeCounts,
     submit: stats,
     loadedHeights,
   };
@@ -373,7 +414,10 @@ export interface LatencyResult {
   p99Ms: number;
   maxMs: number;
   notFinal: number;
+  /** Rounds beyond round 0 during the phase, most over the nodes (from /metrics). */
   extraRounds: number;
+  /** What the nodes counted over the phase (GET /metrics). */
+  nodeCounts: NodeCounts;
   submit: SubmitStats;
   /** Heights decided while the rate was offered. */
   loadedHeights: { from: number; to: number };
@@ -389,7 +433,7 @@ export async function pacedLatency(
   const n = net.size;
   const stats = newStats();
   const phase = opts.phase ?? `latency ${opts.rate}/s ${n} nodes`;
-  const before = await Promise.all(net.apis.map((a) => a.status()));
+  const before = await scrapeMetrics(net);
   const startHeight = watcher.headHeight();
   const paced: { id: string; at: number }[] = [];
   const tick = 50;
@@ -425,7 +469,7 @@ export async function pacedLatency(
     .map((s) => (watcher.finalAll(s.id) ?? NaN) - s.at)
     .filter((x) => Number.isFinite(x))
     .sort((a, b) => a - b);
-  const after = await Promise.all(net.apis.map((a) => a.status()));
+  const nodeCounts = countsBetween(before, await scrapeMetrics(net));
   return {
     nodes: n,
     offeredPerSecond: opts.rate,
@@ -436,7 +480,8 @@ export async function pacedLatency(
     p99Ms: percentile(lat, 99),
     maxMs: lat.at(-1) ?? NaN,
     notFinal: paced.length - lat.length,
-    extraRounds: Math.max(...after.map((s, i) => (s.consensusStats?.extraRounds ?? 0) - (before[i]!.consensusStats?.extraRounds ?? 0))),
+    extraRounds: Math.max(...nodeCounts.roundChanges),
+    nodeCounts,
     submit: stats,
     loadedHeights,
   };

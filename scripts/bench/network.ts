@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ApiClient } from '../../src/client/apiClient.js';
+import { ApiClient } from '../../src/client/apiClient.js';
 import { createNetwork, type NetworkLayout } from '../../src/cli/networkSetup.js';
 import { NodeProcess } from '../../src/cli/nodeProcess.js';
 import type { ConsensusParams } from '../../src/consensus/genesis.js';
@@ -34,6 +34,11 @@ const running = new Set<RunningNetwork>();
 
 export class RunningNetwork {
   readonly procs: NodeProcess[];
+  /**
+   * The load generators' clients. A batch whose socket dropped is sent again by the load generator itself,
+   * which records each drop and whether the node had acted on it (load.ts), so the client does not resend it.
+   */
+  readonly apis: ApiClient[];
 
   private constructor(
     readonly layout: NetworkLayout,
@@ -41,14 +46,11 @@ export class RunningNetwork {
     runtimeArgs: string[],
   ) {
     this.procs = layout.nodes.map((n) => new NodeProcess(n.name, n.configFile, n.apiUrl, undefined, runtimeArgs));
+    this.apis = layout.nodes.map((n) => new ApiClient(n.apiUrl, { retry: { batchDropRetries: 0 } }));
   }
 
   get size(): number {
     return this.procs.length;
-  }
-
-  get apis(): ApiClient[] {
-    return this.procs.map((p) => p.api);
   }
 
   pids(): (number | undefined)[] {

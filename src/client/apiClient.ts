@@ -43,10 +43,11 @@ class RetryableStatus extends Error {
  * When the client tries a request again. A 503 (a busy node: rate limit, load shedding, admission
  * limits) is retried after the node's Retry-After, for every request: the node refuses before it acts.
  * A dropped keep-alive socket (the node closed an idle connection just as the request went out, or
- * restarted) is retried only for idempotent requests, where a second attempt cannot act twice: every
- * GET (all are reads) and POST /v1/tx (a signed transaction is identified by its hash; the node answers
- * a duplicate with the pending or final result of the first). POST /v1/txs is not: a batch the node
- * already admitted would come back as replays.
+ * restarted) is retried only for requests a second attempt cannot make act twice: every GET (all are
+ * reads), POST /v1/tx (a signed transaction is identified by its hash; the node answers a duplicate with
+ * the pending or final result of the first), and POST /v1/txs once (the node answers a transaction of
+ * the batch it already holds, pending or final, as accepted; a second drop reaches the caller, who
+ * decides).
  */
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -58,9 +59,18 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** A Retry-After longer than this is not waited for: the error reaches the caller at once. */
   maxRetryAfterMs: number;
+  /** Attempts of POST /v1/txs after a dropped socket, beyond the first (within `attempts`). */
+  batchDropRetries: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, budgetMs: 10_000, baseDelayMs: 100, maxDelayMs: 2_000, maxRetryAfterMs: 5_000 };
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 5,
+  budgetMs: 10_000,
+  baseDelayMs: 100,
+  maxDelayMs: 2_000,
+  maxRetryAfterMs: 5_000,
+  batchDropRetries: 1,
+};
 
 const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, attempts: 1 };
 
@@ -116,10 +126,12 @@ export class ApiClient {
     path: string,
     body?: unknown,
     signer?: { user: string; signer: Signer },
-    idempotent = method === 'GET',
+    /** Attempts after a dropped socket, beyond the first: only where a second one cannot act twice (see RetryPolicy). */
+    dropRetries = method === 'GET' ? Infinity : 0,
   ): Promise<T> {
     const policy = this.retry;
     let waited = 0;
+    let drops = 0;
     for (let attempt = 1; ; attempt++) {
       let delay: number;
       try {
@@ -132,7 +144,8 @@ export class ApiClient {
           if (after !== undefined && after > policy.maxRetryAfterMs) throw failure;
           delay = after ?? this.backoff(attempt);
           if (waited + delay > policy.budgetMs) throw failure;
-        } else if (err instanceof ApiError && err.code === 'NETWORK' && idempotent && droppedSocket(err.cause)) {
+        } else if (err instanceof ApiError && err.code === 'NETWORK' && drops < dropRetries && droppedSocket(err.cause)) {
+          drops++;
           delay = Math.min(this.backoff(attempt), policy.budgetMs - waited);
           if (delay <= 0) throw failure;
         } else throw failure;
@@ -276,11 +289,16 @@ export class ApiClient {
       wait: opts.wait ?? true,
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     };
-    return this.call('POST', '/v1/tx', body, undefined, true);
+    return this.call('POST', '/v1/tx', body, undefined, Infinity);
   }
 
+  /**
+   * Admits a batch without waiting. Sent again once after a dropped socket: a transaction the first attempt
+   * got admitted comes back accepted (pending: a duplicate; final: already known), never as a replay.
+   */
   submitBatch(items: { tx: Tx; payload?: Uint8Array }[]): Promise<SubmitBatchResponse> {
-    return this.call('POST', '/v1/txs', { txs: items.map((i) => ({ tx: toBase64(i.tx.bytes), ...(i.payload ? { payload: toBase64(i.payload) } : {}) })) });
+    const body = { txs: items.map((i) => ({ tx: toBase64(i.tx.bytes), ...(i.payload ? { payload: toBase64(i.payload) } : {}) })) };
+    return this.call('POST', '/v1/txs', body, undefined, this.retry.batchDropRetries);
   }
 
   me(user: string, signer: Signer): Promise<Overview> {

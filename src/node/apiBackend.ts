@@ -8,6 +8,7 @@ import type { NodeConfig } from './config.js';
 import { keyProofOf } from './keyProof.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool } from './mempool.js';
+import type { NodeMetrics } from './metrics.js';
 import { listPayloads } from './payloadListing.js';
 import { overviewOf, publicInvitation, publicUser, recipientsFor } from './views.js';
 
@@ -17,6 +18,7 @@ export interface ApiBackendSource {
   readonly genesis: Genesis;
   readonly ledger: Ledger;
   readonly mempool: Mempool;
+  readonly metrics: NodeMetrics;
   readonly host: { readonly peerId: string; setBlockedPeers(peers: string[]): Promise<void> };
   status(): StatusResponse;
   submit(req: SubmitTxBody): Promise<SubmitTxResponse>;
@@ -34,6 +36,7 @@ export function createApiBackend(node: ApiBackendSource): ApiBackend {
     dataDir: node.config.dataDir,
     testControls: node.config.testControls,
     status: () => node.status(),
+    metrics: () => node.metrics.exposition(),
     submit: (req) => node.submit(req),
     submitBatch: (req) => node.submitBatch(req),
     user: (id) => ledger.state.get('users', id),

@@ -1,6 +1,7 @@
 import type { UnsignedTx } from '../records/tx/types.js';
 import type { FinalizedBlock } from './finalizedBlock.js';
 import type { Ledger } from './ledger.js';
+import type { NodeMetrics } from './metrics.js';
 
 /** Runs after every commit, still under the lock: the consensus engine moves to the next height here. */
 export type CommitFollower = (finalized: FinalizedBlock) => Promise<void> | void;
@@ -29,7 +30,10 @@ export class ChainWriter {
   /** True while work runs under the lock. */
   private locked = false;
 
-  constructor(private readonly ledger: Ledger) {}
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly metrics?: NodeMetrics,
+  ) {}
 
   /** Registered at construction by whoever must move along with the chain (the engine). */
   onCommitted(follower: CommitFollower): void {
@@ -64,7 +68,10 @@ export class ChainWriter {
    */
   async commit(finalized: FinalizedBlock): Promise<void> {
     if (!this.locked) throw new Error('ChainWriter.commit called outside the chain lock');
+    const stored = this.metrics?.commitSeconds.startTimer();
     await this.ledger.commit(finalized);
+    stored?.();
+    this.metrics?.committed(finalized.executed);
     for (const follow of this.followers) await follow(finalized);
     // A deleted record's ciphertext also sat in the proposals kept while undecided (cleared by the engine
     // just now) and its wrapped keys in LevelDB: compacting those ranges drops the old values from the

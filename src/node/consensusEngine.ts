@@ -12,6 +12,7 @@ import { EvidencePool } from './evidencePool.js';
 import type { FinalizedBlock } from './finalizedBlock.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool, PendingTx } from './mempool.js';
+import type { NodeMetrics } from './metrics.js';
 import { ProposalCache, type KnownBlock } from './proposalCache.js';
 import { WriteAheadLog } from './writeAheadLog.js';
 
@@ -31,6 +32,8 @@ export interface EngineDeps {
   /** A transaction left the mempool without being committed (invalid at block building). */
   dropped(entry: PendingTx, error: MedLedgerError): void;
   logger: Logger;
+  /** Round changes and block validation times are counted here (absent in tests that do not read them). */
+  metrics?: NodeMetrics;
 }
 
 /**
@@ -237,6 +240,7 @@ export class ConsensusEngine {
   private async feed(input: tm.Input): Promise<void> {
     const { state, outputs } = tm.step(this.rs, input, this.ctx);
     const votesOut = outputs.some((o) => o.kind === 'vote');
+    if (state.height === this.rs.height && state.round > this.rs.round) this.deps.metrics?.roundChanges.inc(state.round - this.rs.round);
     this.rs = state;
     // Persist before signing: after a crash we restore what we voted and cannot sign a different vote.
     if (votesOut) await this.persist();

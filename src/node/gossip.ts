@@ -11,6 +11,7 @@ import { headerHash } from '../consensus/block.js';
 import type { ConsensusEngine } from './consensusEngine.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool } from './mempool.js';
+import type { NodeMetrics } from './metrics.js';
 import { GossipError, type GossipHandler, type WeighedVerdict } from './p2p/verdict.js';
 import { admitTx } from './txAdmission.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
@@ -77,10 +78,16 @@ export interface GossipDeps {
   mempool: Mempool;
   engine: ConsensusEngine;
   logger: Logger;
+  /** Admission times and refusals of gossiped transactions are counted here. */
+  metrics?: NodeMetrics;
 }
 
 export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number], GossipHandler> {
-  const { ledger, mempool, engine, logger } = deps;
+  const { ledger, mempool, engine, logger, metrics } = deps;
+  const admit = (item: { tx: Uint8Array; payload?: Uint8Array | undefined }, now: number) => {
+    const run = () => admitTx({ ledger, mempool }, item.tx, item.payload, { now });
+    return metrics ? metrics.admission('gossip', run) : run();
+  };
 
   /** A verdict per transaction: the good ones of a batch are admitted whatever the others are. */
   const tx: GossipHandler = {
@@ -93,14 +100,16 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
       const now = Date.now();
       for (const item of batch.txs) {
         if (item.tx.length > MAX_TX_BYTES || (item.payload?.length ?? 0) > MAX_PAYLOAD_BYTES) {
+          metrics?.rejected('gossip', 'TOO_LARGE');
           bad++;
           continue;
         }
         try {
-          const admission = admitTx({ ledger, mempool }, item.tx, item.payload, { now });
+          const admission = admit(item, now);
           if (admission.status === 'added') added++;
         } catch (err) {
           if (!isMedLedgerError(err)) {
+            metrics?.rejected('gossip', err);
             // Our own bug, not the sender's fault: log it, charge nothing.
             logger.error({ from, err }, 'gossiped transaction could not be checked');
             continue;
@@ -108,8 +117,9 @@ export function gossipHandlers(deps: GossipDeps): Record<(typeof TOPICS)[number]
           // A transaction that is already final costs nothing: an honest node's batch can leave (or be
           // forwarded) after the block holding its transactions was committed everywhere, and a replayed final
           // transaction costs us a decode and one lookup, no signature check.
+          if (err.code === 'REPLAY' && (await ledger.txLocation(txIdOfBytes(item.tx)))) continue;
+          metrics?.rejected('gossip', err);
           if (PROVABLY_BAD.has(err.code)) bad++;
-          else if (err.code === 'REPLAY' && (await ledger.txLocation(txIdOfBytes(item.tx)))) continue;
           else if (NOT_VALID_HERE.has(err.code)) doubtful++;
         }
       }

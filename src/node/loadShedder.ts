@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { MedLedgerError } from '../records/errors.js';
+import type { NodeMetrics } from './metrics.js';
 
 /**
  * Decides, cheaply and before any decoding or signature check, whether the node takes more transactions
@@ -41,6 +42,7 @@ export class LoadShedder {
   constructor(
     private readonly limits: ShedLimits,
     private readonly mempoolSize: () => number,
+    private readonly metrics?: NodeMetrics,
   ) {
     this.delay = monitorEventLoopDelay({ resolution: 10 });
     this.delay.enable();
@@ -79,6 +81,7 @@ export class LoadShedder {
     const why = this.reason(count);
     if (!why) return;
     this.shed[why] += count;
+    this.metrics?.loadShed.inc({ reason: why }, count);
     const what = why === 'mempool' ? 'too many pending transactions' : why === 'memory' ? 'memory high' : 'event loop busy';
     throw new MedLedgerError('UNAVAILABLE', `the node is busy (${what}): retry in 1 s`);
   }

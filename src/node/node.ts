@@ -21,6 +21,7 @@ import { encodeProposal, encodeTxBatch, encodeVotes, gossipHandlers, MAX_TX_BATC
 import { IntegrityMonitor } from './integrity/monitor.js';
 import { Ledger } from './ledger.js';
 import { Mempool } from './mempool.js';
+import { NodeMetrics } from './metrics.js';
 import { LOOP_DELAY_HIGH_WATER_MS, LoadShedder } from './loadShedder.js';
 import { ApiAdmissionLimits } from './admissionLimits.js';
 import { loadOrCreatePeerKey } from './p2p/peerKey.js';
@@ -30,6 +31,7 @@ import { PAYLOAD_PROTOCOL, SYNC_MAX_FRAME_BYTES, SYNC_PROTOCOL, SyncManager } fr
 import { admitTx } from './txAdmission.js';
 import { TxTracker } from './txTracker.js';
 import { decodeTxCached } from '../consensus/blockExecution.js';
+import { txIdOfBytes } from '../records/tx/codec.js';
 import { leafHash } from '../consensus/merkle.js';
 
 /** Transactions of an API batch admitted between two yields to the event loop (~5 ms of work). */
@@ -84,6 +86,8 @@ export class MedLedgerNode {
   readonly apiLimits: ApiAdmissionLimits;
   /** The one writer of the chain: consensus and sync commit through it. */
   readonly chain: ChainWriter;
+  /** This node's Prometheus registry (GET /metrics). */
+  readonly metrics: NodeMetrics;
   engine!: ConsensusEngine;
   host!: P2PHost;
   sync!: SyncManager;
@@ -106,7 +110,19 @@ export class MedLedgerNode {
     );
     this.apiLimits = new ApiAdmissionLimits(limits);
     this.tracker = new TxTracker(ledger);
-    this.chain = new ChainWriter(ledger);
+    // Read when scraped: the API (and so /metrics) is up only once everything below is wired.
+    this.metrics = new NodeMetrics({
+      height: () => ledger.height,
+      round: () => this.engine.round,
+      peers: () => this.host.connectedPeers().length,
+      mempool: () => ({ txs: this.mempool.size, bytes: this.mempool.byteSize }),
+      integrity: () => {
+        const s = this.integrity.status();
+        return { verifiedHeight: s.verifiedHeight, alert: !s.ok };
+      },
+      payloadsMissing: () => this.sync.repairs.missing,
+    });
+    this.chain = new ChainWriter(ledger, this.metrics);
   }
 
   static async start(config: NodeConfig, logger: Logger = pino({ level: config.logLevel, base: { node: config.name } })): Promise<MedLedgerNode> {
@@ -129,12 +145,12 @@ export class MedLedgerNode {
   }
 
   private async wire(selfIndex: number, signer: ReturnType<typeof createSigner>): Promise<void> {
-    const { config, genesis, ledger, logger, mempool, chain } = this;
+    const { config, genesis, ledger, logger, mempool, chain, metrics } = this;
     logger.info(
       { backend: signatureBackend(), ...(libsodiumUnavailable ? { libsodium: libsodiumUnavailable } : {}) },
       `Ed25519 signatures through ${signatureBackend()}`,
     );
-    const sync = new SyncManager({ ledger, chain, host: () => this.host, logger, maxBlockBytes: genesis.params.maxBlockBytes });
+    const sync = new SyncManager({ ledger, chain, host: () => this.host, logger, maxBlockBytes: genesis.params.maxBlockBytes, metrics });
     this.sync = sync;
     this.engine = new ConsensusEngine({
       ledger,
@@ -146,6 +162,7 @@ export class MedLedgerNode {
       behind: (height, peer) => sync.behind(height, peer),
       dropped: (entry, error) => this.tracker.fail(entry.tx.idHex, error),
       logger,
+      metrics,
     });
     this.outbox = new TxOutbox(
       (data) => this.publish('tx', data),
@@ -168,7 +185,7 @@ export class MedLedgerNode {
       },
       // Gossiped transactions are never shed for load: a node that skipped one batch of a user but took the
       // next would propose the later nonces first and make the earlier ones stale (nonces only increase).
-      gossipHandlers({ ledger, mempool, engine: this.engine, logger }),
+      gossipHandlers({ ledger, mempool, engine: this.engine, logger, metrics }),
     );
     if (this.host.peerId !== ownPeerId) {
       throw new Error(`peer key ${config.peerKeyFile} has id ${this.host.peerId}, but the genesis file names ${ownPeerId} for ${config.hospital}`);
@@ -199,6 +216,7 @@ export class MedLedgerNode {
         loopDelayHighWaterMs: LOOP_DELAY_HIGH_WATER_MS,
       },
       () => this.mempool.size,
+      metrics,
     );
     this.server = createApiServer(apiRoutes(createApiBackend(this)), {
       maxBodyBytes: config.limits.maxRequestBytes,
@@ -269,22 +287,25 @@ export class MedLedgerNode {
     this.shedder.admit();
     const bytes = fromBase64(req.tx);
     const payload = req.payload !== undefined ? fromBase64(req.payload) : undefined;
-    const tx = decodeTxCached(bytes, leafHash(bytes), this.ledger.genesis.hash, this.ledger.txCache);
+    let tx: ReturnType<typeof decodeTxCached>;
+    try {
+      tx = decodeTxCached(bytes, leafHash(bytes), this.ledger.genesis.hash, this.ledger.txCache);
+    } catch (err) {
+      this.metrics.rejected('api', err);
+      throw err;
+    }
     // Idempotent re-submission: a transaction already final answers with its audit event, never with the
     // answer of a read or query (that went to the live request only; asking again is a new transaction).
     const location = await this.ledger.txLocation(tx.idHex);
     if (location) return this.committedResponse(tx.idHex, location.height, location.index);
     let admission: ReturnType<typeof admitTx>;
     try {
-      admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, {
-        viaHospital: this.config.hospital,
-        now: Date.now(),
-        api: this.apiLimits,
-      });
+      admission = this.admit(bytes, payload, Date.now());
     } catch (err) {
       // A retried submission may have become final between the check above and admission.
       const committed = isMedLedgerError(err, 'REPLAY') ? await this.ledger.txLocation(tx.idHex) : undefined;
       if (committed) return this.committedResponse(tx.idHex, committed.height, committed.index);
+      this.metrics.rejected('api', err);
       throw err;
     }
     // Only the request that admitted the transaction gets the answer of a read or query.
@@ -304,6 +325,13 @@ export class MedLedgerNode {
     return { id, status: 'committed', height, event };
   }
 
+  /** Admission of one transaction submitted through this node's API, timed (a refusal is counted by the caller, once final). */
+  private admit(bytes: Uint8Array, payload: Uint8Array | undefined, now: number): ReturnType<typeof admitTx> {
+    return this.metrics.admission('api', () =>
+      admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, { viaHospital: this.config.hospital, now, api: this.apiLimits }),
+    );
+  }
+
   /** Bulk submission without waiting (load generators, imports). */
   async submitBatch(req: ReturnType<typeof submitBatchRequestSchema.parse>): Promise<SubmitBatchResponse> {
     const busy = this.shedder.reason();
@@ -316,18 +344,27 @@ export class MedLedgerNode {
       if (index > 0 && index % ADMISSION_SLICE === 0) await new Promise((r) => setImmediate(r));
       try {
         this.shedder.admit();
+      } catch (err) {
+        // Counted as load shed by the shedder, not as a refusal of the transaction.
+        rejected.push({ index, code: 'UNAVAILABLE', message: (err as Error).message });
+        continue;
+      }
+      try {
         const bytes = fromBase64(item.tx);
         const payload = item.payload !== undefined ? fromBase64(item.payload) : undefined;
-        const admission = admitTx({ ledger: this.ledger, mempool: this.mempool }, bytes, payload, {
-          viaHospital: this.config.hospital,
-          now,
-          api: this.apiLimits,
-        });
+        const admission = this.admit(bytes, payload, now);
         if (admission.status === 'added') this.outbox.push(admission.tx.idHex, bytes, payload);
         accepted.push(admission.tx.idHex);
       } catch (err) {
         if (!isMedLedgerError(err) && !(err instanceof TypeError)) throw err;
-        rejected.push({ index, code: isMedLedgerError(err) ? err.code : 'MALFORMED', message: (err as Error).message });
+        // A batch sent again (its answer was lost with a dropped socket) is answered like its first time: a
+        // transaction already final is accepted, as POST /v1/tx answers it with its event.
+        const id = isMedLedgerError(err, 'REPLAY') ? txIdOfBytes(fromBase64(item.tx)) : undefined;
+        if (id !== undefined && (await this.ledger.txLocation(id))) accepted.push(id);
+        else {
+          rejected.push({ index, code: isMedLedgerError(err) ? err.code : 'MALFORMED', message: (err as Error).message });
+          this.metrics.rejected('api', isMedLedgerError(err) ? err : 'MALFORMED');
+        }
       }
     }
     if (accepted.length > 0) this.engine.onMempoolTx();

@@ -7,6 +7,7 @@ import { buildBlock, type ExecutedBlock } from '../consensus/blockExecution.js';
 import { signProposal, type Proposal } from '../consensus/proposal.js';
 import type { Ledger } from './ledger.js';
 import type { Mempool, PendingTx } from './mempool.js';
+import type { NodeMetrics } from './metrics.js';
 import { admittedPayload, checkBlockPayloads, type CheckedPayload } from './payloads.js';
 
 /** A block proposed at the open height, as this node judged it: executed at most once. */
@@ -36,7 +37,7 @@ export class ProposalCache {
   private readonly firstOfRound = new Map<number, string>();
   private readonly ownByRound = new Map<number, Proposal>();
 
-  constructor(private readonly deps: { ledger: Ledger; mempool: Mempool; logger: Logger }) {}
+  constructor(private readonly deps: { ledger: Ledger; mempool: Mempool; logger: Logger; metrics?: NodeMetrics }) {}
 
   get(hashHex: string): KnownBlock | undefined {
     return this.known.get(hashHex);
@@ -62,8 +63,8 @@ export class ProposalCache {
     if (seen) return seen;
     const { ledger, logger } = this.deps;
     let known: KnownBlock;
+    const started = performance.now();
     try {
-      const started = performance.now();
       const executed = ledger.validateNext(p.block, { now: Date.now(), hash });
       const payloads = checkBlockPayloads(executed.txs, p.payloads, (tx, payload) => this.admitted(tx, payload));
       known = { proposal: p, hash, hashHex, executed, payloads, persisted: false };
@@ -77,6 +78,7 @@ export class ProposalCache {
       known = { proposal: p, hash, hashHex, executed: null, payloads: new Map(), error: err.message, persisted: false };
       logger.warn({ height: p.height, round: p.round, reason: err.message }, 'invalid proposal');
     }
+    this.deps.metrics?.validationSeconds.observe((performance.now() - started) / 1000);
     this.known.set(hashHex, known);
     return known;
   }

@@ -17,6 +17,7 @@ import type { Tx, UnsignedTx } from '../records/tx/types.js';
 import { maxFaulty } from '../consensus/tendermint.js';
 import { toHex } from '../records/crypto/bytes.js';
 import { MedLedgerError } from '../records/errors.js';
+import type { NodeMetrics } from './metrics.js';
 
 /**
  * Block sync (PROTOCOL.md §6.4): `/medledger/<network>/sync/1` serves finalized blocks by height range with their
@@ -90,7 +91,9 @@ export class SyncManager {
    * `chain`: the chain writer, shared with the consensus engine; synced blocks are validated and committed
    * under its lock, so sync and consensus never race.
    */
-  constructor(private readonly deps: { ledger: Ledger; chain: ChainWriter; host: () => P2PHost; logger: Logger; maxBlockBytes: number }) {}
+  constructor(
+    private readonly deps: { ledger: Ledger; chain: ChainWriter; host: () => P2PHost; logger: Logger; maxBlockBytes: number; metrics?: NodeMetrics },
+  ) {}
 
   /** Serves a range of finalized blocks to a peer (each block read once, and sent as stored). */
   async *serve(request: Uint8Array): AsyncIterable<Uint8Array> {
@@ -317,7 +320,7 @@ export class SyncManager {
             } catch {
               continue;
             }
-            this.repairs[await this.repair(frame.id, tx.tx, frame.payload, false)]++;
+            await this.repair(frame.id, tx.tx, frame.payload, false);
             pending.delete(frame.id);
           } else if (frame.redacted && payloadKind(tx.tx)?.kind === 'grant') {
             this.offerRedacted(frame.id, frame.payload, peer);
@@ -330,7 +333,7 @@ export class SyncManager {
         const confirmed = [...(this.redactedOffers.get(id)?.values() ?? [])].find((o) => o.peers.size >= needed);
         if (!confirmed) continue;
         const tx = await this.committedTx(id);
-        if (tx) this.repairs[await this.repair(id, tx.tx, confirmed.payload, true)]++;
+        if (tx) await this.repair(id, tx.tx, confirmed.payload, true);
         this.dropOffers(id);
       }
     }
@@ -345,9 +348,11 @@ export class SyncManager {
     }
   }
 
-  /** Through the chain writer, so a repair never races the commit of a deletion that purges the same blob. */
-  private repair(txIdHex: string, t: UnsignedTx, payload: Uint8Array, redacted: boolean): Promise<'stored' | 'dropped'> {
-    return this.deps.chain.repairPayload(txIdHex, t, payload, redacted);
+  /** Through the chain writer, so a repair never races the commit of a deletion that purges the same blob; counted. */
+  private async repair(txIdHex: string, t: UnsignedTx, payload: Uint8Array, redacted: boolean): Promise<void> {
+    const result = await this.deps.chain.repairPayload(txIdHex, t, payload, redacted);
+    this.repairs[result]++;
+    this.deps.metrics?.payloadRepairs.inc({ result });
   }
 
   /** Looks for missing payloads soon after start (a crash or an earlier sync may have left some). */

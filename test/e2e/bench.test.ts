@@ -59,6 +59,12 @@ describe('npm run bench --quick', () => {
         expect(positive(t[k]), k).toBe(true);
       expect(t.rssPeakMB.every(positive)).toBe(true);
       expect(Array.isArray(t.submit.socketDrops)).toBe(true);
+      // Read from every node's GET /metrics: each node committed at least the events final on all of them.
+      expect(t.nodeCounts.eventsCommitted).toHaveLength(t.nodes);
+      for (const committed of t.nodeCounts.eventsCommitted) expect(committed).toBeGreaterThanOrEqual(t.final);
+      expect(t.nodeCounts.roundChanges).toHaveLength(t.nodes);
+      expect(t.extraRounds).toBe(Math.max(...t.nodeCounts.roundChanges));
+      expect(Object.keys(t.shed).sort()).toEqual(['loop', 'memory', 'mempool']);
     }
 
     // Latency at three offered rates on the 4-node network.
@@ -67,6 +73,7 @@ describe('npm run bench --quick', () => {
       expect(l.nodes).toBe(4);
       for (const k of ['p50Ms', 'p95Ms', 'p99Ms', 'offeredShareOfCeiling']) expect(positive(l[k]), k).toBe(true);
       expect(l.p50Ms).toBeLessThanOrEqual(l.p99Ms);
+      expect(l.nodeCounts.eventsCommitted).toHaveLength(4);
     }
 
     // WAN: every link through a proxy, throughput, latency, heights and the timeouts chosen from them.

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
+import { metricValue, parsePrometheus } from '../../scripts/bench/prometheus.js';
 import { chainOf, positions, runLoad } from '../support/load.js';
 import { TestNetwork } from '../support/testNetwork.js';
 
@@ -67,6 +68,11 @@ describe('fault tolerance with real processes', () => {
     expect(finals[victim]!.peers.length).toBe(3);
     // Some heights were decided in a later round: the dead proposer's turn was skipped by timeout.
     expect(chains[0]!.some((b) => b.height > killedAt && b.round > 0)).toBe(true);
+    // …which the survivors' GET /metrics counts; the restarted victim counts the blocks it synced as committed.
+    const metrics = await Promise.all([0, 1, 2, 3].map(async (i) => parsePrometheus(await (await fetch(`${net!.node(i).apiUrl}/metrics`)).text())));
+    expect(Math.max(...survivors.map((i) => metricValue(metrics[i]!, 'medledger_consensus_round_changes_total')))).toBeGreaterThan(0);
+    expect(metricValue(metrics[victim]!, 'medledger_blocks_committed_total')).toBeGreaterThan(0);
+    expect(metricValue(metrics[victim]!, 'medledger_chain_height')).toBeGreaterThanOrEqual(common);
   }, 180_000);
 
   it('a node started after 200 blocks catches up by sync and agrees', async () => {

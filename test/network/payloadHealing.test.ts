@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/client/session.js';
 import type { StatusResponse } from '../../src/api/contract.js';
+import { metricValue, parsePrometheus } from '../../scripts/bench/prometheus.js';
 import { pollUntil } from '../support/poll.js';
 import { TestNetwork } from '../support/testNetwork.js';
 
@@ -79,4 +80,17 @@ describe('a damaged payload file on one replica', () => {
     expect(after.recent.find((r) => r.tx === tx)).toMatchObject({ record, problem: 'payload file is missing' });
     expect((await reader.readRecord('pat-heal', record)).value?.content?.notes).toBe('second record');
   }, 90_000);
+
+  it("the repairs show in the node's GET /metrics, beside its peers, gossip admissions and validated proposals", async () => {
+    const samples = parsePrometheus(await (await fetch(`${net.node(3).apiUrl}/metrics`)).text());
+    const status = await net.api(3).status();
+    expect(metricValue(samples, 'medledger_payload_repairs_total', { result: 'stored' })).toBe(status.payloads!.stored);
+    expect(metricValue(samples, 'medledger_payload_repairs_total', { result: 'stored' })).toBeGreaterThanOrEqual(2);
+    expect(metricValue(samples, 'medledger_payloads_missing')).toBe(0);
+    expect(metricValue(samples, 'medledger_peers_connected')).toBe(3);
+    expect(metricValue(samples, 'medledger_integrity_alert')).toBe(0);
+    // Node 3 took the patient's writes from gossip (they went through node 0) and validated others' blocks.
+    expect(metricValue(samples, 'medledger_tx_admission_seconds_count', { source: 'gossip' })).toBeGreaterThan(0);
+    expect(metricValue(samples, 'medledger_block_validation_seconds_count')).toBeGreaterThan(0);
+  });
 });

@@ -38,6 +38,8 @@ export interface ApiBackend {
   readonly testControls: boolean;
 
   status(): StatusResponse;
+  /** The node's Prometheus metrics in the text exposition format (fixed label sets: no ids, no content). */
+  metrics(): Promise<{ contentType: string; text: string }>;
   /** Admits a user's signed transaction and (by default) waits until it is final. */
   submit(req: SubmitTxBody): Promise<SubmitTxResponse>;
   /** Admits a batch without waiting. */

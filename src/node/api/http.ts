@@ -27,7 +27,8 @@ export interface RequestContext {
 export interface Route {
   method: 'GET' | 'POST';
   pattern: string; // e.g. /v1/users/:id
-  handler(ctx: RequestContext): Promise<{ status?: number; body: unknown }>;
+  /** A JSON body, or with `contentType` a text body sent as it is (GET /metrics). */
+  handler(ctx: RequestContext): Promise<{ status?: number; body: unknown; contentType?: string }>;
 }
 
 // ---- server limits (each overridable through createApiServer's options) ----
@@ -183,11 +184,11 @@ function retryAfterOf(err: Error): number {
   return stated ? Math.max(1, Number(stated[1])) : API_RETRY_AFTER_S;
 }
 
-function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}, contentType?: string): void {
   if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
+  const text = contentType !== undefined ? String(body) : JSON.stringify(body);
   res.writeHead(status, {
-    'content-type': 'application/json',
+    'content-type': contentType ?? 'application/json',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
@@ -342,7 +343,7 @@ export function createApiServer(routes: Route[], opts: ApiServerOptions): ApiSer
           body = await readBody(req, opts.maxBodyBytes);
         }
         const result = await route.handler({ method: req.method!, url: req.url!, params, query: url.searchParams, headers: req.headers, body });
-        send(res, result.status ?? 200, result.body);
+        send(res, result.status ?? 200, result.body, {}, result.contentType);
       } catch (err) {
         if (err instanceof HttpError) send(res, err.status, { error: { code: err.code, message: err.message } }, err.headers);
         else if (isMedLedgerError(err)) {

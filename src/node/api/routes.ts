@@ -61,6 +61,15 @@ export function apiRoutes(node: ApiBackend): Route[] {
   const routes: Route[] = [
     { method: 'GET', pattern: '/v1/status', handler: async () => ({ body: node.status() }) },
     {
+      // Prometheus scrapes a fixed path; the text format, not JSON.
+      method: 'GET',
+      pattern: '/metrics',
+      handler: async () => {
+        const { contentType, text } = await node.metrics();
+        return { body: text, contentType };
+      },
+    },
+    {
       method: 'POST',
       pattern: '/v1/tx',
       handler: async (ctx) => {

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient, ApiError } from '../../../src/client/apiClient.js';
 import type { Tx } from '../../../src/records/tx/types.js';
@@ -7,7 +7,8 @@ import type { Tx } from '../../../src/records/tx/types.js';
 /**
  * The API client against in-process HTTP servers on 127.0.0.1 that misbehave on purpose: a busy node
  * (503 + Retry-After) and a node that drops the socket under a request. Retries are bounded, honour
- * Retry-After, and after a dropped socket happen only for idempotent requests.
+ * Retry-After, and after a dropped socket happen only where a second attempt cannot act twice (reads,
+ * signed transactions; a batch once, since the node answers what it already holds as accepted).
  */
 const servers: Server[] = [];
 
@@ -86,9 +87,49 @@ describe('API client retries', () => {
     expect(node.requests()).toBe(2);
   });
 
-  it('does not retry POST /v1/txs after a dropped socket (a batch is not idempotent)', async () => {
-    const node = await serve((req, res, n) => (n === 0 ? req.socket.destroy() : json(res, 200, { accepted: [], rejected: [] })));
+  it('retries POST /v1/tx and POST /v1/txs when a reused keep-alive socket is dropped under them', async () => {
+    for (const path of ['/v1/tx', '/v1/txs']) {
+      let first: Socket | undefined;
+      let reused = false;
+      // Request 0 (GET) opens the keep-alive connection; request 1 (the submission) arrives on it and the
+      // node drops it, as a node closing an idle connection does; request 2 is the retry, on a new socket.
+      const node = await serve((req, res, n) => {
+        if (n === 0) {
+          first = req.socket;
+          return json(res, 200, { node: 'ok' });
+        }
+        if (n === 1) {
+          reused = req.socket === first;
+          return req.socket.destroy();
+        }
+        return path === '/v1/tx' ? json(res, 200, { id: 'x', status: 'committed', height: 1 }) : json(res, 200, { accepted: ['x'], rejected: [] });
+      });
+      const api = new ApiClient(node.url, { retry: FAST });
+      await api.status();
+      // Give undici a moment to put the connection back in its pool as idle, so the submission reuses it.
+      await new Promise((r) => setTimeout(r, 50));
+      const answer = path === '/v1/tx' ? await api.submit(tx) : await api.submitBatch([{ tx }]);
+      expect(answer).toMatchObject(path === '/v1/tx' ? { status: 'committed' } : { accepted: ['x'], rejected: [] });
+      expect(reused, `${path} went out on the kept-alive socket`).toBe(true);
+      expect(node.requests()).toBe(3);
+    }
+  });
+
+  it('retries POST /v1/txs after a dropped socket once only: a second drop reaches the caller', async () => {
+    const node = await serve((req, res, n) => (n < 2 ? req.socket.destroy() : json(res, 200, { accepted: [], rejected: [] })));
     await expect(new ApiClient(node.url, { retry: FAST }).submitBatch([{ tx }])).rejects.toMatchObject({ code: 'NETWORK' });
+    expect(node.requests()).toBe(2);
+  });
+
+  it('does not retry a batch after a dropped socket when the policy says so (batchDropRetries 0)', async () => {
+    const node = await serve((req, res, n) => (n === 0 ? req.socket.destroy() : json(res, 200, { accepted: [], rejected: [] })));
+    await expect(new ApiClient(node.url, { retry: { ...FAST, batchDropRetries: 0 } }).submitBatch([{ tx }])).rejects.toMatchObject({ code: 'NETWORK' });
+    expect(node.requests()).toBe(1);
+  });
+
+  it('does not retry other POSTs after a dropped socket', async () => {
+    const node = await serve((req, res, n) => (n === 0 ? req.socket.destroy() : json(res, 200, {})));
+    await expect(new ApiClient(node.url, { retry: FAST }).post('/v1/test/blocked-peers', { peers: [] })).rejects.toMatchObject({ code: 'NETWORK' });
     expect(node.requests()).toBe(1);
   });
 

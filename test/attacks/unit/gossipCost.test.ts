@@ -1,8 +1,10 @@
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeTxBatch, gossipHandlers, MAX_TX_BATCH } from '../../../src/node/gossip.js';
 import { judgeMessage, type WeighedVerdict } from '../../../src/node/p2p/verdict.js';
 import { encodeCanonical } from '../../../src/records/encoding.js';
+import { NodeMetrics } from '../../../src/node/metrics.js';
+import { metricValue, parsePrometheus } from '../../../scripts/bench/prometheus.js';
 import { EngineRig } from '../../support/engineRig.js';
 
 /**
@@ -11,12 +13,34 @@ import { EngineRig } from '../../support/engineRig.js';
  */
 describe('gossiped transaction batches', () => {
   let rig: EngineRig;
+  let metrics: NodeMetrics;
+  beforeEach(() => {
+    metrics = new NodeMetrics(
+      {
+        height: () => 0,
+        round: () => 0,
+        peers: () => 0,
+        mempool: () => ({ txs: 0, bytes: 0 }),
+        integrity: () => ({ verifiedHeight: 0, alert: false }),
+        payloadsMissing: () => 0,
+      },
+      { processMetrics: false },
+    );
+  });
   afterEach(async () => {
     await rig?.destroy();
   });
 
   function handler() {
-    return gossipHandlers({ ledger: rig.ledger, mempool: rig.mempool, engine: rig.engine, logger: pino({ level: 'silent' }) }).tx;
+    return gossipHandlers({ ledger: rig.ledger, mempool: rig.mempool, engine: rig.engine, logger: pino({ level: 'silent' }), metrics }).tx;
+  }
+
+  /** Gossip refusals the node's metrics counted, by reason (nonzero only), and the admissions timed. */
+  async function counted(): Promise<{ refused: Record<string, number>; timed: number }> {
+    const samples = parsePrometheus((await metrics.exposition()).text);
+    const refused: Record<string, number> = {};
+    for (const s of samples) if (s.name === 'medledger_tx_rejected_total' && s.labels.source === 'gossip' && s.value > 0) refused[s.labels.reason!] = s.value;
+    return { refused, timed: metricValue(samples, 'medledger_tx_admission_seconds_count', { source: 'gossip' }) };
   }
 
   /** The verdict and the sender's charge, as the host decides them from the validator's outcome. */
@@ -45,6 +69,7 @@ describe('gossiped transaction batches', () => {
     // Had the signatures been checked first, each would be a provable forgery (1 unit each, 1,000 in all).
     expect(result).toEqual({ verdict: 'ignore', penalty: MAX_TX_BATCH / 50 });
     expect(rig.mempool.size).toBe(0);
+    expect(await counted()).toEqual({ refused: { UNKNOWN_ACTOR: MAX_TX_BATCH }, timed: MAX_TX_BATCH });
   });
 
   it('one forged transaction in a batch rejects the batch (1 unit) but the valid ones in it are admitted', async () => {
@@ -57,6 +82,7 @@ describe('gossiped transaction batches', () => {
     expect(result).toEqual({ verdict: 'reject', penalty: 1 });
     for (const t of good) expect(rig.mempool.has(t.idHex)).toBe(true);
     expect(rig.mempool.size).toBe(5);
+    expect(await counted()).toEqual({ refused: { BAD_SIGNATURE: 1 }, timed: 6 });
   });
 
   it('a batch over the size limit is rejected before anything in it is decoded', async () => {

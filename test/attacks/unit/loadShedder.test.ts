@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LoadShedder } from '../../../src/node/loadShedder.js';
+import { NodeMetrics } from '../../../src/node/metrics.js';
+import { metricValue, parsePrometheus } from '../../../scripts/bench/prometheus.js';
 import { isMedLedgerError } from '../../../src/records/errors.js';
 
 /** The node's load shedder refuses new work with UNAVAILABLE (HTTP 503) for each reason, and counts it. */
@@ -24,6 +26,27 @@ describe('load shedder', () => {
     pending = 100;
     expect(shedder.reason()).toBe('mempool');
     expect(shedder.status().shed.mempool).toBe(11);
+  });
+
+  it("counts each refusal in the node's metrics under its reason", async () => {
+    const metrics = new NodeMetrics(
+      {
+        height: () => 0,
+        round: () => 0,
+        peers: () => 0,
+        mempool: () => ({ txs: 0, bytes: 0 }),
+        integrity: () => ({ verifiedHeight: 0, alert: false }),
+        payloadsMissing: () => 0,
+      },
+      { processMetrics: false },
+    );
+    shedder = new LoadShedder({ mempoolHighWater: 100, rssHighWater: 1e12, loopDelayHighWaterMs: 1e6 }, () => 95, metrics);
+    expect(refusal(() => shedder!.admit(6))?.code).toBe('UNAVAILABLE');
+    expect(refusal(() => shedder!.admit(1))).toBeNull();
+    const samples = parsePrometheus((await metrics.exposition()).text);
+    expect(metricValue(samples, 'medledger_load_shed_total', { reason: 'mempool' })).toBe(6);
+    expect(metricValue(samples, 'medledger_load_shed_total', { reason: 'memory' })).toBe(0);
+    expect(metricValue(samples, 'medledger_load_shed_total', { reason: 'loop' })).toBe(0);
   });
 
   const hog = (ms: number) => {
