@@ -24,6 +24,7 @@ export default defineConfig({
             'test/node/integrity.test.ts',
             'test/node/compaction.test.ts',
             'test/node/configExamples.test.ts',
+            'test/node/aggregatorKey.test.ts',
             'test/node/allocator.test.ts',
             'test/tui/**/*.test.tsx',
             'test/attacks/unit/**/*.test.ts',
