@@ -206,9 +206,11 @@ const statsRules = {
 
 /**
  * A hospital's aggregate share for a pending job (apply has checked the validator key and the hospital's
- * nonce). One per hospital; the share must decode; used + dropped must be the job's report count. When every
- * hospital has answered, the job is `done` if all agree on used, dropped and digest, else `failed` naming the
- * hospitals that differ from the most common answer (ties: the answer of the earliest hospital in genesis order).
+ * nonce). One per hospital; the share must decode, or be empty when fewer than MIN_BATCH_REPORTS reports passed
+ * the proof (a share on chain is public, so it is withheld); used + dropped must be the job's report count.
+ * When every hospital has answered, the job is `done` (or `withheld`, too few valid reports) if all agree on
+ * used, dropped and digest, else `failed` naming the hospitals that differ from the most common answer (ties:
+ * the answer of the earliest hospital in genesis order).
  */
 export function authorizeStatsAggregate(s: Writable, t: UnsignedTx<'statsAggregate'>, hospital: Hospital): Decision {
   const job = s.get('statsJobs', t.body.job);
@@ -216,12 +218,17 @@ export function authorizeStatsAggregate(s: Writable, t: UnsignedTx<'statsAggrega
   if (job.status !== 'pending') return deny('job-closed');
   if (job.shares[hospital.id]) return deny('already-submitted');
   const info = networkInfo(s);
-  const vdaf = vdafFor(job.measure, job.instance, info.hospitals.length);
-  if (t.body.share.length !== aggregateShareLength(vdaf)) return deny('bad-share');
-  try {
-    decodeAggregateShare(vdaf, t.body.share);
-  } catch {
-    return deny('bad-share');
+  if (t.body.used < MIN_BATCH_REPORTS) {
+    // Fewer valid reports than a release needs: the share is withheld (on chain it would be public).
+    if (t.body.share.length !== 0) return deny('bad-share');
+  } else {
+    const vdaf = vdafFor(job.measure, job.instance, info.hospitals.length);
+    if (t.body.share.length !== aggregateShareLength(vdaf)) return deny('bad-share');
+    try {
+      decodeAggregateShare(vdaf, t.body.share);
+    } catch {
+      return deny('bad-share');
+    }
   }
   if (t.body.used + t.body.dropped !== job.reports) return deny('bad-counts');
   const shares = { ...job.shares, [hospital.id]: { share: t.body.share, used: t.body.used, dropped: t.body.dropped, digest: t.body.digest, at: t.time } };
@@ -234,7 +241,10 @@ export function authorizeStatsAggregate(s: Writable, t: UnsignedTx<'statsAggrega
     for (const [a, c] of tally) if (c > tally.get(common)!) common = a;
     const disagreeing = info.hospitals.filter((h) => answer(h) !== common);
     const first = shares[info.hospitals[0]!]!;
-    next = disagreeing.length === 0 ? { ...next, status: 'done', used: first.used, dropped: first.dropped } : { ...next, status: 'failed', disagreeing };
+    next =
+      disagreeing.length > 0
+        ? { ...next, status: 'failed', disagreeing }
+        : { ...next, status: first.used < MIN_BATCH_REPORTS ? 'withheld' : 'done', used: first.used, dropped: first.dropped };
   }
   s.write([{ table: 'statsJobs', key: job.id, value: next }]);
   return ALLOW;
