@@ -5,7 +5,7 @@ import { sha256 } from '../../src/records/crypto/hash.js';
 import { utf8 } from '../../src/records/crypto/bytes.js';
 import { generateEncryptionKeyPair } from '../../src/records/crypto/keyAgreement.js';
 import { encodeCanonical } from '../../src/records/encoding.js';
-import { MIN_BATCH_REPORTS } from '../../src/records/state/permissions.js';
+import { MIN_BATCH_REPORTS } from '../../src/records/state/statsRules.js';
 import { batchOf, type StatsSetting } from '../../src/records/stats/batches.js';
 import { reportsDigest, verifyKeyFor } from '../../src/records/stats/job.js';
 import { measures, type MeasureName, type StatsInstance } from '../../src/records/stats/measures.js';
