@@ -1,7 +1,9 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { toHex } from '../records/crypto/bytes.js';
+import { generateEncryptionKeyPair } from '../records/crypto/keyAgreement.js';
 import { generateSigningKeyPair } from '../records/crypto/signature.js';
+import { DEFAULT_STATS_SETTING, type StatsSetting } from '../records/stats/batches.js';
 import type { ScryptParams } from '../records/keystore.js';
 import { consensusParamsSchema, type ConsensusParams, type GenesisFile } from '../consensus/genesis.js';
 import { writeKeystore } from '../client/keystoreFiles.js';
@@ -50,6 +52,8 @@ export interface NetworkOptions {
   /** The admin's keystore password for a hospital. */
   adminPassword(hospital: string): string;
   kdf?: ScryptParams;
+  /** Statistics batches (issue 13); default calendar months. Tests use `{ batchMs }`. */
+  stats?: StatsSetting;
 }
 
 const letters = 'abcdefghijklmnopqrstuvwxyz';
@@ -77,6 +81,9 @@ export async function createNetwork(opts: NetworkOptions): Promise<NetworkLayout
     mkdirSync(keystoreDir, { recursive: true, mode: 0o700 });
     const validator = generateSigningKeyPair();
     writePrivateJson(join(dir, 'validator.key.json'), { secretKey: toHex(validator.secretKey) });
+    // Private statistics (issue 13): input shares are sealed to this key; its secret never leaves the node.
+    const aggregator = generateEncryptionKeyPair();
+    writePrivateJson(join(dir, 'aggregator.key.json'), { secretKey: toHex(aggregator.secretKey) });
     const peerId = peerIdFromPrivateKey(await loadOrCreatePeerKey(join(dataDir, 'peer.key'))).toString();
     const adminId = `admin-${letters[i] ?? i}`;
     const password = opts.adminPassword(hospital);
@@ -88,6 +95,7 @@ export async function createNetwork(opts: NetworkOptions): Promise<NetworkLayout
       validatorKey: toHex(validator.publicKey),
       peerId,
       admin: { id: adminId, signKey: toHex(admin.signPublic), encKey: toHex(admin.encPublic!) },
+      aggregatorKey: toHex(aggregator.publicKey),
     });
     const apiPort = opts.ports?.[i]?.api ?? opts.basePort + i;
     const p2pPort = opts.ports?.[i]?.p2p ?? opts.basePort + 100 + i;
@@ -105,7 +113,13 @@ export async function createNetwork(opts: NetworkOptions): Promise<NetworkLayout
       admin: { id: adminId, password },
     });
   }
-  const genesis: GenesisFile = { network, time: Date.now(), hospitals, consensus: consensusParamsSchema.parse(opts.consensus ?? {}) };
+  const genesis: GenesisFile = {
+    network,
+    time: Date.now(),
+    hospitals,
+    consensus: consensusParamsSchema.parse(opts.consensus ?? {}),
+    stats: opts.stats ?? DEFAULT_STATS_SETTING,
+  };
   const genesisFile = join(opts.dir, 'genesis.json');
   writeFileSync(genesisFile, `${JSON.stringify(genesis, null, 2)}\n`);
   // A copy beside each hospital's keystores: the pinned trust anchor its users' clients check recipients'
@@ -118,6 +132,7 @@ export async function createNetwork(opts: NetworkOptions): Promise<NetworkLayout
       dataDir: 'data',
       genesisFile: relative(node.dir, genesisFile),
       validatorKeyFile: 'validator.key.json',
+      aggregatorKeyFile: 'aggregator.key.json',
       api: { host: '127.0.0.1', port: node.apiPort },
       p2p: {
         listen: [`/ip4/127.0.0.1/tcp/${node.p2pPort}`],

@@ -40,6 +40,10 @@ const ACTION_LABELS: Record<TxType, string> = {
   bookAppointment: 'book appointment',
   cancelAppointment: 'cancel appointment',
   queryAudit: 'query audit',
+  statsConsent: 'statistics consent',
+  statsReport: 'statistics report',
+  statsQuery: 'statistics query',
+  statsAggregate: 'statistics aggregate share',
 };
 
 export function actionLabel(e: Pick<AuditEvent, 'type'>): string {

@@ -3,8 +3,9 @@ import { fromHex } from '../records/crypto/bytes.js';
 import { sha256 } from '../records/crypto/hash.js';
 import { encodeCanonical } from '../records/encoding.js';
 import { hospitalIdSchema, userIdSchema } from '../records/ids.js';
+import { DEFAULT_STATS_SETTING, statsSettingSchema, type StatsSetting } from '../records/stats/batches.js';
 import { MemoryState } from '../records/state/memoryState.js';
-import type { StateChange } from '../records/state/types.js';
+import { NETWORK_KEY, type StateChange } from '../records/state/types.js';
 
 /**
  * The genesis file: the network's founding statement, identical on every node. It names the hospitals
@@ -44,11 +45,21 @@ export const genesisSchema = z.strictObject({
         /** libp2p peer id of the hospital's node (the connection allow-list). */
         peerId: z.string().min(10).max(100),
         admin: z.strictObject({ id: userIdSchema, signKey: hex32, encKey: hex32.optional() }),
+        /**
+         * X25519 public key private statistics' input shares are sealed to (issue 13); its secret stays with the
+         * hospital's node. Optional so older genesis files parse; statistics need it for every hospital.
+         */
+        aggregatorKey: hex32.optional(),
       }),
     )
     .min(1)
     .max(100),
   consensus: consensusParamsSchema.default(consensusParamsSchema.parse({})),
+  /**
+   * Private statistics' batches (issue 13): calendar months by default, `{ batchMs }` for test networks. No default
+   * is filled in (that would change the hash of existing genesis files); `statsSetting` applies it.
+   */
+  stats: statsSettingSchema.optional(),
 });
 export type GenesisFile = z.infer<typeof genesisSchema>;
 
@@ -70,6 +81,8 @@ export interface Genesis {
   hash: Uint8Array;
   validators: Validator[];
   params: ConsensusParams;
+  /** The statistics batch setting (the file's, or calendar months). */
+  stats: StatsSetting;
 }
 
 export function parseGenesis(raw: unknown): Genesis {
@@ -82,19 +95,38 @@ export function parseGenesis(raw: unknown): Genesis {
   const ids = new Set(file.hospitals.map((h) => h.id));
   if (ids.size !== file.hospitals.length) throw new Error('invalid genesis file: duplicate hospital id');
   if (new Set(file.hospitals.map((h) => h.admin.id)).size !== file.hospitals.length) throw new Error('invalid genesis file: duplicate admin id');
+  for (const h of file.hospitals) {
+    // A hospital signs statsAggregate transactions as their actor, so its id must also be a valid actor id.
+    if (h.aggregatorKey !== undefined && !userIdSchema.safeParse(h.id).success) {
+      throw new Error(`invalid genesis file: hospital ${h.id} has an aggregatorKey but its id is not a valid actor id (3-40 chars)`);
+    }
+  }
   return {
     file,
     hash,
     validators: file.hospitals.map((h, index) => ({ index, hospital: h.id, key: fromHex(h.validatorKey), peerId: h.peerId, genesisHash: hash })),
     params: file.consensus,
+    stats: file.stats ?? DEFAULT_STATS_SETTING,
   };
 }
 
-/** The state before block 1: hospitals and their admins. */
+/** The state before block 1: hospitals and their admins, and the network settings the rules read. */
 export function genesisChanges(genesis: Genesis): StateChange[] {
-  const changes: StateChange[] = [];
-  for (const h of genesis.file.hospitals) {
-    changes.push({ table: 'hospitals', key: h.id, value: { id: h.id, name: h.name, admin: h.admin.id } });
+  const changes: StateChange[] = [{ table: 'network', key: NETWORK_KEY, value: { hospitals: genesis.file.hospitals.map((h) => h.id), stats: genesis.stats } }];
+  for (const [index, h] of genesis.file.hospitals.entries()) {
+    changes.push({
+      table: 'hospitals',
+      key: h.id,
+      value: {
+        id: h.id,
+        name: h.name,
+        admin: h.admin.id,
+        index,
+        validatorKey: fromHex(h.validatorKey),
+        ...(h.aggregatorKey ? { aggregatorKey: fromHex(h.aggregatorKey) } : {}),
+        lastNonce: 0,
+      },
+    });
     changes.push({
       table: 'users',
       key: h.admin.id,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { AuditEvent } from '../records/audit.js';
 import { fromBase64, fromHex, toBase64, toHex } from '../records/crypto/bytes.js';
 import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
-import { roles } from '../records/ids.js';
+import { agentRoles } from '../records/ids.js';
 import { decodeTx } from '../records/tx/codec.js';
 import { txTypes, type TxType } from '../records/tx/types.js';
 import { headerHash, headerSchema, verifyHeaderSignature, type Block, type BlockHeader } from './block.js';
@@ -34,7 +34,7 @@ export const proofClaimSchema = z.strictObject({
   /** When the user signed the action (ISO 8601). */
   recorded: z.string(),
   actor: z.string(),
-  role: z.enum(roles),
+  role: z.enum(agentRoles),
   hospital: z.string(),
   patient: z.string().optional(),
   record: z.string().optional(),
@@ -82,7 +82,7 @@ export const auditEventSchema = z.strictObject({
   recorded: z.number().int().nonnegative(),
   outcome: z.enum(['success', 'denied']),
   reason: z.string().optional(),
-  agent: z.strictObject({ user: z.string(), role: z.enum(roles), hospital: z.string() }),
+  agent: z.strictObject({ user: z.string(), role: z.enum(agentRoles), hospital: z.string() }),
   patient: z.string().optional(),
   record: z.string().optional(),
   subject: z.string().optional(),

@@ -19,6 +19,11 @@ export const nodeConfigSchema = z.strictObject({
   genesisFile: z.string(),
   /** Ed25519 validator secret of this hospital (JSON `{ "secretKey": hex }`, mode 0600). */
   validatorKeyFile: z.string(),
+  /**
+   * X25519 secret of this hospital's statistics aggregator (JSON `{ "secretKey": hex }`, mode 0600; issue 13).
+   * Optional: a node without it takes no part in private statistics.
+   */
+  aggregatorKeyFile: z.string().optional(),
   /** libp2p identity; created on first start when missing. Defaults to <dataDir>/peer.key. */
   peerKeyFile: z.string().optional(),
   /** Where users' keystore files live for the TUI and CLI on this host. Defaults to <dataDir>/keystores. */
@@ -101,6 +106,7 @@ export function parseNodeConfig(raw: unknown, configDir: string): NodeConfig {
     dataDir,
     genesisFile: at(c.genesisFile),
     validatorKeyFile: at(c.validatorKeyFile),
+    ...(c.aggregatorKeyFile !== undefined ? { aggregatorKeyFile: at(c.aggregatorKeyFile) } : {}),
     peerKeyFile: c.peerKeyFile ? at(c.peerKeyFile) : resolve(dataDir, 'peer.key'),
     keystoreDir: c.keystoreDir ? at(c.keystoreDir) : resolve(dataDir, 'keystores'),
   };

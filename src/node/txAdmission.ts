@@ -47,7 +47,9 @@ export function admitTx(
   }
   if (mempool.has(tx.idHex)) return { status: 'duplicate', tx };
   const user = ledger.state.get('users', t.actor);
-  const ceiling = nonceCeiling(user?.lastNonce ?? 0, mempool.pendingOf(t.actor), opts.now);
+  // A statsAggregate's actor is a hospital, whose nonce counter is in the hospitals table.
+  const lastNonce = t.type === 'statsAggregate' ? ledger.state.get('hospitals', t.actor)?.lastNonce : user?.lastNonce;
+  const ceiling = nonceCeiling(lastNonce ?? 0, mempool.pendingOf(t.actor), opts.now);
   if (t.nonce > ceiling) {
     throw new MedLedgerError('CONFLICT', `nonce ${t.nonce} of ${t.actor} is too far ahead (at most ${ceiling} now)`);
   }

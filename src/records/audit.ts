@@ -1,4 +1,4 @@
-import type { Role } from './ids.js';
+import type { AgentRole } from './ids.js';
 import type { TxType } from './tx/types.js';
 
 /**
@@ -20,7 +20,7 @@ export interface AuditEvent {
   outcome: Outcome;
   /** Why a denied action was refused (a stable reason code). */
   reason?: string;
-  agent: { user: string; role: Role; hospital: string };
+  agent: { user: string; role: AgentRole; hospital: string };
   patient?: string;
   record?: string;
   /** Another user the action was about (grantee, enrolled user, requester, doctor of an appointment). */
@@ -55,4 +55,8 @@ export const actionOf: Record<TxType, AuditAction> = {
   bookAppointment: 'C',
   cancelAppointment: 'D',
   queryAudit: 'E',
+  statsConsent: 'U',
+  statsReport: 'C',
+  statsQuery: 'E',
+  statsAggregate: 'E',
 };

@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { z } from 'zod';
 import { open, randomNonce, seal, AEAD_NONCE_LENGTH } from './crypto/aead.js';
-import { concatBytes, utf8 } from './crypto/bytes.js';
+import { utf8 } from './crypto/bytes.js';
 import { sha256 } from './crypto/hash.js';
-import { generateEncryptionKeyPair, sharedSecret } from './crypto/keyAgreement.js';
+import { openWithKey, sealToKey } from './crypto/keyAgreement.js';
 import { decodeCanonical, encodeCanonical } from './encoding.js';
 import { MedLedgerError } from './errors.js';
 import { bytes, userIdSchema } from './ids.js';
@@ -42,28 +40,15 @@ export type GrantPayload = z.infer<typeof grantPayloadSchema>;
 const WRAP_INFO = 'medledger/wrap/v1';
 const BLOB_AAD = 'medledger/blob/v1';
 
-function wrappingKey(shared: Uint8Array, epk: Uint8Array, recipientKey: Uint8Array, blob: string, recipient: string): Uint8Array {
-  return hkdf(nobleSha256, shared, concatBytes(epk, recipientKey), utf8(`${WRAP_INFO}|${blob}|${recipient}`), 32);
-}
-
-const ZERO_NONCE = new Uint8Array(AEAD_NONCE_LENGTH); // safe: every wrapping key is used exactly once
+const wrapInfo = (blob: string, recipient: string) => utf8(`${WRAP_INFO}|${blob}|${recipient}`);
 
 export function wrapKey(dataKey: Uint8Array, blob: string, recipient: string, recipientKey: Uint8Array): WrappedKey {
-  const eph = generateEncryptionKeyPair();
-  const kek = wrappingKey(sharedSecret(eph.secretKey, recipientKey), eph.publicKey, recipientKey, blob, recipient);
-  return { epk: eph.publicKey, w: seal(kek, ZERO_NONCE, dataKey, utf8(blob)) };
+  const { epk, sealed } = sealToKey(recipientKey, wrapInfo(blob, recipient), dataKey, utf8(blob));
+  return { epk, w: sealed };
 }
 
 export function unwrapKey(wrapped: WrappedKey, blob: string, recipient: string, secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  let shared: Uint8Array;
-  try {
-    shared = sharedSecret(secretKey, wrapped.epk);
-  } catch {
-    // A low-order ephemeral key (all-zero shared secret) is refused by X25519: an altered wrapped key.
-    throw new MedLedgerError('TAMPERED', 'wrapped key has an invalid ephemeral public key');
-  }
-  const kek = wrappingKey(shared, wrapped.epk, publicKey, blob, recipient);
-  return open(kek, ZERO_NONCE, wrapped.w, utf8(blob));
+  return openWithKey(secretKey, publicKey, wrapped.epk, wrapped.w, wrapInfo(blob, recipient), utf8(blob));
 }
 
 export interface Recipient {

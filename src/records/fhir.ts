@@ -66,6 +66,10 @@ export const interactionOf: Record<TxType, RestInteraction> = {
   bookAppointment: 'create',
   cancelAppointment: 'delete',
   queryAudit: 'search',
+  statsConsent: 'update',
+  statsReport: 'create',
+  statsQuery: 'operation',
+  statsAggregate: 'operation',
 };
 
 const PROFILE: Record<RestInteraction, string | null> = {

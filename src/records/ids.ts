@@ -13,6 +13,9 @@ export const appointmentIdSchema = z.string().regex(/^apt-[0-9a-f]{16}$/, 'appoi
 export const roles = ['patient', 'doctor', 'auditor', 'admin'] as const;
 export type Role = (typeof roles)[number];
 export const roleSchema = z.enum(roles);
+/** Who an audit event's agent can be: a user's role, or a hospital's node (statsAggregate). */
+export const agentRoles = [...roles, 'hospital'] as const;
+export type AgentRole = (typeof agentRoles)[number];
 export const staffRoleSchema = z.enum(['doctor', 'auditor']);
 export type StaffRole = z.infer<typeof staffRoleSchema>;
 

@@ -212,7 +212,11 @@ describe('admission: unknown peers and forged gossip', () => {
     // the block's one transaction.
     const victimState = new MemoryState();
     victimState.write([
-      { table: 'hospitals', key: patient.hospital, value: { id: patient.hospital, name: patient.hospital, admin: 'admin-a' } },
+      {
+        table: 'hospitals',
+        key: patient.hospital,
+        value: { id: patient.hospital, name: patient.hospital, admin: 'admin-a', index: 0, validatorKey: new Uint8Array(32), lastNonce: 0 },
+      },
       {
         table: 'users',
         key: patient.userId,

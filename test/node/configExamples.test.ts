@@ -73,15 +73,17 @@ describe('config/ example network', () => {
       expect(() => ed25519.Point.fromBytes(fromHex(h.validatorKey))).not.toThrow();
       expect(() => ed25519.Point.fromBytes(fromHex(h.admin.signKey))).not.toThrow();
       expect(h.admin.encKey).toMatch(/^[0-9a-f]{64}$/);
+      expect(h.aggregatorKey).toMatch(/^[0-9a-f]{64}$/);
       expect(peerIdFromString(h.peerId).type).toBe('Ed25519');
     }
-    const keys = genesis.file.hospitals.flatMap((h) => [h.validatorKey, h.admin.signKey, h.admin.encKey, h.peerId]);
+    expect(genesis.stats).toEqual({ batch: 'month' });
+    const keys = genesis.file.hospitals.flatMap((h) => [h.validatorKey, h.admin.signKey, h.admin.encKey, h.aggregatorKey, h.peerId]);
     expect(new Set(keys).size).toBe(keys.length);
     // Block 0 and the initial state derive from it: the hospitals and their admins.
     expect(genesisBlock(genesis).header.parent).toEqual(genesis.hash);
     const state = genesisState(genesis);
-    for (const h of genesis.file.hospitals) {
-      expect(state.get('hospitals', h.id)?.admin).toBe(h.admin.id);
+    for (const [index, h] of genesis.file.hospitals.entries()) {
+      expect(state.get('hospitals', h.id)).toMatchObject({ admin: h.admin.id, index, lastNonce: 0, aggregatorKey: fromHex(h.aggregatorKey!) });
       expect(state.get('users', h.admin.id)?.role).toBe('admin');
     }
   });
@@ -132,6 +134,7 @@ describe('config/ example network', () => {
       const hospitals = ['a', 'b', 'c', 'd'];
       const secrets = hospitals.flatMap((x) => [
         `hosp-${x}/validator.key.json`,
+        `hosp-${x}/aggregator.key.json`,
         `hosp-${x}/data/peer.key`,
         `hosp-${x}/data/keystores/admin-${x}.keystore.json`,
         `hosp-${x}/data/keystores/genesis.json`,
@@ -144,6 +147,7 @@ describe('config/ example network', () => {
       const net = join(dir, 'net');
       expect(shape(readJson(join(net, 'genesis.json')))).toEqual(shape(readJson(GENESIS_FILE)));
       expect(parseGenesis(readJson(join(net, 'genesis.json'))).file.consensus).toEqual(parseGenesis(readJson(GENESIS_FILE)).file.consensus);
+      expect(parseGenesis(readJson(join(net, 'genesis.json'))).file.stats).toEqual(parseGenesis(readJson(GENESIS_FILE)).file.stats);
       for (const file of nodeConfigFiles) {
         const fresh = readJson(join(net, file));
         const example = readJson(join(CONFIG_DIR, file));

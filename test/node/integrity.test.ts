@@ -179,18 +179,19 @@ describe('integrity monitor', () => {
     const { ledger, store } = await storeCopy();
     const monitor = monitorOf(ledger, { rescanIntervalMs: 300, crossCheckIntervalMs: 100 });
     monitor.start();
-    await waitFor(() => monitor.status().verifiedHeight === HEAD);
+    // Generous waits: these are liveness conditions, and the suite runs on a loaded machine.
+    await waitFor(() => monitor.status().verifiedHeight === HEAD, 15_000);
     const [more] = ChainBuilderContinuation.next();
     await ledger.commit(more!.finalized);
-    await waitFor(() => monitor.status().verifiedHeight === HEAD + 1);
+    await waitFor(() => monitor.status().verifiedHeight === HEAD + 1, 15_000);
     expect(monitor.status().ok).toBe(true);
     const bytes = (await store.getBlockBytes(2))!;
     bytes[40]! ^= 0x01;
     await rawLevel(store).put(K.block(2), bytes);
-    await waitFor(() => monitor.status().ok === false, 10_000);
+    await waitFor(() => monitor.status().ok === false, 15_000);
     expect(monitor.status()).toMatchObject({ ok: false, verifiedHeight: 1, alert: { height: 2 } });
     await monitor.stop();
-  });
+  }, 60_000);
 
   it('running: a block altered on disk right after its commit is caught by the follow check', async () => {
     const { ledger, store } = await storeCopy();

@@ -15,6 +15,9 @@ import { encodeCanonical } from '../../src/records/encoding.js';
 import { blobPayloadSchema, grantPayloadSchema, parsePayload, rewrapForGrantee } from '../../src/records/envelope.js';
 import type { MemoryState } from '../../src/records/state/memoryState.js';
 import { tableNames } from '../../src/records/state/types.js';
+import { batchOf } from '../../src/records/stats/batches.js';
+import { aggregateShareLength, vdafFor } from '../../src/records/stats/prio3.js';
+import { buildStatsReportBody } from '../../src/records/stats/report.js';
 import type { AuditFilter, Tx } from '../../src/records/tx/types.js';
 import { ChainBuilder, type FinalBlock } from '../support/chainBuilder.js';
 
@@ -114,7 +117,7 @@ async function verifyStoredChain(store: LedgerStore, chain: ChainBuilder): Promi
 // ---------------------------------------------------------------------------------------------------
 
 /** Six blocks touching every table: users, hospitals, records, appointments, slots (with deletions). */
-function buildVariedChain(): { chain: ChainBuilder; record: string; blob: string; plaintext: string } {
+async function buildVariedChain(): Promise<{ chain: ChainBuilder; record: string; blob: string; plaintext: string }> {
   const chain = ChainBuilder.create();
   chain.finalize([
     chain.registerPatient('pat-1', 'hosp-a'),
@@ -146,13 +149,41 @@ function buildVariedChain(): { chain: ChainBuilder; record: string; blob: string
     chain.updateRecord('pat-1', 'pat-1', rec.record, 2, 'temperature 36.8 C').tx,
     chain.attachFile('doc-1', 'pat-1', rec.record, 'x-ray bytes').tx,
   ]);
+  // Statistics (issue 13): ten opted-in patients report, the closed batch is queried, one hospital answers.
+  const reporters = Array.from({ length: 10 }, (_, i) => `stat-${i}`);
+  chain.finalize(reporters.map((p) => chain.registerPatient(p, 'hosp-a')));
+  const records = reporters.map((p) => chain.createRecord(p, p, 'bp 120/80'));
+  chain.finalize([...records.map((r) => r.tx), ...reporters.map((p) => chain.sign(p, { type: 'statsConsent', patient: p, body: { contribute: true } }))]);
+  const batch = batchOf(chain.genesis.stats, chain.clock);
+  const bodies = await Promise.all(
+    reporters.map((p, i) =>
+      buildStatsReportBody({
+        genesisHash: chain.genesis.hash,
+        patient: p,
+        record: records[i]!.record,
+        version: 1,
+        measure: 'systolic',
+        value: 120,
+        batch: batch.label,
+        aggregatorKeys: chain.aggregators.map((a) => a.publicKey),
+      }),
+    ),
+  );
+  chain.finalize(reporters.map((p, i) => chain.sign(p, { type: 'statsReport', patient: p, record: records[i]!.record, body: bodies[i]! })));
+  chain.clock = batch.end + 1_000;
+  const query = chain.sign('aud-1', { type: 'statsQuery', body: { measure: 'systolic', stat: 'count', batch: batch.label } });
+  chain.finalize([query]);
+  const share = new Uint8Array(aggregateShareLength(vdafFor('systolic', 'moments', 4)));
+  chain.finalize([
+    chain.sign('hosp-a', { type: 'statsAggregate', via: 'hosp-a', body: { job: query.idHex, share, used: 10, dropped: 0, digest: new Uint8Array(32) } }),
+  ]);
   chain.finalize([]); // an empty (heartbeat) block
   return { chain, record: rec.record, blob: rec.blob, plaintext };
 }
 
 describe('persistence', () => {
   it('reopens with the same head, state, blocks, certificates and events', async () => {
-    const { chain, blob, plaintext } = buildVariedChain();
+    const { chain, blob, plaintext } = await buildVariedChain();
     const events = chain.events();
     expect(events.some((e) => e.outcome === 'denied')).toBe(true);
     const dir = await tempDir();
@@ -205,7 +236,7 @@ describe('persistence', () => {
   });
 
   it('a Ledger reopened on the directory continues the chain', async () => {
-    const { chain } = buildVariedChain();
+    const { chain } = await buildVariedChain();
     const dir = await tempDir();
     let store = await openStore(dir);
     const ledger = await Ledger.open(store, chain.genesis);
@@ -890,7 +921,7 @@ describe('atomicity', () => {
 
 describe('values read back', () => {
   it('a damaged value is a StoreDamage naming what it should hold; a damaged state row can be left out instead', async () => {
-    const { chain } = buildVariedChain();
+    const { chain } = await buildVariedChain();
     const store = await openStore(await tempDir());
     await commitChain(store, chain);
     const db = rawLevel(store);

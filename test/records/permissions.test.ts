@@ -205,9 +205,11 @@ const DAY = 86_400_000;
 
 /**
  * `activateUser` is the new user's own first transaction, not an action of an existing role, and `rotateKeys`
- * needs the consent of a key made for it: both tested below.
+ * needs the consent of a key made for it: both tested below. The statistics types (issue 13) need batches,
+ * reports and a hospital actor: test/records/statsTx.test.ts.
  */
-const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotateKeys'>, Cell> = {
+const STATS_TYPES = ['statsConsent', 'statsReport', 'statsQuery', 'statsAggregate'] as const;
+const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotateKeys' | (typeof STATS_TYPES)[number]>, Cell> = {
   inviteUser: {
     input: (w) => ({
       type: 'inviteUser',
@@ -402,7 +404,7 @@ const table: Record<Exclude<TxType, 'registerPatient' | 'activateUser' | 'rotate
 
 describe('PROTOCOL.md §3 permission table through apply()', () => {
   it('covers every transaction type', () => {
-    expect([...Object.keys(table), 'registerPatient', 'activateUser', 'rotateKeys'].sort()).toEqual([...txTypes].sort());
+    expect([...Object.keys(table), 'registerPatient', 'activateUser', 'rotateKeys', ...STATS_TYPES].sort()).toEqual([...txTypes].sort());
   });
 
   for (const [type, cell] of Object.entries(table) as [TxType, Cell][]) {

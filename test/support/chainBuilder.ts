@@ -18,6 +18,7 @@ import type { MemoryState } from '../../src/records/state/memoryState.js';
 import type { StateChange } from '../../src/records/state/types.js';
 import { signTx } from '../../src/records/tx/codec.js';
 import { txKinds, type Tx, type TxType, type UnsignedTx } from '../../src/records/tx/types.js';
+import type { StatsSetting } from '../../src/records/stats/batches.js';
 import { randomBytes } from 'node:crypto';
 
 /**
@@ -68,6 +69,8 @@ export interface ChainOptions {
   /** Genesis time (ms); default 2025-01-01T00:00:00Z. */
   startTime?: number;
   consensus?: Partial<ConsensusParams>;
+  /** Genesis `stats` (issue 13); absent: left out of the file (calendar months). */
+  stats?: StatsSetting;
 }
 
 /** Unsigned fields a test chooses; `actor`, `key`, `via`, `nonce` and `time` are filled in when absent. */
@@ -115,7 +118,8 @@ export class ChainBuilder {
   private readonly blobs = new Map<string, BlobInfo>();
   private idCounter = 0;
 
-  private constructor(genesis: Genesis, validators: ValidatorKeys[], keyring: Map<string, UserKeys>) {
+  private constructor(genesis: Genesis, validators: ValidatorKeys[], keyring: Map<string, UserKeys>, aggregators: EncryptionKeyPair[]) {
+    this.aggregators = aggregators;
     this.genesis = genesis;
     this.validators = validators;
     this.keyring = keyring;
@@ -125,9 +129,13 @@ export class ChainBuilder {
     this.clock = genesis.file.time + BLOCK_INTERVAL_MS;
   }
 
+  /** Each hospital's X25519 aggregator key pair (issue 13), in genesis order. */
+  readonly aggregators: EncryptionKeyPair[];
+
   static create(options: ChainOptions = {}): ChainBuilder {
     const n = options.validators ?? 4;
     const keyring = new Map<string, UserKeys>();
+    const aggregators: EncryptionKeyPair[] = [];
     const validators: ValidatorKeys[] = [];
     const hospitals: GenesisFile['hospitals'] = [];
     for (let i = 0; i < n; i++) {
@@ -135,6 +143,9 @@ export class ChainBuilder {
       const admin = `admin-${letter(i)}`;
       const signing = generateSigningKeyPair();
       validators.push({ hospital, admin, signing, signer: createSigner(signing.secretKey) });
+      // The hospital signs its statsAggregate transactions with its validator key, as the actor named by its id.
+      keyring.set(hospital, { signing, signer: createSigner(signing.secretKey), enc: generateEncryptionKeyPair() });
+      aggregators.push(generateEncryptionKeyPair());
       const adminKeys = newUserKeys();
       keyring.set(admin, adminKeys);
       hospitals.push({
@@ -143,6 +154,7 @@ export class ChainBuilder {
         validatorKey: toHex(signing.publicKey),
         peerId: `12D3KooWTest${hospital}`,
         admin: { id: admin, signKey: toHex(adminKeys.signing.publicKey), encKey: toHex(adminKeys.enc.publicKey) },
+        aggregatorKey: toHex(aggregators[i]!.publicKey),
       });
     }
     const genesis = parseGenesis({
@@ -150,8 +162,9 @@ export class ChainBuilder {
       time: options.startTime ?? DEFAULT_CHAIN_START,
       hospitals,
       consensus: { ...options.consensus },
+      ...(options.stats ? { stats: options.stats } : {}),
     });
-    return new ChainBuilder(genesis, validators, keyring);
+    return new ChainBuilder(genesis, validators, keyring, aggregators);
   }
 
   /**
@@ -162,7 +175,7 @@ export class ChainBuilder {
   twin(changes: { network?: string; startTime?: number } = {}): ChainBuilder {
     const file = { ...this.genesis.file, network: changes.network ?? this.genesis.file.network, time: changes.startTime ?? this.genesis.file.time + 1_000 };
     // One keyring for both: a user's keys, made on first use on either network, are that user's on both.
-    return new ChainBuilder(parseGenesis(file), this.validators, this.keyring);
+    return new ChainBuilder(parseGenesis(file), this.validators, this.keyring, this.aggregators);
   }
 
   get height(): number {

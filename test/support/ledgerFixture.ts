@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { AuditEvent } from '../../src/records/audit.js';
 import { createSigner, generateSigningKeyPair, type Signer, type SigningKeyPair } from '../../src/records/crypto/signature.js';
+import { generateEncryptionKeyPair, type EncryptionKeyPair } from '../../src/records/crypto/keyAgreement.js';
 import type { StaffRole } from '../../src/records/ids.js';
 import { activationCodeKey, INVITATION_TTL_MS, newActivationCode, signActivation } from '../../src/records/activation.js';
 import { apply, type ApplyContext, type ApplyResult } from '../../src/records/state/apply.js';
 import { MemoryState } from '../../src/records/state/memoryState.js';
 import { requiredRecipients } from '../../src/records/state/permissions.js';
-import { tableNames, type StateChange, type TableName, type Tables, type User } from '../../src/records/state/types.js';
+import { NETWORK_KEY, tableNames, type StateChange, type TableName, type Tables, type User } from '../../src/records/state/types.js';
+import { DEFAULT_STATS_SETTING, type StatsSetting } from '../../src/records/stats/batches.js';
 import { signTx } from '../../src/records/tx/codec.js';
 import { txKinds, type Tx, type TxType, type UnsignedTx } from '../../src/records/tx/types.js';
 
@@ -47,6 +49,13 @@ export interface LedgerOptions {
   startTime?: number;
   /** The genesis hash transactions are signed under (the network they are for); default TEST_GENESIS_HASH. */
   genesisHash?: Uint8Array;
+  /** Statistics batches (genesis `stats`); default calendar months. */
+  stats?: StatsSetting;
+  /**
+   * Hospitals given an X25519 aggregator key (issue 13); default all. The public keys are `aggregatorKeys`'s;
+   * a hospital's validator key is `keys(hospital id)` (it signs statsAggregate as the actor named by its id).
+   */
+  aggregators?: string[];
 }
 
 /**
@@ -90,15 +99,34 @@ export class Ledger {
    */
   genesisHash: Uint8Array;
   private readonly keyring = new Map<string, UserKeys>();
+  /** Hospitals' X25519 aggregator key pairs (issue 13). */
+  readonly aggregatorKeys = new Map<string, EncryptionKeyPair>();
   private readonly nonces = new Map<string, number>();
   private idCounter = 0;
 
   constructor(options: LedgerOptions = {}) {
     this.clock = options.startTime ?? DEFAULT_START_TIME;
     this.genesisHash = options.genesisHash ?? TEST_GENESIS_HASH;
-    const changes: StateChange[] = [];
-    for (const h of options.hospitals ?? DEFAULT_HOSPITALS) {
-      changes.push({ table: 'hospitals', key: h.id, value: { id: h.id, name: h.name ?? h.id, admin: h.admin } });
+    const hospitals = options.hospitals ?? DEFAULT_HOSPITALS;
+    const changes: StateChange[] = [
+      { table: 'network', key: NETWORK_KEY, value: { hospitals: hospitals.map((h) => h.id), stats: options.stats ?? DEFAULT_STATS_SETTING } },
+    ];
+    for (const [index, h] of hospitals.entries()) {
+      const aggregator = (options.aggregators ?? hospitals.map((x) => x.id)).includes(h.id);
+      if (aggregator) this.aggregatorKeys.set(h.id, generateEncryptionKeyPair());
+      changes.push({
+        table: 'hospitals',
+        key: h.id,
+        value: {
+          id: h.id,
+          name: h.name ?? h.id,
+          admin: h.admin,
+          index,
+          validatorKey: this.keys(h.id).signing.publicKey,
+          ...(aggregator ? { aggregatorKey: this.aggregatorKeys.get(h.id)!.publicKey } : {}),
+          lastNonce: 0,
+        },
+      });
       const admin: User = {
         id: h.admin,
         role: 'admin',

@@ -4,9 +4,11 @@ import { verifyKeyConsent } from '../rotation.js';
 import { bytesEqual } from '../crypto/bytes.js';
 import { MedLedgerError } from '../errors.js';
 import type { Tx, TxType, UnsignedTx } from '../tx/types.js';
-import { authorize } from './permissions.js';
+import { batchOf } from '../stats/batches.js';
+import { authorize, type Decision } from './permissions.js';
+import { authorizeStatsAggregate, networkInfo } from './statsRules.js';
 import { OverlayState } from './memoryState.js';
-import type { Invitation, StateChange, StateView, User } from './types.js';
+import type { Hospital, Invitation, StateChange, StateView, User } from './types.js';
 
 export interface ApplyContext {
   height: number;
@@ -68,7 +70,29 @@ function checkValidity(state: StateView, t: UnsignedTx, ctx: ApplyContext): Appl
   if (actor.keyRevokedAt !== undefined) return invalid('KEY_MISMATCH', `the key of ${t.actor} was revoked by their hospital; they must be invited again`);
   if (!bytesEqual(actor.signKey, t.key)) return invalid('KEY_MISMATCH', `transaction is not signed with ${t.actor}'s key`);
   if (t.nonce <= actor.lastNonce) return invalid('REPLAY', `stale nonce ${t.nonce} for ${t.actor} (last ${actor.lastNonce})`);
+  if (t.type === 'statsReport') {
+    // A report belongs to the batch of its time and only to a block of that batch: once block time passes
+    // the batch end nothing can be added, so every report of a closed batch is on chain before any query.
+    const { stats } = networkInfo(state);
+    const batch = batchOf(stats, t.time).label;
+    if ((t as UnsignedTx<'statsReport'>).body.batch !== batch)
+      return invalid('MALFORMED', `statsReport names batch ${(t as UnsignedTx<'statsReport'>).body.batch}, its time is in ${batch}`);
+    if (batchOf(stats, ctx.blockTime).label !== batch) return invalid('BAD_TIME', `statsReport of batch ${batch} in a block of another batch`);
+  }
   return actor;
+}
+
+/**
+ * Validity of a statsAggregate: its actor is a hospital (not a user), its key that hospital's validator key from
+ * the genesis, its nonce above the hospital's counter, and it comes through the hospital's own node.
+ */
+function checkHospitalValidity(state: StateView, t: UnsignedTx): ApplyResult | Hospital {
+  const hospital = state.get('hospitals', t.actor);
+  if (!hospital) return invalid('UNKNOWN_ACTOR', `unknown hospital ${t.actor}`);
+  if (!bytesEqual(hospital.validatorKey, t.key)) return invalid('KEY_MISMATCH', `statsAggregate is not signed with ${t.actor}'s validator key`);
+  if (t.via !== t.actor) return invalid('MALFORMED', `statsAggregate of ${t.actor} submitted via ${t.via}`);
+  if (t.nonce <= hospital.lastNonce) return invalid('REPLAY', `stale nonce ${t.nonce} for hospital ${t.actor} (last ${hospital.lastNonce})`);
+  return hospital;
 }
 
 /**
@@ -152,12 +176,13 @@ function eventSubject(t: UnsignedTx): string | undefined {
  */
 export function apply(state: StateView, tx: Tx, ctx: ApplyContext): ApplyResult {
   const t = tx.tx;
+  if (t.type === 'statsAggregate') return applyStatsAggregate(state, tx as Tx<'statsAggregate'>, ctx);
   const validity = checkValidity(state, t, ctx);
   if (validity && 'valid' in validity) return validity;
   const overlay = new OverlayState(state);
 
   let agent: User;
-  let decision: { allowed: true } | { allowed: false; reason: string };
+  let decision: Decision;
   if (t.type === 'registerPatient') {
     agent = {
       id: t.actor,
@@ -183,7 +208,7 @@ export function apply(state: StateView, tx: Tx, ctx: ApplyContext): ApplyResult 
         ? { allowed: false, reason: 'invitation-used' }
         : t.type === 'rotateKeys' && !consents(t as UnsignedTx<'rotateKeys'>, agent, ctx)
           ? { allowed: false, reason: 'bad-key-consent' }
-          : authorize(overlay, t, agent);
+          : authorize(overlay, t, agent, { height: ctx.height, blockTime: ctx.blockTime, txId: tx.idHex });
     if (!decision.allowed) overlay.discard();
     // The nonce is consumed whatever the outcome, so a denied transaction cannot be replayed either.
     const latest = overlay.get('users', agent.id) ?? agent;
@@ -207,5 +232,32 @@ export function apply(state: StateView, tx: Tx, ctx: ApplyContext): ApplyResult 
   if (t.record) event.record = t.record;
   const subject = eventSubject(t);
   if (subject) event.subject = subject;
+  return { valid: true, event, changes: overlay.changes() };
+}
+
+/** A hospital's statsAggregate (issue 13): the event's agent is the hospital itself, role `hospital`. */
+function applyStatsAggregate(state: StateView, tx: Tx<'statsAggregate'>, ctx: ApplyContext): ApplyResult {
+  const t = tx.tx;
+  if (t.time + TX_MAX_AGE_MS < ctx.blockTime || t.time > ctx.blockTime + TX_MAX_FUTURE_MS) {
+    return invalid('BAD_TIME', `transaction time ${t.time} is outside the window of block time ${ctx.blockTime}`);
+  }
+  const hospital = checkHospitalValidity(state, t);
+  if ('valid' in hospital) return hospital;
+  const overlay = new OverlayState(state);
+  const decision = authorizeStatsAggregate(overlay, t, hospital);
+  if (!decision.allowed) overlay.discard();
+  overlay.write([{ table: 'hospitals', key: hospital.id, value: { ...hospital, lastNonce: t.nonce } }]);
+  const event: AuditEvent = {
+    tx: tx.idHex,
+    height: ctx.height,
+    index: ctx.index,
+    type: 'statsAggregate',
+    action: actionOf.statsAggregate,
+    recorded: t.time,
+    outcome: decision.allowed ? 'success' : 'denied',
+    agent: { user: hospital.id, role: 'hospital', hospital: hospital.id },
+    source: t.via,
+  };
+  if (!decision.allowed) event.reason = decision.reason;
   return { valid: true, event, changes: overlay.changes() };
 }

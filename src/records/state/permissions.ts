@@ -2,18 +2,17 @@ import { INVITATION_MAX_TTL_MS } from '../activation.js';
 import { bytesEqual } from '../crypto/bytes.js';
 import type { StaffRole } from '../ids.js';
 import type { UnsignedTx } from '../tx/types.js';
-import type { RecordMeta, StateChange, StateView, User } from './types.js';
+import { ALLOW, deny, existingRecord, isDecision, ownDataOnly, putRecord, putUser, type Decision, type RuleContext, type Writable } from './ruleHelpers.js';
+import { statsRules } from './statsRules.js';
+import type { StateView, User } from './types.js';
+
+export type { Decision, RuleContext } from './ruleHelpers.js';
 
 /**
  * The permission table of PROTOCOL.md §3, one rule per transaction type. A rule either denies with a stable
  * reason code or writes its effects into the overlay it is given.
  */
-export type Decision = { allowed: true } | { allowed: false; reason: string };
-type Writable = StateView & { write(changes: StateChange[]): void };
-type Rule<T extends UnsignedTx['type']> = (s: Writable, t: UnsignedTx<T>, agent: User) => Decision;
-
-const ALLOW: Decision = { allowed: true };
-const deny = (reason: string): Decision => ({ allowed: false, reason });
+type Rule<T extends UnsignedTx['type']> = (s: Writable, t: UnsignedTx<T>, agent: User, ctx: RuleContext) => Decision;
 
 function patientOf(s: StateView, id: string | undefined): User | undefined {
   const user = id ? s.get('users', id) : undefined;
@@ -43,14 +42,6 @@ function recordAccess(s: StateView, t: UnsignedTx, agent: User, mode: Mode): Dec
   }
 }
 
-/** The record must exist, belong to the named patient and not be deleted. */
-function existingRecord(s: StateView, patient: User, recordId: string | undefined): Decision | RecordMeta {
-  const record = recordId ? s.get('records', recordId) : undefined;
-  if (!record || record.patient !== patient.id) return deny('record-not-found');
-  if (record.deleted) return deny('record-deleted');
-  return record;
-}
-
 /** A user new content may be wrapped for: active, and their key not revoked (issue 10). */
 function canReceive(user: User | undefined): boolean {
   return !!user && user.active && user.keyRevokedAt === undefined;
@@ -72,26 +63,10 @@ function checkRecipients(s: StateView, patient: User, recipients: string[]): Dec
   return null;
 }
 
-/** Grants, requests and appointments are managed by the patient alone, on their own data. */
-function ownDataOnly(t: UnsignedTx, agent: User): Decision | null {
-  if (agent.role !== 'patient') return deny('role-not-allowed');
-  return agent.id === t.patient ? null : deny('not-own-data');
-}
-
 function without<T>(map: Record<string, T> | undefined, key: string): Record<string, T> {
   const copy = { ...map };
   delete copy[key];
   return copy;
-}
-
-const isDecision = (v: unknown): v is Decision => typeof v === 'object' && v !== null && 'allowed' in v;
-
-function putRecord(s: Writable, record: RecordMeta): void {
-  s.write([{ table: 'records', key: record.id, value: record }]);
-}
-
-function putUser(s: Writable, user: User): void {
-  s.write([{ table: 'users', key: user.id, value: user }]);
 }
 
 const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
@@ -371,6 +346,9 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
     return ALLOW;
   },
 
+  ...statsRules,
+  statsAggregate: () => deny('role-not-allowed'), // handled by apply: only a hospital is its actor
+
   queryAudit(s, t, agent) {
     const f = t.body.filter;
     if (agent.role === 'admin') {
@@ -390,6 +368,6 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
   },
 };
 
-export function authorize(s: Writable, t: UnsignedTx, agent: User): Decision {
-  return (rules[t.type] as Rule<typeof t.type>)(s, t as never, agent);
+export function authorize(s: Writable, t: UnsignedTx, agent: User, ctx: RuleContext): Decision {
+  return (rules[t.type] as Rule<typeof t.type>)(s, t as never, agent, ctx);
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { appointmentIdSchema, bytes, fileIdSchema, hospitalIdSchema, recordIdSchema, staffRoleSchema, uintSchema, userIdSchema } from '../ids.js';
+import { batchLabelSchema } from '../stats/batches.js';
+import { measureSchema, statSchema } from '../stats/measures.js';
 
 /**
  * Transaction wire format (PROTOCOL.md §2.2). A transaction is the signed statement of one user action; its id is
@@ -20,6 +22,17 @@ export const auditFilterSchema = z.strictObject({
   to: uintSchema.optional(),
 });
 export type AuditFilter = z.infer<typeof auditFilterSchema>;
+
+/**
+ * One Prio3 report of a statsReport (issue 13): its 16-byte nonce, the public share, and one input share per
+ * hospital in genesis order, each sealed to that hospital's aggregatorKey (records/stats/sealing.ts).
+ */
+const prio3ReportSchema = z.strictObject({
+  nonce: bytes(16),
+  publicShare: bytes(),
+  shares: z.array(bytes()).min(2).max(100),
+});
+const jobIdSchema = z.string().regex(/^[0-9a-f]{64}$/, 'job: a query transaction id (64 hex digits)');
 
 /** Per-type body schema, and which top-level fields the type needs. */
 export const txKinds = {
@@ -81,6 +94,35 @@ export const txKinds = {
   cancelAppointment: { body: z.strictObject({ appointment: appointmentIdSchema }), patient: true, record: false, payload: false },
   queryAudit: {
     body: z.strictObject({ filter: auditFilterSchema, limit: z.number().int().min(1).max(500).optional(), cursor: z.string().max(64).optional() }),
+    patient: false,
+    record: false,
+    payload: false,
+  },
+  /** Issue 13: the patient opts in to (or out of) contributing vitals to private statistics. patient = actor. */
+  statsConsent: { body: z.strictObject({ contribute: z.boolean() }), patient: true, record: false, payload: false },
+  /**
+   * One measure of one record version, as two Prio3 reports (moments, histogram) whose input shares are sealed
+   * per hospital. `batch` is the label of the batch of the transaction's time. patient = actor.
+   */
+  statsReport: {
+    body: z.strictObject({
+      version: uintSchema,
+      measure: measureSchema,
+      batch: batchLabelSchema,
+      reports: z.strictObject({ moments: prio3ReportSchema, histogram: prio3ReportSchema }),
+    }),
+    patient: true,
+    record: true,
+    payload: false,
+  },
+  /** An auditor asks for one statistic of one measure over one closed batch. */
+  statsQuery: { body: z.strictObject({ measure: measureSchema, stat: statSchema, batch: batchLabelSchema }), patient: false, record: false, payload: false },
+  /**
+   * A hospital's aggregate share for a job: actor = the hospital id, signed by its validator key. `digest` is
+   * SHA-256 over the sorted ids (hex, newline-joined) of the reports it used.
+   */
+  statsAggregate: {
+    body: z.strictObject({ job: jobIdSchema, share: bytes(), used: uintSchema, dropped: uintSchema, digest: bytes(32) }),
     patient: false,
     record: false,
     payload: false,
