@@ -26,6 +26,7 @@ export default defineConfig({
             'test/node/configExamples.test.ts',
             'test/node/aggregatorKey.test.ts',
             'test/node/allocator.test.ts',
+            'test/node/stats/**/*.test.ts',
             'test/tui/**/*.test.tsx',
             'test/attacks/unit/**/*.test.ts',
           ],
