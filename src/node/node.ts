@@ -192,6 +192,7 @@ export class MedLedgerNode {
         submit: async (tx) => {
           await this.submit({ tx: toBase64(tx.bytes), wait: false, timeoutMs: 30_000 });
         },
+        isPending: (txId) => this.mempool.has(txId),
         logger: logger.child({ module: 'stats' }),
       });
       this.stats = stats;

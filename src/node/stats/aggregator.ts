@@ -13,7 +13,7 @@ import type { FinalizedBlock } from '../finalizedBlock.js';
 import type { Ledger } from '../ledger.js';
 import type { P2PHost } from '../p2p/host.js';
 import { errMessage } from '../p2p/errMessage.js';
-import { finishReports, prepareReports, type JobOutcome, type PreparedReports } from './jobWork.js';
+import { finishReports, JobAborted, prepareReports, type JobOutcome, type PreparedReports } from './jobWork.js';
 import {
   decodePrepRequest,
   encodePrepRequest,
@@ -25,8 +25,12 @@ import {
   STATS_PREP_PROTOCOL,
 } from './prepProtocol.js';
 
-/** Pending jobs held in memory at once (prepared shares are served from memory); later ones wait their turn. */
-export const MAX_ACTIVE_JOBS = 4;
+/**
+ * Pending jobs held in memory at once (prepared shares are served from memory); later ones wait their turn.
+ * A job costs ~1.3 KiB per report here (own prep state and share, three peers' shares): at MAX_JOB_REPORTS
+ * that is ~130 MiB per job, so two at most.
+ */
+export const MAX_ACTIVE_JOBS = 2;
 const MIN_DELAY_MS = 250;
 const MAX_DELAY_MS = 5_000;
 /** A submitted aggregate not yet on the ledger after this long is signed and submitted again (fresh nonce). */
@@ -44,6 +48,8 @@ export interface StatsAggregatorDeps {
   host: () => Pick<P2PHost, 'request'>;
   /** Through the node's own admission path (mempool, gossip). */
   submit: (tx: Tx) => Promise<void>;
+  /** The transaction still waits in this node's mempool (then it is not submitted again). */
+  isPending?: (txId: string) => boolean;
   logger: Logger;
 }
 
@@ -139,7 +145,7 @@ export class StatsAggregator {
       try {
         progressed = await this.step();
       } catch (err) {
-        this.log.error({ err: errMessage(err) }, 'stats aggregator step failed');
+        if (!(err instanceof JobAborted)) this.log.error({ err: errMessage(err) }, 'stats aggregator step failed');
       }
       if (this.stopped) break;
       delay = progressed ? MIN_DELAY_MS : Math.min(MAX_DELAY_MS, delay * 2);
@@ -197,11 +203,12 @@ export class StatsAggregator {
           a.vdaf,
           a.prepared,
           this.hospitals.map((h) => a.lists.get(h)!),
+          () => this.stopped,
         );
         this.log.info({ job: short(a.job.id), used: a.outcome.used, dropped: a.outcome.dropped, ms: Date.now() - started }, 'stats job aggregated');
         progressed = true;
       }
-      if (a.submitted && Date.now() - a.submitted.at < RESUBMIT_MS) continue;
+      if (a.submitted && (Date.now() - a.submitted.at < RESUBMIT_MS || this.deps.isPending?.(a.submitted.tx))) continue;
       await this.submit(a, a.outcome);
       progressed = true;
     }
@@ -229,6 +236,7 @@ export class StatsAggregator {
       selfIndex: this.selfIndex,
       instance: job.instance,
       verifyKey: verifyKeyFor(headerHash(block.header), job.id, a.vdaf.verifyKeySize),
+      aborted: () => this.stopped,
     });
     if (prepared.txIds.length !== job.reports) {
       a.stuck = `the store indexes ${prepared.txIds.length} reports, the ledger counts ${job.reports}`;

@@ -28,6 +28,15 @@ export interface PrepareContext {
   selfIndex: number;
   instance: StatsInstance;
   verifyKey: Uint8Array;
+  /** Checked at every yield: true stops the work (the node is stopping) with JobAborted. */
+  aborted?: () => boolean;
+}
+
+export class JobAborted extends Error {
+  constructor() {
+    super('statistics job work stopped');
+    this.name = 'JobAborted';
+  }
 }
 
 /** This aggregator's side of a job: per report (chain order) its id, and its prep state and share (undefined: invalid here). */
@@ -47,7 +56,10 @@ export async function prepareReports(reports: AsyncIterable<Tx<'statsReport'>> |
     out.states.push(prepared?.prepState);
     out.shares.push(prepared?.prepShare);
     if (!prepared) out.invalid++;
-    if (out.txIds.length % YIELD_EVERY === 0) await nextTick();
+    if (out.txIds.length % YIELD_EVERY === 0) {
+      await nextTick();
+      if (c.aborted?.()) throw new JobAborted();
+    }
   }
   return out;
 }
@@ -80,7 +92,12 @@ export interface JobOutcome {
  * report by report: a report any hospital marked invalid, or whose proof fails, is dropped; the others are
  * finished with this aggregator's prep state and summed.
  */
-export async function finishReports(vdaf: Prio3Vdaf, own: Pick<PreparedReports, 'txIds' | 'states'>, lists: (Uint8Array | undefined)[][]): Promise<JobOutcome> {
+export async function finishReports(
+  vdaf: Prio3Vdaf,
+  own: Pick<PreparedReports, 'txIds' | 'states'>,
+  lists: (Uint8Array | undefined)[][],
+  aborted?: () => boolean,
+): Promise<JobOutcome> {
   const n = own.txIds.length;
   if (lists.length !== vdaf.shares) throw new Error(`${lists.length} share lists for ${vdaf.shares} aggregators`);
   for (const l of lists) if (l.length !== n) throw new Error(`a share list has ${l.length} entries for ${n} reports`);
@@ -88,7 +105,10 @@ export async function finishReports(vdaf: Prio3Vdaf, own: Pick<PreparedReports, 
   let partial: Uint8Array[] = [];
   const sums: Uint8Array[] = [];
   for (let r = 0; r < n; r++) {
-    if (r % YIELD_EVERY === YIELD_EVERY - 1) await nextTick();
+    if (r % YIELD_EVERY === YIELD_EVERY - 1) {
+      await nextTick();
+      if (aborted?.()) throw new JobAborted();
+    }
     const state = own.states[r];
     const shares = lists.map((l) => l[r]);
     if (!state || shares.some((s) => s === undefined)) continue;
