@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
 import { allocatorInUse } from './allocator.js';
-import { bytesEqual, fromBase64, fromHex, toBase64, toHex } from '../records/crypto/bytes.js';
+import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.js';
 import { createSigner, signatureBackend } from '../records/crypto/signature.js';
 import { libsodiumUnavailable } from '../records/crypto/ed25519Backends.js';
 import { MedLedgerError, isMedLedgerError } from '../records/errors.js';
@@ -30,9 +30,7 @@ import { PAYLOAD_PROTOCOL, SYNC_MAX_FRAME_BYTES, SYNC_PROTOCOL, SyncManager } fr
 import { admitTx } from './txAdmission.js';
 import { TxTracker } from './txTracker.js';
 import { decodeTxCached } from '../consensus/blockExecution.js';
-import { loadAggregatorKey } from './aggregatorKey.js';
-import { StatsAggregator } from './stats/aggregator.js';
-import { PREP_MAX_FRAME_BYTES, PREP_MAX_REQUEST_BYTES, STATS_PREP_PROTOCOL } from './stats/prepProtocol.js';
+import { attachStatsAggregator, type StatsAggregator } from './stats/aggregator.js';
 import { leafHash } from '../consensus/merkle.js';
 
 /** Transactions of an API batch admitted between two yields to the event loop (~5 ms of work). */
@@ -180,30 +178,7 @@ export class MedLedgerNode {
     }
     await this.host.handle(SYNC_PROTOCOL, (request) => this.sync.serve(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
     await this.host.handle(PAYLOAD_PROTOCOL, (request) => this.sync.servePayloads(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
-    const aggregator = loadAggregatorKey(config, genesis);
-    if (aggregator) {
-      const stats = new StatsAggregator({
-        ledger,
-        genesis,
-        hospital: config.hospital,
-        aggregator,
-        signer,
-        host: () => this.host,
-        submit: async (tx) => {
-          await this.submit({ tx: toBase64(tx.bytes), wait: false, timeoutMs: 30_000 });
-        },
-        isPending: (txId) => this.mempool.has(txId),
-        logger: logger.child({ module: 'stats' }),
-      });
-      this.stats = stats;
-      chain.onCommitted((finalized) => stats.onCommitted(finalized));
-      await this.host.handle(STATS_PREP_PROTOCOL, (request) => stats.serve(request), {
-        maxRequestBytes: PREP_MAX_REQUEST_BYTES,
-        maxFrameBytes: PREP_MAX_FRAME_BYTES,
-      });
-    } else {
-      logger.warn('no aggregatorKeyFile in the node config: this hospital takes no part in private statistics');
-    }
+    this.stats = await attachStatsAggregator({ node: this, config, genesis, ledger, chain, host: this.host, signer, logger });
     this.host.onPeerConnect((peer) => {
       this.engine.resendOwn();
       // A reconnecting peer may be ahead: one request finds out.

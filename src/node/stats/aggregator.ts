@@ -1,4 +1,7 @@
 import type { Logger } from 'pino';
+import { loadAggregatorKey } from '../aggregatorKey.js';
+import type { ChainWriter } from '../chainWriter.js';
+import type { NodeConfig } from '../config.js';
 import { headerHash } from '../../consensus/block.js';
 import type { Genesis } from '../../consensus/genesis.js';
 import type { EncryptionKeyPair } from '../../records/crypto/keyAgreement.js';
@@ -6,6 +9,7 @@ import type { Signer } from '../../records/crypto/signature.js';
 import { networkInfo } from '../../records/state/permissions.js';
 import type { StatsJob } from '../../records/state/types.js';
 import { verifyKeyFor } from '../../records/stats/job.js';
+import { toBase64 } from '../../records/crypto/bytes.js';
 import { prepShareLength, vdafFor, type Prio3Vdaf } from '../../records/stats/prio3.js';
 import { signTx } from '../../records/tx/codec.js';
 import type { Tx, UnsignedTx } from '../../records/tx/types.js';
@@ -21,6 +25,7 @@ import {
   MAX_JOB_REPORTS,
   PREP_MAX_FRAME_BYTES,
   PREP_MAX_FRAMES,
+  PREP_MAX_REQUEST_BYTES,
   readPrepResponse,
   STATS_PREP_PROTOCOL,
 } from './prepProtocol.js';
@@ -304,3 +309,41 @@ export class StatsAggregator {
 }
 
 const short = (id: string) => id.slice(0, 12);
+
+/**
+ * The node's wiring: with an aggregator key in the config, an aggregator that follows the chain writer and
+ * answers `stats-prep` (started by the node once consensus runs); without one, undefined (logged).
+ */
+export async function attachStatsAggregator(w: {
+  config: Pick<NodeConfig, 'hospital' | 'aggregatorKeyFile'>;
+  genesis: Genesis;
+  ledger: Ledger;
+  chain: ChainWriter;
+  host: P2PHost;
+  signer: Signer;
+  /** Its own admission path (`submit`) and mempool. */
+  node: { submit(req: { tx: string; wait: boolean; timeoutMs: number }): Promise<unknown>; readonly mempool: { has(id: string): boolean } };
+  logger: Logger;
+}): Promise<StatsAggregator | undefined> {
+  const aggregator = loadAggregatorKey(w.config, w.genesis);
+  if (!aggregator) {
+    w.logger.warn('no aggregatorKeyFile in the node config: this hospital takes no part in private statistics');
+    return undefined;
+  }
+  const stats = new StatsAggregator({
+    ledger: w.ledger,
+    genesis: w.genesis,
+    hospital: w.config.hospital,
+    aggregator,
+    signer: w.signer,
+    host: () => w.host,
+    submit: async (tx) => {
+      await w.node.submit({ tx: toBase64(tx.bytes), wait: false, timeoutMs: 30_000 });
+    },
+    isPending: (txId) => w.node.mempool.has(txId),
+    logger: w.logger.child({ module: 'stats' }),
+  });
+  w.chain.onCommitted((finalized) => stats.onCommitted(finalized));
+  await w.host.handle(STATS_PREP_PROTOCOL, (request) => stats.serve(request), { maxRequestBytes: PREP_MAX_REQUEST_BYTES, maxFrameBytes: PREP_MAX_FRAME_BYTES });
+  return stats;
+}
