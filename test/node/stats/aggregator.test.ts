@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { encodePrepRequest, readPrepResponse } from '../../../src/node/stats/prepProtocol.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ledger } from '../../../src/node/ledger.js';
 import { StatsAggregator } from '../../../src/node/stats/aggregator.js';
@@ -151,6 +153,47 @@ describe('the node aggregator', () => {
     const none = [];
     for await (const r of ledgers[1]!.statsReports('diastolic', batchOf({ batchMs: BATCH_MS }, start).label, 100)) none.push(r);
     expect(none).toEqual([]);
+  });
+
+  it('a job over the report bound is not worked on (logged, nothing served or submitted)', async () => {
+    const lines: string[] = [];
+    const capture = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const submittedHere: Tx[] = [];
+    const bounded = new StatsAggregator({
+      ledger: ledgers[0]!,
+      genesis: chain.genesis,
+      hospital: hospitals[0]!,
+      aggregator: chain.aggregators[0]!,
+      signer: chain.validators[0]!.signer,
+      host: () => ({
+        request: () => {
+          throw new Error('no peers here');
+        },
+      }),
+      submit: async (tx) => {
+        submittedHere.push(tx);
+      },
+      logger: pino({ level: 'info' }, capture),
+      maxReports: 13,
+    });
+    bounded.start();
+    try {
+      await pollUntil(
+        'the bound is logged',
+        async () => lines.join(''),
+        (text) => (text.includes('14 reports, over the bound of 13') ? null : 'not yet'),
+        { timeoutMs: 10_000, intervalMs: 50 },
+      );
+      expect(await readPrepResponse(bounded.serve(encodePrepRequest(job)), { count: 14, shareLength: 208 })).toBeUndefined();
+      expect(submittedHere).toEqual([]);
+    } finally {
+      await bounded.stop();
+    }
   });
 
   it('with a hospital down the job waits, naming it; once it is back every hospital submits the same counts and the mean is exact', async () => {
