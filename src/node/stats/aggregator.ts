@@ -6,7 +6,7 @@ import { headerHash } from '../../consensus/block.js';
 import type { Genesis } from '../../consensus/genesis.js';
 import type { EncryptionKeyPair } from '../../records/crypto/keyAgreement.js';
 import type { Signer } from '../../records/crypto/signature.js';
-import { networkInfo } from '../../records/state/permissions.js';
+import { networkInfo } from '../../records/state/statsRules.js';
 import type { StatsJob } from '../../records/state/types.js';
 import { verifyKeyFor } from '../../records/stats/job.js';
 import { toBase64 } from '../../records/crypto/bytes.js';

@@ -1,7 +1,7 @@
 import { MAX_STATS_BATCHES, type StatsBatchesResponse, type StatsJobResponse } from '../../api/contract.js';
 import { toBase64, toHex } from '../../records/crypto/bytes.js';
 import type { MemoryState } from '../../records/state/memoryState.js';
-import { networkInfo } from '../../records/state/permissions.js';
+import { networkInfo } from '../../records/state/statsRules.js';
 import type { MeasureName } from '../../records/stats/measures.js';
 
 /**
