@@ -272,3 +272,53 @@ export const payloadListingSchema = z.strictObject({
   payloads: z.array(payloadListingEntrySchema).max(10_000),
 });
 export type PayloadListing = z.infer<typeof payloadListingSchema>;
+
+// ---- private statistics (issue 13): jobs and batches, for auditors (signed view requests) ----
+
+const statsMeasure = z.enum(['systolic', 'diastolic', 'heartRate', 'temperature']);
+const statsInstance = z.enum(['moments', 'histogram']);
+const count = z.number().int().nonnegative();
+
+/**
+ * GET /v1/stats/jobs/:id — one aggregation job as the ledger holds it, plus what this node's aggregator still
+ * waits for. `shares` are the hospitals' published aggregate shares (base64): the querier sums them into the
+ * result (records/stats/prio3.ts computeStat). Nothing per report, no sealed share, ever.
+ */
+export const statsJobResponseSchema = z.strictObject({
+  job: hex64,
+  measure: statsMeasure,
+  batch: z.string().max(40),
+  instance: statsInstance,
+  /** `withheld`: every hospital agrees, but fewer than 10 reports passed the proof, so no share was published. */
+  status: z.enum(['pending', 'done', 'withheld', 'failed']),
+  /** Reports in the (closed) batch when the job was created. */
+  reports: count,
+  /** When done or withheld: reports used and dropped (a failed validity proof, or a share a hospital could not open). */
+  used: count.optional(),
+  dropped: count.optional(),
+  /** When failed: the hospitals whose counts or digest differ from the most common answer. */
+  disagreeing: z.array(z.string()).max(100).optional(),
+  /** Aggregate shares submitted so far, in genesis order (empty when withheld). */
+  shares: z.array(z.strictObject({ hospital: z.string(), share: b64, used: count, dropped: count, digest: hex64 })).max(100),
+  /** Hospitals that have not submitted their aggregate share (genesis order). */
+  missing: z.array(z.string()).max(100),
+  /** Hospitals this node's aggregator has not yet received preparation shares from (empty when it is not working on the job). */
+  waitingFor: z.array(z.string()).max(100),
+});
+export type StatsJobResponse = z.infer<typeof statsJobResponseSchema>;
+
+/** GET /v1/stats/batches?measure=… — the batches of a measure with their report counts and jobs, oldest first. */
+export const MAX_STATS_BATCHES = 500;
+export const statsBatchesResponseSchema = z.strictObject({
+  measure: statsMeasure,
+  batches: z
+    .array(
+      z.strictObject({
+        batch: z.string().max(40),
+        reports: count,
+        jobs: z.strictObject({ moments: hex64.optional(), histogram: hex64.optional() }),
+      }),
+    )
+    .max(MAX_STATS_BATCHES),
+});
+export type StatsBatchesResponse = z.infer<typeof statsBatchesResponseSchema>;

@@ -11,6 +11,7 @@ import type { Mempool } from './mempool.js';
 import type { NodeMetrics } from './metrics.js';
 import { listPayloads } from './payloadListing.js';
 import { overviewOf, publicInvitation, publicUser, recipientsFor } from './views.js';
+import { statsBatchesOf, statsJobOf } from './stats/views.js';
 
 /** The parts of a running node the API answers from (MedLedgerNode has them all). */
 export interface ApiBackendSource {
@@ -23,6 +24,8 @@ export interface ApiBackendSource {
   status(): StatusResponse;
   submit(req: SubmitTxBody): Promise<SubmitTxResponse>;
   submitBatch(req: SubmitBatchBody): Promise<SubmitBatchResponse>;
+  /** The statistics aggregator, if this node runs one. */
+  readonly stats?: { waitingFor(job: string): string[] | undefined } | undefined;
 }
 
 /** The node as the HTTP routes see it (node/api/backend.ts): every answer read from the node at call time. */
@@ -68,6 +71,8 @@ export function createApiBackend(node: ApiBackendSource): ApiBackend {
     proof: (txId) => proofOf(ledger, txId),
     evidence: () => evidenceOf(ledger),
     payloads: (from, to) => listPayloads(ledger, from, to),
+    statsJob: (id) => statsJobOf(ledger.state, id, node.stats?.waitingFor(id)),
+    statsBatches: (measure) => statsBatchesOf(ledger.state, measure),
     setBlockedPeers: (peers) => node.host.setBlockedPeers(peers),
   };
 }

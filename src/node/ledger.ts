@@ -8,7 +8,8 @@ import { validateBlock, type ExecutedBlock, type ParentRef } from '../consensus/
 import { genesisChanges, type Genesis } from '../consensus/genesis.js';
 import type { Certificate } from '../consensus/votes.js';
 import type { FinalizedBlock } from './finalizedBlock.js';
-import type { AuditPage, EventFilter, LedgerStore, StoreDamage, StoredEvidence } from './store/ledgerStore.js';
+import type { AuditPage, EventFilter, LedgerStore, StoreDamage, StoredEvidence, StoredStatsReport } from './store/ledgerStore.js';
+import type { MeasureName } from '../records/stats/measures.js';
 import { BoundedTxCache } from './txCache.js';
 
 /** What the 'committed' event carries: the block as it was committed. */
@@ -122,6 +123,11 @@ export class Ledger extends EventEmitter<{ committed: [FinalizedBlock] }> {
   /** The equivocation evidence the consensus engine kept, oldest height first. */
   listEvidence(): Promise<StoredEvidence[]> {
     return this.store.listEvidence();
+  }
+
+  /** The committed statsReports of (measure, batch), in chain order (at most `max`, else StoreDamage). */
+  statsReports(measure: MeasureName, batch: string, max: number): AsyncGenerator<StoredStatsReport> {
+    return this.store.statsReports(measure, batch, max);
   }
 
   /** Committed payloads this replica does not hold, oldest first. */

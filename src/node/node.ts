@@ -32,6 +32,7 @@ import { admitTx } from './txAdmission.js';
 import { TxTracker } from './txTracker.js';
 import { decodeTxCached } from '../consensus/blockExecution.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
+import { attachStatsAggregator, type StatsAggregator } from './stats/aggregator.js';
 import { leafHash } from '../consensus/merkle.js';
 
 /** Transactions of an API batch admitted between two yields to the event loop (~5 ms of work). */
@@ -93,6 +94,8 @@ export class MedLedgerNode {
   sync!: SyncManager;
   integrity!: IntegrityMonitor;
   shedder!: LoadShedder;
+  /** The hospital's Prio3 aggregator (issue 13); absent when the config names no aggregator key file. */
+  stats: StatsAggregator | undefined;
   private server!: ApiServer;
   private outbox!: TxOutbox;
   private apiUrl = '';
@@ -192,6 +195,7 @@ export class MedLedgerNode {
     }
     await this.host.handle(SYNC_PROTOCOL, (request) => this.sync.serve(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
     await this.host.handle(PAYLOAD_PROTOCOL, (request) => this.sync.servePayloads(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
+    this.stats = await attachStatsAggregator({ node: this, config, genesis, ledger, chain, host: this.host, signer, logger });
     this.host.onPeerConnect((peer) => {
       this.engine.resendOwn();
       // A reconnecting peer may be ahead: one request finds out.
@@ -207,6 +211,8 @@ export class MedLedgerNode {
     });
     this.integrity.start();
     this.sync.startRepairs();
+    // Resumes every pending job of the ledger (restart-safe: all of it is recomputed from the chain).
+    this.stats?.start();
 
     this.shedder = new LoadShedder(
       {
@@ -375,6 +381,7 @@ export class MedLedgerNode {
     // Nothing is committed from now on; the step or synced block in progress finishes first.
     await this.chain.close();
     await this.engine.stop();
+    await this.stats?.stop();
     this.outbox.flush();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();

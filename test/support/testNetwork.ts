@@ -14,6 +14,7 @@ import { decodeCanonical } from '../../src/records/encoding.js';
 import type { ConsensusParams } from '../../src/consensus/genesis.js';
 import type { StatusResponse } from '../../src/api/contract.js';
 import type { StaffRole } from '../../src/records/ids.js';
+import type { StatsSetting } from '../../src/records/stats/batches.js';
 import { byzantineProcess, type BehaviourName } from './byzantine.js';
 import type { ChainBlock, EvidenceRecord } from '../../src/api/contract.js';
 import { auditedRead, chainOf, positions } from './load.js';
@@ -66,7 +67,7 @@ export class TestNetwork {
 
   static async create(
     nodes: number,
-    opts: { consensus?: Partial<ConsensusParams>; testControls?: boolean; limits?: Record<string, number> } = {},
+    opts: { consensus?: Partial<ConsensusParams>; testControls?: boolean; limits?: Record<string, number>; stats?: StatsSetting } = {},
   ): Promise<TestNetwork> {
     const dir = mkdtempSync(join(tmpdir(), 'medledger-test-'));
     const ports = await freePorts(nodes * 2);
@@ -80,6 +81,7 @@ export class TestNetwork {
       logLevel: 'info',
       adminPassword: () => TEST_PASSWORD,
       kdf: FAST_KDF,
+      ...(opts.stats ? { stats: opts.stats } : {}),
     });
     for (const n of layout.nodes) {
       const config = JSON.parse(readFileSync(n.configFile, 'utf8')) as Record<string, unknown>;

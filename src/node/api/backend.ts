@@ -14,9 +14,12 @@ import type {
   StatusResponse,
   SubmitBatchResponse,
   submitBatchRequestSchema,
+  StatsBatchesResponse,
+  StatsJobResponse,
   SubmitTxResponse,
   submitTxRequestSchema,
 } from '../../api/contract.js';
+import type { MeasureName } from '../../records/stats/measures.js';
 
 export type SubmitTxBody = z.output<typeof submitTxRequestSchema>;
 export type SubmitBatchBody = z.output<typeof submitBatchRequestSchema>;
@@ -72,6 +75,11 @@ export interface ApiBackend {
   evidence(): Promise<EvidenceRecord[]>;
   /** What this replica holds of each committed payload of heights from..to (hashes and markers, never bytes). */
   payloads(from: number, to: number): Promise<PayloadListing>;
+
+  /** A statistics job as the ledger holds it, with what this node's aggregator waits for (undefined: unknown job). */
+  statsJob(id: string): StatsJobResponse | undefined;
+  /** The statistics batches of a measure with their report counts, oldest first (the newest MAX_STATS_BATCHES). */
+  statsBatches(measure: MeasureName): StatsBatchesResponse;
 
   /** Test controls: peers the libp2p host refuses. */
   setBlockedPeers(peers: string[]): Promise<void>;

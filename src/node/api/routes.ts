@@ -9,6 +9,7 @@ import type { ApiBackend } from './backend.js';
 import type { RequestContext, Route } from './http.js';
 import { RequestNonces } from './requestNonces.js';
 import { backupRoutes } from './backupRoutes.js';
+import { measureSchema } from '../../records/stats/measures.js';
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
@@ -187,6 +188,36 @@ export function apiRoutes(node: ApiBackend): Route[] {
       },
     },
   ];
+  // ---- private statistics (issue 13): auditors only, signed view requests; aggregate shares and counts only.
+  const auditor = (ctx: RequestContext) => {
+    const user = authenticate(node, ctx);
+    if (user.role !== 'auditor') throw new MedLedgerError('FORBIDDEN', 'statistics are for auditors');
+    return user;
+  };
+  routes.push(
+    {
+      method: 'GET',
+      pattern: '/v1/stats/jobs/:id',
+      handler: async (ctx) => {
+        auditor(ctx);
+        const id = ctx.params.id!;
+        if (!/^[0-9a-f]{64}$/.test(id)) throw new MedLedgerError('MALFORMED', 'a job id is a query transaction id (64 hex digits)');
+        const job = node.statsJob(id);
+        if (!job) throw new MedLedgerError('NOT_FOUND', `no statistics job ${id}`);
+        return { body: job };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/stats/batches',
+      handler: async (ctx) => {
+        auditor(ctx);
+        const measure = measureSchema.safeParse(ctx.query.get('measure'));
+        if (!measure.success) throw new MedLedgerError('MALFORMED', `measure must be one of ${measureSchema.options.join(', ')}`);
+        return { body: node.statsBatches(measure.data) };
+      },
+    },
+  );
   // Key backups of the recovery kit (issue 10): ciphertext only, read back with the recovery code.
   routes.push(...backupRoutes(node, nonces, authenticate));
   if (node.testControls) {

@@ -46,6 +46,9 @@ export const K = {
   recordBlobPrefix: (record: string) => `rb/${record}\0`,
   patientBlob: (patient: string, blob: string) => `pb/${patient}\0${blob}`,
   patientBlobPrefix: (patient: string) => `pb/${patient}\0`,
+  /** Committed (successful) statsReport transactions of a (measure, batch), value-less, in chain order (issue 13). */
+  statsReport: (measure: string, batch: string, seq: string) => `sr/${measure}/${batch}\0${seq}`,
+  statsReportPrefix: (measure: string, batch: string) => `sr/${measure}/${batch}\0`,
   evidence: (height: number, id: string) => `x/${pad(height, 12)}/${id}`,
   evidencePrefix: 'x/',
 } as const;

@@ -20,6 +20,9 @@ import { PayloadIndex } from './payloadIndex.js';
 import { purgeRecord, storePayload, type WrappedKeyEntry } from './payloadWrites.js';
 import { PendingBatch } from './pendingBatch.js';
 import { StateStore } from './state.js';
+import { StatsIndex, type StoredStatsReport } from './statsIndex.js';
+import type { MeasureName } from '../../records/stats/measures.js';
+import type { Tx } from '../../records/tx/types.js';
 import { StoreSnapshot, type ChainHead, type Level, type ReadOptions, type StoreDamage } from './values.js';
 
 export type { AuditPage, EventFilter } from './auditIndex.js';
@@ -27,6 +30,7 @@ export type { EvidenceRef, SavedRoundState, StoredEvidence } from './consensusLo
 export { expectedIndexEntries, INDEX_FAMILIES, type IndexFamily } from './indexCheck.js';
 export { stateEntryId } from './state.js';
 export { StoreDamage, StoreSnapshot, type ChainHead, type ReadOptions } from './values.js';
+export type { StoredStatsReport } from './statsIndex.js';
 
 /**
  * The node's LevelDB: the chain, the state, audit events with their indexes, and the purgeable record
@@ -43,6 +47,7 @@ export class LedgerStore {
   private readonly indexes: IndexCheck;
   private readonly payloads: PayloadIndex;
   private readonly consensus: ConsensusLog;
+  private readonly stats: StatsIndex;
 
   private constructor(
     private readonly db: Level,
@@ -55,6 +60,7 @@ export class LedgerStore {
     this.indexes = new IndexCheck(db);
     this.payloads = new PayloadIndex(db, payloadFiles);
     this.consensus = new ConsensusLog(db);
+    this.stats = new StatsIndex(db);
   }
 
   /** Opens the LevelDB at `dir`; payload files live in `<dir>-payloads`. */
@@ -136,6 +142,10 @@ export class LedgerStore {
       this.blocks.stageTxLocation(batch, tx.idHex, seq);
       this.audit.stageEvent(batch, seq, executed.eventBytes[i]!, event);
       if (event.outcome !== 'success') continue;
+      if (tx.tx.type === 'statsReport') {
+        const body = (tx as Tx<'statsReport'>).tx.body;
+        this.stats.stageReport(batch, body.measure, body.batch, seq);
+      }
       await storePayload(batch, tx.idHex, tx.tx, payloads.get(tx.idHex), redacted.has(tx.idHex));
       if (tx.tx.type === 'deleteRecord' && tx.tx.record) await purgeRecord(batch, tx.tx.record);
     }
@@ -241,6 +251,16 @@ export class LedgerStore {
     pace: (count: number) => Promise<void>,
   ): Promise<{ height: number; problem: string } | null> {
     return this.indexes.locateIndexProblem(family, upTo, snapshot, pace);
+  }
+
+  // ---- statistics reports (statsIndex.ts, issue 13) -------------------------------------------
+
+  /** The committed reports of (measure, batch) in chain order, decoded from their blocks; at most `max`. */
+  statsReports(measure: MeasureName, batch: string, max: number): AsyncGenerator<StoredStatsReport> {
+    return this.stats.reports(measure, batch, max);
+  }
+  statsReportCount(measure: MeasureName, batch: string): Promise<number> {
+    return this.stats.count(measure, batch);
   }
 
   // ---- payloads and keys (payloadIndex.ts) ---------------------------------------------------

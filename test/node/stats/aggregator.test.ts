@@ -1,0 +1,244 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { encodePrepRequest, readPrepResponse } from '../../../src/node/stats/prepProtocol.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Ledger } from '../../../src/node/ledger.js';
+import { StatsAggregator } from '../../../src/node/stats/aggregator.js';
+import { LedgerStore } from '../../../src/node/store/ledgerStore.js';
+import { statsJobOf } from '../../../src/node/stats/views.js';
+import { batchOf } from '../../../src/records/stats/batches.js';
+import { momentBits, measures } from '../../../src/records/stats/measures.js';
+import { computeStat, createVdaf, shard } from '../../../src/records/stats/prio3.js';
+import { buildStatsReportBody, shareContext } from '../../../src/records/stats/report.js';
+import { sealShare } from '../../../src/records/stats/sealing.js';
+import type { Tx, TxBody } from '../../../src/records/tx/types.js';
+import { ChainBuilder } from '../../support/chainBuilder.js';
+import { pollUntil } from '../../support/poll.js';
+
+/**
+ * The node's aggregator in one process over real LevelDB stores: four hospitals' ledgers hold one chain with a
+ * closed batch of statsReports and a query; each runs a StatsAggregator whose stats-prep requests go straight
+ * to the other aggregators' responders (a hospital can be "down": its requests fail). What they submit is put
+ * in a block and committed everywhere, as the network would.
+ */
+const BATCH_MS = 60_000;
+const start = Math.floor(Date.now() / BATCH_MS) * BATCH_MS - 3 * BATCH_MS;
+const chain = ChainBuilder.create({ stats: { batchMs: BATCH_MS }, startTime: start });
+const hospitals = chain.validators.map((v) => v.hospital);
+const values = [101, 117, 122, 133, 140, 99, 150, 128, 111, 160, 135, 119];
+const dirs: string[] = [];
+const ledgers: Ledger[] = [];
+const aggregators: (StatsAggregator | undefined)[] = [];
+const submitted: Tx[][] = hospitals.map(() => []);
+const down = new Set<string>();
+let job = '';
+
+async function reportBody(patient: string, record: string, value: number): Promise<TxBody<'statsReport'>> {
+  return buildStatsReportBody({
+    genesisHash: chain.genesis.hash,
+    patient,
+    record,
+    version: 1,
+    measure: 'systolic',
+    value,
+    batch: batchOf({ batchMs: BATCH_MS }, chain.clock).label,
+    aggregatorKeys: chain.aggregators.map((a) => a.publicKey),
+  });
+}
+
+/** A client that skips the range check: its moments "bits" hold x = 1000 (the core's forging, PROTOCOL §…). */
+async function forgedBody(patient: string, record: string): Promise<TxBody<'statsReport'>> {
+  const honest = await reportBody(patient, record, 120);
+  const vdaf = createVdaf('systolic', 'moments', 4);
+  const b = momentBits(measures.systolic);
+  (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => Array.from({ length: 3 * b }, (_, i) => (i === 0 ? 1000n : 0n));
+  const r = await shard(vdaf, [0, 0, 0]);
+  const place = { patient, record, version: 1, measure: 'systolic' as const, batch: honest.batch };
+  const shares = r.inputShares.map((s, i) => sealShare(chain.aggregators[i]!.publicKey, shareContext(chain.genesis.hash, place, 'moments', r.nonce, i), s));
+  return { ...honest, reports: { ...honest.reports, moments: { nonce: r.nonce, publicShare: r.publicShare, shares } } };
+}
+
+async function commitAll(txs: Tx[], time?: number): Promise<void> {
+  const block = chain.finalize(txs, time !== undefined ? { time } : {});
+  for (const l of ledgers) await l.commit(block.finalized);
+  for (const a of aggregators) a?.onCommitted(block.finalized);
+}
+
+function startAggregator(i: number): void {
+  const a = new StatsAggregator({
+    ledger: ledgers[i]!,
+    genesis: chain.genesis,
+    hospital: hospitals[i]!,
+    aggregator: chain.aggregators[i]!,
+    signer: chain.validators[i]!.signer,
+    host: () => ({
+      request: (peerId: string, _protocol: string, request: Uint8Array) => {
+        const target = chain.genesis.validators.find((v) => v.peerId === peerId)!.hospital;
+        if (down.has(target)) throw new Error(`${target} is down`);
+        return aggregators[hospitals.indexOf(target)]!.serve(request);
+      },
+    }),
+    submit: async (tx) => {
+      submitted[i]!.push(tx);
+    },
+    logger: pino({ level: 'silent' }),
+  });
+  aggregators[i] = a;
+  a.start();
+}
+
+beforeAll(async () => {
+  for (let i = 0; i < 4; i++) {
+    const dir = mkdtempSync(join(tmpdir(), 'medledger-stats-agg-'));
+    dirs.push(dir);
+    ledgers.push(await Ledger.open(await LedgerStore.open(dir), chain.genesis));
+  }
+  const patients = values.map((_, i) => `pat-s${i}`);
+  const extra = ['pat-forger', 'pat-badseal'];
+  await commitAll([...[...patients, ...extra].map((p, i) => chain.registerPatient(p, hospitals[i % 4]!)), ...chain.enrol('admin-a', 'aud-1', 'auditor')]);
+  const records = [...patients, ...extra].map((p) => chain.createRecord(p, p, 'BP'));
+  await commitAll([
+    ...records.map((r) => r.tx),
+    ...[...patients, ...extra].map((p) => chain.sign(p, { type: 'statsConsent', patient: p, body: { contribute: true } })),
+  ]);
+  const reports: Tx[] = [];
+  for (const [i, p] of patients.entries())
+    reports.push(chain.sign(p, { type: 'statsReport', patient: p, record: records[i]!.record, body: await reportBody(p, records[i]!.record, values[i]!) }));
+  // Out of range: the proof fails at combine on every aggregator.
+  const forger = records[patients.length]!.record;
+  reports.push(chain.sign('pat-forger', { type: 'statsReport', patient: 'pat-forger', record: forger, body: await forgedBody('pat-forger', forger) }));
+  // Hospital c's sealed share is noise of the right length: c cannot open it, marks it invalid, everyone drops it.
+  const bad = records[patients.length + 1]!.record;
+  const badBody = await reportBody('pat-badseal', bad, 120);
+  const noisy = badBody.reports.moments.shares.map((s, i) => (i === 2 ? new Uint8Array(randomBytes(s.length)) : s));
+  reports.push(
+    chain.sign('pat-badseal', {
+      type: 'statsReport',
+      patient: 'pat-badseal',
+      record: bad,
+      body: { ...badBody, reports: { ...badBody.reports, moments: { ...badBody.reports.moments, shares: noisy } } },
+    }),
+  );
+  await commitAll(reports);
+  // A block past the batch end closes it; then the auditor's query creates the job.
+  await commitAll([], start + BATCH_MS);
+  const query = chain.sign('aud-1', { type: 'statsQuery', body: { measure: 'systolic', stat: 'mean', batch: batchOf({ batchMs: BATCH_MS }, start).label } });
+  await commitAll([query]);
+  job = query.idHex;
+  expect(ledgers[0]!.state.get('statsJobs', job)).toMatchObject({ status: 'pending', reports: 14 });
+}, 120_000);
+
+afterAll(async () => {
+  for (const a of aggregators) await a?.stop();
+  for (const l of ledgers) await l.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('the node aggregator', () => {
+  it('reads the batch from the store index in chain order', async () => {
+    const ids: string[] = [];
+    for await (const r of ledgers[1]!.statsReports('systolic', batchOf({ batchMs: BATCH_MS }, start).label, 100)) ids.push(r.tx.idHex);
+    expect(ids).toHaveLength(14);
+    const reportsOnChain = chain.blocks.flatMap((b) => b.executed.txs.filter((t) => t.tx.type === 'statsReport').map((t) => t.idHex));
+    expect(ids).toEqual(reportsOnChain);
+    await expect(
+      (async () => {
+        for await (const _ of ledgers[1]!.statsReports('systolic', batchOf({ batchMs: BATCH_MS }, start).label, 13));
+      })(),
+    ).rejects.toThrow(/more than 13 reports/);
+    const none = [];
+    for await (const r of ledgers[1]!.statsReports('diastolic', batchOf({ batchMs: BATCH_MS }, start).label, 100)) none.push(r);
+    expect(none).toEqual([]);
+  });
+
+  it('a job over the report bound is not worked on (logged, nothing served or submitted)', async () => {
+    const lines: string[] = [];
+    const capture = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const submittedHere: Tx[] = [];
+    const bounded = new StatsAggregator({
+      ledger: ledgers[0]!,
+      genesis: chain.genesis,
+      hospital: hospitals[0]!,
+      aggregator: chain.aggregators[0]!,
+      signer: chain.validators[0]!.signer,
+      host: () => ({
+        request: () => {
+          throw new Error('no peers here');
+        },
+      }),
+      submit: async (tx) => {
+        submittedHere.push(tx);
+      },
+      logger: pino({ level: 'info' }, capture),
+      maxReports: 13,
+    });
+    bounded.start();
+    try {
+      await pollUntil(
+        'the bound is logged',
+        async () => lines.join(''),
+        (text) => (text.includes('14 reports, over the bound of 13') ? null : 'not yet'),
+        { timeoutMs: 10_000, intervalMs: 50 },
+      );
+      expect(await readPrepResponse(bounded.serve(encodePrepRequest(job)), { count: 14, shareLength: 208 })).toBeUndefined();
+      expect(submittedHere).toEqual([]);
+    } finally {
+      await bounded.stop();
+    }
+  });
+
+  it('with a hospital down the job waits, naming it; once it is back every hospital submits the same counts and the mean is exact', async () => {
+    down.add('hosp-d');
+    for (const i of [0, 1, 2]) startAggregator(i);
+    await pollUntil(
+      'a, b and c wait for d only',
+      async () => [0, 1, 2].map((i) => aggregators[i]!.waitingFor(job)),
+      (w) => (w.every((x) => JSON.stringify(x) === JSON.stringify(['hosp-d'])) ? null : JSON.stringify(w)),
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    expect(submitted.flat()).toEqual([]);
+    expect(statsJobOf(ledgers[0]!.state, job, aggregators[0]!.waitingFor(job))).toMatchObject({
+      status: 'pending',
+      missing: hospitals,
+      waitingFor: ['hosp-d'],
+    });
+
+    down.delete('hosp-d');
+    startAggregator(3);
+    await pollUntil(
+      'every hospital submits',
+      async () => submitted.map((s) => s.length),
+      (n) => (n.every((x) => x === 1) ? null : n.join(',')),
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    const txs = submitted.map((s) => s[0]! as Tx<'statsAggregate'>);
+    for (const [i, tx] of txs.entries()) {
+      expect(tx.tx).toMatchObject({ type: 'statsAggregate', actor: hospitals[i], via: hospitals[i], body: { job, used: 12, dropped: 2 } });
+      expect(tx.tx.body.digest).toEqual(txs[0]!.tx.body.digest);
+    }
+    await commitAll(txs, Date.now());
+    const view = statsJobOf(ledgers[2]!.state, job, aggregators[2]!.waitingFor(job))!;
+    expect(view).toMatchObject({ status: 'done', used: 12, dropped: 2, missing: [], waitingFor: [] });
+    const shares = view.shares.map((s) => new Uint8Array(Buffer.from(s.share, 'base64')));
+    const mean = computeStat('systolic', 'mean', shares, view.used!);
+    if (mean.stat !== 'mean') throw new Error('mean');
+    expect(mean.count).toBe(12);
+    expect(mean.mean).toBeCloseTo(values.reduce((a, v) => a + v, 0) / values.length, 12);
+    // The closed job leaves memory: nothing is served for it any more.
+    await pollUntil(
+      'the job is forgotten',
+      async () => aggregators.map((a) => a!.waitingFor(job)),
+      (w) => (w.every((x) => x === undefined) ? null : 'still active'),
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+  }, 180_000);
+});

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { finishReports, JobAborted, prepareReports } from '../../../src/node/stats/jobWork.js';
+import { utf8 } from '../../../src/records/crypto/bytes.js';
+import { sha256 } from '../../../src/records/crypto/hash.js';
+import { generateEncryptionKeyPair } from '../../../src/records/crypto/keyAgreement.js';
+import { createSigner, generateSigningKeyPair } from '../../../src/records/crypto/signature.js';
+import { measures, momentBits, momentsMeasurement } from '../../../src/records/stats/measures.js';
+import { computeStat, createVdaf, shard, vdafFor, type Prio3Vdaf } from '../../../src/records/stats/prio3.js';
+import { shareContext } from '../../../src/records/stats/report.js';
+import { sealShare } from '../../../src/records/stats/sealing.js';
+import { signTx } from '../../../src/records/tx/codec.js';
+import type { Tx } from '../../../src/records/tx/types.js';
+
+/** One aggregator's preparation and finish, four aggregators in one process (no network). */
+const N = 4;
+const genesisHash = sha256(utf8('jobWork test'));
+const aggregators = Array.from({ length: N }, () => generateEncryptionKeyPair());
+const signing = generateSigningKeyPair();
+const signer = createSigner(signing.secretKey);
+const verifyKey = sha256(utf8('verify')).subarray(0, 16);
+const honest = vdafFor('systolic', 'moments', N);
+
+function forging(): Prio3Vdaf {
+  const vdaf = createVdaf('systolic', 'moments', N);
+  const b = momentBits(measures.systolic);
+  (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => Array.from({ length: 3 * b }, (_, i) => (i === 0 ? 1000n : 0n));
+  return vdaf;
+}
+
+async function reportTx(i: number, value: number, vdaf = honest): Promise<Tx<'statsReport'>> {
+  const r = await shard(vdaf, vdaf === honest ? momentsMeasurement(measures.systolic, value) : [0, 0, 0]);
+  const place = { patient: 'pat-w', record: `rec-${String(i).padStart(16, '0')}`, version: 1, measure: 'systolic' as const, batch: '2026-12' };
+  const part = {
+    nonce: r.nonce,
+    publicShare: r.publicShare,
+    shares: r.inputShares.map((s, h) => sealShare(aggregators[h]!.publicKey, shareContext(genesisHash, place, 'moments', r.nonce, h), s)),
+  };
+  return signTx(
+    {
+      v: 1,
+      type: 'statsReport',
+      actor: 'pat-w',
+      key: signer.publicKey,
+      via: 'hosp-a',
+      nonce: i + 1,
+      time: 0,
+      patient: 'pat-w',
+      record: place.record,
+      body: { version: 1, measure: 'systolic', batch: '2026-12', reports: { moments: part, histogram: part } },
+    },
+    signer,
+    genesisHash,
+  ) as Tx<'statsReport'>;
+}
+
+async function run(txs: Tx<'statsReport'>[]) {
+  const prepared = [];
+  for (let h = 0; h < N; h++)
+    prepared.push(await prepareReports(txs, { vdaf: honest, genesisHash, aggregator: aggregators[h]!, selfIndex: h, instance: 'moments', verifyKey }));
+  const lists = prepared.map((p) => p.shares);
+  return Promise.all(prepared.map((p) => finishReports(honest, p, lists)));
+}
+
+describe('an aggregator’s work on a job', () => {
+  it('ten valid reports: every aggregator agrees and the shares give the exact mean', async () => {
+    const values = [100, 110, 120, 130, 140, 150, 160, 170, 180, 190];
+    const outcomes = await run(await Promise.all(values.map((v, i) => reportTx(i, v))));
+    for (const o of outcomes) expect(o).toMatchObject({ used: 10, dropped: 0, digest: outcomes[0]!.digest });
+    const mean = computeStat(
+      'systolic',
+      'mean',
+      outcomes.map((o) => o.share),
+      10,
+    );
+    expect(mean).toMatchObject({ count: 10, mean: 145 });
+  });
+
+  it('fewer than ten valid after the proof: the share is withheld (empty), the counts still agree', async () => {
+    const txs = [...(await Promise.all(Array.from({ length: 9 }, (_, i) => reportTx(i, 120)))), await reportTx(9, 0, forging())];
+    const outcomes = await run(txs);
+    for (const o of outcomes) {
+      expect(o).toMatchObject({ used: 9, dropped: 1, digest: outcomes[0]!.digest });
+      expect(o.share).toHaveLength(0);
+    }
+  });
+
+  it('a share sealed for another aggregator is invalid here; work stops when aborted', async () => {
+    const txs = await Promise.all(Array.from({ length: 20 }, (_, i) => reportTx(i, 120)));
+    const wrongKey = await prepareReports(txs.slice(0, 2), {
+      vdaf: honest,
+      genesisHash,
+      aggregator: aggregators[1]!,
+      selfIndex: 0,
+      instance: 'moments',
+      verifyKey,
+    });
+    expect(wrongKey).toMatchObject({ invalid: 2, states: [undefined, undefined] });
+    await expect(
+      prepareReports(txs, { vdaf: honest, genesisHash, aggregator: aggregators[0]!, selfIndex: 0, instance: 'moments', verifyKey, aborted: () => true }),
+    ).rejects.toBeInstanceOf(JobAborted);
+  });
+});
