@@ -5,6 +5,8 @@ import type { GenesisFile } from '../consensus/genesis.js';
 import type { InclusionProof } from '../consensus/proof.js';
 import type { SignedVote } from '../consensus/votes.js';
 import { fromHex, toHex } from '../records/crypto/bytes.js';
+import { batchLabelSchema } from '../records/stats/batches.js';
+import { instanceSchema, measureSchema } from '../records/stats/measures.js';
 
 /**
  * The node's HTTP API wire formats (JSON; binary fields base64). Shared by the server and the client so
@@ -179,6 +181,8 @@ export interface Overview {
   appointments?: Appointment[];
   /** Admin: own hospital's staff. */
   staff?: PublicUser[];
+  /** Patient: the latest statsConsent (issue 13); absent when they never chose (= not contributing). */
+  statsConsent?: { contribute: boolean; since: number };
 }
 
 export interface ErrorResponse {
@@ -272,3 +276,46 @@ export const payloadListingSchema = z.strictObject({
   payloads: z.array(payloadListingEntrySchema).max(10_000),
 });
 export type PayloadListing = z.infer<typeof payloadListingSchema>;
+
+// ---- private statistics (issue 13): aggregation jobs and batches, for auditors (signed GETs) ----
+// Tolerant readers (z.object strips fields it does not know): the node may add fields without breaking clients.
+
+const uint = z.number().int().nonnegative();
+const hospitalIdList = z.array(z.string().min(1).max(100)).max(100);
+
+/** One hospital's published aggregate share of a job (base64 of the encoded Prio3 aggregate share). */
+export const statsJobShareSchema = z.object({ hospital: z.string().min(1).max(100), share: b64, used: uint, dropped: uint });
+
+/**
+ * GET /v1/stats/jobs/:id: an aggregation job. `shares` are the statsAggregate shares on chain so far; `missing`
+ * the hospitals whose share is not; `waitingFor` the hospitals this node still waits for during preparation.
+ */
+export const statsJobResponseSchema = z.object({
+  job: hex64,
+  measure: measureSchema,
+  batch: batchLabelSchema,
+  instance: instanceSchema,
+  status: z.enum(['pending', 'done', 'failed']),
+  reports: uint,
+  used: uint.optional(),
+  dropped: uint.optional(),
+  disagreeing: hospitalIdList.optional(),
+  shares: z.array(statsJobShareSchema).max(100),
+  missing: hospitalIdList,
+  waitingFor: hospitalIdList,
+});
+export type StatsJobResponse = z.infer<typeof statsJobResponseSchema>;
+
+/** GET /v1/stats/batches?measure=…: the batches of a measure with their report counts and jobs by instance. */
+export const statsBatchesResponseSchema = z.object({
+  batches: z
+    .array(
+      z.object({
+        batch: batchLabelSchema,
+        reports: uint,
+        jobs: z.object({ moments: hex64.optional(), histogram: hex64.optional() }),
+      }),
+    )
+    .max(10_000),
+});
+export type StatsBatchesResponse = z.infer<typeof statsBatchesResponseSchema>;
