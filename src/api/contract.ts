@@ -5,8 +5,6 @@ import type { GenesisFile } from '../consensus/genesis.js';
 import type { InclusionProof } from '../consensus/proof.js';
 import type { SignedVote } from '../consensus/votes.js';
 import { fromHex, toHex } from '../records/crypto/bytes.js';
-import { batchLabelSchema } from '../records/stats/batches.js';
-import { instanceSchema, measureSchema } from '../records/stats/measures.js';
 
 /**
  * The node's HTTP API wire formats (JSON; binary fields base64). Shared by the server and the client so
@@ -277,45 +275,51 @@ export const payloadListingSchema = z.strictObject({
 });
 export type PayloadListing = z.infer<typeof payloadListingSchema>;
 
-// ---- private statistics (issue 13): aggregation jobs and batches, for auditors (signed GETs) ----
-// Tolerant readers (z.object strips fields it does not know): the node may add fields without breaking clients.
+// ---- private statistics (issue 13): jobs and batches, for auditors (signed view requests) ----
 
-const uint = z.number().int().nonnegative();
-const hospitalIdList = z.array(z.string().min(1).max(100)).max(100);
-
-/** One hospital's published aggregate share of a job (base64 of the encoded Prio3 aggregate share). */
-export const statsJobShareSchema = z.object({ hospital: z.string().min(1).max(100), share: b64, used: uint, dropped: uint });
+const statsMeasure = z.enum(['systolic', 'diastolic', 'heartRate', 'temperature']);
+const statsInstance = z.enum(['moments', 'histogram']);
+const count = z.number().int().nonnegative();
 
 /**
- * GET /v1/stats/jobs/:id: an aggregation job. `shares` are the statsAggregate shares on chain so far; `missing`
- * the hospitals whose share is not; `waitingFor` the hospitals this node still waits for during preparation.
+ * GET /v1/stats/jobs/:id — one aggregation job as the ledger holds it, plus what this node's aggregator still
+ * waits for. `shares` are the hospitals' published aggregate shares (base64): the querier sums them into the
+ * result (records/stats/prio3.ts computeStat). Nothing per report, no sealed share, ever.
  */
-export const statsJobResponseSchema = z.object({
+export const statsJobResponseSchema = z.strictObject({
   job: hex64,
-  measure: measureSchema,
-  batch: batchLabelSchema,
-  instance: instanceSchema,
+  measure: statsMeasure,
+  batch: z.string().max(40),
+  instance: statsInstance,
   status: z.enum(['pending', 'done', 'failed']),
-  reports: uint,
-  used: uint.optional(),
-  dropped: uint.optional(),
-  disagreeing: hospitalIdList.optional(),
-  shares: z.array(statsJobShareSchema).max(100),
-  missing: hospitalIdList,
-  waitingFor: hospitalIdList,
+  /** Reports in the (closed) batch when the job was created. */
+  reports: count,
+  /** When done: reports used and dropped (a failed validity proof, or a share a hospital could not open). */
+  used: count.optional(),
+  dropped: count.optional(),
+  /** When failed: the hospitals whose counts or digest differ from the most common answer. */
+  disagreeing: z.array(z.string()).max(100).optional(),
+  /** Aggregate shares submitted so far, in genesis order. */
+  shares: z.array(z.strictObject({ hospital: z.string(), share: b64, used: count, dropped: count, digest: hex64 })).max(100),
+  /** Hospitals that have not submitted their aggregate share (genesis order). */
+  missing: z.array(z.string()).max(100),
+  /** Hospitals this node's aggregator has not yet received preparation shares from (empty when it is not working on the job). */
+  waitingFor: z.array(z.string()).max(100),
 });
 export type StatsJobResponse = z.infer<typeof statsJobResponseSchema>;
 
-/** GET /v1/stats/batches?measure=…: the batches of a measure with their report counts and jobs by instance. */
-export const statsBatchesResponseSchema = z.object({
+/** GET /v1/stats/batches?measure=… — the batches of a measure with their report counts and jobs, oldest first. */
+export const MAX_STATS_BATCHES = 500;
+export const statsBatchesResponseSchema = z.strictObject({
+  measure: statsMeasure,
   batches: z
     .array(
-      z.object({
-        batch: batchLabelSchema,
-        reports: uint,
-        jobs: z.object({ moments: hex64.optional(), histogram: hex64.optional() }),
+      z.strictObject({
+        batch: z.string().max(40),
+        reports: count,
+        jobs: z.strictObject({ moments: hex64.optional(), histogram: hex64.optional() }),
       }),
     )
-    .max(10_000),
+    .max(MAX_STATS_BATCHES),
 });
 export type StatsBatchesResponse = z.infer<typeof statsBatchesResponseSchema>;

@@ -1,3 +1,4 @@
+import type { StatsSetting } from '../../src/records/stats/batches.js';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import { K } from '../../src/node/store/testSupport.js';
@@ -66,7 +67,7 @@ export class TestNetwork {
 
   static async create(
     nodes: number,
-    opts: { consensus?: Partial<ConsensusParams>; testControls?: boolean; limits?: Record<string, number> } = {},
+    opts: { consensus?: Partial<ConsensusParams>; testControls?: boolean; limits?: Record<string, number>; stats?: StatsSetting } = {},
   ): Promise<TestNetwork> {
     const dir = mkdtempSync(join(tmpdir(), 'medledger-test-'));
     const ports = await freePorts(nodes * 2);
@@ -80,6 +81,7 @@ export class TestNetwork {
       logLevel: 'info',
       adminPassword: () => TEST_PASSWORD,
       kdf: FAST_KDF,
+      ...(opts.stats ? { stats: opts.stats } : {}),
     });
     for (const n of layout.nodes) {
       const config = JSON.parse(readFileSync(n.configFile, 'utf8')) as Record<string, unknown>;
