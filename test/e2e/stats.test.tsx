@@ -2,13 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/records/audit.js';
 import { batchOf } from '../../src/records/stats/batches.js';
 import { cli } from '../support/cliRunner.js';
-import { TestNetwork } from '../support/testNetwork.js';
+import { TestNetwork, TEST_PASSWORD } from '../support/testNetwork.js';
+import { TuiDriver } from '../support/tuiDriver.js';
 
 /**
  * `medledger stats-consent` and `medledger stats` (issue 13) as the built binary against real nodes (two: a
  * report needs at least two aggregators): argument checks, the consent toggle deciding whether a patient's
- * records are reported, and the ledger's denials of a query (open batch, too few reports). The query's
- * aggregation itself is in statsQuery.test.ts (it needs the node's aggregator).
+ * records are reported, and the ledger's denials of a query (open batch, too few reports); the same toggle in
+ * the TUI. The aggregation of a query is in statsQuery.test.tsx (it needs the nodes' aggregator).
  */
 const STATS = { batchMs: 60_000 };
 
@@ -107,4 +108,29 @@ describe('medledger stats-consent and stats against real nodes', () => {
     expect(pastRun.stderr).toContain('denied: batch-too-small');
     expect(pastRun.stdout).toBe('');
   });
+
+  it('TUI: the patient home shows the consent; [o] with confirmation toggles it', async () => {
+    const tui = new TuiDriver(api);
+    try {
+      await tui.login('pat-stats', TEST_PASSWORD);
+      await tui.waitFor('Contributes to anonymous statistics: no');
+      await tui.press('o');
+      await tui.waitFor('Contribute the vital signs of your new and updated records to anonymous statistics?');
+      await tui.press('n');
+      await tui.waitFor('[o] Anonymous statistics: contribute (opt in)');
+      await tui.press('o');
+      await tui.waitFor('(y/n)');
+      await tui.press('y');
+      await tui.waitFor('You now contribute to anonymous statistics');
+      await tui.waitFor('Contributes to anonymous statistics: yes');
+      await tui.waitFor('[o] Anonymous statistics: stop contributing');
+      await tui.press('o');
+      await tui.waitFor('Stop contributing the vital signs of your future records');
+      await tui.press('y');
+      await tui.waitFor('Contributes to anonymous statistics: no');
+    } finally {
+      tui.unmount();
+    }
+    expect((await cli(['whoami', ...as('pat-stats')])).stdout).toContain('contributes to anonymous statistics: no');
+  }, 60_000);
 });
