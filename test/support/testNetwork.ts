@@ -1,4 +1,3 @@
-import type { StatsSetting } from '../../src/records/stats/batches.js';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
 import { K } from '../../src/node/store/testSupport.js';
@@ -15,6 +14,7 @@ import { decodeCanonical } from '../../src/records/encoding.js';
 import type { ConsensusParams } from '../../src/consensus/genesis.js';
 import type { StatusResponse } from '../../src/api/contract.js';
 import type { StaffRole } from '../../src/records/ids.js';
+import type { StatsSetting } from '../../src/records/stats/batches.js';
 import { byzantineProcess, type BehaviourName } from './byzantine.js';
 import type { ChainBlock, EvidenceRecord } from '../../src/api/contract.js';
 import { auditedRead, chainOf, positions } from './load.js';
