@@ -110,7 +110,7 @@ describe('HistogramChart and StatsResultView', () => {
     };
     const frame = render(<StatsResultView q={{ measure: 'systolic', stat: 'median', batch: '2026-11' }} answer={answer} />).lastFrame() ?? '';
     expect(frame).toContain('systolic: median bucket 140–149 mmHg');
-    expect(frame).toContain('Reports used: 12 · dropped (failed proof): 1');
+    expect(frame).toContain('Reports used: 12 · dropped as invalid: 1');
     expect(frame).toContain('140–149 mmHg │');
     expect(frame).toContain('◀ median, mode');
     expect(frame).toContain(`job ${'ab'.repeat(6)} — computed earlier; this query reused its stored aggregate`);

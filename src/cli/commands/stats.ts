@@ -40,7 +40,7 @@ export function addStatsCommand(cmd: Command): Command {
         {
           timeoutMs: wait * 1000,
           onPending: (job) => {
-            const line = `waiting for ${job.missing.join(', ') || 'the aggregation'}…`;
+            const line = `waiting for ${(job.waitingFor.length ? job.waitingFor : job.missing).join(', ') || 'the aggregation'}…`;
             if (!o.json && line !== shown) process.stderr.write(`${line}\n`);
             shown = line;
           },
@@ -64,14 +64,14 @@ function answerJson(o: StatsOpts, tx: string, a: StatsAnswer) {
 function answerText(o: StatsOpts, a: StatsAnswer): string {
   const job = `job ${a.job.job.slice(0, 12)}${a.reused ? ' (computed earlier: this query reused its stored aggregate)' : ''}`;
   if (a.status === 'pending') {
-    return `${o.measure} ${o.stat} of batch ${o.batch}: still pending — missing the aggregate share of ${a.missing.join(', ') || '(none listed)'}${
-      a.waitingFor.length ? `; waiting for ${a.waitingFor.join(', ')}` : ''
-    }\n${job}\n`;
+    // waitingFor: whom this node's aggregator still needs (the blocker); missing: whose aggregate share is not on chain.
+    const waiting = a.waitingFor.length ? ` — waiting for ${a.waitingFor.join(', ')}` : '';
+    return `${o.measure} ${o.stat} of batch ${o.batch}: still pending${waiting}; no aggregate share yet from ${a.missing.join(', ') || '(none listed)'}\n${job}\n`;
   }
   if (a.status === 'failed') return `${o.measure} ${o.stat} of batch ${o.batch}: FAILED — the hospitals disagree (${a.disagreeing.join(', ')})\n${job}\n`;
   const lines = [
     a.result ? `${o.measure} ${resultSentence(o.measure, a.result)} — batch ${o.batch}` : `${o.measure} of batch ${o.batch}: no valid report`,
-    `reports used: ${a.used} · dropped (failed proof): ${a.dropped}`,
+    `reports used: ${a.used} · dropped as invalid: ${a.dropped}`,
   ];
   if (a.histogram && a.result && (a.result.stat === 'histogram' || a.result.stat === 'median' || a.result.stat === 'mode')) {
     lines.push('', ...histogramText(o.measure, a.histogram));

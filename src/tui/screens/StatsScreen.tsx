@@ -148,7 +148,7 @@ export function StatsResultView({ q, answer }: { q: StatsQuery; answer: StatsAns
         {answer.result ? `${q.measure}: ${resultSentence(q.measure, answer.result)}` : `${q.measure}: no valid report in this batch`}
       </Text>
       <Text>
-        Reports used: {answer.used} · dropped (failed proof): {answer.dropped}
+        Reports used: {answer.used} · dropped as invalid: {answer.dropped}
       </Text>
       {answer.histogram ? (
         <Box marginTop={1}>
