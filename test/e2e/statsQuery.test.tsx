@@ -92,7 +92,7 @@ describe('medledger stats and the TUI statistics screen against four nodes', () 
     await tui.login('aud-q', TEST_PASSWORD);
     await tui.waitFor('[a] Statistics');
     await tui.press('a');
-    await tui.waitFor('Measure: ');
+    await tui.waitFor('Statistic: ‹ mean ›');
     // Statistic: mean → stddev → histogram → median.
     await tui.press(KEY.enter, KEY.right, KEY.right, KEY.right, KEY.enter);
     await tui.waitFor(
