@@ -134,3 +134,35 @@ describe('medledger stats-consent and stats against real nodes', () => {
     expect((await cli(['whoami', ...as('pat-stats')])).stdout).toContain('contributes to anonymous statistics: no');
   }, 60_000);
 });
+
+describe('a report that cannot be made never fails the record action', () => {
+  let net: TestNetwork;
+
+  beforeAll(async () => {
+    // One hospital: Prio3 needs at least two aggregators, so every report fails.
+    net = await TestNetwork.create(1, { stats: STATS });
+    await net.start();
+    await net.patient(0, 'pat-solo');
+  }, 90_000);
+
+  afterAll(async () => {
+    await net?.destroy();
+  });
+
+  it('the record is created; the warning names the measure and record, never the value', async () => {
+    const as = ['--api', net.node(0).apiUrl, '--user', 'pat-solo'];
+    expect((await cli(['stats-consent', 'on', ...as])).code).toBe(0);
+    const created = await cli(['record', 'create', ...as, '--bp', '187/93', '--heart-rate', '71', '--temperature', '38.4', '--json']);
+    expect(created.code).toBe(0);
+    const record = (JSON.parse(created.stdout) as { record: string }).record;
+    const warnings = created.stderr.split('\n').filter((l) => l.startsWith('warning: statistics report of'));
+    expect(warnings.map((w) => w.slice(0, w.indexOf(' failed:')))).toEqual(
+      ['systolic', 'diastolic', 'heartRate', 'temperature'].map((m) => `warning: statistics report of ${m} (record ${record} v1)`),
+    );
+    // The record id is hex and may hold any digits: look at the rest.
+    const text = created.stderr.replaceAll(record, 'REC');
+    for (const value of ['187', '93', '71', '38.4', '384']) expect(text).not.toContain(value);
+    const shown = await cli(['record', 'show', record, ...as]);
+    expect(shown.stdout).toContain('blood pressure 187/93 mmHg');
+  });
+});
