@@ -5,7 +5,7 @@ import { sha256 } from '../../src/records/crypto/hash.js';
 import { utf8 } from '../../src/records/crypto/bytes.js';
 import { generateEncryptionKeyPair } from '../../src/records/crypto/keyAgreement.js';
 import { encodeCanonical } from '../../src/records/encoding.js';
-import { MIN_BATCH_REPORTS } from '../../src/records/state/permissions.js';
+import { MIN_BATCH_REPORTS } from '../../src/records/state/statsRules.js';
 import { batchOf, type StatsSetting } from '../../src/records/stats/batches.js';
 import { reportsDigest, verifyKeyFor } from '../../src/records/stats/job.js';
 import { measures, type MeasureName, type StatsInstance } from '../../src/records/stats/measures.js';
@@ -326,6 +326,25 @@ describe('statsAggregate', () => {
     const result = ledger.apply(late);
     expect(result.valid && result.event.reason).toBe('job-closed');
     expect(ledger.state.get('hospitals', 'hosp-a')!.lastNonce).toBe(late.tx.nonce);
+  });
+
+  it('fewer than 10 reports passing the proof: every hospital withholds its share (empty) and the job is withheld', async () => {
+    const { ledger, job, agg } = await pendingJob(); // 11 reports: say two failed the proof
+    const empty = new Uint8Array(0);
+    const before = ledger.snapshot();
+    const tx = ledger.sign('hosp-a', aggregateInput(job, agg.shares[0]!, 9, 2, agg.digest, 'hosp-a'));
+    const result = ledger.apply(tx);
+    expect(result.valid && result.event.reason).toBe('bad-share'); // a real share with 9 used would publish it
+    expect(ledger.snapshot().statsJobs).toEqual(before.statsJobs);
+    ledger.must('hosp-a', aggregateInput(job, empty, 9, 2, agg.digest, 'hosp-a'));
+    ledger.must('hosp-b', aggregateInput(job, empty, 9, 2, agg.digest, 'hosp-b'));
+    expect(ledger.state.get('statsJobs', job)).toMatchObject({ status: 'withheld', used: 9, dropped: 2 });
+  });
+
+  it('an empty share with 10 or more used is a bad share', async () => {
+    const { ledger, job, agg } = await pendingJob();
+    const result = ledger.submit('hosp-a', aggregateInput(job, new Uint8Array(0), agg.used, 0, agg.digest, 'hosp-a'));
+    expect(result.valid && result.event.reason).toBe('bad-share');
   });
 
   it('disagreeing counts or digests fail the job, naming the hospitals that differ', async () => {

@@ -56,7 +56,7 @@ const statsJobSchema: z.ZodType<StatsJob> = z.looseObject({
   createdAt: time,
   height: count,
   reports: count,
-  status: z.enum(['pending', 'done', 'failed']),
+  status: z.enum(['pending', 'done', 'withheld', 'failed']),
   shares: z.record(z.string(), z.looseObject({ share: bytes(), used: count, dropped: count, digest: bytes(32), at: time })),
   used: count.optional(),
   dropped: count.optional(),

@@ -5,7 +5,8 @@ import { bytesEqual } from '../crypto/bytes.js';
 import { MedLedgerError } from '../errors.js';
 import type { Tx, TxType, UnsignedTx } from '../tx/types.js';
 import { batchOf } from '../stats/batches.js';
-import { authorize, authorizeStatsAggregate, networkInfo, type Decision } from './permissions.js';
+import { authorize, type Decision } from './permissions.js';
+import { authorizeStatsAggregate, networkInfo } from './statsRules.js';
 import { OverlayState } from './memoryState.js';
 import type { Hospital, Invitation, StateChange, StateView, User } from './types.js';
 

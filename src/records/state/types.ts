@@ -77,10 +77,11 @@ export interface StatsJob {
   height: number;
   /** Reports in the batch (closed) when the job was created. */
   reports: number;
-  status: 'pending' | 'done' | 'failed';
+  /** `withheld`: all agree, but fewer than 10 reports passed the proof; no share was published. */
+  status: 'pending' | 'done' | 'withheld' | 'failed';
   /** Aggregate shares by hospital id. */
   shares: Record<string, StatsShare>;
-  /** When done: the reports used and dropped all hospitals agree on. */
+  /** When done or withheld: the reports used and dropped all hospitals agree on. */
   used?: number;
   dropped?: number;
   /** When failed: the hospitals whose used/dropped/digest differ from the most common answer. */
