@@ -86,6 +86,8 @@ export type StatsAnswer =
       reused: boolean;
     }
   | { status: 'pending'; job: StatsJobResponse; missing: string[]; waitingFor: string[]; reused: boolean }
+  /** The hospitals agree, but fewer than 10 reports passed the proof: no share was published, nothing is released. */
+  | { status: 'withheld'; job: StatsJobResponse; used: number; dropped: number; reused: boolean }
   | { status: 'failed'; job: StatsJobResponse; disagreeing: string[]; reused: boolean };
 
 export const DEFAULT_STATS_WAIT_MS = 60_000;
@@ -117,9 +119,12 @@ export async function queryStats(session: Session, q: StatsQuery, opts: StatsWai
     opts.onPending?.(job);
     await sleep(Math.min(opts.pollMs ?? 500, Math.max(0, deadline - Date.now())));
   }
+  if (job.status === 'done') return { ...outcome, value: { ...(await combine(session, q, job)), job, reused } };
   if (job.status === 'pending') return { ...outcome, value: { status: 'pending', job, missing: job.missing, waitingFor: job.waitingFor, reused } };
   if (job.status === 'failed') return { ...outcome, value: { status: 'failed', job, disagreeing: job.disagreeing ?? [], reused } };
-  return { ...outcome, value: { ...(await combine(session, q, job)), job, reused } };
+  // `withheld` (the ledger's fourth status; compared as a string so this reads a contract with or without it).
+  const withheld: StatsJobResponse = job;
+  return { ...outcome, value: { status: 'withheld', job: withheld, used: withheld.used ?? 0, dropped: withheld.dropped ?? 0, reused } };
 }
 
 /** The result from every hospital's aggregate share, in genesis order (the Prio3 aggregator order). */

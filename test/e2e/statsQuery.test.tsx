@@ -11,7 +11,7 @@ import { KEY, TuiDriver } from '../support/tuiDriver.js';
  * creation (one more opts out); after the batch closes `medledger stats` posts the query, waits for every
  * hospital's aggregate share and prints the exact mean, the standard deviation from the reused job, and the
  * histogram as a bar chart; the TUI shows the median bucket; with a hospital down a query stays pending and
- * names it (exit 1).
+ * names it (exit 1), in the CLI and the TUI.
  */
 const setting = { batchMs: 20_000 };
 const systolic = [110, 115, 120, 122, 125, 130, 131, 140, 145, 150];
@@ -112,5 +112,18 @@ describe('medledger stats and the TUI statistics screen against four nodes', () 
     expect(r.stdout).toMatch(/diastolic mean of batch .*: still pending/);
     expect(r.stdout).toContain('hosp-d');
     expect(r.stderr).toContain('waiting for');
+
+    // The TUI shows the same while it waits: a new job (diastolic median) that hosp-d's absence holds up.
+    tui = new TuiDriver(api);
+    await tui.login('aud-q', TEST_PASSWORD);
+    await tui.waitFor('[a] Statistics');
+    await tui.press('a');
+    await tui.waitFor('Statistic: ‹ mean ›');
+    await tui.press(KEY.right, KEY.enter, KEY.right, KEY.right, KEY.right, KEY.enter);
+    await tui.waitFor('Statistics — diastolic median: choose a batch');
+    await tui.waitFor('| 10 ');
+    await tui.press(KEY.enter);
+    const f = await tui.waitFor('This node waits for preparation shares of hosp-d', 30_000);
+    expect(f).toMatch(/Aggregating 10 reports: waiting for the aggregate share of hosp-a, hosp-b, hosp-c, hosp-d/);
   }, 90_000);
 });

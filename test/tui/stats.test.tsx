@@ -116,7 +116,7 @@ describe('HistogramChart and StatsResultView', () => {
     expect(frame).toContain(`job ${'ab'.repeat(6)} — computed earlier; this query reused its stored aggregate`);
   });
 
-  it('names the hospitals still missing while a job is pending, and the disagreeing ones when it failed', () => {
+  it('names the hospitals still missing while a job is pending, the disagreeing ones when it failed, and says when it is withheld', () => {
     const pending: StatsAnswer = {
       status: 'pending',
       job: job({ status: 'pending', used: undefined, dropped: undefined, missing: ['hosp-c', 'hosp-d'], waitingFor: ['hosp-d'] }),
@@ -132,5 +132,10 @@ describe('HistogramChart and StatsResultView', () => {
     cleanup();
     const failed: StatsAnswer = { status: 'failed', job: job({ status: 'failed', disagreeing: ['hosp-b'] }), disagreeing: ['hosp-b'], reused: false };
     expect(render(<StatsResultView q={q} answer={failed} />).lastFrame()).toContain("Failed: the hospitals' aggregates disagree (hosp-b)");
+    cleanup();
+    const withheld: StatsAnswer = { status: 'withheld', job: job({ used: 9, dropped: 4 }), used: 9, dropped: 4, reused: false };
+    expect(render(<StatsResultView q={q} answer={withheld} />).lastFrame()).toContain(
+      'Withheld: only 9 reports passed the proof (4 dropped as invalid), fewer than 10; nothing is',
+    );
   });
 });

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_STATS_WAIT_MS, histogramText, resultSentence, type StatsAnswer } from '../../client/stats.js';
+import { MIN_BATCH_REPORTS } from '../../records/state/statsRules.js';
 import { batchLabelSchema } from '../../records/stats/batches.js';
 import { measureNames, statNames, type MeasureName, type StatName } from '../../records/stats/measures.js';
 import { UsageError } from '../passwordPrompt.js';
@@ -48,7 +49,7 @@ export function addStatsCommand(cmd: Command): Command {
       );
       if (!reportOutcome(r, '', true)) return;
       const a = r.value!;
-      // Pending after the wait, or failed: no result, exit 1 (like a denial: the ledger's state, not a usage error).
+      // Pending after the wait, withheld or failed: no result, exit 1 (like a denial: the ledger's state, not a usage error).
       if (a.status !== 'done') process.exitCode = 1;
       process.stdout.write(o.json ? `${JSON.stringify(answerJson(o, r.id, a))}\n` : answerText(o, a));
     });
@@ -58,6 +59,7 @@ function answerJson(o: StatsOpts, tx: string, a: StatsAnswer) {
   const base = { measure: o.measure, stat: o.stat, batch: o.batch, tx, job: a.job.job, reused: a.reused, status: a.status };
   if (a.status === 'pending') return { ...base, missing: a.missing, waitingFor: a.waitingFor };
   if (a.status === 'failed') return { ...base, disagreeing: a.disagreeing };
+  if (a.status === 'withheld') return { ...base, used: a.used, dropped: a.dropped };
   return { ...base, used: a.used, dropped: a.dropped, ...(a.result ? { result: a.result } : {}), ...(a.histogram ? { histogram: a.histogram } : {}) };
 }
 
@@ -69,6 +71,9 @@ function answerText(o: StatsOpts, a: StatsAnswer): string {
     return `${o.measure} ${o.stat} of batch ${o.batch}: still pending${waiting}; no aggregate share yet from ${a.missing.join(', ') || '(none listed)'}\n${job}\n`;
   }
   if (a.status === 'failed') return `${o.measure} ${o.stat} of batch ${o.batch}: FAILED — the hospitals disagree (${a.disagreeing.join(', ')})\n${job}\n`;
+  if (a.status === 'withheld') {
+    return `${o.measure} ${o.stat} of batch ${o.batch}: WITHHELD — only ${a.used} reports passed the proof (${a.dropped} dropped as invalid), fewer than ${MIN_BATCH_REPORTS}: nothing is released\n${job}\n`;
+  }
   const lines = [
     a.result ? `${o.measure} ${resultSentence(o.measure, a.result)} — batch ${o.batch}` : `${o.measure} of batch ${o.batch}: no valid report`,
     `reports used: ${a.used} · dropped as invalid: ${a.dropped}`,

@@ -2,7 +2,7 @@ import { Box, Text } from 'ink';
 import { useState } from 'react';
 import type { StatsBatchesResponse, StatsJobResponse } from '../../api/contract.js';
 import { resultSentence, type StatsAnswer, type StatsQuery } from '../../client/stats.js';
-import { MIN_BATCH_REPORTS } from '../../records/state/permissions.js';
+import { MIN_BATCH_REPORTS } from '../../records/state/statsRules.js';
 import { parseBatch } from '../../records/stats/batches.js';
 import { measureNames, statNames, type MeasureName, type StatName } from '../../records/stats/measures.js';
 import { Form } from '../components/Form.js';
@@ -43,7 +43,9 @@ export function StatsScreen() {
           ? `Computed from every hospital's aggregate share (query ${o.id.slice(0, 12)} is in the audit trail)`
           : o.value?.status === 'pending'
             ? 'Still pending: ask again later (r)'
-            : 'The hospitals disagree: no result',
+            : o.value?.status === 'withheld'
+              ? 'Withheld: too few valid reports'
+              : 'The hospitals disagree: no result',
     );
     if (r?.value) setState({ step: 'result', q, answer: r.value });
     else setState({ step: 'batch', measure: q.measure, stat: q.stat });
@@ -128,6 +130,16 @@ export function StatsResultView({ q, answer }: { q: StatsQuery; answer: StatsAns
         </Text>
         {answer.waitingFor.length ? <Text color="yellow">Waiting for preparation shares of {answer.waitingFor.join(', ')}</Text> : null}
         <Text dimColor>Every hospital must take part (Prio3 needs all aggregators): the query waits until they answer.</Text>
+        <Text dimColor>{job}</Text>
+      </Box>
+    );
+  }
+  if (answer.status === 'withheld') {
+    return (
+      <Box flexDirection="column">
+        <Text color="yellow" bold>
+          Withheld: only {answer.used} reports passed the proof ({answer.dropped} dropped as invalid), fewer than {MIN_BATCH_REPORTS}; nothing is released.
+        </Text>
         <Text dimColor>{job}</Text>
       </Box>
     );
