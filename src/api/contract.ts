@@ -291,15 +291,16 @@ export const statsJobResponseSchema = z.strictObject({
   measure: statsMeasure,
   batch: z.string().max(40),
   instance: statsInstance,
-  status: z.enum(['pending', 'done', 'failed']),
+  /** `withheld`: every hospital agrees, but fewer than 10 reports passed the proof, so no share was published. */
+  status: z.enum(['pending', 'done', 'withheld', 'failed']),
   /** Reports in the (closed) batch when the job was created. */
   reports: count,
-  /** When done: reports used and dropped (a failed validity proof, or a share a hospital could not open). */
+  /** When done or withheld: reports used and dropped (a failed validity proof, or a share a hospital could not open). */
   used: count.optional(),
   dropped: count.optional(),
   /** When failed: the hospitals whose counts or digest differ from the most common answer. */
   disagreeing: z.array(z.string()).max(100).optional(),
-  /** Aggregate shares submitted so far, in genesis order. */
+  /** Aggregate shares submitted so far, in genesis order (empty when withheld). */
   shares: z.array(z.strictObject({ hospital: z.string(), share: b64, used: count, dropped: count, digest: hex64 })).max(100),
   /** Hospitals that have not submitted their aggregate share (genesis order). */
   missing: z.array(z.string()).max(100),

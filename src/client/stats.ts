@@ -122,9 +122,8 @@ export async function queryStats(session: Session, q: StatsQuery, opts: StatsWai
   if (job.status === 'done') return { ...outcome, value: { ...(await combine(session, q, job)), job, reused } };
   if (job.status === 'pending') return { ...outcome, value: { status: 'pending', job, missing: job.missing, waitingFor: job.waitingFor, reused } };
   if (job.status === 'failed') return { ...outcome, value: { status: 'failed', job, disagreeing: job.disagreeing ?? [], reused } };
-  // `withheld` (the ledger's fourth status; compared as a string so this reads a contract with or without it).
-  const withheld: StatsJobResponse = job;
-  return { ...outcome, value: { status: 'withheld', job: withheld, used: withheld.used ?? 0, dropped: withheld.dropped ?? 0, reused } };
+  // withheld: every hospital agrees, but too few reports passed the proof to publish anything.
+  return { ...outcome, value: { status: 'withheld', job, used: job.used ?? 0, dropped: job.dropped ?? 0, reused } };
 }
 
 /** The result from every hospital's aggregate share, in genesis order (the Prio3 aggregator order). */
