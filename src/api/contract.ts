@@ -179,6 +179,8 @@ export interface Overview {
   appointments?: Appointment[];
   /** Admin: own hospital's staff. */
   staff?: PublicUser[];
+  /** Patient: the latest statsConsent (issue 13); absent when they never chose (= not contributing). */
+  statsConsent?: { contribute: boolean; since: number };
 }
 
 export interface ErrorResponse {

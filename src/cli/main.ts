@@ -14,6 +14,7 @@ import { addAuditCommand } from './commands/audit.js';
 import { addKeygenCommand, addRecoverPatientCommand, addRevokeKeyCommand, addRotateKeysCommand } from './commands/keys.js';
 import { addPasswdCommand } from './commands/passwd.js';
 import { addRecordCommands } from './commands/records.js';
+import { addStatsCommand, addStatsConsentCommand } from './commands/stats.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -96,6 +97,8 @@ export function buildProgram(): Command {
   addRevokeKeyCommand(program.command('revoke-key'));
   addRecoverPatientCommand(program.command('recover-patient'));
   addKeygenCommand(program.command('keygen'));
+  addStatsCommand(program.command('stats'));
+  addStatsConsentCommand(program.command('stats-consent'));
 
   // ---- auditors: replica verification, inclusion proofs (issue #5) ----
   program

@@ -12,9 +12,13 @@ import type {
   PublicUser,
   StatusResponse,
   SubmitBatchResponse,
+  StatsBatchesResponse,
+  StatsJobResponse,
   SubmitTxResponse,
   WireWrappedKey,
 } from '../api/contract.js';
+import { statsBatchesResponseSchema, statsJobResponseSchema } from '../api/contract.js';
+import type { ZodType } from 'zod';
 
 /** Error from a node, with the node's error code (or NETWORK when the node could not be reached). */
 export class ApiError extends Error {
@@ -323,6 +327,17 @@ export class ApiClient {
     return this.call('GET', `/v1/backup/${encodeURIComponent(user)}`, undefined, { user, signer });
   }
 
+  /** An aggregation job of private statistics (issue 13): a view request of an auditor. */
+  async statsJob(user: string, signer: Signer, job: string): Promise<StatsJobResponse> {
+    return checked(statsJobResponseSchema, await this.call('GET', `/v1/stats/jobs/${encodeURIComponent(job)}`, undefined, { user, signer }), 'statistics job');
+  }
+
+  /** The statistics batches of one measure, with report counts and jobs (issue 13): a view request of an auditor. */
+  async statsBatches(user: string, signer: Signer, measure: string): Promise<StatsBatchesResponse> {
+    const path = `/v1/stats/batches?measure=${encodeURIComponent(measure)}`;
+    return checked(statsBatchesResponseSchema, await this.call('GET', path, undefined, { user, signer }), 'statistics batches');
+  }
+
   /** GET on any path, for endpoints added by later features (chain, proofs, integrity). */
   get<T>(path: string): Promise<T> {
     return this.call('GET', path);
@@ -331,6 +346,18 @@ export class ApiClient {
   post<T>(path: string, body: unknown): Promise<T> {
     return this.call('POST', path, body);
   }
+}
+
+/** A node's answer checked against its wire schema: a malformed answer is the node's fault, never trusted. */
+function checked<T>(schema: ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success)
+    throw new ApiError(
+      'MALFORMED',
+      `the node sent a malformed ${what}: ${r.error.issues[0]?.path.join('.') ?? ''} ${r.error.issues[0]?.message ?? ''}`.trim(),
+      0,
+    );
+  return r.data;
 }
 
 export { MedLedgerError };

@@ -14,6 +14,7 @@ import type { Overview, SubmitTxResponse, WireBlob, WireWrappedKey } from '../ap
 import { ApiClient, ApiError } from './apiClient.js';
 import { RecipientKeyVerifier, type GenesisAnchor } from './recipientKeys.js';
 import { signKeyConsent } from '../records/rotation.js';
+import { queryStats, reportVitals, type StatsAnswer, type StatsQuery, type StatsWaitOptions } from './stats.js';
 
 /** Strictly increasing nonces per user and process: time in microseconds, bumped on collision. */
 class NonceSource {
@@ -65,6 +66,11 @@ export interface SessionOptions {
    * audited read, signed for that node — before it reports.
    */
   fallbackApis?: string[] | undefined;
+  /**
+   * Told when something beside the user's action failed without failing it (a statistics report): one
+   * sentence, never a value. Default: a line on stderr.
+   */
+  onWarning?: ((message: string) => void) | undefined;
 }
 
 /**
@@ -79,6 +85,8 @@ export class Session {
   /** Shared with the sessions of fallback nodes: one user's nonces only ever grow. */
   private nonces = new NonceSource();
   private readonly fallbacks = new Map<string, Promise<Session>>();
+  /** See SessionOptions.onWarning; the TUI sets its own (a line on stderr would tear its screen). */
+  onWarning: (message: string) => void;
 
   constructor(
     readonly api: ApiClient,
@@ -89,6 +97,7 @@ export class Session {
   ) {
     this.signer = createSigner(keys.signSecret);
     this.recipientKeys = new RecipientKeyVerifier(api, options.genesis);
+    this.onWarning = options.onWarning ?? ((message) => void process.stderr.write(`warning: ${message}\n`));
     // Transactions and view requests are signed for the network of this genesis (issue 9): a pinned file
     // binds them to the network the user means even if the node lies; otherwise the node's genesis is used
     // (ApiClient.identify checks it is the one the node states, and explains what that does not cover).
@@ -115,14 +124,16 @@ export class Session {
     type: T,
     fields: { patient?: string; record?: string; body: TxBody<T> },
     payload?: { bytes: Uint8Array; hash: Uint8Array },
+    /** The transaction's time, when its body depends on it (a statsReport names the batch of its time). */
+    time?: number,
   ): Promise<SubmitTxResponse> {
     try {
-      return await this.actOnce(type, fields, payload);
+      return await this.actOnce(type, fields, payload, time);
     } catch (err) {
       // Another session of the same user (another computer, another process) took this nonce first: nonces come
       // from the clock, so sign again with a fresh one (the node refuses a second pending tx per nonce).
       if (!(err instanceof ApiError && err.code === 'CONFLICT' && /already has pending transaction/.test(err.message))) throw err;
-      return this.actOnce(type, fields, payload);
+      return this.actOnce(type, fields, payload, time);
     }
   }
 
@@ -130,6 +141,7 @@ export class Session {
     type: T,
     fields: { patient?: string; record?: string; body: TxBody<T> },
     payload?: { bytes: Uint8Array; hash: Uint8Array },
+    time = Date.now(),
   ): Promise<SubmitTxResponse> {
     const unsigned = {
       v: 1,
@@ -138,7 +150,7 @@ export class Session {
       key: this.signer.publicKey,
       via: this.hospital,
       nonce: this.nonces.next(),
-      time: Date.now(),
+      time,
       ...(fields.patient ? { patient: fields.patient } : {}),
       ...(fields.record ? { record: fields.record } : {}),
       ...(payload ? { payload: payload.hash } : {}),
@@ -276,24 +288,29 @@ export class Session {
     }
   }
 
+  /** A patient's own new record with vitals also goes to private statistics when they contribute (stats.ts). */
   async createRecord(patient: string, content: RecordContent): Promise<ActionOutcome<string>> {
     const checked = recordContentSchema.parse(content);
     const record = newRecordId();
-    return this.outcome(
+    const outcome = this.outcome(
       await this.actSealed('createRecord', { patient, record }, blobId(record, 'content', 1), encodeCanonical(checked), (recipients) => ({ recipients })),
       record,
     );
+    if (!outcome.denied) await reportVitals(this, { patient, record, version: 1, content: checked });
+    return outcome;
   }
 
   async updateRecord(patient: string, record: string, currentVersion: number, content: RecordContent): Promise<ActionOutcome> {
     const checked = recordContentSchema.parse(content);
     const version = currentVersion + 1;
-    return this.outcome(
+    const outcome = this.outcome<undefined>(
       await this.actSealed('updateRecord', { patient, record }, blobId(record, 'content', version), encodeCanonical(checked), (recipients) => ({
         recipients,
         version,
       })),
     );
+    if (!outcome.denied) await reportVitals(this, { patient, record, version, content: checked });
+    return outcome;
   }
 
   /** Copies a record's current content into a new record of the same patient (read, then re-encrypt). */
@@ -467,6 +484,23 @@ export class Session {
 
   async cancel(patient: string, appointment: string): Promise<ActionOutcome> {
     return this.outcome(await this.act('cancelAppointment', { patient, body: { appointment } }));
+  }
+
+  // ---- private statistics (issue 13) ---------------------------------------------------------
+
+  /** Patient: opts in to (or out of) contributing vitals of their future records to anonymous statistics. */
+  async setStatsConsent(contribute: boolean): Promise<ActionOutcome> {
+    return this.outcome(await this.act('statsConsent', { patient: this.userId, body: { contribute } }));
+  }
+
+  /** Auditor: one statistic of one measure over one closed batch (stats.ts: query, wait, combine here). */
+  queryStats(q: StatsQuery, opts: StatsWaitOptions = {}): Promise<ActionOutcome<StatsAnswer>> {
+    return queryStats(this, q, opts);
+  }
+
+  /** Public for stats.ts (outcome of a raw submission). */
+  outcomeOf<T>(res: SubmitTxResponse, value?: T): ActionOutcome<T> {
+    return this.outcome(res, value);
   }
 
   // ---- audit ---------------------------------------------------------------------------------

@@ -100,6 +100,7 @@ export function overviewOf(ledger: Ledger, user: User): Overview {
       view.grants = Object.entries(user.grants ?? {}).map(([id, g]) => ({ user: id, kind: g.kind, since: g.since }));
       view.requests = Object.entries(user.requests ?? {}).map(([id, r]) => ({ user: id, kind: r.kind, at: r.at }));
       view.appointments = appointments.filter((a) => a.patient === user.id);
+      if (user.statsConsent) view.statsConsent = { contribute: user.statsConsent.contribute, since: user.statsConsent.since };
       break;
     case 'doctor':
     case 'auditor': {

@@ -38,10 +38,13 @@ export function App({ apiUrl, keystoreDir, genesisFile, statusIntervalMs = 2000 
   const [stack, setStack] = useState<StackEntry[]>([]);
   const [flash, setFlash] = useState<Flash | null>(null);
   const [busy, setBusy] = useState(false);
+  // Warnings beside an action (a statistics report that failed): shown until the next screen, never on stderr (it would tear the screen).
+  const [warning, setWarning] = useState<string | null>(null);
   const nextId = useRef(1);
 
   const push = useCallback((screen: ReactElement) => {
     setFlash(null);
+    setWarning(null);
     setStack((s) => [...s, { id: nextId.current++, screen }]);
   }, []);
   const replace = useCallback((screen: ReactElement) => {
@@ -89,6 +92,7 @@ export function App({ apiUrl, keystoreDir, genesisFile, statusIntervalMs = 2000 
             {!session ? (
               <LoginScreen
                 onLoggedIn={(s) => {
+                  s.onWarning = (message) => setWarning(message);
                   setSession(s);
                   setStack([]);
                 }}
@@ -101,6 +105,7 @@ export function App({ apiUrl, keystoreDir, genesisFile, statusIntervalMs = 2000 
               <HomeScreen key="home" />
             )}
           </Box>
+          {warning ? <Text color="yellow">⚠ {warning}</Text> : null}
           <StatusBar node={node} />
         </Box>
       </KeyRouterProvider>

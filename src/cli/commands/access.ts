@@ -76,6 +76,7 @@ export function addWhoamiCommand(cmd: Command): Command {
       if (ov.requests) lines.push(`requests: ${ov.requests.map((g) => `${g.user} (${g.kind})`).join(', ') || 'none'}`);
       if (ov.patients) lines.push(`patients: ${ov.patients.map((p) => p.patient).join(', ') || 'none'}`);
       if (ov.pendingRequests) lines.push(`pending requests: ${ov.pendingRequests.map((p) => p.patient).join(', ') || 'none'}`);
+      if (ov.user.role === 'patient') lines.push(`contributes to anonymous statistics: ${ov.statsConsent?.contribute ? 'yes' : 'no'}`);
       if (ov.appointments) lines.push(`appointments: ${ov.appointments.length}`);
       if (ov.staff) lines.push(`staff: ${ov.staff.map((s) => `${s.id} (${s.role}${s.active ? '' : ', inactive'})`).join(', ')}`);
       process.stdout.write(`${lines.join('\n')}\n`);

@@ -11,6 +11,7 @@ import { useAction } from '../hooks/useAction.js';
 import { useAsync } from '../hooks/useAsync.js';
 import { AccessScreen } from './AccessScreen.js';
 import { AppointmentsScreen } from './AppointmentsScreen.js';
+import { ConfirmScreen } from './ConfirmScreen.js';
 import { AuditFilterScreen, AuditScreen } from './AuditScreen.js';
 import { FormScreen } from './FormScreen.js';
 import { NodeStatusScreen } from './NodeStatusScreen.js';
@@ -19,6 +20,7 @@ import { PatientsScreen } from './PatientsScreen.js';
 import { RecordFormScreen } from './RecordFormScreen.js';
 import { RecordsScreen } from './RecordsScreen.js';
 import { RotateKeysScreen } from './RotateKeysScreen.js';
+import { StatsScreen } from './StatsScreen.js';
 import { EnrolScreen, StaffScreen } from './StaffScreen.js';
 import { VerifyScreen } from './VerifyScreen.js';
 
@@ -57,6 +59,7 @@ function Summary({ overview }: { overview: Overview }) {
     if (o.requests?.length) lines.push(`Pending requests: ${o.requests.map((r) => `${r.user} (${r.kind})`).join(', ')}`);
     const next = o.appointments?.filter((a) => a.status === 'booked' && a.at > Date.now()).sort((a, b) => a.at - b.at)[0];
     if (next) lines.push(`Next appointment: ${formatDateTime(next.at).slice(0, 16)} with ${next.doctor}`);
+    lines.push(`Contributes to anonymous statistics: ${o.statsConsent?.contribute ? 'yes' : 'no'}`);
   } else if (o.user.role === 'doctor' || o.user.role === 'auditor') {
     lines.push(`Patients who granted you access: ${o.patients?.map((p) => p.patient).join(', ') || 'none yet'}`);
     if (o.pendingRequests?.length) lines.push(`Your pending requests: ${o.pendingRequests.map((p) => p.patient).join(', ')}`);
@@ -105,6 +108,24 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
       }}
     />,
   );
+  const contributes = overview?.statsConsent?.contribute === true;
+  const statsConsent = open(
+    <ConfirmScreen
+      title="Anonymous statistics"
+      question={
+        contributes
+          ? 'Stop contributing the vital signs of your future records to anonymous statistics? Reports already made stay in their batches.'
+          : 'Contribute the vital signs of your new and updated records to anonymous statistics? Each value is split between all hospitals, so none of them, nor any auditor, sees it; only totals over at least 10 reports are released.'
+      }
+      onYes={async () => {
+        const r = await run(
+          () => session.setStatsConsent(!contributes),
+          () => (contributes ? 'You no longer contribute to anonymous statistics' : 'You now contribute to anonymous statistics'),
+        );
+        if (r) app.back();
+      }}
+    />,
+  );
   switch (session.keys.role) {
     case 'patient':
       return [
@@ -113,6 +134,7 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
         { hotkey: 'a', label: 'My doctors and auditors (grant, revoke, requests)', onSelect: open(<AccessScreen />) },
         { hotkey: 'p', label: 'Appointments', onSelect: open(<AppointmentsScreen />) },
         { hotkey: 'w', label: 'Who accessed my data (audit trail)', onSelect: open(<AuditScreen filter={{ patient: me }} fixed={['patient']} />) },
+        { hotkey: 'o', label: contributes ? 'Anonymous statistics: stop contributing' : 'Anonymous statistics: contribute (opt in)', onSelect: statsConsent },
         rotate,
         ...common,
       ];
@@ -144,6 +166,7 @@ function useRoleMenu(overview: Overview | undefined): MenuItem[] {
         { hotkey: 'm', label: 'My patients (view records)', onSelect: open(<PatientsScreen />) },
         { hotkey: 'x', label: 'Request access to a patient', onSelect: requestAccess },
         { hotkey: 'v', label: 'Verify replicas', onSelect: open(<VerifyScreen />) },
+        { hotkey: 'a', label: 'Statistics (across hospitals, private)', onSelect: open(<StatsScreen />) },
         rotate,
         ...common,
       ];
