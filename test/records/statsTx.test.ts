@@ -5,7 +5,7 @@ import { sha256 } from '../../src/records/crypto/hash.js';
 import { utf8 } from '../../src/records/crypto/bytes.js';
 import { generateEncryptionKeyPair } from '../../src/records/crypto/keyAgreement.js';
 import { encodeCanonical } from '../../src/records/encoding.js';
-import { MIN_BATCH_REPORTS } from '../../src/records/state/statsRules.js';
+import { MAX_BATCH_REPORTS, MIN_BATCH_REPORTS } from '../../src/records/state/statsRules.js';
 import { batchOf, type StatsSetting } from '../../src/records/stats/batches.js';
 import { reportsDigest, verifyKeyFor } from '../../src/records/stats/job.js';
 import { measures, type MeasureName, type StatsInstance } from '../../src/records/stats/measures.js';
@@ -118,6 +118,19 @@ describe('statsReport', () => {
     ledger.must(DOC, { type: 'updateRecord', patient: P, record, body: { recipients: ledger.recipientsFor(P), version: 2 } });
     ledger.must(P, reportInput(P, record, await reportBody(ledger, P, record, 130)));
     expect(ledger.state.get('statsBatches', `systolic/${body.batch}`)!.reports).toBe(2);
+  });
+
+  it(`a batch holding ${MAX_BATCH_REPORTS} reports of a measure is full (batch-full): no job outgrows what a node prepares`, async () => {
+    const ledger = world();
+    consent(ledger, P);
+    const record = ledger.createRecord(P, P);
+    const body = await reportBody(ledger, P, record);
+    const key = `systolic/${body.batch}`;
+    ledger.state.write([{ table: 'statsBatches', key, value: { measure: 'systolic', batch: body.batch, reports: MAX_BATCH_REPORTS, jobs: {} } }]);
+    expectDenied(ledger, P, reportInput(P, record, body), 'batch-full');
+    expect(ledger.state.get('statsBatches', key)!.reports).toBe(MAX_BATCH_REPORTS);
+    // Another measure's batch is its own.
+    ledger.must(P, reportInput(P, record, await reportBody(ledger, P, record, 80, 'diastolic')));
   });
 
   it('every transaction stays under MAX_TX_BYTES (4 hospitals, each measure; 26 hospitals, the largest)', async () => {

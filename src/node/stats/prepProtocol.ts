@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { decodeCanonical, encodeCanonical } from '../../records/encoding.js';
 import { MedLedgerError } from '../../records/errors.js';
 import { bytes, uintSchema } from '../../records/ids.js';
+import { MAX_BATCH_REPORTS } from '../../records/state/statsRules.js';
 
 /**
  * `/medledger/<network>/stats-prep/1` (issue 13, PROTOCOL.md §6.6): a pull protocol between aggregators. A node
@@ -11,8 +12,11 @@ import { bytes, uintSchema } from '../../records/ids.js';
  * the peer could not prepare (its sealed share did not open or decode): that report is dropped by everyone.
  */
 export const STATS_PREP_PROTOCOL = 'stats-prep';
-/** Reports one job may hold: bounds memory (prep state and shares ~0.5 KiB per report) and frames. */
-export const MAX_JOB_REPORTS = 100_000;
+/**
+ * Reports one job may hold: bounds memory (prep state and shares ~0.5 KiB per report) and frames. The rules
+ * keep a batch within it (MAX_BATCH_REPORTS), so a job of the chain never exceeds it.
+ */
+export const MAX_JOB_REPORTS = MAX_BATCH_REPORTS;
 /** Entries per response frame. */
 export const PREP_CHUNK = 1_024;
 /** Largest preparation share of any measure and instance here is 240 bytes; the frame bound leaves room. */

@@ -13,6 +13,11 @@ import { NETWORK_KEY, type Hospital, type NetworkInfo, type StateView, type Stat
  */
 /** Minimum reports in a batch before any statistic of it is released (issue 13). */
 export const MIN_BATCH_REPORTS = 10;
+/**
+ * Most reports one (measure, batch) takes: every node prepares all of a batch's reports for a job, so the
+ * batch is full beyond this (denied `batch-full`) and no job can outgrow what a node works on.
+ */
+export const MAX_BATCH_REPORTS = 100_000;
 
 export function networkInfo(s: StateView): NetworkInfo {
   const info = s.get('network', NETWORK_KEY);
@@ -70,6 +75,7 @@ export const statsRules = {
     }
     const key = statsBatchKey(t.body.measure, t.body.batch);
     const batch = s.get('statsBatches', key) ?? { measure: t.body.measure, batch: t.body.batch, reports: 0, jobs: {} };
+    if (batch.reports >= MAX_BATCH_REPORTS) return deny('batch-full');
     s.write([{ table: 'statsBatches', key, value: { ...batch, reports: batch.reports + 1 } }]);
     putRecord(s, { ...record, statsReported: { ...record.statsReported, [t.body.measure]: record.version } });
     return ALLOW;
