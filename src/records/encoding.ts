@@ -10,7 +10,167 @@ const ENCODE_OPTIONS = { ...rfc8949EncodeOptions, ignoreUndefinedProperties: tru
 
 export function encodeCanonical(value: unknown): Uint8Array {
   // An optional field set to undefined encodes like an absent one, so one value has one encoding.
+  if (fastEncode(value)) return scratch.slice(0, pos);
   return encode(value, ENCODE_OPTIONS);
+}
+
+/**
+ * Direct canonical encoder for the values MedLedger formats hold (plain objects with ASCII keys, arrays,
+ * byte strings, well-formed strings, safe integers, booleans, null): one pass into a reused buffer, keys
+ * sorted as plain strings. cborg's RFC 8949 mode builds a token tree and encodes every key to sort it, the
+ * largest cost of encoding on the hot paths (events, the canonical check of each transaction). Anything else
+ * (floats, bigints, Maps, class instances, non-ASCII keys, lone surrogates, deep nesting) falls back to cborg,
+ * and a property test checks that both give the same bytes.
+ */
+let scratch = new Uint8Array(64 * 1024);
+let pos = 0;
+let encoding = false;
+/** Deeper values go to cborg (which also detects cycles). */
+const FAST_MAX_DEPTH = 100;
+const UNSUPPORTED = Symbol('unsupported');
+const textEncoder = new TextEncoder();
+/** In u-mode a well-formed pair is one code point, so this matches only unpaired surrogates. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** Encodes `value` into scratch[0, pos); false if it holds something the fast path does not handle. */
+function fastEncode(value: unknown): boolean {
+  // Reentrance (a getter encoding while we encode) would clobber the shared buffer.
+  if (encoding) return false;
+  encoding = true;
+  pos = 0;
+  try {
+    writeValue(value, 0);
+    return true;
+  } catch (err) {
+    if (err === UNSUPPORTED) return false;
+    throw err;
+  } finally {
+    encoding = false;
+  }
+}
+
+function reserve(n: number): void {
+  if (pos + n <= scratch.length) return;
+  let size = scratch.length * 2;
+  while (size < pos + n) size *= 2;
+  const grown = new Uint8Array(size);
+  grown.set(scratch.subarray(0, pos));
+  scratch = grown;
+}
+
+/** A head (major type + argument) in its shortest form; `n` a safe non-negative integer. */
+function writeHead(major: number, n: number): void {
+  reserve(9);
+  const m = major << 5;
+  if (n < 24) scratch[pos++] = m | n;
+  else if (n < 0x100) {
+    scratch[pos++] = m | 24;
+    scratch[pos++] = n;
+  } else if (n < 0x10000) {
+    scratch[pos++] = m | 25;
+    scratch[pos++] = n >>> 8;
+    scratch[pos++] = n & 0xff;
+  } else if (n < 0x100000000) {
+    scratch[pos++] = m | 26;
+    writeUint32(n);
+  } else {
+    scratch[pos++] = m | 27;
+    writeUint32(Math.floor(n / 0x100000000));
+    writeUint32(n >>> 0);
+  }
+}
+
+function writeUint32(n: number): void {
+  scratch[pos++] = n >>> 24;
+  scratch[pos++] = (n >>> 16) & 0xff;
+  scratch[pos++] = (n >>> 8) & 0xff;
+  scratch[pos++] = n & 0xff;
+}
+
+/** RFC 8949 order of text keys is by their encoding: for ASCII keys, shorter first, then by code units. */
+function compareKeys(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+function writeString(s: string): void {
+  if (isAscii(s)) {
+    writeHead(3, s.length);
+    reserve(s.length);
+    for (let i = 0; i < s.length; i++) scratch[pos++] = s.charCodeAt(i);
+    return;
+  }
+  // Lone surrogates are encoded differently by different UTF-8 encoders: leave them to cborg.
+  if (LONE_SURROGATE.test(s)) throw UNSUPPORTED;
+  const bytes = textEncoder.encode(s);
+  writeHead(3, bytes.length);
+  reserve(bytes.length);
+  scratch.set(bytes, pos);
+  pos += bytes.length;
+}
+
+function writeValue(v: unknown, depth: number): void {
+  switch (typeof v) {
+    case 'number':
+      if (!Number.isSafeInteger(v)) throw UNSUPPORTED;
+      // -0 is an integer >= 0, so it encodes as 0 (as cborg does).
+      if (v >= 0) writeHead(0, v);
+      else writeHead(1, -1 - v);
+      return;
+    case 'string':
+      writeString(v);
+      return;
+    case 'boolean':
+      reserve(1);
+      scratch[pos++] = v ? 0xf5 : 0xf4;
+      return;
+    case 'object':
+      break;
+    default:
+      throw UNSUPPORTED;
+  }
+  if (v === null) {
+    reserve(1);
+    scratch[pos++] = 0xf6;
+    return;
+  }
+  if (depth >= FAST_MAX_DEPTH) throw UNSUPPORTED;
+  if (v instanceof Uint8Array) {
+    writeHead(2, v.length);
+    reserve(v.length);
+    scratch.set(v, pos);
+    pos += v.length;
+    return;
+  }
+  if (Array.isArray(v)) {
+    writeHead(4, v.length);
+    for (let i = 0; i < v.length; i++) {
+      const item: unknown = v[i];
+      // cborg writes undefined in arrays (and holes) as the simple value; not a MedLedger value.
+      if (item === undefined) throw UNSUPPORTED;
+      writeValue(item, depth + 1);
+    }
+    return;
+  }
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) throw UNSUPPORTED;
+  const obj = v as Record<string, unknown>;
+  const keys: string[] = [];
+  for (const k of Object.keys(obj)) {
+    if (obj[k] === undefined) continue;
+    if (!isAscii(k)) throw UNSUPPORTED;
+    keys.push(k);
+  }
+  keys.sort(compareKeys);
+  writeHead(5, keys.length);
+  for (const k of keys) {
+    writeString(k);
+    writeValue(obj[k], depth + 1);
+  }
 }
 
 /**
@@ -55,8 +215,14 @@ export function decodeCanonical(bytes: Uint8Array, what = 'message', opts: { req
     throw new MedLedgerError('MALFORMED', `${what} is not valid CBOR: ${(err as Error).message}`);
   }
   if (nestedDeeperThan(value, MAX_CBOR_NESTING)) throw new MedLedgerError('MALFORMED', `${what} nests arrays or maps deeper than ${MAX_CBOR_NESTING} levels`);
-  if (opts.requireCanonical !== false && !bytesEqual(encodeCanonical(value), bytes)) {
+  if (opts.requireCanonical !== false && !encodesTo(value, bytes)) {
     throw new MedLedgerError('MALFORMED', `${what} is not in canonical CBOR form`);
   }
   return value;
+}
+
+/** Whether `value` encodes canonically to exactly `bytes` (no copy of the encoding on the fast path). */
+function encodesTo(value: unknown, bytes: Uint8Array): boolean {
+  if (!fastEncode(value)) return bytesEqual(encode(value, ENCODE_OPTIONS), bytes);
+  return pos === bytes.length && bytesEqual(scratch.subarray(0, pos), bytes);
 }
