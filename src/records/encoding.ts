@@ -200,6 +200,10 @@ function nestedDeeperThan(value: unknown, limit: number): boolean {
  * bytes are never hashed or signed themselves: what they carry is checked on its own.
  */
 export function decodeCanonical(bytes: Uint8Array, what = 'message', opts: { requireCanonical?: boolean } = {}): unknown {
+  // Canonical input (nearly all of it) is read in one pass; anything else takes the full path below, which
+  // accepts or refuses it with its reason.
+  const fast = fastDecode(bytes);
+  if (fast !== UNSUPPORTED) return fast;
   let value: unknown;
   try {
     value = decode(bytes, {
@@ -225,4 +229,168 @@ export function decodeCanonical(bytes: Uint8Array, what = 'message', opts: { req
 function encodesTo(value: unknown, bytes: Uint8Array): boolean {
   if (!fastEncode(value)) return bytesEqual(encode(value, ENCODE_OPTIONS), bytes);
   return pos === bytes.length && bytesEqual(scratch.subarray(0, pos), bytes);
+}
+
+/**
+ * One-pass reader that only ever accepts: it returns the value of `bytes` if they are exactly the canonical
+ * encoding (as encodeCanonical writes it) of a value made of maps with text keys, arrays, byte and text
+ * strings, safe integers, booleans and null, nested at most MAX_CBOR_NESTING levels; the same value the full
+ * path (cborg's strict decoder, then the re-encoding check) returns for them. For anything else — not
+ * canonical, not well-formed, another type — it returns UNSUPPORTED and the full path decides.
+ */
+let input: Uint8Array = new Uint8Array(0);
+let at = 0;
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function fastDecode(bytes: Uint8Array): unknown {
+  input = bytes;
+  at = 0;
+  try {
+    const value = readValue(1);
+    return at === bytes.length ? value : UNSUPPORTED;
+  } catch (err) {
+    if (err === UNSUPPORTED) return UNSUPPORTED;
+    throw err;
+  } finally {
+    input = new Uint8Array(0);
+  }
+}
+
+/** The argument of a head with additional info `info`, which must be in its shortest form. */
+function readArgument(info: number): number {
+  if (info < 24) return info;
+  let n: number;
+  if (info === 24) {
+    if (at + 1 > input.length) throw UNSUPPORTED;
+    n = input[at++]!;
+    if (n < 24) throw UNSUPPORTED;
+  } else if (info === 25) {
+    if (at + 2 > input.length) throw UNSUPPORTED;
+    n = (input[at]! << 8) | input[at + 1]!;
+    at += 2;
+    if (n < 0x100) throw UNSUPPORTED;
+  } else if (info === 26) {
+    if (at + 4 > input.length) throw UNSUPPORTED;
+    n = readUint32At(at);
+    at += 4;
+    if (n < 0x10000) throw UNSUPPORTED;
+  } else if (info === 27) {
+    if (at + 8 > input.length) throw UNSUPPORTED;
+    const hi = readUint32At(at);
+    const lo = readUint32At(at + 4);
+    at += 8;
+    // Beyond 2^53 - 1 cborg gives a bigint: not for this path.
+    if (hi > 0x1fffff) throw UNSUPPORTED;
+    n = hi * 0x100000000 + lo;
+    if (n < 0x100000000) throw UNSUPPORTED;
+  } else throw UNSUPPORTED; // 28-30 reserved, 31 indefinite
+  return n;
+}
+
+function readUint32At(i: number): number {
+  return ((input[i]! << 24) >>> 0) + ((input[i + 1]! << 16) | (input[i + 2]! << 8) | input[i + 3]!);
+}
+
+/** A definite length that fits in what is left of the input (so a forged length allocates nothing). */
+function readLength(info: number, minBytesPerItem: number): number {
+  const n = readArgument(info);
+  if (n * minBytesPerItem > input.length - at) throw UNSUPPORTED;
+  return n;
+}
+
+function readText(info: number): string {
+  const n = readLength(info, 1);
+  const start = at;
+  at += n;
+  let ascii = true;
+  for (let i = start; i < at; i++) {
+    if (input[i]! > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    if (n > 32) return asciiDecoder.decode(input.subarray(start, at));
+    let text = '';
+    for (let i = start; i < at; i++) text += String.fromCharCode(input[i]!);
+    return text;
+  }
+  // A leading byte order mark is dropped by some decoders, so its encoding would not round-trip.
+  if (input[start] === 0xef && input[start + 1] === 0xbb && input[start + 2] === 0xbf) throw UNSUPPORTED;
+  try {
+    return utf8Decoder.decode(input.subarray(start, at));
+  } catch {
+    throw UNSUPPORTED; // not well-formed UTF-8
+  }
+}
+const asciiDecoder = new TextDecoder('latin1');
+
+function readValue(depth: number): unknown {
+  if (at >= input.length) throw UNSUPPORTED;
+  const initial = input[at++]!;
+  const major = initial >> 5;
+  const info = initial & 0x1f;
+  switch (major) {
+    case 0:
+      return readArgument(info);
+    case 1: {
+      const n = readArgument(info);
+      // -1 - n must be a safe integer, else cborg encodes it back as a float.
+      if (n > Number.MAX_SAFE_INTEGER - 1) throw UNSUPPORTED;
+      return -1 - n;
+    }
+    case 2: {
+      const n = readLength(info, 1);
+      // A copy, and a plain Uint8Array even from a Buffer (whose slice() would share the input's memory).
+      const out = new Uint8Array(n);
+      out.set(input.subarray(at, at + n));
+      at += n;
+      return out;
+    }
+    case 3:
+      return readText(info);
+    case 4: {
+      if (depth > MAX_CBOR_NESTING) throw UNSUPPORTED;
+      const n = readLength(info, 1);
+      const out: unknown[] = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) out[i] = readValue(depth + 1);
+      return out;
+    }
+    case 5: {
+      if (depth > MAX_CBOR_NESTING) throw UNSUPPORTED;
+      const n = readLength(info, 2);
+      const out: Record<string, unknown> = {};
+      let prevStart = -1;
+      let prevEnd = -1;
+      for (let i = 0; i < n; i++) {
+        const keyStart = at;
+        if (at >= input.length || input[at]! >> 5 !== 3) throw UNSUPPORTED;
+        const key = readText(input[at++]! & 0x1f);
+        // Keys strictly ascending by their encoded bytes: canonical order, and no key twice.
+        if (prevStart >= 0 && compareBytes(prevStart, prevEnd, keyStart, at) >= 0) throw UNSUPPORTED;
+        prevStart = keyStart;
+        prevEnd = at;
+        if (key === '__proto__') throw UNSUPPORTED;
+        out[key] = readValue(depth + 1);
+      }
+      return out;
+    }
+    case 7:
+      if (initial === 0xf4) return false;
+      if (initial === 0xf5) return true;
+      if (initial === 0xf6) return null;
+      throw UNSUPPORTED; // floats, undefined, other simple values
+    default:
+      throw UNSUPPORTED; // tags
+  }
+}
+
+/** Bytewise comparison of input[a0, a1) and input[b0, b1). */
+function compareBytes(a0: number, a1: number, b0: number, b1: number): number {
+  const n = Math.min(a1 - a0, b1 - b0);
+  for (let i = 0; i < n; i++) {
+    const d = input[a0 + i]! - input[b0 + i]!;
+    if (d !== 0) return d;
+  }
+  return a1 - a0 - (b1 - b0);
 }

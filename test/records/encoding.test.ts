@@ -112,6 +112,107 @@ describe('decodeCanonical: the canonical check agrees with decode + cborg re-enc
     );
   });
 
+  // The full path as it was before the one-pass reader: what decodeCanonical must return or throw, exactly.
+  const referenceDecode = (bytes: Uint8Array, requireCanonical: boolean): { value: unknown } | { error: string } => {
+    let v: unknown;
+    try {
+      v = decode(bytes, {
+        strict: true,
+        rejectDuplicateMapKeys: true,
+        allowUndefined: false,
+        allowIndefinite: false,
+        allowInfinity: false,
+        allowNaN: false,
+        useMaps: false,
+      });
+    } catch (err) {
+      return { error: `x is not valid CBOR: ${(err as Error).message}` };
+    }
+    if (depthOf(v) > 64) return { error: 'x nests arrays or maps deeper than 64 levels' };
+    if (requireCanonical && toHex(encode(v, CBORG)) !== toHex(bytes)) return { error: 'x is not in canonical CBOR form' };
+    return { value: v };
+  };
+  const depthOf = (v: unknown): number =>
+    v === null || typeof v !== 'object' || v instanceof Uint8Array ? 0 : 1 + Math.max(0, ...Object.values(v as object).map(depthOf));
+  const outcome = (bytes: Uint8Array, requireCanonical: boolean): { value: unknown } | { error: string } => {
+    try {
+      return { value: decodeCanonical(bytes, 'x', { requireCanonical }) };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  };
+  const same = (bytes: Uint8Array): void => {
+    for (const rc of [true, false]) expect(outcome(bytes, rc)).toEqual(referenceDecode(bytes, rc));
+  };
+
+  it('returns the same value or the same error as the full path, canonical or not', () => {
+    fc.assert(
+      fc.property(value, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), (v, flips) => {
+        const bytes = encode(v, CBORG);
+        same(bytes);
+        for (const [at, b] of flips) if (bytes.length > 0) bytes[at % bytes.length] = b;
+        same(bytes);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('agrees on the edge cases: integer bounds, key order, text, nesting, other types', () => {
+    const hex = [
+      '1bffffffffffffffff',
+      '1b001fffffffffffff',
+      '1b0020000000000000',
+      '3b001ffffffffffffe',
+      '3b001fffffffffffff',
+      '3b0020000000000000',
+      '1817',
+      '190017',
+      '1a0000ffff',
+      '1b00000000ffffffff',
+      '5801ff',
+      '7801' + '61',
+      'a2616101616102',
+      'a2616201616101',
+      'a2616101616101',
+      'a26161016261610102',
+      'a2626161016162',
+      'a1015f',
+      'a169__proto__'.replace('__proto__', Buffer.from('__proto__').toString('hex')) + '01',
+      '63efbbbf',
+      '66efbbbf616263',
+      '62c3a9',
+      '61ff',
+      '62c328',
+      '63eda080',
+      '64f09f9880',
+      'f4',
+      'f5',
+      'f6',
+      'f7',
+      'f93c00',
+      'fb3ff8000000000000',
+      'c24101',
+      '9f01ff',
+      'bf6161ff',
+      '80',
+      'a0',
+      '40',
+      '60',
+      '8201',
+      '820102ff',
+      '00ff',
+      '',
+      '1c',
+      '5b0000000100000000',
+      '9b0000000100000000',
+      '81'.repeat(64) + '00',
+      '81'.repeat(65) + '00',
+      '81'.repeat(63) + 'a0',
+      '81'.repeat(64) + 'a0',
+    ];
+    for (const h of hex) same(Buffer.from(h, 'hex'));
+  });
+
   it('refuses a trailing byte and a truncated encoding', () => {
     const good = encodeCanonical({ a: 1, b: 'x' });
     expect(accepts(good)).toBe(true);
