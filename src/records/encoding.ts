@@ -165,7 +165,18 @@ function writeValue(v: unknown, depth: number): void {
     if (!isAscii(k)) throw UNSUPPORTED;
     keys.push(k);
   }
-  keys.sort(compareKeys);
+  // Insertion sort for the usual handful of keys: Array.prototype.sort allocates on every call.
+  if (keys.length > 16) keys.sort(compareKeys);
+  else
+    for (let i = 1; i < keys.length; i++) {
+      const k = keys[i]!;
+      let j = i - 1;
+      while (j >= 0 && compareKeys(keys[j]!, k) > 0) {
+        keys[j + 1] = keys[j]!;
+        j--;
+      }
+      keys[j + 1] = k;
+    }
   writeHead(5, keys.length);
   for (const k of keys) {
     writeString(k);

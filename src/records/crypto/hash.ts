@@ -24,5 +24,8 @@ export function sha256(...parts: Uint8Array[]): Hash32 {
     // hash() is synchronous and done with the input when it returns, so the buffer is free again.
     data = joined.subarray(0, length);
   }
-  return new Uint8Array(hash('sha256', data, 'buffer') as unknown as Buffer);
+  const digest = hash('sha256', data, 'buffer') as unknown as Buffer;
+  // A plain Uint8Array over the digest's own 32-byte memory (not a pooled slab: checked below), not a copy.
+  if (digest.byteOffset === 0 && digest.buffer.byteLength === 32) return new Uint8Array(digest.buffer, 0, 32);
+  return new Uint8Array(digest);
 }
