@@ -118,8 +118,8 @@ export class AuditIndex {
 
   /** A transaction's audit event (its bytes as executed) with its index entries, into the block's batch. */
   stageEvent(batch: PendingBatch, seq: string, eventBytes: Uint8Array, event: AuditEvent): void {
-    batch.put(K.event(seq), eventBytes);
-    for (const [index, value] of indexEntries(event)) batch.put(indexKey(index, value, seq), EMPTY);
+    batch.append(K.event(seq), eventBytes);
+    for (const [index, value] of indexEntries(event)) batch.append(indexKey(index, value, seq), EMPTY);
   }
 }
 
