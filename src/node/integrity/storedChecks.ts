@@ -26,16 +26,19 @@ export class StoredChecks {
     await this.checkHashIndex(executed.hash, h);
     // The stored audit events must be exactly the events re-derived by executing the block.
     let next = 0;
-    for await (const { key, index, bytes: value } of this.ledger.store.storedEventsOfBlock(h, COLD)) {
-      if (index === undefined || !(index < executed.events.length)) throw new ChainFault(h, `stored audit event ${key} belongs to no transaction of the block`);
-      if (index > next) throw new ChainFault(h, `audit event ${next} (transaction ${executed.txs[next]!.idHex.slice(0, 12)}…) is missing from the store`);
-      if (!bytesEqual(value, executed.eventBytes[index]!)) {
-        throw new ChainFault(
-          h,
-          `audit event ${index} (transaction ${executed.txs[index]!.idHex.slice(0, 12)}…) differs from the event the block's execution yields`,
-        );
+    for await (const page of this.ledger.store.storedEventsOfBlock(h, COLD)) {
+      for (const { key, index, bytes: value } of page) {
+        if (index === undefined || !(index < executed.events.length))
+          throw new ChainFault(h, `stored audit event ${key} belongs to no transaction of the block`);
+        if (index > next) throw new ChainFault(h, `audit event ${next} (transaction ${executed.txs[next]!.idHex.slice(0, 12)}…) is missing from the store`);
+        if (!bytesEqual(value, executed.eventBytes[index]!)) {
+          throw new ChainFault(
+            h,
+            `audit event ${index} (transaction ${executed.txs[index]!.idHex.slice(0, 12)}…) differs from the event the block's execution yields`,
+          );
+        }
+        next = index + 1;
       }
-      next = index + 1;
     }
     if (next < executed.events.length)
       throw new ChainFault(h, `audit event ${next} (transaction ${executed.txs[next]!.idHex.slice(0, 12)}…) is missing from the store`);

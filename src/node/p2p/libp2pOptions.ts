@@ -17,6 +17,8 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 export type Services = { identify: Identify; pubsub: GossipSub };
 
 export const DIAL_TIMEOUT_MS = 5_000;
+/** Gossipsub sends IDONTWANT for messages of at least this size (its default, set explicitly here). */
+export const IDONTWANT_MIN_BYTES = 512;
 // gossipsub's graylist threshold (default -80): peers scoring below it are ignored entirely.
 const GRAYLIST_THRESHOLD = -80;
 const APP_SCORE_CREDIT = 10;
@@ -81,6 +83,7 @@ export async function createHostLibp2p(o: Libp2pOptions): Promise<Libp2p<Service
         ignoreDuplicatePublishError: true,
         emitSelf: false,
         allowedTopics: o.topics,
+        idontwantMinDataSize: IDONTWANT_MIN_BYTES,
         D,
         Dlo,
         Dhi,

@@ -49,13 +49,24 @@ export class AuditIndex {
   }
 
   /**
-   * Every stored entry in a block's range of audit events, as stored: `index` is the transaction it
-   * belongs to, undefined when its key is not one of the block's event keys; `key` names it in messages.
+   * Every stored entry in a block's range of audit events, as stored, in pages (one native read and one
+   * await per page, not per event: the integrity monitor reads back every committed block): `index` is the
+   * transaction it belongs to, undefined when its key is not one of the block's event keys; `key` names it
+   * in messages.
    */
-  async *storedEventsOfBlock(height: number, opts?: ReadOptions): AsyncGenerator<{ key: string; index: number | undefined; bytes: Uint8Array }> {
-    for await (const [key, bytes] of this.db.iterator({ ...blockRange(height), ...levelOptions(opts) })) {
-      const index = Number(key.slice(-5));
-      yield { key, index: Number.isInteger(index) && key === K.event(seqKey(height, index)) ? index : undefined, bytes };
+  async *storedEventsOfBlock(height: number, opts?: ReadOptions): AsyncGenerator<{ key: string; index: number | undefined; bytes: Uint8Array }[]> {
+    const entries = this.db.iterator({ ...blockRange(height), ...levelOptions(opts) });
+    try {
+      for (;;) {
+        const page = await entries.nextv(1_000);
+        if (page.length === 0) return;
+        yield page.map(([key, bytes]) => {
+          const index = Number(key.slice(-5));
+          return { key, index: Number.isInteger(index) && key === K.event(seqKey(height, index)) ? index : undefined, bytes };
+        });
+      }
+    } finally {
+      await entries.close();
     }
   }
 
@@ -107,8 +118,8 @@ export class AuditIndex {
 
   /** A transaction's audit event (its bytes as executed) with its index entries, into the block's batch. */
   stageEvent(batch: PendingBatch, seq: string, eventBytes: Uint8Array, event: AuditEvent): void {
-    batch.put(K.event(seq), eventBytes);
-    for (const [index, value] of indexEntries(event)) batch.put(indexKey(index, value, seq), EMPTY);
+    batch.append(K.event(seq), eventBytes);
+    for (const [index, value] of indexEntries(event)) batch.append(indexKey(index, value, seq), EMPTY);
   }
 }
 

@@ -17,6 +17,8 @@ import {
   type ReadOptions,
 } from './values.js';
 
+const textEncoder = new TextEncoder();
+
 const MAX_STORED_BLOCK = 64 * 1024 * 1024;
 
 /** The chain as stored: blocks by height, their certificates, the block-hash and transaction-location indexes, the head. */
@@ -88,7 +90,7 @@ export class BlockStore {
   }
 
   stageTxLocation(batch: PendingBatch, txIdHex: string, seq: string): void {
-    batch.put(K.txLocation(txIdHex), new TextEncoder().encode(seq));
+    batch.append(K.txLocation(txIdHex), textEncoder.encode(seq));
   }
 
   stageHead(batch: PendingBatch, head: ChainHead): void {

@@ -232,7 +232,7 @@ export class LedgerStore {
     return this.audit.blockEventBytes(height);
   }
   /** Every stored entry in a block's range of audit events, as stored (see AuditIndex). */
-  storedEventsOfBlock(height: number, opts?: ReadOptions): AsyncGenerator<{ key: string; index: number | undefined; bytes: Uint8Array }> {
+  storedEventsOfBlock(height: number, opts?: ReadOptions): AsyncGenerator<{ key: string; index: number | undefined; bytes: Uint8Array }[]> {
     return this.audit.storedEventsOfBlock(height, opts);
   }
   /** The audit events of heights `from`..`to`, in chain order. */

@@ -11,6 +11,12 @@ type Value = Uint8Array;
  */
 export class PendingBatch {
   readonly ops = new Map<string, Value | null>();
+  /**
+   * Writes of keys that no read of a block's batch looks at and that a block writes once each (its audit
+   * events, their index entries, transaction locations): appended as batch operations, not kept in `ops`,
+   * which would hash every one of these keys (several per event) only to answer reads nobody makes.
+   */
+  private readonly appended: { type: 'put'; key: string; value: Value }[] = [];
   /** Payload files to write (bytes) or remove (null) together with the batch. */
   private readonly files = new Map<string, Uint8Array | null>();
   constructor(
@@ -36,6 +42,10 @@ export class PendingBatch {
 
   put(key: string, value: Value): void {
     this.ops.set(key, value);
+  }
+  /** A write that get() and keysWithPrefix() do not see: only for the keys named at `appended`. */
+  append(key: string, value: Value): void {
+    this.appended.push({ type: 'put', key, value });
   }
   del(key: string): void {
     this.ops.set(key, null);
@@ -64,7 +74,9 @@ export class PendingBatch {
       staged++;
     }
     if (height !== undefined) crashPoint('commit:after-payload-files', height, staged);
-    await this.db.batch([...this.ops].map(([key, value]) => (value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value })));
+    const operations: ({ type: 'put'; key: string; value: Value } | { type: 'del'; key: string })[] = this.appended;
+    for (const [key, value] of this.ops) operations.push(value === null ? { type: 'del', key } : { type: 'put', key, value });
+    await this.db.batch(operations);
     if (height !== undefined) crashPoint('commit:after-batch', height, staged);
     for (const [txIdHex, bytes] of this.files) {
       if (bytes) this.payloadFiles!.promote(txIdHex);
