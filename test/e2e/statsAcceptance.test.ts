@@ -10,7 +10,7 @@ import type { Session } from '../../src/client/session.js';
 import { fromHex } from '../../src/records/crypto/bytes.js';
 import { batchOf, type Batch } from '../../src/records/stats/batches.js';
 import { bucketCount, bucketRange, histogramMeasurement, measures, momentBits } from '../../src/records/stats/measures.js';
-import { createVdaf, shard, type Prio3Vdaf } from '../../src/records/stats/prio3.js';
+import { combinePrepShares, createVdaf, prepareInit, ProofFailed, shard, vdafFor, type Prio3Vdaf } from '../../src/records/stats/prio3.js';
 import { shareContext } from '../../src/records/stats/report.js';
 import { sealShare } from '../../src/records/stats/sealing.js';
 import type { TxBody } from '../../src/records/tx/types.js';
@@ -197,6 +197,13 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
       const vdaf: Prio3Vdaf = createVdaf('systolic', instance, 4);
       (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => vector;
       const r = await shard(vdaf, instance === 'moments' ? [0, 0, 0] : 0);
+      // The proof is what rejects it: every aggregator prepares its share, the combined verifier fails.
+      const honestVdaf = vdafFor('systolic', instance, 4);
+      const verifyKey = randomBytes(16);
+      const prepShares = await Promise.all(
+        r.inputShares.map(async (x, i) => (await prepareInit(honestVdaf, verifyKey, i, r.nonce, r.publicShare, x)).prepShare),
+      );
+      await expect(combinePrepShares(honestVdaf, prepShares)).rejects.toBeInstanceOf(ProofFailed);
       const shares = r.inputShares.map((x, i) => sealShare(keys[i]!, shareContext(genesisHash, place, instance, r.nonce, i), x));
       return { nonce: r.nonce, publicShare: r.publicShare, shares };
     };
@@ -380,6 +387,20 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
     expect(text.stdout).toContain('computed earlier: this query reused its stored aggregate');
     await sleep(2_000);
     expect(await jobEverywhere(momentsJob)).toEqual(momentsBefore);
+    // Every node opened and prepared all 21 of its shares (none invalid before the proof): the proof dropped the forged one.
+    for (const i of [0, 1, 2, 3]) {
+      const prepared = net
+        .logTail(i, 1_000_000, /stats job prepared/)
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { job: string; reports: number; invalid: number });
+      expect(prepared.map((p) => [p.job, p.reports, p.invalid]).sort(), net.node(i).name).toEqual(
+        [
+          [momentsJob.slice(0, 12), CONTRIBUTORS + 1, 0],
+          [histogramJob.slice(0, 12), CONTRIBUTORS + 1, 0],
+        ].sort(),
+      );
+    }
     // One aggregation per job on each node, in all; the batch holds the two jobs and no other.
     expect(aggregations(momentsJob)).toEqual([1, 1, 1, 1]);
     expect(aggregations(histogramJob)).toEqual([1, 1, 1, 1]);
