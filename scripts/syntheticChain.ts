@@ -12,10 +12,10 @@ import { parseGenesis, type Genesis } from '../src/consensus/genesis.js';
 import { proposerIndex } from '../src/consensus/tendermint.js';
 import { certificateFromVotes, signVote } from '../src/consensus/votes.js';
 import type { Ledger } from '../src/node/ledger.js';
-import { fromHex } from '../src/records/crypto/bytes.js';
 import { createSigner, type Signer } from '../src/records/crypto/signature.js';
 import { signTx } from '../src/records/tx/codec.js';
 import type { Tx, UnsignedTx } from '../src/records/tx/types.js';
+import { readSecretKeyFile } from '../src/node/keyFile.js';
 
 export interface BenchNetwork {
   dir: string;
@@ -30,9 +30,7 @@ export async function benchNetwork(prefix: string, basePort: number): Promise<Be
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const layout = await createNetwork({ dir, nodes: 4, basePort, adminPassword: () => 'Bench-Password-1!', kdf: { N: 1024, r: 8, p: 1 }, logLevel: 'warn' });
   const genesis = parseGenesis(JSON.parse(readFileSync(layout.genesisFile, 'utf8')));
-  const validators = layout.nodes.map((n) =>
-    createSigner(fromHex((JSON.parse(readFileSync(join(n.dir, 'validator.key.json'), 'utf8')) as { secretKey: string }).secretKey)),
-  );
+  const validators = layout.nodes.map((n) => createSigner(readSecretKeyFile(join(n.dir, 'validator.key.json'), 'validator key')));
   return { dir, layout, genesis, validators, storeDir: join(layout.nodes[0]!.dataDir, 'ledger') };
 }
 

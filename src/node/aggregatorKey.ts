@@ -1,11 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { z } from 'zod';
 import type { Genesis } from '../consensus/genesis.js';
 import { bytesEqual, fromHex } from '../records/crypto/bytes.js';
 import { encryptionPublicKey, type EncryptionKeyPair } from '../records/crypto/keyAgreement.js';
-
-/** `{ "secretKey": hex }`, mode 0600, beside validator.key.json (written by `medledger init`). */
-const aggregatorKeyFileSchema = z.strictObject({ secretKey: z.string().regex(/^[0-9a-f]{64}$/) });
+import { readSecretKeyFile } from './keyFile.js';
 
 /**
  * The hospital's statistics aggregator key pair (issue 13), or undefined when the node config names no key
@@ -14,9 +10,8 @@ const aggregatorKeyFileSchema = z.strictObject({ secretKey: z.string().regex(/^[
  */
 export function loadAggregatorKey(config: { hospital: string; aggregatorKeyFile?: string }, genesis: Genesis): EncryptionKeyPair | undefined {
   if (config.aggregatorKeyFile === undefined) return undefined;
-  const parsed = aggregatorKeyFileSchema.safeParse(JSON.parse(readFileSync(config.aggregatorKeyFile, 'utf8')));
-  if (!parsed.success) throw new Error(`aggregator key file ${config.aggregatorKeyFile} is malformed (expected {"secretKey": "<64 hex>"})`);
-  const secretKey = fromHex(parsed.data.secretKey);
+  // `{ "secretKey": hex }`, mode 0600, beside validator.key.json (written by `medledger init`).
+  const secretKey = readSecretKeyFile(config.aggregatorKeyFile, 'aggregator key');
   const publicKey = encryptionPublicKey(secretKey);
   const expected = genesis.file.hospitals.find((h) => h.id === config.hospital)?.aggregatorKey;
   if (expected === undefined) throw new Error(`the genesis file has no aggregatorKey for ${config.hospital}`);

@@ -2,9 +2,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { z } from 'zod';
 import { allocatorInUse } from './allocator.js';
-import { bytesEqual, fromBase64, fromHex, toHex } from '../records/crypto/bytes.js';
+import { bytesEqual, fromBase64, toHex } from '../records/crypto/bytes.js';
 import { createSigner, signatureBackend } from '../records/crypto/signature.js';
 import { libsodiumUnavailable } from '../records/crypto/ed25519Backends.js';
 import { MedLedgerError, isMedLedgerError } from '../records/errors.js';
@@ -29,6 +28,7 @@ import { P2PHost } from './p2p/host.js';
 import { LedgerStore } from './store/ledgerStore.js';
 import { PAYLOAD_PROTOCOL, SYNC_MAX_FRAME_BYTES, SYNC_PROTOCOL, SyncManager } from './sync.js';
 import { admitTx } from './txAdmission.js';
+import { readSecretKeyFile } from './keyFile.js';
 import { TxTracker } from './txTracker.js';
 import { decodeTxCached } from '../consensus/blockExecution.js';
 import { txIdOfBytes } from '../records/tx/codec.js';
@@ -37,8 +37,6 @@ import { leafHash } from '../consensus/merkle.js';
 
 /** Transactions of an API batch admitted between two yields to the event loop (~5 ms of work). */
 const ADMISSION_SLICE = 50;
-
-const validatorKeyFileSchema = z.strictObject({ secretKey: z.string().regex(/^[0-9a-f]{64}$/) });
 
 export function readGenesisFile(file: string): Genesis {
   return parseGenesis(JSON.parse(readFileSync(file, 'utf8')));
@@ -133,8 +131,7 @@ export class MedLedgerNode {
     const genesis = readGenesisFile(config.genesisFile);
     const hospitalIndex = genesis.validators.findIndex((v) => v.hospital === config.hospital);
     if (hospitalIndex < 0) throw new Error(`hospital ${config.hospital} is not in the genesis file`);
-    const validatorKey = validatorKeyFileSchema.parse(JSON.parse(readFileSync(config.validatorKeyFile, 'utf8')));
-    const signer = createSigner(fromHex(validatorKey.secretKey));
+    const signer = createSigner(readSecretKeyFile(config.validatorKeyFile, 'validator key'));
     if (!bytesEqual(signer.publicKey, genesis.validators[hospitalIndex]!.key)) {
       throw new Error(`validator key in ${config.validatorKeyFile} is not ${config.hospital}'s key in the genesis file`);
     }

@@ -37,7 +37,7 @@ describe('aggregator key file', () => {
     const genesis = genesisOf();
     const config = loadNodeConfig(layout.nodes[0]!.configFile);
     const other = join(dir, 'other.key.json');
-    writeFileSync(other, JSON.stringify({ secretKey: toHex(generateEncryptionKeyPair().secretKey) }));
+    writeFileSync(other, JSON.stringify({ secretKey: toHex(generateEncryptionKeyPair().secretKey) }), { mode: 0o600 });
     expect(() => loadAggregatorKey({ ...config, aggregatorKeyFile: other }, genesis)).toThrow(/is not hosp-a's aggregatorKey/);
     writeFileSync(other, JSON.stringify({ secretKey: 'zz' }));
     expect(() => loadAggregatorKey({ ...config, aggregatorKeyFile: other }, genesis)).toThrow(/malformed/);
@@ -45,6 +45,26 @@ describe('aggregator key file', () => {
     const without = parseGenesis({ ...genesis.file, hospitals: [hospital, ...genesis.file.hospitals.slice(1)] });
     expect(() => loadAggregatorKey(config, without)).toThrow(/no aggregatorKey for hosp-a/);
     expect(loadAggregatorKey({ hospital: 'hosp-a' }, genesis)).toBeUndefined();
+  });
+
+  it('a key file others may read is refused; a damaged one is refused without quoting any of its text', () => {
+    const genesis = genesisOf();
+    const config = loadNodeConfig(layout.nodes[0]!.configFile);
+    const file = join(dir, 'damaged.key.json');
+    const secret = toHex(generateEncryptionKeyPair().secretKey);
+    writeFileSync(file, JSON.stringify({ secretKey: secret }), { mode: 0o644 });
+    expect(() => loadAggregatorKey({ ...config, aggregatorKeyFile: file }, genesis)).toThrow(/readable by other users \(mode 644\)/);
+    // JSON.parse's own message would quote the text around the fault: part of the secret.
+    rmSync(file);
+    writeFileSync(file, `{"secretKey": ${secret}}`, { mode: 0o600 });
+    let message = '';
+    try {
+      loadAggregatorKey({ ...config, aggregatorKeyFile: file }, genesis);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/malformed/);
+    expect(message).not.toContain(secret.slice(0, 8));
   });
 
   it('a genesis without aggregator keys or stats (older files) still parses, with calendar months', () => {

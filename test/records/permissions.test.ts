@@ -464,6 +464,15 @@ describe('PROTOCOL.md §3 permission table through apply()', () => {
       });
     });
 
+    it("a hospital's id cannot be registered as a patient: invalid USER_EXISTS (it would share the hospital's nonces and mempool quota)", () => {
+      const { ledger } = buildWorld();
+      const before = ledger.snapshot();
+      const result = ledger.submit('hosp-a', { type: 'registerPatient', via: 'hosp-b', body: { encKey: ledger.keys('hosp-a').encKey } });
+      expect(result.valid).toBe(false);
+      if (!result.valid) expect(result.error).toMatchObject({ code: 'USER_EXISTS', message: expect.stringContaining("hospital's id") });
+      expect(ledger.snapshot()).toEqual(before);
+    });
+
     it.each(Object.entries(cases))('an existing %s (%s) cannot register again: invalid USER_EXISTS', (_label, actor) => {
       const { ledger } = buildWorld();
       const before = ledger.snapshot();
@@ -681,6 +690,8 @@ describe('staff administration', () => {
 
   it('an existing user id, or one with a pending invitation, cannot be invited', () => {
     for (const existing of [D2, P, ADMIN_B]) expectDenied(w.ledger, ADMIN_A, invite(existing), 'user-exists');
+    // A hospital's id is its actor id on the ledger (statsAggregate): nobody may be invited under it.
+    expectDenied(w.ledger, ADMIN_A, invite('hosp-b'), 'user-exists');
     expectAllowed(w.ledger, ADMIN_A, invite('doc-new'));
     expectDenied(w.ledger, ADMIN_B, invite('doc-new'), 'invitation-pending');
   });

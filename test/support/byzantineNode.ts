@@ -37,7 +37,7 @@
  */
 import '../../src/polyfill.js';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { headerHash } from '../../src/consensus/block.js';
@@ -59,6 +59,7 @@ import { decodeCanonical, encodeCanonical } from '../../src/records/encoding.js'
 import { signTx } from '../../src/records/tx/codec.js';
 import type { Tx, UnsignedTx } from '../../src/records/tx/types.js';
 import { BEHAVIOURS, type BehaviourName } from './byzantine.js';
+import { readSecretKeyFile } from '../../src/node/keyFile.js';
 
 interface Options {
   maxMessages: number;
@@ -95,8 +96,7 @@ class Byzantine {
   ) {
     // Test-only access to the engine's private publish functions.
     this.deps = (node.engine as unknown as { deps: EngineDeps }).deps;
-    const secret = (JSON.parse(readFileSync(node.config.validatorKeyFile, 'utf8')) as { secretKey: string }).secretKey;
-    this.signer = createSigner(fromHex(secret));
+    this.signer = createSigner(readSecretKeyFile(node.config.validatorKeyFile, 'validator key'));
     this.self = this.deps.self!.index;
     this.network = node.genesis.file.network;
     this.n = node.genesis.validators.length;

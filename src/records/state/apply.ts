@@ -45,6 +45,8 @@ function checkValidity(state: StateView, t: UnsignedTx, ctx: ApplyContext): Appl
         ? invalid('REPLAY', `registration of ${t.actor} was already applied`)
         : invalid('USER_EXISTS', `user id ${t.actor} is already taken`);
     }
+    // A hospital's id is its actor id (statsAggregate): a patient by that name would share its nonces and queue.
+    if (state.get('hospitals', t.actor)) return invalid('USER_EXISTS', `user id ${t.actor} is a hospital's id`);
     // An id a hospital has invited is reserved until the invitation expires: no one can squat on it.
     const invitation = state.get('invitations', t.actor);
     if (invitation && invitation.activatedAt === undefined && ctx.blockTime <= invitation.expiresAt) {

@@ -82,6 +82,8 @@ const rules: { [T in UnsignedTx['type']]: Rule<T> } = {
     // A staff member whose key was revoked (revokeStaffKey) may be invited again, by their own hospital and
     // in the same role: the activation then installs new keys and keeps the id, grants and history.
     const existing = s.get('users', t.body.user);
+    // Hospital ids act on the ledger too (statsAggregate): no user may take one.
+    if (s.get('hospitals', t.body.user)) return deny('user-exists');
     if (existing && (existing.keyRevokedAt === undefined || existing.hospital !== agent.hospital)) return deny('user-exists');
     if (existing && existing.role !== t.body.role) return deny('role-mismatch');
     const previous = s.get('invitations', t.body.user);
