@@ -3,9 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeTxBatch, gossipHandlers, MAX_TX_BATCH } from '../../../src/node/gossip.js';
 import { judgeMessage, type WeighedVerdict } from '../../../src/node/p2p/verdict.js';
 import { encodeCanonical } from '../../../src/records/encoding.js';
-import { NodeMetrics } from '../../../src/node/metrics.js';
+import type { NodeMetrics } from '../../../src/node/metrics.js';
 import { metricValue, parsePrometheus } from '../../../scripts/bench/prometheus.js';
 import { EngineRig } from '../../support/engineRig.js';
+import { idleNodeMetrics } from '../../support/metrics.js';
 
 /**
  * The cost a gossiped transaction batch causes is charged to its sender, transaction by transaction, and
@@ -15,17 +16,7 @@ describe('gossiped transaction batches', () => {
   let rig: EngineRig;
   let metrics: NodeMetrics;
   beforeEach(() => {
-    metrics = new NodeMetrics(
-      {
-        height: () => 0,
-        round: () => 0,
-        peers: () => 0,
-        mempool: () => ({ txs: 0, bytes: 0 }),
-        integrity: () => ({ verifiedHeight: 0, alert: false }),
-        payloadsMissing: () => 0,
-      },
-      { processMetrics: false },
-    );
+    metrics = idleNodeMetrics();
   });
   afterEach(async () => {
     await rig?.destroy();

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LoadShedder } from '../../../src/node/loadShedder.js';
-import { NodeMetrics } from '../../../src/node/metrics.js';
 import { metricValue, parsePrometheus } from '../../../scripts/bench/prometheus.js';
 import { isMedLedgerError } from '../../../src/records/errors.js';
+import { idleNodeMetrics } from '../../support/metrics.js';
 
 /** The node's load shedder refuses new work with UNAVAILABLE (HTTP 503) for each reason, and counts it. */
 describe('load shedder', () => {
@@ -29,17 +29,7 @@ describe('load shedder', () => {
   });
 
   it("counts each refusal in the node's metrics under its reason", async () => {
-    const metrics = new NodeMetrics(
-      {
-        height: () => 0,
-        round: () => 0,
-        peers: () => 0,
-        mempool: () => ({ txs: 0, bytes: 0 }),
-        integrity: () => ({ verifiedHeight: 0, alert: false }),
-        payloadsMissing: () => 0,
-      },
-      { processMetrics: false },
-    );
+    const metrics = idleNodeMetrics();
     shedder = new LoadShedder({ mempoolHighWater: 100, rssHighWater: 1e12, loopDelayHighWaterMs: 1e6 }, () => 95, metrics);
     expect(refusal(() => shedder!.admit(6))?.code).toBe('UNAVAILABLE');
     expect(refusal(() => shedder!.admit(1))).toBeNull();
