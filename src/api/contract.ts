@@ -278,7 +278,7 @@ export type PayloadListing = z.infer<typeof payloadListingSchema>;
 // ---- private statistics (issue 13): jobs and batches, for auditors (signed view requests) ----
 
 const statsMeasure = z.enum(['systolic', 'diastolic', 'heartRate', 'temperature']);
-const statsInstance = z.enum(['moments', 'histogram']);
+const statsInstance = z.enum(['histogram']);
 const count = z.number().int().nonnegative();
 
 /**
@@ -318,7 +318,7 @@ export const statsBatchesResponseSchema = z.strictObject({
       z.strictObject({
         batch: z.string().max(40),
         reports: count,
-        jobs: z.strictObject({ moments: hex64.optional(), histogram: hex64.optional() }),
+        jobs: z.strictObject({ histogram: hex64.optional() }),
       }),
     )
     .max(MAX_STATS_BATCHES),

@@ -4,7 +4,7 @@ import type { RecordContent } from '../records/content.js';
 import { MedLedgerError } from '../records/errors.js';
 import { batchOf } from '../records/stats/batches.js';
 import { instanceOf, measures, measureValues, type MeasureName, type StatName } from '../records/stats/measures.js';
-import { computeStat, histogramResult, type HistogramResult, type StatResult } from '../records/stats/prio3.js';
+import { bucketCounts, computeStat, histogramResult, valueCounts, type HistogramResult, type StatResult } from '../records/stats/prio3.js';
 import { buildStatsReportBody } from '../records/stats/report.js';
 import type { ActionOutcome, Session } from './session.js';
 
@@ -140,16 +140,9 @@ async function combine(session: Session, q: StatsQuery, job: StatsJobResponse): 
   });
   if (used === 0) return { status: 'done', used, dropped };
   const result = computeStat(q.measure, q.stat, shares, used);
-  if (instanceOf(q.stat) === 'moments') return { status: 'done', result, used, dropped };
-  const all = computeStat(q.measure, 'histogram', shares, used);
-  const histogram =
-    all.stat === 'histogram'
-      ? histogramResult(
-          q.measure,
-          all.buckets.map((b) => BigInt(b.count)),
-        )
-      : undefined;
-  return { status: 'done', result, ...(histogram ? { histogram } : {}), used, dropped };
+  if (q.stat === 'count' || q.stat === 'mean' || q.stat === 'stddev') return { status: 'done', result, used, dropped };
+  const histogram = histogramResult(q.measure, bucketCounts(q.measure, valueCounts(q.measure, shares, used)));
+  return { status: 'done', result, histogram, used, dropped };
 }
 
 // ---- presentation shared by the CLI and the TUI ----

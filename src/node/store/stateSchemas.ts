@@ -44,7 +44,7 @@ const statsBatchSchema: z.ZodType<StatsBatch> = z.looseObject({
   measure: measureSchema,
   batch: z.string(),
   reports: count,
-  jobs: z.looseObject({ moments: z.string().optional(), histogram: z.string().optional() }),
+  jobs: z.looseObject({ histogram: z.string().optional() }),
 });
 
 const statsJobSchema: z.ZodType<StatsJob> = z.looseObject({

@@ -70,7 +70,7 @@ export const statsRules = {
     const info = networkInfo(s);
     if (!aggregatorsReady(s, info)) return deny('no-aggregator-key');
     const n = info.hospitals.length;
-    if (!reportFits(t.body.reports.moments, t.body.measure, 'moments', n) || !reportFits(t.body.reports.histogram, t.body.measure, 'histogram', n)) {
+    if (!reportFits(t.body.reports.histogram, t.body.measure, 'histogram', n)) {
       return deny('bad-report');
     }
     const key = statsBatchKey(t.body.measure, t.body.batch);

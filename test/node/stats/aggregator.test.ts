@@ -11,7 +11,7 @@ import { StatsAggregator } from '../../../src/node/stats/aggregator.js';
 import { LedgerStore } from '../../../src/node/store/ledgerStore.js';
 import { statsJobOf } from '../../../src/node/stats/views.js';
 import { batchOf } from '../../../src/records/stats/batches.js';
-import { momentBits, measures } from '../../../src/records/stats/measures.js';
+import { measures, valueCount } from '../../../src/records/stats/measures.js';
 import { computeStat, createVdaf, shard } from '../../../src/records/stats/prio3.js';
 import { buildStatsReportBody, shareContext } from '../../../src/records/stats/report.js';
 import { sealShare } from '../../../src/records/stats/sealing.js';
@@ -50,16 +50,16 @@ async function reportBody(patient: string, record: string, value: number): Promi
   });
 }
 
-/** A client that skips the range check: its moments "bits" hold x = 1000 (the core's forging, PROTOCOL §…). */
+/** A client that skips the encoding: its histogram vector is not one-hot (two counts at 300 mmHg). */
 async function forgedBody(patient: string, record: string): Promise<TxBody<'statsReport'>> {
   const honest = await reportBody(patient, record, 120);
-  const vdaf = createVdaf('systolic', 'moments', 4);
-  const b = momentBits(measures.systolic);
-  (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => Array.from({ length: 3 * b }, (_, i) => (i === 0 ? 1000n : 0n));
-  const r = await shard(vdaf, [0, 0, 0]);
+  const vdaf = createVdaf('systolic', 'histogram', 4);
+  const len = valueCount(measures.systolic);
+  (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => Array.from({ length: len }, (_, i) => (i === len - 1 ? 2n : 0n));
+  const r = await shard(vdaf, 0);
   const place = { patient, record, version: 1, measure: 'systolic' as const, batch: honest.batch };
-  const shares = r.inputShares.map((s, i) => sealShare(chain.aggregators[i]!.publicKey, shareContext(chain.genesis.hash, place, 'moments', r.nonce, i), s));
-  return { ...honest, reports: { ...honest.reports, moments: { nonce: r.nonce, publicShare: r.publicShare, shares } } };
+  const shares = r.inputShares.map((s, i) => sealShare(chain.aggregators[i]!.publicKey, shareContext(chain.genesis.hash, place, 'histogram', r.nonce, i), s));
+  return { ...honest, reports: { histogram: { nonce: r.nonce, publicShare: r.publicShare, shares } } };
 }
 
 async function commitAll(txs: Tx[], time?: number): Promise<void> {
@@ -114,13 +114,13 @@ beforeAll(async () => {
   // Hospital c's sealed share is noise of the right length: c cannot open it, marks it invalid, everyone drops it.
   const bad = records[patients.length + 1]!.record;
   const badBody = await reportBody('pat-badseal', bad, 120);
-  const noisy = badBody.reports.moments.shares.map((s, i) => (i === 2 ? new Uint8Array(randomBytes(s.length)) : s));
+  const noisy = badBody.reports.histogram.shares.map((s, i) => (i === 2 ? new Uint8Array(randomBytes(s.length)) : s));
   reports.push(
     chain.sign('pat-badseal', {
       type: 'statsReport',
       patient: 'pat-badseal',
       record: bad,
-      body: { ...badBody, reports: { ...badBody.reports, moments: { ...badBody.reports.moments, shares: noisy } } },
+      body: { ...badBody, reports: { histogram: { ...badBody.reports.histogram, shares: noisy } } },
     }),
   );
   await commitAll(reports);
