@@ -181,6 +181,8 @@ export interface Overview {
   staff?: PublicUser[];
   /** Patient: the latest statsConsent (issue 13); absent when they never chose (= not contributing). */
   statsConsent?: { contribute: boolean; since: number };
+  /** Patient: per measure, the batch they last reported it in (one report per measure and batch). */
+  statsReported?: Partial<Record<'systolic' | 'diastolic' | 'heartRate' | 'temperature', string>>;
 }
 
 export interface ErrorResponse {

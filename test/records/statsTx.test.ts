@@ -113,11 +113,33 @@ describe('statsReport', () => {
     expect(ledger.state.get('records', record)!.statsReported).toEqual({ systolic: 1 });
     // Another measure of the same version is its own report.
     ledger.must(P, reportInput(P, record, await reportBody(ledger, P, record, 80, 'diastolic')));
+    expect(ledger.user(P).statsReported).toEqual({ systolic: body.batch, diastolic: body.batch });
     expectDenied(ledger, P, reportInput(P, record, await reportBody(ledger, P, record)), 'already-reported');
-    // A new version may be reported again.
+  });
+
+  it('one report per patient per (measure, batch): a new version or another record is already-reported until the next batch', async () => {
+    const ledger = world();
+    consent(ledger, P);
+    consent(ledger, P2);
+    const record = ledger.createRecord(P, P);
+    const body = await reportBody(ledger, P, record);
+    ledger.must(P, reportInput(P, record, body));
+    // A new version of the same record, another record: the patient already counts in this batch.
     ledger.must(DOC, { type: 'updateRecord', patient: P, record, body: { recipients: ledger.recipientsFor(P), version: 2 } });
-    ledger.must(P, reportInput(P, record, await reportBody(ledger, P, record, 130)));
+    expectDenied(ledger, P, reportInput(P, record, await reportBody(ledger, P, record, 130)), 'already-reported');
+    const other = ledger.createRecord(P, P);
+    expectDenied(ledger, P, reportInput(P, other, await reportBody(ledger, P, other, 300)), 'already-reported');
+    // Another patient is not affected.
+    const theirs = ledger.createRecord(P2, P2);
+    ledger.must(P2, reportInput(P2, theirs, await reportBody(ledger, P2, theirs, 140)));
     expect(ledger.state.get('statsBatches', `systolic/${body.batch}`)!.reports).toBe(2);
+    // The next batch takes the patient's report again.
+    ledger.clock = batchOf(stats, ledger.clock).end + 1_000;
+    const next = await reportBody(ledger, P, other, 125);
+    expect(next.batch).not.toBe(body.batch);
+    ledger.must(P, reportInput(P, other, next));
+    expect(ledger.user(P).statsReported).toEqual({ systolic: next.batch });
+    expect(ledger.state.get('statsBatches', `systolic/${next.batch}`)!.reports).toBe(1);
   });
 
   it(`a batch holding ${MAX_BATCH_REPORTS} reports of a measure is full (batch-full): no job outgrows what a node prepares`, async () => {

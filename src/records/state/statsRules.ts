@@ -57,7 +57,7 @@ export const statsRules = {
 
   /**
    * The patient's own report of one measure of the current version of one of their records, while they
-   * contribute; apply has already checked that the batch is the batch of the tx time and of the block.
+   * contribute, at most one per (measure, batch) per patient; apply has already checked that the batch is the batch of the tx time and of the block.
    */
   statsReport(s: Writable, t: UnsignedTx<'statsReport'>, agent: User): Decision {
     const notSelf = ownDataOnly(t, agent);
@@ -67,6 +67,10 @@ export const statsRules = {
     if (isDecision(record)) return record;
     if (t.body.version !== record.version) return deny('version-conflict');
     if (record.statsReported?.[t.body.measure] === record.version) return deny('already-reported');
+    // One report per patient per (measure, batch): the floor of 10 then counts distinct patients, and no patient
+    // can weigh more than one value in a batch or fill it (review H1, M2).
+    const me = s.get('users', agent.id) ?? agent;
+    if (me.statsReported?.[t.body.measure] === t.body.batch) return deny('already-reported');
     const info = networkInfo(s);
     if (!aggregatorsReady(s, info)) return deny('no-aggregator-key');
     const n = info.hospitals.length;
@@ -78,6 +82,8 @@ export const statsRules = {
     if (batch.reports >= MAX_BATCH_REPORTS) return deny('batch-full');
     s.write([{ table: 'statsBatches', key, value: { ...batch, reports: batch.reports + 1 } }]);
     putRecord(s, { ...record, statsReported: { ...record.statsReported, [t.body.measure]: record.version } });
+    // Bounded: one entry per measure (4), the latest batch reported.
+    putUser(s, { ...me, statsReported: { ...me.statsReported, [t.body.measure]: t.body.batch } });
     return ALLOW;
   },
 
