@@ -17,7 +17,8 @@ import type { ActionOutcome, Session } from './session.js';
 /**
  * After a patient's own record version committed: one statsReport per measure present in its vitals, if the
  * patient contributes and has not reported that measure in the current batch yet (the ledger takes one report
- * per patient, measure and batch: a later version in the same batch is skipped, silently). Never fails the record action: a failure is a warning naming the measure, never a value.
+ * per patient, measure and batch: a later version in the same batch is skipped, silently). Never fails the
+ * record action: a failure is a warning naming the measure, never a value.
  * Staff-written records are not reported (a report is the patient's own signed statement); copies are not either
  * (the same value would count twice).
  */
