@@ -337,9 +337,8 @@ const aggregateInput = (job: string, share: Uint8Array, used: number, dropped: n
 });
 
 describe('statsAggregate', () => {
-  async function pendingJob() {
+  async function pendingJob(values = [112, 118, 120, 125, 131, 140, 99, 104, 150, 122, 127]) {
     const ledger = world();
-    const values = [112, 118, 120, 125, 131, 140, 99, 104, 150, 122, 127];
     const { batch, txs } = await fillBatch(ledger, values);
     closeBatch(ledger, batch);
     const q = ledger.sign(AUD, query('systolic', 'mean', batch));
@@ -379,6 +378,22 @@ describe('statsAggregate', () => {
     ledger.must('hosp-a', aggregateInput(job, empty, 9, 2, agg.digest, 'hosp-a'));
     ledger.must('hosp-b', aggregateInput(job, empty, 9, 2, agg.digest, 'hosp-b'));
     expect(ledger.state.get('statsJobs', job)).toMatchObject({ status: 'withheld', used: 9, dropped: 2 });
+  });
+
+  it('more than 10% of the reports dropped: a real share is a bad share; every hospital withholds and nothing is released', async () => {
+    // 13 reports: 1 dropped is 7.7%, 2 dropped is 15%.
+    const { ledger, job, agg } = await pendingJob([112, 118, 120, 125, 131, 140, 99, 104, 150, 122, 127, 133, 109]);
+    expect(ledger.submit('hosp-a', aggregateInput(job, agg.shares[0]!, 12, 1, agg.digest, 'hosp-a'))).toMatchObject({ valid: true });
+    expect(ledger.state.get('statsJobs', job)!.shares['hosp-a']!.share.length).toBeGreaterThan(0);
+    const denied = ledger.submit('hosp-b', aggregateInput(job, agg.shares[1]!, 11, 2, agg.digest, 'hosp-b'));
+    expect(denied.valid && denied.event.reason).toBe('bad-share');
+    const second = await pendingJob([112, 118, 120, 125, 131, 140, 99, 104, 150, 122, 127, 133, 109]);
+    const empty = new Uint8Array(0);
+    second.ledger.must('hosp-a', aggregateInput(second.job, empty, 11, 2, second.agg.digest, 'hosp-a'));
+    second.ledger.must('hosp-b', aggregateInput(second.job, empty, 11, 2, second.agg.digest, 'hosp-b'));
+    const withheld = second.ledger.state.get('statsJobs', second.job)!;
+    expect(withheld).toMatchObject({ status: 'withheld', used: 11, dropped: 2 });
+    expect(Object.values(withheld.shares).map((x) => x.share.length)).toEqual([0, 0]);
   });
 
   it('an empty share with 10 or more used is a bad share', async () => {

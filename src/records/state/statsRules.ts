@@ -19,6 +19,16 @@ export const MIN_BATCH_REPORTS = 10;
  */
 export const MAX_BATCH_REPORTS = 100_000;
 
+/**
+ * Whether a hospital must withhold its aggregate share (publish it empty): fewer than MIN_BATCH_REPORTS reports
+ * were used (on chain a share is public), or more than 10% of the job's reports were dropped. Reports are
+ * dropped when any one hospital marks them invalid, so without the 10% bound a byzantine hospital could keep
+ * just a victim and known reports of its own and read the victim's value off the result (review H1).
+ */
+export function mustWithhold(used: number, dropped: number): boolean {
+  return used < MIN_BATCH_REPORTS || dropped * 10 > used + dropped;
+}
+
 export function networkInfo(s: StateView): NetworkInfo {
   const info = s.get('network', NETWORK_KEY);
   if (!info) throw new Error('state has no network entry (genesis)');
@@ -125,8 +135,8 @@ export const statsRules = {
 
 /**
  * A hospital's aggregate share for a pending job (apply has checked the validator key and the hospital's
- * nonce). One per hospital; the share must decode, or be empty when fewer than MIN_BATCH_REPORTS reports passed
- * the proof (a share on chain is public, so it is withheld); used + dropped must be the job's report count.
+ * nonce). One per hospital; the share must decode, or be empty when mustWithhold (fewer than MIN_BATCH_REPORTS
+ * reports passed, or more than 10% were dropped: a share on chain is public, so it is withheld); used + dropped must be the job's report count.
  * When every hospital has answered, the job is `done` (or `withheld`, too few valid reports) if all agree on
  * used, dropped and digest, else `failed` naming the hospitals that differ from the most common answer (ties:
  * the answer of the earliest hospital in genesis order).
@@ -137,8 +147,8 @@ export function authorizeStatsAggregate(s: Writable, t: UnsignedTx<'statsAggrega
   if (job.status !== 'pending') return deny('job-closed');
   if (job.shares[hospital.id]) return deny('already-submitted');
   const info = networkInfo(s);
-  if (t.body.used < MIN_BATCH_REPORTS) {
-    // Fewer valid reports than a release needs: the share is withheld (on chain it would be public).
+  if (mustWithhold(t.body.used, t.body.dropped)) {
+    // Too few valid reports, or too many dropped: the share is withheld (on chain it would be public).
     if (t.body.share.length !== 0) return deny('bad-share');
   } else {
     const vdaf = vdafFor(job.measure, job.instance, info.hospitals.length);
@@ -163,7 +173,7 @@ export function authorizeStatsAggregate(s: Writable, t: UnsignedTx<'statsAggrega
     next =
       disagreeing.length > 0
         ? { ...next, status: 'failed', disagreeing }
-        : { ...next, status: first.used < MIN_BATCH_REPORTS ? 'withheld' : 'done', used: first.used, dropped: first.dropped };
+        : { ...next, status: mustWithhold(first.used, first.dropped) ? 'withheld' : 'done', used: first.used, dropped: first.dropped };
   }
   s.write([{ table: 'statsJobs', key: job.id, value: next }]);
   return ALLOW;

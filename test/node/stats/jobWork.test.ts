@@ -85,6 +85,28 @@ describe('an aggregator’s work on a job', () => {
     }
   });
 
+  it('a hospital that marks reports invalid cannot choose the survivors: beyond 10% dropped, every honest node withholds', async () => {
+    const txs = await Promise.all(Array.from({ length: 20 }, (_, i) => reportTx(i, 100 + i)));
+    const prepared = [];
+    for (let h = 0; h < N; h++)
+      prepared.push(await prepareReports(txs, { vdaf: honest, genesisHash, aggregator: aggregators[h]!, selfIndex: h, instance: 'histogram', verifyKey }));
+    // Hospital d (byzantine) sends a list keeping only the first `kept` reports.
+    const finish = (kept: number) => {
+      const lists = prepared.map((p) => p.shares);
+      lists[3] = lists[3]!.map((s, r) => (r < kept ? s : undefined));
+      return Promise.all([0, 1, 2].map((h) => finishReports(honest, prepared[h]!, lists)));
+    };
+    for (const o of await finish(10)) {
+      expect(o).toMatchObject({ used: 10, dropped: 10 });
+      expect(o.share).toHaveLength(0);
+    }
+    // 3 of 20 dropped (15%): withheld; 2 of 20 (10%): released.
+    for (const o of await finish(17)) expect(o.share).toHaveLength(0);
+    const released = await finish(18);
+    for (const o of released) expect(o).toMatchObject({ used: 18, dropped: 2 });
+    expect(released[0]!.share.length).toBeGreaterThan(0);
+  });
+
   it('a share sealed for another aggregator is invalid here; work stops when aborted', async () => {
     const txs = await Promise.all(Array.from({ length: 20 }, (_, i) => reportTx(i, 120)));
     const wrongKey = await prepareReports(txs.slice(0, 2), {
