@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { finishReports, JobAborted, prepareReports } from '../../../src/node/stats/jobWork.js';
+import { finishReports, JobAborted, prepareReports, type PreparedReports } from '../../../src/node/stats/jobWork.js';
 import { utf8 } from '../../../src/records/crypto/bytes.js';
 import { sha256 } from '../../../src/records/crypto/hash.js';
 import { generateEncryptionKeyPair } from '../../../src/records/crypto/keyAgreement.js';
@@ -87,7 +87,7 @@ describe('an aggregator’s work on a job', () => {
 
   it('a hospital that marks reports invalid cannot choose the survivors: beyond 10% dropped, every honest node withholds', async () => {
     const txs = await Promise.all(Array.from({ length: 20 }, (_, i) => reportTx(i, 100 + i)));
-    const prepared = [];
+    const prepared: PreparedReports[] = [];
     for (let h = 0; h < N; h++)
       prepared.push(await prepareReports(txs, { vdaf: honest, genesisHash, aggregator: aggregators[h]!, selfIndex: h, instance: 'histogram', verifyKey }));
     // Hospital d (byzantine) sends a list keeping only the first `kept` reports.
