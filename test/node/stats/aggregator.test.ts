@@ -7,12 +7,12 @@ import { Writable } from 'node:stream';
 import { encodePrepRequest, readPrepResponse } from '../../../src/node/stats/prepProtocol.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ledger } from '../../../src/node/ledger.js';
-import { StatsAggregator } from '../../../src/node/stats/aggregator.js';
+import { StatsAggregator, withDeadline } from '../../../src/node/stats/aggregator.js';
 import { LedgerStore } from '../../../src/node/store/ledgerStore.js';
 import { statsJobOf } from '../../../src/node/stats/views.js';
 import { batchOf } from '../../../src/records/stats/batches.js';
-import { measures, valueCount } from '../../../src/records/stats/measures.js';
-import { computeStat, createVdaf, shard } from '../../../src/records/stats/prio3.js';
+import { measures, valueCount, type MeasureName } from '../../../src/records/stats/measures.js';
+import { computeStat, createVdaf, prepShareLength, shard, vdafFor } from '../../../src/records/stats/prio3.js';
 import { buildStatsReportBody, shareContext } from '../../../src/records/stats/report.js';
 import { sealShare } from '../../../src/records/stats/sealing.js';
 import type { Tx, TxBody } from '../../../src/records/tx/types.js';
@@ -37,14 +37,16 @@ const aggregators: (StatsAggregator | undefined)[] = [];
 const submitted: Tx[][] = hospitals.map(() => []);
 const down = new Set<string>();
 let job = '';
+/** Each patient's record (version 1), by patient. */
+const recordOf = new Map<string, string>();
 
-async function reportBody(patient: string, record: string, value: number): Promise<TxBody<'statsReport'>> {
+async function reportBody(patient: string, record: string, value: number, measure: MeasureName = 'systolic'): Promise<TxBody<'statsReport'>> {
   return buildStatsReportBody({
     genesisHash: chain.genesis.hash,
     patient,
     record,
     version: 1,
-    measure: 'systolic',
+    measure,
     value,
     batch: batchOf({ batchMs: BATCH_MS }, chain.clock).label,
     aggregatorKeys: chain.aggregators.map((a) => a.publicKey),
@@ -102,6 +104,7 @@ beforeAll(async () => {
   const extra = ['pat-forger', 'pat-badseal'];
   await commitAll([...[...patients, ...extra].map((p, i) => chain.registerPatient(p, hospitals[i % 4]!)), ...chain.enrol('admin-a', 'aud-1', 'auditor')]);
   const records = [...patients, ...extra].map((p) => chain.createRecord(p, p, 'BP'));
+  for (const [i, p] of [...patients, ...extra].entries()) recordOf.set(p, records[i]!.record);
   await commitAll([
     ...records.map((r) => r.tx),
     ...[...patients, ...extra].map((p) => chain.sign(p, { type: 'statsConsent', patient: p, body: { contribute: true } })),
@@ -242,4 +245,112 @@ describe('the node aggregator', () => {
       { timeoutMs: 20_000, intervalMs: 100 },
     );
   }, 180_000);
+
+  it('a job answered here takes no slot: two jobs pending on other hospitals do not block a third; answers come from the cached frames', async () => {
+    // A new batch: ten patients report diastolic, heart rate and temperature; it closes; three jobs.
+    const batch = batchOf({ batchMs: BATCH_MS }, chain.clock);
+    const reporters = values.slice(0, 10).map((_, i) => `pat-s${i}`);
+    const reports: Tx[] = [];
+    for (const [i, p] of reporters.entries())
+      for (const [measure, value] of [
+        ['diastolic', 70 + i],
+        ['heartRate', 60 + i],
+        ['temperature', 365 + i],
+      ] as const)
+        reports.push(chain.sign(p, { type: 'statsReport', patient: p, record: recordOf.get(p)!, body: await reportBody(p, recordOf.get(p)!, value, measure) }));
+    await commitAll(reports, chain.clock);
+    await commitAll([], batch.end);
+    const queryOf = async (measure: MeasureName) => {
+      const q = chain.sign('aud-1', { type: 'statsQuery', body: { measure, stat: 'mean', batch: batch.label } });
+      await commitAll([q]);
+      return q.idHex;
+    };
+    const sharesOf = (id: string) => submitted.flat().filter((t) => t.tx.type === 'statsAggregate' && (t as Tx<'statsAggregate'>).tx.body.job === id);
+    const waitSubmitted = (id: string) =>
+      pollUntil(
+        `every hospital submits ${id.slice(0, 8)}`,
+        async () => new Set(sharesOf(id).map((t) => t.tx.actor)).size,
+        (n) => (n === 4 ? null : `${n} of 4`),
+        { timeoutMs: 90_000, intervalMs: 100 },
+      );
+    const first = await queryOf('diastolic');
+    const second = await queryOf('heartRate');
+    await waitSubmitted(first);
+    await waitSubmitted(second);
+    // hosp-d's aggregate of the first job and hosp-c's of the second never reach the chain.
+    const only = (id: string, hospital: string) => sharesOf(id).find((t) => t.tx.actor === hospital)!;
+    await commitAll(
+      ['hosp-a', 'hosp-b', 'hosp-c'].map((h) => only(first, h)),
+      Date.now(),
+    );
+    await commitAll(
+      ['hosp-a', 'hosp-b', 'hosp-d'].map((h) => only(second, h)),
+      Date.now(),
+    );
+    expect(ledgers[0]!.state.get('statsJobs', first)!.status).toBe('pending');
+    expect(ledgers[0]!.state.get('statsJobs', second)!.status).toBe('pending');
+    // hosp-a has answered both: it holds no slot for them, so the third job goes through everywhere.
+    const third = await queryOf('temperature');
+    await waitSubmitted(third);
+    await commitAll(
+      hospitals.map((h) => only(third, h)),
+      Date.now(),
+    );
+    expect(ledgers[1]!.state.get('statsJobs', third)).toMatchObject({ status: 'done', used: 10, dropped: 0 });
+    // hosp-a still serves its answered jobs from the frames it encoded once, identically for every peer.
+    const served = async (id: string) => {
+      const frames: Uint8Array[] = [];
+      for await (const f of aggregators[0]!.serve(encodePrepRequest(id))) frames.push(f);
+      return frames;
+    };
+    const once = await served(first);
+    expect(await served(first)).toEqual(once);
+    const list = await readPrepResponse(
+      (async function* () {
+        yield* once;
+      })(),
+      { count: 10, shareLength: prepShareLength(vdafFor('diastolic', 'histogram', 4)) },
+    );
+    expect(list).toHaveLength(10);
+    expect(aggregators[0]!.waitingFor(first)).toEqual([]);
+  }, 240_000);
+});
+
+describe('the pull of a peer has an overall deadline', () => {
+  it('a peer that trickles frames is cut off after the deadline and its stream closed', async () => {
+    let closed = false;
+    const trickle = (async function* () {
+      try {
+        yield new Uint8Array([1]);
+        await new Promise((r) => setTimeout(r, 150));
+        yield new Uint8Array([2]);
+        await new Promise((r) => setTimeout(r, 10_000));
+        yield new Uint8Array([3]);
+      } finally {
+        closed = true;
+      }
+    })();
+    const got: number[] = [];
+    const started = Date.now();
+    await expect(
+      (async () => {
+        for await (const f of withDeadline(trickle, 300)) got.push(f[0]!);
+      })(),
+    ).rejects.toThrow(/no complete answer within 300 ms/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(got).toEqual([1, 2]);
+    await pollUntil(
+      'the stream is closed',
+      async () => closed,
+      (c) => (c ? null : 'open'),
+      { timeoutMs: 15_000, intervalMs: 50 },
+    );
+    // A complete answer within the deadline passes through unchanged.
+    const quick = (async function* () {
+      yield new Uint8Array([7]);
+    })();
+    const all: Uint8Array[] = [];
+    for await (const f of withDeadline(quick, 300)) all.push(f);
+    expect(all).toEqual([new Uint8Array([7])]);
+  }, 30_000);
 });
