@@ -16,6 +16,7 @@ import type { Tx, UnsignedTx } from '../../records/tx/types.js';
 import type { FinalizedBlock } from '../finalizedBlock.js';
 import type { Ledger } from '../ledger.js';
 import type { P2PHost } from '../p2p/host.js';
+import { StoreDamage } from '../store/ledgerStore.js';
 import { errMessage } from '../p2p/errMessage.js';
 import { finishReports, JobAborted, prepareReports, type JobOutcome, type PreparedReports } from './jobWork.js';
 import {
@@ -285,15 +286,24 @@ export class StatsAggregator {
     const reports = async function* () {
       for await (const r of ledger.statsReports(job.measure, job.batch, MAX_JOB_REPORTS)) yield r.tx;
     };
-    const prepared = await prepareReports(reports(), {
-      vdaf: a.vdaf,
-      genesisHash: genesis.hash,
-      aggregator,
-      selfIndex: this.selfIndex,
-      instance: job.instance,
-      verifyKey: verifyKeyFor(headerHash(block.header), job.id, a.vdaf.verifyKeySize),
-      aborted: () => this.stopped,
-    });
+    let prepared: PreparedReports;
+    try {
+      prepared = await prepareReports(reports(), {
+        vdaf: a.vdaf,
+        genesisHash: genesis.hash,
+        aggregator,
+        selfIndex: this.selfIndex,
+        instance: job.instance,
+        verifyKey: verifyKeyFor(headerHash(block.header), job.id, a.vdaf.verifyKeySize),
+        aborted: () => this.stopped,
+      });
+    } catch (err) {
+      if (!(err instanceof StoreDamage)) throw err;
+      // Damage does not heal by itself: trying again would redo the preparation every step and stall other jobs.
+      a.stuck = `damaged store: ${err.message}`;
+      this.log.error({ job: short(job.id) }, `stats job not aggregated here: ${a.stuck}`);
+      return;
+    }
     if (prepared.txIds.length !== job.reports) {
       a.stuck = `the store indexes ${prepared.txIds.length} reports, the ledger counts ${job.reports}`;
       this.log.error({ job: short(job.id) }, `stats job not aggregated here: ${a.stuck}`);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ledger } from '../../../src/node/ledger.js';
 import { StatsAggregator, withDeadline } from '../../../src/node/stats/aggregator.js';
 import { LedgerStore } from '../../../src/node/store/ledgerStore.js';
+import { StoreDamage } from '../../../src/node/store/values.js';
 import { statsJobOf } from '../../../src/node/stats/views.js';
 import { batchOf } from '../../../src/records/stats/batches.js';
 import { measures, valueCount, type MeasureName } from '../../../src/records/stats/measures.js';
@@ -197,6 +198,58 @@ describe('the node aggregator', () => {
       expect(submittedHere).toEqual([]);
     } finally {
       await bounded.stop();
+    }
+  });
+
+  it('a damaged stats index marks the job stuck here once (logged), instead of preparing it again on every step', async () => {
+    const lines: string[] = [];
+    const capture = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    let reads = 0;
+    const damaged = new Proxy(ledgers[0]!, {
+      get(target, prop, receiver) {
+        if (prop === 'statsReports')
+          return async function* () {
+            reads++;
+            yield* [];
+            throw new StoreDamage('stats index systolic/x', 'a stray key');
+          };
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const stuck = new StatsAggregator({
+      ledger: damaged,
+      genesis: chain.genesis,
+      hospital: hospitals[0]!,
+      aggregator: chain.aggregators[0]!,
+      signer: chain.validators[0]!.signer,
+      host: () => ({
+        request: () => {
+          throw new Error('no peers here');
+        },
+      }),
+      submit: async () => undefined,
+      logger: pino({ level: 'info' }, capture),
+    });
+    stuck.start();
+    try {
+      await pollUntil(
+        'the damage is logged',
+        async () => lines.join(''),
+        (text) => (text.includes('stats job not aggregated here: damaged store') ? null : 'not yet'),
+        { timeoutMs: 10_000, intervalMs: 50 },
+      );
+      await new Promise((r) => setTimeout(r, 1_500)); // several steps
+      expect(reads).toBe(1);
+      expect(lines.filter((l) => l.includes('damaged store'))).toHaveLength(1);
+      expect(lines.join('')).not.toContain('stats aggregator step failed');
+    } finally {
+      await stuck.stop();
     }
   });
 
