@@ -39,10 +39,11 @@ import {
  */
 export const MAX_ACTIVE_JOBS = 2;
 /**
- * Answered jobs whose frames are kept for peers (~0.6 KiB per report each): beyond this, the oldest answered
- * jobs stop being served (logged) — a hospital that never submits cannot pile up memory here.
+ * Answered jobs whose frames are kept for peers (~0.6 KiB per report, ~60 MiB at MAX_JOB_REPORTS): beyond
+ * this, the newer answered jobs stop being served (logged), so a hospital that never submits cannot pile up
+ * memory here.
  */
-export const MAX_SERVED_JOBS = 8;
+export const MAX_SERVED_JOBS = 4;
 /** A whole preparation-share list must arrive within this; a slow peer is asked again on a later step. */
 export const PULL_DEADLINE_MS = 120_000;
 const MIN_DELAY_MS = 250;
@@ -214,8 +215,15 @@ export class StatsAggregator {
         continue;
       }
       if (answered && served >= MAX_SERVED_JOBS) {
-        // Bounded: beyond MAX_SERVED_JOBS answered jobs, the oldest ones are no longer served.
-        if (a) a.stuck ??= 'answered; over the bound of served jobs';
+        // Bounded: beyond MAX_SERVED_JOBS answered jobs (oldest first), the newer ones are no longer served.
+        if (a && !a.stuck) {
+          a.stuck = `answered here; over the bound of ${MAX_SERVED_JOBS} served jobs`;
+          delete a.prepared;
+          delete a.outcome;
+          delete a.frames;
+          a.lists.clear();
+          this.log.warn({ job: short(job.id) }, `stats job no longer served: ${a.stuck}`);
+        }
         continue;
       }
       if (!a) {
