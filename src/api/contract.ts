@@ -181,6 +181,8 @@ export interface Overview {
   staff?: PublicUser[];
   /** Patient: the latest statsConsent (issue 13); absent when they never chose (= not contributing). */
   statsConsent?: { contribute: boolean; since: number };
+  /** Patient: per measure, the batch they last reported it in (one report per measure and batch). */
+  statsReported?: Partial<Record<'systolic' | 'diastolic' | 'heartRate' | 'temperature', string>>;
 }
 
 export interface ErrorResponse {
@@ -278,7 +280,7 @@ export type PayloadListing = z.infer<typeof payloadListingSchema>;
 // ---- private statistics (issue 13): jobs and batches, for auditors (signed view requests) ----
 
 const statsMeasure = z.enum(['systolic', 'diastolic', 'heartRate', 'temperature']);
-const statsInstance = z.enum(['moments', 'histogram']);
+const statsInstance = z.enum(['histogram']);
 const count = z.number().int().nonnegative();
 
 /**
@@ -318,7 +320,7 @@ export const statsBatchesResponseSchema = z.strictObject({
       z.strictObject({
         batch: z.string().max(40),
         reports: count,
-        jobs: z.strictObject({ moments: hex64.optional(), histogram: hex64.optional() }),
+        jobs: z.strictObject({ histogram: hex64.optional() }),
       }),
     )
     .max(MAX_STATS_BATCHES),

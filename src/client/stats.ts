@@ -4,7 +4,7 @@ import type { RecordContent } from '../records/content.js';
 import { MedLedgerError } from '../records/errors.js';
 import { batchOf } from '../records/stats/batches.js';
 import { instanceOf, measures, measureValues, type MeasureName, type StatName } from '../records/stats/measures.js';
-import { computeStat, histogramResult, type HistogramResult, type StatResult } from '../records/stats/prio3.js';
+import { bucketCounts, computeStat, histogramResult, valueCounts, type HistogramResult, type StatResult } from '../records/stats/prio3.js';
 import { buildStatsReportBody } from '../records/stats/report.js';
 import type { ActionOutcome, Session } from './session.js';
 
@@ -16,7 +16,9 @@ import type { ActionOutcome, Session } from './session.js';
 
 /**
  * After a patient's own record version committed: one statsReport per measure present in its vitals, if the
- * patient contributes. Never fails the record action: a failure is a warning naming the measure, never a value.
+ * patient contributes and has not reported that measure in the current batch yet (the ledger takes one report
+ * per patient, measure and batch: a later version in the same batch is skipped, silently). Never fails the
+ * record action: a failure is a warning naming the measure, never a value.
  * Staff-written records are not reported (a report is the patient's own signed statement); copies are not either
  * (the same value would count twice).
  */
@@ -24,14 +26,20 @@ export async function reportVitals(session: Session, r: { patient: string; recor
   if (session.keys.role !== 'patient' || r.patient !== session.userId) return;
   const values = measureValues(r.content);
   if (values.length === 0) return;
-  let setup: { genesisHash: Uint8Array; aggregatorKeys: Uint8Array[]; stats: Parameters<typeof batchOf>[0] };
+  let setup: { genesisHash: Uint8Array; aggregatorKeys: Uint8Array[]; stats: Parameters<typeof batchOf>[0]; reported: Partial<Record<MeasureName, string>> };
   try {
-    if (!(await session.overview()).statsConsent?.contribute) return;
+    const overview = await session.overview();
+    if (!overview.statsConsent?.contribute) return;
     const [{ genesis }, identity] = await Promise.all([session.recipientKeys.trustAnchor(), session.api.identify()]);
     if (!bytesEqual(genesis.hash, identity.genesisHash)) throw new MedLedgerError('FORBIDDEN', 'the genesis file does not match the network of the node');
     const lacking = genesis.file.hospitals.filter((h) => !h.aggregatorKey).map((h) => h.id);
     if (lacking.length > 0) throw new MedLedgerError('MALFORMED', `no aggregator key in the genesis for ${lacking.join(', ')}`);
-    setup = { genesisHash: genesis.hash, aggregatorKeys: genesis.file.hospitals.map((h) => fromHex(h.aggregatorKey!)), stats: genesis.stats };
+    setup = {
+      genesisHash: genesis.hash,
+      aggregatorKeys: genesis.file.hospitals.map((h) => fromHex(h.aggregatorKey!)),
+      stats: genesis.stats,
+      reported: overview.statsReported ?? {},
+    };
   } catch (err) {
     session.onWarning(`record ${r.record} v${r.version} not reported to statistics: ${(err as Error).message}`);
     return;
@@ -39,6 +47,8 @@ export async function reportVitals(session: Session, r: { patient: string; recor
   for (const { measure, value } of values) {
     try {
       const time = Date.now();
+      const batch = batchOf(setup.stats, time).label;
+      if (setup.reported[measure] === batch) continue; // this batch already holds the patient's value
       const body = await buildStatsReportBody({
         genesisHash: setup.genesisHash,
         patient: r.patient,
@@ -46,7 +56,7 @@ export async function reportVitals(session: Session, r: { patient: string; recor
         version: r.version,
         measure,
         value,
-        batch: batchOf(setup.stats, time).label,
+        batch,
         aggregatorKeys: setup.aggregatorKeys,
       });
       const res = await session.act('statsReport', { patient: r.patient, record: r.record, body }, undefined, time);
@@ -140,16 +150,9 @@ async function combine(session: Session, q: StatsQuery, job: StatsJobResponse): 
   });
   if (used === 0) return { status: 'done', used, dropped };
   const result = computeStat(q.measure, q.stat, shares, used);
-  if (instanceOf(q.stat) === 'moments') return { status: 'done', result, used, dropped };
-  const all = computeStat(q.measure, 'histogram', shares, used);
-  const histogram =
-    all.stat === 'histogram'
-      ? histogramResult(
-          q.measure,
-          all.buckets.map((b) => BigInt(b.count)),
-        )
-      : undefined;
-  return { status: 'done', result, ...(histogram ? { histogram } : {}), used, dropped };
+  if (q.stat === 'count' || q.stat === 'mean' || q.stat === 'stddev') return { status: 'done', result, used, dropped };
+  const histogram = histogramResult(q.measure, bucketCounts(q.measure, valueCounts(q.measure, shares, used)));
+  return { status: 'done', result, histogram, used, dropped };
 }
 
 // ---- presentation shared by the CLI and the TUI ----

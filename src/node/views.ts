@@ -101,6 +101,7 @@ export function overviewOf(ledger: Ledger, user: User): Overview {
       view.requests = Object.entries(user.requests ?? {}).map(([id, r]) => ({ user: id, kind: r.kind, at: r.at }));
       view.appointments = appointments.filter((a) => a.patient === user.id);
       if (user.statsConsent) view.statsConsent = { contribute: user.statsConsent.contribute, since: user.statsConsent.since };
+      if (user.statsReported) view.statsReported = { ...user.statsReported };
       break;
     case 'doctor':
     case 'auditor': {

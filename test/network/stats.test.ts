@@ -5,7 +5,7 @@ import { statsBatchesResponseSchema, statsJobResponseSchema } from '../../src/ap
 import { fromBase64, fromHex } from '../../src/records/crypto/bytes.js';
 import { signedRequestHeaders } from '../../src/records/requestAuth.js';
 import { batchOf, type Batch } from '../../src/records/stats/batches.js';
-import { measures, momentBits, type MeasureName } from '../../src/records/stats/measures.js';
+import { measures, valueCount, type MeasureName } from '../../src/records/stats/measures.js';
 import { computeStat, createVdaf, shard } from '../../src/records/stats/prio3.js';
 import { buildStatsReportBody, shareContext } from '../../src/records/stats/report.js';
 import { sealShare } from '../../src/records/stats/sealing.js';
@@ -24,6 +24,7 @@ import { TestNetwork } from '../support/testNetwork.js';
 const BATCH_MS = 15_000;
 const setting = { batchMs: BATCH_MS };
 const systolic = [101, 117, 122, 133, 140, 99, 150, 128, 111, 160, 135, 119];
+const heartRates = [61, 72, 58, 90, 77, 66, 83, 70, 95, 64, 71, 88, 79]; // one per patient and the forger
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('private statistics across four hospitals', () => {
@@ -55,16 +56,16 @@ describe('private statistics across four hospitals', () => {
     });
   }
 
-  /** A client that skips the range check: the moments "bits" hold x = 1000 (Prio3's proof must catch it). */
+  /** A client that skips the encoding: a histogram vector that is not one-hot (Prio3's proof must catch it). */
   async function forgedBody(s: Session, record: string): Promise<TxBody<'statsReport'>> {
     const honest = await reportBody(s, record, 'systolic', 120);
-    const vdaf = createVdaf('systolic', 'moments', 4);
-    const b = momentBits(measures.systolic);
-    (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => Array.from({ length: 3 * b }, (_, i) => (i === 0 ? 1000n : 0n));
-    const r = await shard(vdaf, [0, 0, 0]);
+    const vdaf = createVdaf('systolic', 'histogram', 4);
+    const len = valueCount(measures.systolic);
+    (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => Array.from({ length: len }, (_, i) => (i === len - 1 ? 2n : 0n));
+    const r = await shard(vdaf, 0);
     const place = { patient: s.userId, record, version: 1, measure: 'systolic' as const, batch: honest.batch };
-    const shares = r.inputShares.map((x, i) => sealShare(aggregatorKeys[i]!, shareContext(genesisHash, place, 'moments', r.nonce, i), x));
-    return { ...honest, reports: { ...honest.reports, moments: { nonce: r.nonce, publicShare: r.publicShare, shares } } };
+    const shares = r.inputShares.map((x, i) => sealShare(aggregatorKeys[i]!, shareContext(genesisHash, place, 'histogram', r.nonce, i), x));
+    return { ...honest, reports: { histogram: { nonce: r.nonce, publicShare: r.publicShare, shares } } };
   }
 
   beforeAll(async () => {
@@ -107,6 +108,8 @@ describe('private statistics across four hospitals', () => {
         const out = [await p.act('statsReport', { patient: p.userId, record: records[i]!, body })];
         // Nine patients also report diastolic: a batch too small to release.
         if (i < 9) out.push(await p.act('statsReport', { patient: p.userId, record: records[i]!, body: await reportBody(p, records[i]!, 'diastolic', 80) }));
+        // Everyone reports a heart rate: the job run while a hospital is down.
+        out.push(await p.act('statsReport', { patient: p.userId, record: records[i]!, body: await reportBody(p, records[i]!, 'heartRate', heartRates[i]!) }));
         return out;
       }),
     );
@@ -124,13 +127,22 @@ describe('private statistics across four hospitals', () => {
     const started = Date.now();
 
     const done = await pollUntil(
-      'the moments job is done',
+      'the systolic job is done',
       () => job(0, query.id),
       (j) => (j.status === 'done' ? null : `${j.status}, missing ${j.missing.join(',')}, waiting for ${j.waitingFor.join(',')}`),
       { timeoutMs: 60_000, intervalMs: 250 },
     );
     const aggregateMs = Date.now() - started;
-    expect(done).toMatchObject({ job: query.id, measure: 'systolic', batch: batch.label, instance: 'moments', reports: 13, used: 12, dropped: 1, missing: [] });
+    expect(done).toMatchObject({
+      job: query.id,
+      measure: 'systolic',
+      batch: batch.label,
+      instance: 'histogram',
+      reports: 13,
+      used: 12,
+      dropped: 1,
+      missing: [],
+    });
     // Every hospital dropped the forged report itself.
     expect(done.shares.map((s) => [s.hospital, s.used, s.dropped])).toEqual(hospitals.map((h) => [h, 12, 1]));
     const shares = done.shares.map((s) => fromBase64(s.share));
@@ -142,15 +154,24 @@ describe('private statistics across four hospitals', () => {
     if (m.stat !== 'mean' || sd.stat !== 'stddev') throw new Error('unexpected stat');
     expect(m.mean).toBeCloseTo(mean, 9);
     expect(sd.stddev).toBeCloseTo(stddev, 9);
+    // The same job gives the median bucket (the forger's report is dropped from every statistic).
+    const sorted = [...systolic].sort((a, b) => a - b);
+    expect(computeStat('systolic', 'median', shares, done.used!)).toMatchObject({
+      stat: 'median',
+      count: n,
+      bucket: Math.floor((sorted[Math.ceil(n / 2) - 1]! - 20) / 10),
+    });
     // Every node serves the same job (the ledger's).
     for (const i of [1, 2, 3]) expect(await job(i, query.id)).toEqual(done);
 
-    // A second query of the same instance succeeds and points at the same job: no new aggregation.
-    const again = await auditor.act('statsQuery', { body: { measure: 'systolic', stat: 'stddev', batch: batch.label } });
-    expect(again.event?.outcome).toBe('success');
-    await expect(job(0, again.id)).rejects.toThrow(/404 NOT_FOUND/);
+    // A second query of the same batch (any statistic) succeeds and points at the same job: no new aggregation.
+    for (const stat of ['stddev', 'median'] as const) {
+      const again = await auditor.act('statsQuery', { body: { measure: 'systolic', stat, batch: batch.label } });
+      expect(again.event?.outcome).toBe('success');
+      await expect(job(0, again.id)).rejects.toThrow(/404 NOT_FOUND/);
+    }
     const listed = statsBatchesResponseSchema.parse(await signedGet<StatsBatchesResponse>(0, auditor, '/v1/stats/batches?measure=systolic'));
-    expect(listed.batches).toEqual([{ batch: batch.label, reports: 13, jobs: { moments: query.id } }]);
+    expect(listed.batches).toEqual([{ batch: batch.label, reports: 13, jobs: { histogram: query.id } }]);
     expect(await job(0, query.id)).toEqual(done);
 
     // Auditors only, signed only.
@@ -159,12 +180,12 @@ describe('private statistics across four hospitals', () => {
     expect(unsigned.status).not.toBe(200);
     await expect(signedGet(0, auditor, '/v1/stats/batches?measure=weight')).rejects.toThrow(/400 MALFORMED/);
 
-    // Node 3 (hosp-d) stops: a histogram job stays pending and names it; it completes once node 3 is back.
+    // Node 3 (hosp-d) stops: the heart-rate job stays pending and names it; it completes once node 3 is back.
     await net.processes[3]!.stop();
-    const median = await auditor.act('statsQuery', { body: { measure: 'systolic', stat: 'median', batch: batch.label } });
+    const median = await auditor.act('statsQuery', { body: { measure: 'heartRate', stat: 'median', batch: batch.label } });
     expect(median.event?.outcome).toBe('success');
     const waiting = await pollUntil(
-      'the histogram job waits for hosp-d',
+      'the heart-rate job waits for hosp-d',
       () => job(0, median.id),
       (j) => (j.waitingFor.includes(hospitals[3]!) && j.waitingFor.length === 1 ? null : JSON.stringify({ status: j.status, waitingFor: j.waitingFor })),
       { timeoutMs: 30_000, intervalMs: 250 },
@@ -175,17 +196,17 @@ describe('private statistics across four hospitals', () => {
     net.processes[3]!.start();
     await net.processes[3]!.waitReady(30_000);
     const hist = await pollUntil(
-      'the histogram job is done',
+      'the heart-rate job is done',
       () => job(0, median.id),
       (j) => (j.status === 'done' ? null : `${j.status}, missing ${j.missing.join(',')}, waiting for ${j.waitingFor.join(',')}`),
       { timeoutMs: 60_000, intervalMs: 250 },
     );
-    // The forger's histogram report is honest (120): 13 used.
-    expect(hist).toMatchObject({ instance: 'histogram', reports: 13, used: 13, dropped: 0 });
-    const all = [...systolic, 120].sort((a, b) => a - b);
+    // The forger's heart-rate report is honest: 13 used.
+    expect(hist).toMatchObject({ measure: 'heartRate', instance: 'histogram', reports: 13, used: 13, dropped: 0 });
+    const all = [...heartRates].sort((a, b) => a - b);
     const medianBucket = Math.floor((all[Math.ceil(all.length / 2) - 1]! - 20) / 10);
     const med = computeStat(
-      'systolic',
+      'heartRate',
       'median',
       hist.shares.map((s) => fromBase64(s.share)),
       hist.used!,
@@ -227,6 +248,6 @@ describe('private statistics across four hospitals', () => {
           l,
         ).toEqual([]);
     }
-    console.log(`stats network test: the moments job over 13 reports was done ${aggregateMs} ms after its query was final`);
+    console.log(`stats network test: the systolic job over 13 reports was done ${aggregateMs} ms after its query was final`);
   }, 240_000);
 });

@@ -173,7 +173,7 @@ async function buildVariedChain(): Promise<{ chain: ChainBuilder; record: string
   chain.clock = batch.end + 1_000;
   const query = chain.sign('aud-1', { type: 'statsQuery', body: { measure: 'systolic', stat: 'count', batch: batch.label } });
   chain.finalize([query]);
-  const share = new Uint8Array(aggregateShareLength(vdafFor('systolic', 'moments', 4)));
+  const share = new Uint8Array(aggregateShareLength(vdafFor('systolic', 'histogram', 4)));
   chain.finalize([
     chain.sign('hosp-a', { type: 'statsAggregate', via: 'hosp-a', body: { job: query.idHex, share, used: 10, dropped: 0, digest: new Uint8Array(32) } }),
   ]);

@@ -113,11 +113,33 @@ describe('statsReport', () => {
     expect(ledger.state.get('records', record)!.statsReported).toEqual({ systolic: 1 });
     // Another measure of the same version is its own report.
     ledger.must(P, reportInput(P, record, await reportBody(ledger, P, record, 80, 'diastolic')));
+    expect(ledger.user(P).statsReported).toEqual({ systolic: body.batch, diastolic: body.batch });
     expectDenied(ledger, P, reportInput(P, record, await reportBody(ledger, P, record)), 'already-reported');
-    // A new version may be reported again.
+  });
+
+  it('one report per patient per (measure, batch): a new version or another record is already-reported until the next batch', async () => {
+    const ledger = world();
+    consent(ledger, P);
+    consent(ledger, P2);
+    const record = ledger.createRecord(P, P);
+    const body = await reportBody(ledger, P, record);
+    ledger.must(P, reportInput(P, record, body));
+    // A new version of the same record, another record: the patient already counts in this batch.
     ledger.must(DOC, { type: 'updateRecord', patient: P, record, body: { recipients: ledger.recipientsFor(P), version: 2 } });
-    ledger.must(P, reportInput(P, record, await reportBody(ledger, P, record, 130)));
+    expectDenied(ledger, P, reportInput(P, record, await reportBody(ledger, P, record, 130)), 'already-reported');
+    const other = ledger.createRecord(P, P);
+    expectDenied(ledger, P, reportInput(P, other, await reportBody(ledger, P, other, 300)), 'already-reported');
+    // Another patient is not affected.
+    const theirs = ledger.createRecord(P2, P2);
+    ledger.must(P2, reportInput(P2, theirs, await reportBody(ledger, P2, theirs, 140)));
     expect(ledger.state.get('statsBatches', `systolic/${body.batch}`)!.reports).toBe(2);
+    // The next batch takes the patient's report again.
+    ledger.clock = batchOf(stats, ledger.clock).end + 1_000;
+    const next = await reportBody(ledger, P, other, 125);
+    expect(next.batch).not.toBe(body.batch);
+    ledger.must(P, reportInput(P, other, next));
+    expect(ledger.user(P).statsReported).toEqual({ systolic: next.batch });
+    expect(ledger.state.get('statsBatches', `systolic/${next.batch}`)!.reports).toBe(1);
   });
 
   it(`a batch holding ${MAX_BATCH_REPORTS} reports of a measure is full (batch-full): no job outgrows what a node prepares`, async () => {
@@ -133,8 +155,8 @@ describe('statsReport', () => {
     ledger.must(P, reportInput(P, record, await reportBody(ledger, P, record, 80, 'diastolic')));
   });
 
-  it('every transaction stays under MAX_TX_BYTES (4 hospitals, each measure; 26 hospitals, the largest)', async () => {
-    for (const n of [4, 26]) {
+  it('every transaction stays under MAX_TX_BYTES (4 hospitals and 70, the stated limit, each measure)', async () => {
+    for (const n of [4, 70]) {
       const keys = Array.from({ length: n }, () => new Uint8Array(32).fill(9));
       for (const measure of Object.keys(measures) as MeasureName[]) {
         const value = measures[measure].hi;
@@ -177,12 +199,12 @@ describe('statsReport', () => {
     consent(ledger, P);
     const record = ledger.createRecord(P, P);
     const body = await reportBody(ledger, P, record);
-    const m = body.reports.moments;
     const h = body.reports.histogram;
     const variants: TxBody<'statsReport'>['reports'][] = [
-      { moments: { ...m, shares: [...m.shares, m.shares[1]!] }, histogram: h },
-      { moments: m, histogram: { ...h, shares: [h.shares[0]!.subarray(1), h.shares[1]!] } },
-      { moments: { ...m, publicShare: m.publicShare.subarray(16) }, histogram: h },
+      { histogram: { ...h, shares: [...h.shares, h.shares[1]!] } },
+      { histogram: { ...h, shares: [h.shares[0]!.subarray(1), h.shares[1]!] } },
+      { histogram: { ...h, shares: [h.shares[0]!, h.shares[1]!.subarray(1)] } },
+      { histogram: { ...h, publicShare: h.publicShare.subarray(16) } },
     ];
     for (const reports of variants) expectDenied(ledger, P, reportInput(P, record, { ...body, reports }), 'bad-report');
   });
@@ -253,7 +275,7 @@ describe('statsQuery', () => {
     expectDenied(keyless, AUD, query('systolic', 'mean', batch), 'no-aggregator-key');
   });
 
-  it('the first query of (measure, batch, instance) creates the job; later ones point at it', async () => {
+  it('the first query of (measure, batch) creates the one job of every statistic; later ones point at it', async () => {
     const ledger = world();
     const { batch } = await fillBatch(
       ledger,
@@ -264,16 +286,21 @@ describe('statsQuery', () => {
     const result = ledger.apply(first);
     expect(result.valid && result.event.outcome).toBe('success');
     const job = ledger.state.get('statsJobs', first.idHex)!;
-    expect(job).toMatchObject({ id: first.idHex, measure: 'systolic', batch, instance: 'moments', queriedBy: AUD, reports: 10, status: 'pending', shares: {} });
+    expect(job).toMatchObject({
+      id: first.idHex,
+      measure: 'systolic',
+      batch,
+      instance: 'histogram',
+      queriedBy: AUD,
+      reports: 10,
+      status: 'pending',
+      shares: {},
+    });
     expect(job.height).toBe(ledger.height);
     const before = ledger.snapshot();
-    ledger.must(AUD, query('systolic', 'stddev', batch)); // same instance: no new job
-    ledger.must(AUD, query('systolic', 'count', batch));
+    for (const stat of ['stddev', 'count', 'histogram', 'median', 'mode'] as const) ledger.must(AUD, query('systolic', stat, batch)); // no new job
     expect(ledger.snapshot().statsJobs).toEqual(before.statsJobs);
-    const hist = ledger.sign(AUD, query('systolic', 'median', batch));
-    ledger.apply(hist);
-    expect(ledger.state.get('statsJobs', hist.idHex)?.instance).toBe('histogram');
-    expect(ledger.state.get('statsBatches', `systolic/${batch}`)!.jobs).toEqual({ moments: first.idHex, histogram: hist.idHex });
+    expect(ledger.state.get('statsBatches', `systolic/${batch}`)!.jobs).toEqual({ histogram: first.idHex });
   });
 });
 
@@ -310,9 +337,8 @@ const aggregateInput = (job: string, share: Uint8Array, used: number, dropped: n
 });
 
 describe('statsAggregate', () => {
-  async function pendingJob() {
+  async function pendingJob(values = [112, 118, 120, 125, 131, 140, 99, 104, 150, 122, 127]) {
     const ledger = world();
-    const values = [112, 118, 120, 125, 131, 140, 99, 104, 150, 122, 127];
     const { batch, txs } = await fillBatch(ledger, values);
     closeBatch(ledger, batch);
     const q = ledger.sign(AUD, query('systolic', 'mean', batch));
@@ -352,6 +378,22 @@ describe('statsAggregate', () => {
     ledger.must('hosp-a', aggregateInput(job, empty, 9, 2, agg.digest, 'hosp-a'));
     ledger.must('hosp-b', aggregateInput(job, empty, 9, 2, agg.digest, 'hosp-b'));
     expect(ledger.state.get('statsJobs', job)).toMatchObject({ status: 'withheld', used: 9, dropped: 2 });
+  });
+
+  it('more than 10% of the reports dropped: a real share is a bad share; every hospital withholds and nothing is released', async () => {
+    // 13 reports: 1 dropped is 7.7%, 2 dropped is 15%.
+    const { ledger, job, agg } = await pendingJob([112, 118, 120, 125, 131, 140, 99, 104, 150, 122, 127, 133, 109]);
+    expect(ledger.submit('hosp-a', aggregateInput(job, agg.shares[0]!, 12, 1, agg.digest, 'hosp-a'))).toMatchObject({ valid: true });
+    expect(ledger.state.get('statsJobs', job)!.shares['hosp-a']!.share.length).toBeGreaterThan(0);
+    const denied = ledger.submit('hosp-b', aggregateInput(job, agg.shares[1]!, 11, 2, agg.digest, 'hosp-b'));
+    expect(denied.valid && denied.event.reason).toBe('bad-share');
+    const second = await pendingJob([112, 118, 120, 125, 131, 140, 99, 104, 150, 122, 127, 133, 109]);
+    const empty = new Uint8Array(0);
+    second.ledger.must('hosp-a', aggregateInput(second.job, empty, 11, 2, second.agg.digest, 'hosp-a'));
+    second.ledger.must('hosp-b', aggregateInput(second.job, empty, 11, 2, second.agg.digest, 'hosp-b'));
+    const withheld = second.ledger.state.get('statsJobs', second.job)!;
+    expect(withheld).toMatchObject({ status: 'withheld', used: 11, dropped: 2 });
+    expect(Object.values(withheld.shares).map((x) => x.share.length)).toEqual([0, 0]);
   });
 
   it('an empty share with 10 or more used is a bad share', async () => {

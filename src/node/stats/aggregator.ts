@@ -16,6 +16,7 @@ import type { Tx, UnsignedTx } from '../../records/tx/types.js';
 import type { FinalizedBlock } from '../finalizedBlock.js';
 import type { Ledger } from '../ledger.js';
 import type { P2PHost } from '../p2p/host.js';
+import { StoreDamage } from '../store/ledgerStore.js';
 import { errMessage } from '../p2p/errMessage.js';
 import { finishReports, JobAborted, prepareReports, type JobOutcome, type PreparedReports } from './jobWork.js';
 import {
@@ -31,11 +32,20 @@ import {
 } from './prepProtocol.js';
 
 /**
- * Pending jobs held in memory at once (prepared shares are served from memory); later ones wait their turn.
- * A job costs ~1.3 KiB per report here (own prep state and share, three peers' shares): at MAX_JOB_REPORTS
- * that is ~130 MiB per job, so two at most.
+ * Pending jobs being worked on at once (prepared, not yet answered by this node on chain); later ones wait
+ * their turn. A job costs ~6.9 KiB per report here (own prep state of 281 field elements and own share, three
+ * peers' shares), so two at most. A job this node has answered (its statsAggregate is committed) takes no slot:
+ * it keeps only its encoded preparation-share frames, to serve peers that still need them.
  */
 export const MAX_ACTIVE_JOBS = 2;
+/**
+ * Answered jobs whose frames are kept for peers (~0.6 KiB per report, ~60 MiB at MAX_JOB_REPORTS): beyond
+ * this, the newer answered jobs stop being served (logged), so a hospital that never submits cannot pile up
+ * memory here.
+ */
+export const MAX_SERVED_JOBS = 4;
+/** A whole preparation-share list must arrive within this; a slow peer is asked again on a later step. */
+export const PULL_DEADLINE_MS = 120_000;
 const MIN_DELAY_MS = 250;
 const MAX_DELAY_MS = 5_000;
 /** A submitted aggregate not yet on the ledger after this long is signed and submitted again (fresh nonce). */
@@ -70,6 +80,10 @@ interface ActiveJob {
   submitted?: { tx: string; at: number };
   /** The job cannot be worked on here (too many reports, or the index disagrees with the ledger): logged once. */
   stuck?: string;
+  /** This node's preparation-share answer, encoded once (served to every peer that asks). */
+  frames?: Uint8Array[];
+  /** This node's statsAggregate is committed: prep states and peers' lists are dropped, only `frames` stay. */
+  answered?: boolean;
 }
 
 /**
@@ -133,8 +147,9 @@ export class StatsAggregator {
     } catch {
       return; // a malformed request gets no frames: the requester sees an empty answer
     }
-    const prepared = this.active.get(jobId)?.prepared;
-    yield* encodePrepResponse(prepared?.shares);
+    const a = this.active.get(jobId);
+    if (a?.prepared && !a.frames) a.frames = [...encodePrepResponse(a.prepared.shares)];
+    yield* a?.frames ?? encodePrepResponse(undefined);
   }
 
   private kick(): void {
@@ -187,27 +202,56 @@ export class StatsAggregator {
     }
     let progressed = false;
     // A job this node cannot work on (stuck) holds no memory and no slot: it must not block the later ones.
+    // Nor does a job this node has answered: it waits for other hospitals, which must not block the later ones.
     let slots = MAX_ACTIVE_JOBS;
+    let served = 0;
     for (const job of pending) {
       if (this.stopped) return progressed;
-      if (slots === 0) break;
+      const answered = job.shares[this.deps.hospital] !== undefined;
+      if (!answered && slots === 0) continue;
       let a = this.active.get(job.id);
+      if (answered && (a?.answered || a?.stuck)) {
+        if (a.answered) served++;
+        continue;
+      }
+      if (answered && served >= MAX_SERVED_JOBS) {
+        // Bounded: beyond MAX_SERVED_JOBS answered jobs (oldest first), the newer ones are no longer served.
+        if (a && !a.stuck) {
+          a.stuck = `answered here; over the bound of ${MAX_SERVED_JOBS} served jobs`;
+          delete a.prepared;
+          delete a.outcome;
+          delete a.frames;
+          a.lists.clear();
+          this.log.warn({ job: short(job.id) }, `stats job no longer served: ${a.stuck}`);
+        }
+        continue;
+      }
       if (!a) {
         a = { job, vdaf: vdafFor(job.measure, job.instance, this.hospitals.length), lists: new Map() };
         this.active.set(job.id, a);
       }
       if (!a.prepared && !a.stuck) {
+        // After a restart an answered job is prepared again (deterministic) only to serve peers.
         await this.prepare(a);
         progressed = true;
       }
-      if (a.prepared) slots--;
+      if (answered && a.prepared) {
+        this.release(a);
+        served++;
+      } else if (a.prepared) slots--;
     }
+    const working = [...this.active.values()].filter((a) => {
+      if (this.stopped || !a.prepared || a.answered || a.outcome) return false;
+      const current = this.deps.ledger.state.get('statsJobs', a.job.id);
+      return current?.status === 'pending' && !current.shares[this.deps.hospital];
+    });
+    // Pulled for every job at once, each under PULL_DEADLINE_MS: one slow peer cannot hold the others in turn.
+    if ((await Promise.all(working.map((a) => this.pull(a)))).some(Boolean)) progressed = true;
     for (const a of this.active.values()) {
-      if (this.stopped || !a.prepared) continue;
+      if (this.stopped || !a.prepared || a.answered) continue;
       const current = this.deps.ledger.state.get('statsJobs', a.job.id);
       if (!current || current.status !== 'pending' || current.shares[this.deps.hospital]) continue;
       if (!a.outcome) {
-        if (await this.pull(a)) progressed = true;
         if (a.lists.size < this.hospitals.length) continue;
         const started = Date.now();
         a.outcome = await finishReports(
@@ -226,6 +270,15 @@ export class StatsAggregator {
     return progressed;
   }
 
+  /** This node's aggregate is on chain: keep only the encoded frames peers may still ask for. */
+  private release(a: ActiveJob): void {
+    a.frames ??= [...encodePrepResponse(a.prepared!.shares)];
+    a.answered = true;
+    delete a.prepared;
+    delete a.outcome;
+    a.lists.clear();
+  }
+
   private async prepare(a: ActiveJob): Promise<void> {
     const { ledger, genesis, aggregator } = this.deps;
     const { job } = a;
@@ -241,15 +294,24 @@ export class StatsAggregator {
     const reports = async function* () {
       for await (const r of ledger.statsReports(job.measure, job.batch, MAX_JOB_REPORTS)) yield r.tx;
     };
-    const prepared = await prepareReports(reports(), {
-      vdaf: a.vdaf,
-      genesisHash: genesis.hash,
-      aggregator,
-      selfIndex: this.selfIndex,
-      instance: job.instance,
-      verifyKey: verifyKeyFor(headerHash(block.header), job.id, a.vdaf.verifyKeySize),
-      aborted: () => this.stopped,
-    });
+    let prepared: PreparedReports;
+    try {
+      prepared = await prepareReports(reports(), {
+        vdaf: a.vdaf,
+        genesisHash: genesis.hash,
+        aggregator,
+        selfIndex: this.selfIndex,
+        instance: job.instance,
+        verifyKey: verifyKeyFor(headerHash(block.header), job.id, a.vdaf.verifyKeySize),
+        aborted: () => this.stopped,
+      });
+    } catch (err) {
+      if (!(err instanceof StoreDamage)) throw err;
+      // Damage does not heal by itself: trying again would redo the preparation every step and stall other jobs.
+      a.stuck = `damaged store: ${err.message}`;
+      this.log.error({ job: short(job.id) }, `stats job not aggregated here: ${a.stuck}`);
+      return;
+    }
     if (prepared.txIds.length !== job.reports) {
       a.stuck = `the store indexes ${prepared.txIds.length} reports, the ledger counts ${job.reports}`;
       this.log.error({ job: short(job.id) }, `stats job not aggregated here: ${a.stuck}`);
@@ -273,7 +335,7 @@ export class StatsAggregator {
             maxFrameBytes: PREP_MAX_FRAME_BYTES,
             maxFrames: PREP_MAX_FRAMES,
           });
-          const list = await readPrepResponse(frames, { count: a.job.reports, shareLength: prepShareLength(a.vdaf) });
+          const list = await readPrepResponse(withDeadline(frames, PULL_DEADLINE_MS), { count: a.job.reports, shareLength: prepShareLength(a.vdaf) });
           if (!list) return false;
           a.lists.set(hospital, list);
           const invalid = list.reduce((n, s) => n + (s ? 0 : 1), 0);
@@ -316,6 +378,32 @@ export class StatsAggregator {
 }
 
 const short = (id: string) => id.slice(0, 12);
+
+/** The frames of `source` until `ms` have passed in all; then it throws and the request's stream is closed. */
+export async function* withDeadline<T>(source: AsyncIterable<T>, ms: number): AsyncIterable<T> {
+  const it = source[Symbol.asyncIterator]();
+  const deadline = Date.now() + ms;
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no complete answer within ${ms} ms`)), Math.max(0, deadline - Date.now()));
+      });
+      const next = it.next();
+      next.catch(() => undefined); // a frame that loses the race must not become an unhandled rejection
+      let r: IteratorResult<T>;
+      try {
+        r = await Promise.race([next, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    void it.return?.()?.catch(() => undefined);
+  }
+}
 
 /**
  * The node's wiring: with an aggregator key in the config, an aggregator that follows the chain writer and

@@ -1,6 +1,6 @@
 import type { EncryptionKeyPair } from '../../records/crypto/keyAgreement.js';
 import { isMedLedgerError } from '../../records/errors.js';
-import { MIN_BATCH_REPORTS } from '../../records/state/statsRules.js';
+import { mustWithhold } from '../../records/state/statsRules.js';
 import { reportsDigest } from '../../records/stats/job.js';
 import type { StatsInstance } from '../../records/stats/measures.js';
 import { aggregate, combinePrepShares, prepareInit, prepareNext, ProofFailed, type Prio3Vdaf } from '../../records/stats/prio3.js';
@@ -80,7 +80,7 @@ async function prepareOne(tx: Tx<'statsReport'>, c: PrepareContext): Promise<{ p
 }
 
 export interface JobOutcome {
-  /** This aggregator's encoded aggregate share over the used reports; empty (withheld) when fewer than MIN_BATCH_REPORTS were used. */
+  /** This aggregator's encoded aggregate share over the used reports; empty (withheld) when mustWithhold (too few used, > 10% dropped). */
   share: Uint8Array;
   used: number;
   dropped: number;
@@ -130,7 +130,8 @@ export async function finishReports(
     }
   }
   if (partial.length > 0 || sums.length === 0) sums.push(aggregate(vdaf, partial));
-  // With too few valid reports the share is withheld: once on chain it would be public (PROTOCOL.md §10.4).
-  const share = used.length < MIN_BATCH_REPORTS ? new Uint8Array(0) : sums.length === 1 ? sums[0]! : aggregate(vdaf, sums);
+  // With too few valid reports, or too many dropped, the share is withheld: once on chain it would be public
+  // (PROTOCOL.md §10.4).
+  const share = mustWithhold(used.length, n - used.length) ? new Uint8Array(0) : sums.length === 1 ? sums[0]! : aggregate(vdaf, sums);
   return { share, used: used.length, dropped: n - used.length, digest: reportsDigest(used) };
 }

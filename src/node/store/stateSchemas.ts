@@ -26,6 +26,7 @@ const userSchema: z.ZodType<User> = z.looseObject({
   grants: z.record(z.string(), z.looseObject({ kind: staffRoleSchema, since: time })).optional(),
   requests: z.record(z.string(), z.looseObject({ kind: staffRoleSchema, at: time })).optional(),
   statsConsent: z.looseObject({ contribute: z.boolean(), since: time }).optional(),
+  statsReported: z.partialRecord(measureSchema, z.string()).optional(),
 });
 
 const hospitalSchema: z.ZodType<Hospital> = z.looseObject({
@@ -44,7 +45,7 @@ const statsBatchSchema: z.ZodType<StatsBatch> = z.looseObject({
   measure: measureSchema,
   batch: z.string(),
   reports: count,
-  jobs: z.looseObject({ moments: z.string().optional(), histogram: z.string().optional() }),
+  jobs: z.looseObject({ histogram: z.string().optional() }),
 });
 
 const statsJobSchema: z.ZodType<StatsJob> = z.looseObject({

@@ -19,6 +19,16 @@ export const MIN_BATCH_REPORTS = 10;
  */
 export const MAX_BATCH_REPORTS = 100_000;
 
+/**
+ * Whether a hospital must withhold its aggregate share (publish it empty): fewer than MIN_BATCH_REPORTS reports
+ * were used (on chain a share is public), or more than 10% of the job's reports were dropped. Reports are
+ * dropped when any one hospital marks them invalid, so without the 10% bound a byzantine hospital could keep
+ * just a victim and known reports of its own and read the victim's value off the result (review H1).
+ */
+export function mustWithhold(used: number, dropped: number): boolean {
+  return used < MIN_BATCH_REPORTS || dropped * 10 > used + dropped;
+}
+
 export function networkInfo(s: StateView): NetworkInfo {
   const info = s.get('network', NETWORK_KEY);
   if (!info) throw new Error('state has no network entry (genesis)');
@@ -57,7 +67,7 @@ export const statsRules = {
 
   /**
    * The patient's own report of one measure of the current version of one of their records, while they
-   * contribute; apply has already checked that the batch is the batch of the tx time and of the block.
+   * contribute, at most one per (measure, batch) per patient; apply has already checked that the batch is the batch of the tx time and of the block.
    */
   statsReport(s: Writable, t: UnsignedTx<'statsReport'>, agent: User): Decision {
     const notSelf = ownDataOnly(t, agent);
@@ -67,10 +77,14 @@ export const statsRules = {
     if (isDecision(record)) return record;
     if (t.body.version !== record.version) return deny('version-conflict');
     if (record.statsReported?.[t.body.measure] === record.version) return deny('already-reported');
+    // One report per patient per (measure, batch): the floor of 10 then counts distinct patients, and no patient
+    // can weigh more than one value in a batch or fill it (review H1, M2).
+    const me = s.get('users', agent.id) ?? agent;
+    if (me.statsReported?.[t.body.measure] === t.body.batch) return deny('already-reported');
     const info = networkInfo(s);
     if (!aggregatorsReady(s, info)) return deny('no-aggregator-key');
     const n = info.hospitals.length;
-    if (!reportFits(t.body.reports.moments, t.body.measure, 'moments', n) || !reportFits(t.body.reports.histogram, t.body.measure, 'histogram', n)) {
+    if (!reportFits(t.body.reports.histogram, t.body.measure, 'histogram', n)) {
       return deny('bad-report');
     }
     const key = statsBatchKey(t.body.measure, t.body.batch);
@@ -78,6 +92,8 @@ export const statsRules = {
     if (batch.reports >= MAX_BATCH_REPORTS) return deny('batch-full');
     s.write([{ table: 'statsBatches', key, value: { ...batch, reports: batch.reports + 1 } }]);
     putRecord(s, { ...record, statsReported: { ...record.statsReported, [t.body.measure]: record.version } });
+    // Bounded: one entry per measure (4), the latest batch reported.
+    putUser(s, { ...me, statsReported: { ...me.statsReported, [t.body.measure]: t.body.batch } });
     return ALLOW;
   },
 
@@ -119,8 +135,8 @@ export const statsRules = {
 
 /**
  * A hospital's aggregate share for a pending job (apply has checked the validator key and the hospital's
- * nonce). One per hospital; the share must decode, or be empty when fewer than MIN_BATCH_REPORTS reports passed
- * the proof (a share on chain is public, so it is withheld); used + dropped must be the job's report count.
+ * nonce). One per hospital; the share must decode, or be empty when mustWithhold (fewer than MIN_BATCH_REPORTS
+ * reports passed, or more than 10% were dropped: a share on chain is public, so it is withheld); used + dropped must be the job's report count.
  * When every hospital has answered, the job is `done` (or `withheld`, too few valid reports) if all agree on
  * used, dropped and digest, else `failed` naming the hospitals that differ from the most common answer (ties:
  * the answer of the earliest hospital in genesis order).
@@ -131,8 +147,8 @@ export function authorizeStatsAggregate(s: Writable, t: UnsignedTx<'statsAggrega
   if (job.status !== 'pending') return deny('job-closed');
   if (job.shares[hospital.id]) return deny('already-submitted');
   const info = networkInfo(s);
-  if (t.body.used < MIN_BATCH_REPORTS) {
-    // Fewer valid reports than a release needs: the share is withheld (on chain it would be public).
+  if (mustWithhold(t.body.used, t.body.dropped)) {
+    // Too few valid reports, or too many dropped: the share is withheld (on chain it would be public).
     if (t.body.share.length !== 0) return deny('bad-share');
   } else {
     const vdaf = vdafFor(job.measure, job.instance, info.hospitals.length);
@@ -157,7 +173,7 @@ export function authorizeStatsAggregate(s: Writable, t: UnsignedTx<'statsAggrega
     next =
       disagreeing.length > 0
         ? { ...next, status: 'failed', disagreeing }
-        : { ...next, status: first.used < MIN_BATCH_REPORTS ? 'withheld' : 'done', used: first.used, dropped: first.dropped };
+        : { ...next, status: mustWithhold(first.used, first.dropped) ? 'withheld' : 'done', used: first.used, dropped: first.dropped };
   }
   s.write([{ table: 'statsJobs', key: job.id, value: next }]);
   return ALLOW;

@@ -24,6 +24,8 @@ export interface User {
   requests?: Record<string, { kind: StaffRole; at: number }>;
   /** Patients only: the latest statsConsent (issue 13); absent = never opted in. */
   statsConsent?: { contribute: boolean; since: number };
+  /** Patients only: per measure, the label of the latest batch they reported it in (one report per batch). */
+  statsReported?: Partial<Record<MeasureName, string>>;
 }
 
 export interface Hospital {

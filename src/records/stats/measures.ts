@@ -10,7 +10,11 @@ export const measureNames = ['systolic', 'diastolic', 'heartRate', 'temperature'
 export type MeasureName = (typeof measureNames)[number];
 export const measureSchema = z.enum(measureNames);
 
-export const instanceNames = ['moments', 'histogram'] as const;
+/**
+ * One Prio3 instance per measure: a Prio3Histogram with one bucket per stored value (PROTOCOL §10.2). Its proof
+ * is exactly one-hot, so an accepted report is one value in [lo, hi]; every statistic comes from the counts.
+ */
+export const instanceNames = ['histogram'] as const;
 export type StatsInstance = (typeof instanceNames)[number];
 export const instanceSchema = z.enum(instanceNames);
 
@@ -36,16 +40,17 @@ export const measures: Record<MeasureName, Measure> = {
   temperature: { name: 'temperature', lo: 250, hi: 450, bucketWidth: 5, scale: 10, unit: '°C' },
 };
 
-/** count/mean/stddev come from the moments instance, histogram/median/mode from the histogram instance. */
-export function instanceOf(stat: StatName): StatsInstance {
-  return stat === 'count' || stat === 'mean' || stat === 'stddev' ? 'moments' : 'histogram';
+/** Every statistic comes from the one histogram instance (one job per (measure, batch)). */
+export function instanceOf(_stat: StatName): StatsInstance {
+  return 'histogram';
 }
 
-/** Bits b of x: x ∈ [0, 2^b) covers hi − lo. The moments vector is (x, x² div 2^b, x² mod 2^b), each b bits. */
-export function momentBits(m: Measure): number {
-  return (m.hi - m.lo).toString(2).length;
+/** Length of the measure's Prio3Histogram: one bucket per stored value lo..hi. */
+export function valueCount(m: Measure): number {
+  return m.hi - m.lo + 1;
 }
 
+/** Display buckets (bucketWidth wide) the fine per-value counts are summed into. */
 export function bucketCount(m: Measure): number {
   return Math.ceil((m.hi - m.lo + 1) / m.bucketWidth);
 }
@@ -66,17 +71,9 @@ export function encodeX(m: Measure, value: number): number {
   return value - m.lo;
 }
 
-/** The moments instance's measurement vector for a value: (x, x² div 2^b, x² mod 2^b). */
-export function momentsMeasurement(m: Measure, value: number): number[] {
-  const x = encodeX(m, value);
-  const b = momentBits(m);
-  const sq = x * x;
-  return [x, Math.floor(sq / 2 ** b), sq % 2 ** b];
-}
-
-/** The histogram instance's measurement: the bucket index of the value. */
+/** The histogram instance's measurement: the index of the value's own bucket, x = value − lo. */
 export function histogramMeasurement(m: Measure, value: number): number {
-  return Math.floor(encodeX(m, value) / m.bucketWidth);
+  return encodeX(m, value);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { Prio3, Prio3Histogram, Prio3SumVec } from '@divviup/prio3';
+import { Prio3, Prio3Histogram } from '@divviup/prio3';
 import { MedLedgerError } from '../errors.js';
-import { bucketCount, bucketRange, measures, momentBits, type Measure, type MeasureName, type StatName, type StatsInstance } from './measures.js';
+import { bucketCount, bucketRange, measures, valueCount, type Measure, type MeasureName, type StatName, type StatsInstance } from './measures.js';
 
 /**
  * Prio3 (draft-irtf-cfrg-vdaf-08, @divviup/prio3 0.8.0) over encoded bytes (issue 13). The package encodes but
@@ -23,22 +23,21 @@ const USAGE_MEASUREMENT_SHARE = 1;
 const USAGE_PROOF_SHARE = 2;
 
 /** Chunk length of the ParallelSum gadget: about √(measurement length), the draft's suggestion. */
-function chunkLengthFor(measurementLength: number): number {
-  return Math.max(1, Math.floor(Math.sqrt(measurementLength)));
+export function chunkLengthFor(measurementLength: number): number {
+  return Math.max(1, Math.round(Math.sqrt(measurementLength)));
 }
 
-/** A fresh (uncached) Prio3 instance: tests use this to build forged reports. */
-export function createVdaf(measure: MeasureName, instance: StatsInstance, shares: number): Prio3Vdaf {
-  const m = measures[measure];
-  if (instance === 'moments') {
-    const bits = momentBits(m);
-    return new Prio3SumVec({ shares, length: 3, bits, chunkLength: chunkLengthFor(3 * bits) }) as unknown as AnyPrio3;
-  }
-  const length = bucketCount(m);
+/**
+ * A fresh (uncached) Prio3 instance: tests use this to build forged reports. One Prio3Histogram per measure with
+ * one bucket per stored value (281 for blood pressure, 231 heart rate, 201 temperature): its proof checks the
+ * measurement is exactly one-hot, so an accepted report is one value in [lo, hi], with nothing else to forge.
+ */
+export function createVdaf(measure: MeasureName, _instance: StatsInstance, shares: number): Prio3Vdaf {
+  const length = valueCount(measures[measure]);
   return new Prio3Histogram({ shares, length, chunkLength: chunkLengthFor(length) }) as unknown as AnyPrio3;
 }
 
-// Bounded: 4 measures × 2 instances × the share counts one process meets (one network: one value).
+// Bounded: 4 measures × 1 instance × the share counts one process meets (one network: one value).
 const cache = new Map<string, Prio3Vdaf>();
 export function vdafFor(measure: MeasureName, instance: StatsInstance, shares: number): Prio3Vdaf {
   const key = `${measure}/${instance}/${shares}`;
@@ -321,24 +320,47 @@ function toNumber(v: bigint, what: string): number {
   return Number(v);
 }
 
+function needValueCounts(m: Measure, counts: bigint[]): void {
+  if (counts.length !== valueCount(m)) throw new MedLedgerError('MALFORMED', `the ${m.name} aggregate has ${valueCount(m)} value counts`);
+  for (const c of counts) toNumber(c, 'value count');
+}
+
 /**
- * count, mean and population stddev from the moments sums (Σx, Σ(x² div 2^b), Σ(x² mod 2^b)) of `count`
- * reports: mean = lo + Σx/n, variance = (nΣx² − (Σx)²)/n², both numerators exact in bigint.
+ * count, mean and population stddev from the exact per-value counts c_x (x = value − lo): mean = lo + Σx·c/n,
+ * variance = (nΣx²·c − (Σx·c)²)/n², both numerators exact in bigint (and ≥ 0: the counts are non-negative).
  */
-export function momentsResult(measure: MeasureName, sums: bigint[], count: number): MomentsResult {
+export function momentsResult(measure: MeasureName, counts: bigint[]): MomentsResult {
   const m: Measure = measures[measure];
-  if (sums.length !== 3) throw new MedLedgerError('MALFORMED', 'moments aggregate has 3 entries');
-  if (!Number.isInteger(count) || count <= 0) throw new MedLedgerError('MALFORMED', 'count must be a positive integer');
-  const b = BigInt(momentBits(m));
-  const n = BigInt(count);
-  const s1 = sums[0]!;
-  const s2 = (sums[1]! << b) + sums[2]!;
-  const varianceNumerator = n * s2 - s1 * s1; // ≥ 0 for honest reports (Cauchy–Schwarz)
+  needValueCounts(m, counts);
+  let n = 0n;
+  let s1 = 0n;
+  let s2 = 0n;
+  counts.forEach((c, x) => {
+    const bx = BigInt(x);
+    n += c;
+    s1 += bx * c;
+    s2 += bx * bx * c;
+  });
+  if (n === 0n) throw new MedLedgerError('MALFORMED', 'no report in the aggregate');
+  const count = toNumber(n, 'count');
   const mean = (m.lo + toNumber(s1, 'sum') / count) / m.scale;
-  const stddev = Math.sqrt(toNumber(varianceNumerator < 0n ? 0n : varianceNumerator, 'variance')) / count / m.scale;
+  const stddev = Math.sqrt(toNumber(n * s2 - s1 * s1, 'variance')) / count / m.scale;
   return { count, mean, stddev };
 }
 
+/** The display-bucket counts (bucketWidth wide) of the exact per-value counts. */
+export function bucketCounts(measure: MeasureName, counts: bigint[]): bigint[] {
+  const m = measures[measure];
+  needValueCounts(m, counts);
+  const out = Array.from({ length: bucketCount(m) }, () => 0n);
+  counts.forEach((c, x) => {
+    const i = Math.floor(x / m.bucketWidth);
+    out[i] = out[i]! + c;
+  });
+  return out;
+}
+
+/** The histogram in display buckets, with median and mode buckets, from display-bucket counts. */
 export function histogramResult(measure: MeasureName, counts: bigint[]): HistogramResult {
   const m = measures[measure];
   if (counts.length !== bucketCount(m)) throw new MedLedgerError('MALFORMED', `histogram has ${bucketCount(m)} buckets`);
@@ -369,23 +391,29 @@ export type StatResult =
   | { stat: 'histogram'; count: number; buckets: HistogramBucket[] }
   | { stat: 'median' | 'mode'; count: number; bucket: number; lo: number; hi: number };
 
+/** The exact per-value counts of a job from every hospital's aggregate share, checked against `count` used. */
+export function valueCounts(measure: MeasureName, aggregateShares: Uint8Array[], count: number, shares = aggregateShares.length): bigint[] {
+  const sums = unshardSums(vdafFor(measure, 'histogram', shares), aggregateShares);
+  needValueCounts(measures[measure], sums);
+  const total = sums.reduce((a, c) => a + c, 0n);
+  if (total !== BigInt(count)) throw new MedLedgerError('MALFORMED', `the aggregate holds ${total} reports, the aggregators say ${count}`);
+  return sums;
+}
+
 /**
  * The querier's final step: the result of `stat` from every hospital's aggregate share (genesis order) over
  * `count` reports used (what the statsAggregate transactions agree on).
  */
 export function computeStat(measure: MeasureName, stat: StatName, aggregateShares: Uint8Array[], count: number, shares = aggregateShares.length): StatResult {
-  const instance: StatsInstance = stat === 'count' || stat === 'mean' || stat === 'stddev' ? 'moments' : 'histogram';
-  const vdaf = vdafFor(measure, instance, shares);
-  const sums = unshardSums(vdaf, aggregateShares);
-  if (instance === 'moments') {
-    if (stat === 'count') return { stat, count };
-    const r = momentsResult(measure, sums, count);
+  const counts = valueCounts(measure, aggregateShares, count, shares);
+  if (stat === 'count') return { stat, count };
+  if (stat === 'mean' || stat === 'stddev') {
+    const r = momentsResult(measure, counts);
     return stat === 'mean' ? { stat, count, mean: r.mean } : { stat: 'stddev', count, stddev: r.stddev, mean: r.mean };
   }
-  const h = histogramResult(measure, sums);
-  if (h.count !== count) throw new MedLedgerError('MALFORMED', `histogram holds ${h.count} reports, the aggregators say ${count}`);
+  const h = histogramResult(measure, bucketCounts(measure, counts));
   if (stat === 'histogram') return { stat, count, buckets: h.buckets };
   const bucket = stat === 'median' ? h.median : h.mode;
   const b = h.buckets[bucket]!;
-  return { stat: stat as 'median' | 'mode', count, bucket, lo: b.lo, hi: b.hi };
+  return { stat, count, bucket, lo: b.lo, hi: b.hi };
 }

@@ -1,11 +1,11 @@
 import type { TxBody } from '../tx/types.js';
-import { histogramMeasurement, measures, momentsMeasurement, type MeasureName, type StatsInstance } from './measures.js';
+import { histogramMeasurement, measures, type MeasureName, type StatsInstance } from './measures.js';
 import { shard, vdafFor } from './prio3.js';
 import { sealShare, type ShareContext } from './sealing.js';
 
 /**
- * Building and locating a statsReport's shares (issue 13): the client shards one value into both instances
- * and seals each input share to its hospital; a node finds the context to open its own share with.
+ * Building and locating a statsReport's shares (issue 13): the client shards one value into the measure's
+ * histogram instance and seals each input share to its hospital; a node finds the context to open its own share with.
  */
 export interface ReportInput {
   genesisHash: Uint8Array;
@@ -26,12 +26,11 @@ export async function buildStatsReportBody(r: ReportInput): Promise<TxBody<'stat
   const n = r.aggregatorKeys.length;
   const one = async (instance: StatsInstance) => {
     const vdaf = vdafFor(r.measure, instance, n);
-    const measurement = instance === 'moments' ? momentsMeasurement(m, r.value) : histogramMeasurement(m, r.value);
-    const report = await shard(vdaf, measurement);
+    const report = await shard(vdaf, histogramMeasurement(m, r.value));
     const shares = report.inputShares.map((share, i) => sealShare(r.aggregatorKeys[i]!, shareContext(r.genesisHash, r, instance, report.nonce, i), share));
     return { nonce: report.nonce, publicShare: report.publicShare, shares };
   };
-  return { version: r.version, measure: r.measure, batch: r.batch, reports: { moments: await one('moments'), histogram: await one('histogram') } };
+  return { version: r.version, measure: r.measure, batch: r.batch, reports: { histogram: await one('histogram') } };
 }
 
 /** The AAD context of hospital `hospitalIndex`'s share of one instance of a report. */

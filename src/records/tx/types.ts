@@ -101,15 +101,15 @@ export const txKinds = {
   /** Issue 13: the patient opts in to (or out of) contributing vitals to private statistics. patient = actor. */
   statsConsent: { body: z.strictObject({ contribute: z.boolean() }), patient: true, record: false, payload: false },
   /**
-   * One measure of one record version, as two Prio3 reports (moments, histogram) whose input shares are sealed
-   * per hospital. `batch` is the label of the batch of the transaction's time. patient = actor.
+   * One measure of one record version, as one Prio3Histogram report (one bucket per stored value) whose input
+   * shares are sealed per hospital. `batch` is the label of the batch of the transaction's time. patient = actor.
    */
   statsReport: {
     body: z.strictObject({
       version: uintSchema,
       measure: measureSchema,
       batch: batchLabelSchema,
-      reports: z.strictObject({ moments: prio3ReportSchema, histogram: prio3ReportSchema }),
+      reports: z.strictObject({ histogram: prio3ReportSchema }),
     }),
     patient: true,
     record: true,

@@ -198,8 +198,7 @@ function BatchPicker({ measure, stat, onPick, onBack }: { measure: MeasureName; 
     const batch = listing.state === 'done' ? parseBatch(listing.value.setting, b.batch) : undefined;
     if (batch && batch.end > Date.now()) return 'open (still collecting)';
     if (b.reports < MIN_BATCH_REPORTS) return `too small (< ${MIN_BATCH_REPORTS})`;
-    const done = [b.jobs.moments ? 'count/mean/stddev' : '', b.jobs.histogram ? 'histogram/median/mode' : ''].filter(Boolean);
-    return done.length ? `closed · aggregated: ${done.join(', ')}` : 'closed';
+    return b.jobs.histogram ? 'closed · aggregated' : 'closed';
   };
   return (
     <Screen

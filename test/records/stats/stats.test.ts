@@ -9,13 +9,14 @@ import {
   histogramMeasurement,
   measures,
   measureValues,
-  momentBits,
-  momentsMeasurement,
+  valueCount,
   type MeasureName,
   type StatsInstance,
 } from '../../../src/records/stats/measures.js';
 import {
   aggregate,
+  bucketCounts,
+  chunkLengthFor,
   combinePrepShares,
   computeStat,
   createVdaf,
@@ -24,6 +25,7 @@ import {
   decodePrepState,
   encodePrepState,
   inputShareLength,
+  momentsResult,
   prepareInit,
   prepareNext,
   ProofFailed,
@@ -79,12 +81,22 @@ describe('measures and batches', () => {
     ]);
     expect(measureValues({ vitals: {} })).toEqual([]);
     const m = measures.systolic;
-    expect(momentBits(m)).toBe(9);
-    expect(momentsMeasurement(m, 120)).toEqual([100, Math.floor(10000 / 512), 10000 % 512]);
-    expect(histogramMeasurement(m, 300)).toBe(bucketCount(m) - 1);
-    expect(histogramMeasurement(measures.temperature, 372)).toBe(24);
-    expect(() => momentsMeasurement(m, 301)).toThrow(RangeError);
-    expect(() => momentsMeasurement(m, 19)).toThrow(RangeError);
+    expect(histogramMeasurement(m, 20)).toBe(0);
+    expect(histogramMeasurement(m, 300)).toBe(valueCount(m) - 1);
+    expect(histogramMeasurement(measures.temperature, 372)).toBe(122);
+    expect(() => histogramMeasurement(m, 301)).toThrow(RangeError);
+    expect(() => histogramMeasurement(m, 19)).toThrow(RangeError);
+  });
+
+  it('one Prio3Histogram per measure with exactly one bucket per stored value lo..hi (the proof range is the range)', () => {
+    const lengths = { systolic: 281, diastolic: 281, heartRate: 231, temperature: 201 };
+    const chunks = { systolic: 17, diastolic: 17, heartRate: 15, temperature: 14 };
+    for (const name of Object.keys(lengths) as MeasureName[]) {
+      const vdaf = createVdaf(name, 'histogram', N);
+      expect(vdaf.flp.measurementLen).toBe(lengths[name]);
+      expect(valueCount(measures[name])).toBe(lengths[name]);
+      expect(chunkLengthFor(lengths[name])).toBe(chunks[name]);
+    }
   });
 
   it('labels months in UTC and fixed periods by their ISO start; parsing accepts exact labels only', () => {
@@ -106,20 +118,15 @@ describe('measures and batches', () => {
 
 describe('Prio3 over bytes: a full run with 4 aggregators', () => {
   it('gives exact count, mean, population stddev, histogram, median and mode of 30 values', async () => {
-    const moments = vdafFor('systolic', 'moments', N);
-    const histogram = vdafFor('systolic', 'histogram', N);
-    const mReports = await Promise.all(systolic.map((v) => shard(moments, momentsMeasurement(measures.systolic, v))));
-    const hReports = await Promise.all(systolic.map((v) => shard(histogram, histogramMeasurement(measures.systolic, v))));
-    const m = await runBatch(moments, mReports);
-    const h = await runBatch(histogram, hReports);
-    expect(m.used).toBe(30);
-    expect(h.dropped).toBe(0);
+    const vdaf = vdafFor('systolic', 'histogram', N);
+    const h = await runBatch(vdaf, await Promise.all(systolic.map((v) => shard(vdaf, histogramMeasurement(measures.systolic, v)))));
+    expect(h).toMatchObject({ used: 30, dropped: 0 });
 
     const expected = exactStats(systolic);
-    expect(computeStat('systolic', 'count', m.aggShares, m.used)).toEqual({ stat: 'count', count: 30 });
-    const mean = computeStat('systolic', 'mean', m.aggShares, m.used);
+    expect(computeStat('systolic', 'count', h.aggShares, h.used)).toEqual({ stat: 'count', count: 30 });
+    const mean = computeStat('systolic', 'mean', h.aggShares, h.used);
     expect(mean).toEqual({ stat: 'mean', count: 30, mean: expected.mean });
-    const sd = computeStat('systolic', 'stddev', m.aggShares, m.used);
+    const sd = computeStat('systolic', 'stddev', h.aggShares, h.used);
     if (sd.stat !== 'stddev') throw new Error('stddev');
     expect(sd.stddev).toBeCloseTo(expected.stddev, 12);
 
@@ -136,6 +143,8 @@ describe('Prio3 over bytes: a full run with 4 aggregators', () => {
     expect(computeStat('systolic', 'median', h.aggShares, h.used)).toMatchObject({ stat: 'median', bucket: medianBucket });
     const top = Math.max(...counts);
     expect(computeStat('systolic', 'mode', h.aggShares, h.used)).toMatchObject({ stat: 'mode', bucket: counts.indexOf(top) });
+    // The aggregators' count must be what the aggregate holds.
+    expect(() => computeStat('systolic', 'mean', h.aggShares, 29)).toThrow(/holds 30 reports/);
   });
 
   it('temperature is reported in °C; a tie for the mode goes to the lowest bucket', async () => {
@@ -143,9 +152,31 @@ describe('Prio3 over bytes: a full run with 4 aggregators', () => {
     const vdaf = vdafFor('temperature', 'histogram', N);
     const h = await runBatch(vdaf, await Promise.all(values.map((v) => shard(vdaf, histogramMeasurement(measures.temperature, v)))));
     expect(computeStat('temperature', 'mode', h.aggShares, 4)).toEqual({ stat: 'mode', count: 4, bucket: 23, lo: 36.5, hi: 36.9 });
-    const mv = vdafFor('temperature', 'moments', N);
-    const m = await runBatch(mv, await Promise.all(values.map((v) => shard(mv, momentsMeasurement(measures.temperature, v)))));
-    expect(computeStat('temperature', 'mean', m.aggShares, 4)).toEqual({ stat: 'mean', count: 4, mean: 36.8 });
+    expect(computeStat('temperature', 'mean', h.aggShares, 4)).toEqual({ stat: 'mean', count: 4, mean: 36.8 });
+  });
+
+  it('moments and display buckets from exact per-value counts; the extremes of the range', () => {
+    const m = measures.systolic;
+    const counts = Array.from({ length: valueCount(m) }, () => 0n);
+    counts[120 - 20] = 9n;
+    expect(momentsResult('systolic', counts)).toEqual({ count: 9, mean: 120, stddev: 0 });
+    counts[0] = 1n; // 20 mmHg
+    counts[280] = 1n; // 300 mmHg
+    const all = [...Array(9).fill(120), 20, 300] as number[];
+    const r = momentsResult('systolic', counts);
+    expect(r.count).toBe(11);
+    expect(r.mean).toBeCloseTo(exactStats(all).mean, 12);
+    expect(r.stddev).toBeCloseTo(exactStats(all).stddev, 12);
+    const buckets = bucketCounts('systolic', counts);
+    expect(buckets.length).toBe(bucketCount(m));
+    expect([buckets[0], buckets[10], buckets[28]]).toEqual([1n, 9n, 1n]);
+    expect(() => momentsResult('systolic', counts.slice(1))).toThrow(/281 value counts/);
+    expect(() =>
+      momentsResult(
+        'systolic',
+        counts.map(() => 0n),
+      ),
+    ).toThrow(/no report/);
   });
 });
 
@@ -157,23 +188,23 @@ describe('forged reports fail the proof at combine and are counted as dropped', 
     return vdaf;
   }
 
-  it('a histogram vector that is not one-hot (two buckets, or a bucket of 5)', async () => {
-    const len = bucketCount(measures.systolic);
+  it('a histogram vector that is not one-hot (two buckets, a bucket of 5, a negative bucket, all zero)', async () => {
+    const len = valueCount(measures.systolic);
     const honest = vdafFor('systolic', 'histogram', N);
-    for (const encoded of [Array.from({ length: len }, (_, i) => (i === 3 || i === 4 ? 1n : 0n)), Array.from({ length: len }, (_, i) => (i === 3 ? 5n : 0n))]) {
+    const p = honest.flp.field.modulus;
+    const forgeries = [
+      Array.from({ length: len }, (_, i) => (i === 3 || i === 4 ? 1n : 0n)),
+      Array.from({ length: len }, (_, i) => (i === 3 ? 5n : 0n)),
+      // a report that would add 2 at value 300 and take one away at 20: the mean could move, the proof refuses it.
+      Array.from({ length: len }, (_, i) => (i === len - 1 ? 2n : i === 0 ? p - 1n : 0n)),
+      Array.from({ length: len }, () => 0n),
+    ];
+    for (const encoded of forgeries) {
       const forged = await shard(forging('systolic', 'histogram', encoded), 0);
       const good = await shard(honest, 10);
       const run = await runBatch(honest, [good, forged]);
       expect(run).toMatchObject({ used: 1, dropped: 1 });
     }
-  });
-
-  it('a moments vector whose bits are not bits (x far beyond the range)', async () => {
-    const b = momentBits(measures.systolic);
-    const encoded = Array.from({ length: 3 * b }, (_, i) => (i === 0 ? 1000n : 0n)); // x would be 1000
-    const forged = await shard(forging('systolic', 'moments', encoded), [0, 0, 0]);
-    const run = await runBatch(vdafFor('systolic', 'moments', N), [forged]);
-    expect(run).toMatchObject({ used: 0, dropped: 1 });
   });
 
   it('a tampered input share (one byte of the leader share changed)', async () => {
@@ -243,7 +274,6 @@ describe('sealing an input share to a hospital aggregator key', () => {
       { version: 3 },
       { measure: 'diastolic' },
       { batch: '2026-11' },
-      { instance: 'moments' },
       { nonce: new Uint8Array(16).fill(8) },
       { hospitalIndex: 2 },
     ];
