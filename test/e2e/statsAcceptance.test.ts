@@ -9,7 +9,7 @@ import type { StatsAnswer } from '../../src/client/stats.js';
 import type { Session } from '../../src/client/session.js';
 import { fromHex } from '../../src/records/crypto/bytes.js';
 import { batchOf, type Batch } from '../../src/records/stats/batches.js';
-import { bucketCount, bucketRange, histogramMeasurement, measures, momentBits } from '../../src/records/stats/measures.js';
+import { bucketRange, measures, valueCount } from '../../src/records/stats/measures.js';
 import { combinePrepShares, createVdaf, prepareInit, ProofFailed, shard, vdafFor, type Prio3Vdaf } from '../../src/records/stats/prio3.js';
 import { shareContext } from '../../src/records/stats/report.js';
 import { sealShare } from '../../src/records/stats/sealing.js';
@@ -22,7 +22,7 @@ import { TestNetwork } from '../support/testNetwork.js';
  * 30 patients at four hospitals record known blood pressures with their clients (20 contribute; 10 do not,
  * two of whom opted in and out again before recording); after the batch closes an auditor asks mean, standard
  * deviation, median and mode of systolic and each comes out exactly as computed here from the 20 contributors'
- * values; a hand-forged out-of-range report signed by a contributor is dropped by the proof on every hospital;
+ * values; a hand-forged out-of-range report signed by an opted-in patient is dropped by the proof on every hospital;
  * asking the same statistic again returns the stored aggregate (same job, no second aggregation); a measure
  * with 9 reports is not released; and no node's files (LevelDB read back too), log or any API answer this
  * test received holds a patient's value or record text (canaries).
@@ -117,6 +117,9 @@ async function levelEntries(dir: string, visit: (key: string, value: Uint8Array)
   return n;
 }
 
+/** The display bucket of a systolic value (10 mmHg wide from lo), computed here independently of the code. */
+const displayBucket = (v: number) => Math.floor((v - measures.systolic.lo) / measures.systolic.bucketWidth);
+
 /** The statistics as the code documents them (prio3.ts momentsResult / histogramResult), from the values here. */
 function expected(values: number[]) {
   const m = measures.systolic;
@@ -128,9 +131,9 @@ function expected(values: number[]) {
   // variance = (nΣx² − (Σx)²)/n², the numerator an exact integer.
   const stddev = Math.sqrt(Number(BigInt(n) * BigInt(s2) - BigInt(s1) * BigInt(s1))) / n / m.scale;
   const counts = new Map<number, number>();
-  for (const v of values) counts.set(histogramMeasurement(m, v), (counts.get(histogramMeasurement(m, v)) ?? 0) + 1);
+  for (const v of values) counts.set(displayBucket(v), (counts.get(displayBucket(v)) ?? 0) + 1);
   const sorted = [...values].sort((a, b) => a - b);
-  const median = histogramMeasurement(m, sorted[Math.ceil(n / 2) - 1]!);
+  const median = displayBucket(sorted[Math.ceil(n / 2) - 1]!);
   // Fullest bucket, ties to the lowest.
   const mode = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]![0];
   return { mean, stddev, median, mode };
@@ -188,42 +191,23 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
   }
 
   /**
-   * A hand-forged report: the contributor's client skips the range check. Moments: the first "bit" of x holds
-   * 1000 (x must lie in 0..280); histogram: bucket 0 counts 5 (must be one-hot). Prio3's proof catches both.
+   * A hand-forged report: the contributor's client skips the range check. The measure's histogram has one
+   * bucket per possible value and must be one-hot; here bucket 0 counts 5 (a value of 5 × 20 mmHg's weight).
+   * Prio3's proof catches it.
    */
   async function forgedReport(p: Session, record: string, batch: string, genesisHash: Uint8Array, keys: Uint8Array[]): Promise<TxBody<'statsReport'>> {
     const place = { patient: p.userId, record, version: 1, measure: 'systolic' as const, batch };
-    const forge = async (instance: 'moments' | 'histogram', vector: bigint[]) => {
-      const vdaf: Prio3Vdaf = createVdaf('systolic', instance, 4);
-      (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => vector;
-      const r = await shard(vdaf, instance === 'moments' ? [0, 0, 0] : 0);
-      // The proof is what rejects it: every aggregator prepares its share, the combined verifier fails.
-      const honestVdaf = vdafFor('systolic', instance, 4);
-      const verifyKey = randomBytes(16);
-      const prepShares = await Promise.all(
-        r.inputShares.map(async (x, i) => (await prepareInit(honestVdaf, verifyKey, i, r.nonce, r.publicShare, x)).prepShare),
-      );
-      await expect(combinePrepShares(honestVdaf, prepShares)).rejects.toBeInstanceOf(ProofFailed);
-      const shares = r.inputShares.map((x, i) => sealShare(keys[i]!, shareContext(genesisHash, place, instance, r.nonce, i), x));
-      return { nonce: r.nonce, publicShare: r.publicShare, shares };
-    };
-    const b = momentBits(measures.systolic);
-    const buckets = bucketCount(measures.systolic);
-    return {
-      version: 1,
-      measure: 'systolic',
-      batch,
-      reports: {
-        moments: await forge(
-          'moments',
-          Array.from({ length: 3 * b }, (_, i) => (i === 0 ? 1000n : 0n)),
-        ),
-        histogram: await forge(
-          'histogram',
-          Array.from({ length: buckets }, (_, i) => (i === 0 ? 5n : 0n)),
-        ),
-      },
-    };
+    const vdaf: Prio3Vdaf = createVdaf('systolic', 'histogram', 4);
+    const vector = Array.from({ length: valueCount(measures.systolic) }, (_, i) => (i === 0 ? 5n : 0n));
+    (vdaf.flp as unknown as { encode: () => bigint[] }).encode = () => vector;
+    const r = await shard(vdaf, 0);
+    // The proof is what rejects it: every aggregator prepares its share, the combined verifier fails.
+    const honestVdaf = vdafFor('systolic', 'histogram', 4);
+    const verifyKey = randomBytes(16);
+    const prepShares = await Promise.all(r.inputShares.map(async (x, i) => (await prepareInit(honestVdaf, verifyKey, i, r.nonce, r.publicShare, x)).prepShare));
+    await expect(combinePrepShares(honestVdaf, prepShares)).rejects.toBeInstanceOf(ProofFailed);
+    const shares = r.inputShares.map((x, i) => sealShare(keys[i]!, shareContext(genesisHash, place, 'histogram', r.nonce, i), x));
+    return { version: 1, measure: 'systolic', batch, reports: { histogram: { nonce: r.nonce, publicShare: r.publicShare, shares } } };
   }
 
   it('exact mean, stddev, median and mode of the 20 contributors; forged report dropped; stored result reused; 9 reports withheld; no value anywhere', async () => {
@@ -265,8 +249,10 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
     for (const c of created) expect(c.denied).toBeUndefined();
     expect(warnings).toEqual([]);
 
-    // The forger (contributor 0) creates a record without vitals (nothing reported) and reports a forged value for it.
-    const forger = sessions[0]!;
+    // A 31st patient, a forger who opts in, creates a record without vitals (nothing reported by the client) and
+    // reports a forged value for it (a contributor could not: one report per patient per measure and batch).
+    const forger = await net.patient(3, 'pat-forger');
+    expect((await forger.setStatsConsent(true)).denied).toBeUndefined();
     const forgedRecord = await forger.createRecord(forger.userId, { title: FORGED_TITLE, vitals: {} });
     expect(forgedRecord.denied).toBeUndefined();
     const { genesis } = await forger.recipientKeys.trustAnchor();
@@ -312,21 +298,21 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
     const mean = await q('mean');
     expect(mean.denied).toBeUndefined();
     const m = done(mean.value);
-    phase('mean answered (moments job aggregated)');
+    phase("mean answered (the batch's job aggregated)");
     expect(m).toMatchObject({ used: CONTRIBUTORS, dropped: 1, reused: false, result: { stat: 'mean', count: CONTRIBUTORS, mean: want.mean } });
-    const momentsJob = m.job.job;
-    expect(momentsJob).toBe(mean.id);
+    const job = m.job.job;
+    expect(job).toBe(mean.id);
     // Every hospital dropped the forged report by the proof itself.
-    for (const j of await jobEverywhere(momentsJob)) {
-      expect(j).toMatchObject({ status: 'done', instance: 'moments', reports: CONTRIBUTORS + 1, used: CONTRIBUTORS, dropped: 1, missing: [] });
+    for (const j of await jobEverywhere(job)) {
+      expect(j).toMatchObject({ status: 'done', instance: 'histogram', reports: CONTRIBUTORS + 1, used: CONTRIBUTORS, dropped: 1, missing: [] });
       expect(j.shares.map((s) => [s.hospital, s.used, s.dropped])).toEqual(hospitals.map((h) => [h, CONTRIBUTORS, 1]));
     }
 
     const sd = done((await q('stddev')).value);
     expect(sd).toMatchObject({ used: CONTRIBUTORS, dropped: 1, reused: true, result: { stat: 'stddev', stddev: want.stddev, mean: want.mean } });
-    expect(sd.job.job).toBe(momentsJob);
+    expect(sd.job.job).toBe(job);
 
-    // Median through the CLI as an auditor would run it: it creates the histogram job.
+    // Median through the CLI as an auditor would run it: the same job answers every statistic of the batch.
     const medianRun = await stats(['--measure', 'systolic', '--stat', 'median', '--batch', batch.label, '--wait', '90', '--json']);
     expect(medianRun.stderr).toBe('');
     expect(medianRun.code).toBe(0);
@@ -338,21 +324,16 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
       dropped: number;
       result: { bucket: number; lo: number; hi: number };
     };
-    phase('median answered (histogram job aggregated)');
+    phase('median answered');
     const wantMedian = bucketRange(measures.systolic, want.median);
     expect(median).toMatchObject({
       status: 'done',
-      reused: false,
+      job,
+      reused: true,
       used: CONTRIBUTORS,
       dropped: 1,
       result: { stat: 'median', count: CONTRIBUTORS, bucket: want.median, ...wantMedian },
     });
-    const histogramJob = median.job;
-    for (const j of await jobEverywhere(histogramJob)) {
-      expect(j).toMatchObject({ status: 'done', instance: 'histogram', reports: CONTRIBUTORS + 1, used: CONTRIBUTORS, dropped: 1 });
-      expect(j.shares.map((s) => [s.hospital, s.used, s.dropped])).toEqual(hospitals.map((h) => [h, CONTRIBUTORS, 1]));
-    }
-
     const mode = done((await q('mode')).value);
     expect(mode).toMatchObject({
       reused: true,
@@ -360,13 +341,13 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
       dropped: 1,
       result: { stat: 'mode', bucket: want.mode, ...bucketRange(measures.systolic, want.mode) },
     });
-    expect(mode.job.job).toBe(histogramJob);
+    expect(mode.job.job).toBe(job);
     // The whole histogram the job holds: exactly the contributors' bucket counts.
     const counts = mode.histogram!.buckets.map((b) => b.count);
-    expect(counts).toEqual(counts.map((_, i) => SYSTOLIC.filter((v) => histogramMeasurement(measures.systolic, v) === i).length));
+    expect(counts).toEqual(counts.map((_, i) => SYSTOLIC.filter((v) => displayBucket(v) === i).length));
 
     // ---- the same batch and statistic again: the stored result, no new aggregation ----
-    const momentsBefore = await jobEverywhere(momentsJob);
+    const jobBefore = await jobEverywhere(job);
     await sleep(1_000); // a second aggregation, if one started, would have time to log
     const againRun = await stats(['--measure', 'systolic', '--stat', 'mean', '--batch', batch.label, '--json']);
     expect(againRun.code).toBe(0);
@@ -379,14 +360,14 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
       dropped: number;
       result: { mean: number };
     };
-    expect(again).toMatchObject({ status: 'done', job: momentsJob, reused: true, used: CONTRIBUTORS, dropped: 1, result: { mean: want.mean } });
-    expect(again.tx).not.toBe(momentsJob); // a new audited query, answered by the old job
+    expect(again).toMatchObject({ status: 'done', job: job, reused: true, used: CONTRIBUTORS, dropped: 1, result: { mean: want.mean } });
+    expect(again.tx).not.toBe(job); // a new audited query, answered by the old job
     const text = await stats(['--measure', 'systolic', '--stat', 'mean', '--batch', batch.label]);
     expect(text.stdout).toContain(`systolic mean 134.25 mmHg — batch ${batch.label}`);
     expect(text.stdout).toContain('reports used: 20 · dropped as invalid: 1');
     expect(text.stdout).toContain('computed earlier: this query reused its stored aggregate');
     await sleep(2_000);
-    expect(await jobEverywhere(momentsJob)).toEqual(momentsBefore);
+    expect(await jobEverywhere(job)).toEqual(jobBefore);
     // Every node opened and prepared all 21 of its shares (none invalid before the proof): the proof dropped the forged one.
     for (const i of [0, 1, 2, 3]) {
       const prepared = net
@@ -394,16 +375,10 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l) as { job: string; reports: number; invalid: number });
-      expect(prepared.map((p) => [p.job, p.reports, p.invalid]).sort(), net.node(i).name).toEqual(
-        [
-          [momentsJob.slice(0, 12), CONTRIBUTORS + 1, 0],
-          [histogramJob.slice(0, 12), CONTRIBUTORS + 1, 0],
-        ].sort(),
-      );
+      expect(prepared.map((p) => [p.job, p.reports, p.invalid]).sort(), net.node(i).name).toEqual([[job.slice(0, 12), CONTRIBUTORS + 1, 0]]);
     }
-    // One aggregation per job on each node, in all; the batch holds the two jobs and no other.
-    expect(aggregations(momentsJob)).toEqual([1, 1, 1, 1]);
-    expect(aggregations(histogramJob)).toEqual([1, 1, 1, 1]);
+    // One aggregation on each node, in all; the batch holds its one job and no other.
+    expect(aggregations(job)).toEqual([1, 1, 1, 1]);
     for (const i of [0, 1, 2, 3])
       expect(
         net
@@ -411,9 +386,9 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
           .split('\n')
           .filter(Boolean).length,
         net.node(i).name,
-      ).toBe(2);
+      ).toBe(1);
     const systolicBatch = (await auditor.api.statsBatches(auditor.userId, auditor.signer, 'systolic')).batches.find((b) => b.batch === batch.label);
-    expect(systolicBatch).toEqual({ batch: batch.label, reports: CONTRIBUTORS + 1, jobs: { moments: momentsJob, histogram: histogramJob } });
+    expect(systolicBatch).toEqual({ batch: batch.label, reports: CONTRIBUTORS + 1, jobs: { histogram: job } });
 
     // ---- 9 reports: not released ----
     const small = await auditor.queryStats({ measure: 'heartRate', stat: 'mean', batch: batch.label });
