@@ -42,6 +42,8 @@ export type ShedReason = 'mempool' | 'memory' | 'loop';
 const SHED_REASONS: readonly ShedReason[] = ['mempool', 'memory', 'loop'];
 const OUTCOMES: readonly Outcome[] = ['success', 'denied'];
 const REPAIR_RESULTS = ['stored', 'dropped'] as const;
+const STATS_OUTCOMES = ['released', 'withheld'] as const;
+const STATS_REPORT_RESULTS = ['used', 'dropped'] as const;
 
 /**
  * The label of a refusal: its error code when it is one of the known codes (a MedLedgerError or the code
@@ -78,6 +80,9 @@ export class NodeMetrics {
   readonly validationSeconds: Histogram;
   readonly commitSeconds: Histogram;
   readonly payloadRepairs: Counter<'result'>;
+  readonly statsAggregations: Counter<'outcome'>;
+  readonly statsReports: Counter<'result'>;
+  readonly statsAggregationSeconds: Histogram;
   readonly loadShed: Counter<'reason'>;
 
   constructor(sources: MetricSources, opts: { processMetrics?: boolean } = {}) {
@@ -156,6 +161,24 @@ export class NodeMetrics {
       labelNames: ['result'],
       registers,
     });
+    this.statsAggregations = new Counter({
+      name: 'medledger_stats_aggregations_total',
+      help: 'Statistics jobs this node aggregated (issue 13): its share released, or withheld (too few valid reports).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.statsReports = new Counter({
+      name: 'medledger_stats_reports_total',
+      help: 'Reports of the aggregated statistics jobs: used, or dropped (failed proof, unopenable, marked by a hospital).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.statsAggregationSeconds = new Histogram({
+      name: 'medledger_stats_aggregation_seconds',
+      help: "Time to finish a statistics job once every hospital's preparation shares are here (combine, prepareNext, sum).",
+      buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
     this.loadShed = new Counter({
       name: 'medledger_load_shed_total',
       help: 'API submissions refused with 503 because the node was busy, by reason.',
@@ -170,6 +193,8 @@ export class NodeMetrics {
     }
     for (const result of REPAIR_RESULTS) this.payloadRepairs.inc({ result }, 0);
     for (const reason of SHED_REASONS) this.loadShed.inc({ reason }, 0);
+    for (const outcome of STATS_OUTCOMES) this.statsAggregations.inc({ outcome }, 0);
+    for (const result of STATS_REPORT_RESULTS) this.statsReports.inc({ result }, 0);
     // CPU, memory, event-loop lag, GC, handles: prom-client's standard process metrics, in this registry (they
     // describe the process: nodes sharing one, as in some tests, report the same figures; each adds one
     // event-loop histogram and one GC observer, which live as long as the process).
@@ -203,6 +228,14 @@ export class NodeMetrics {
     for (const e of executed.events) if (e.outcome === 'denied') denied++;
     this.eventsCommitted.inc({ outcome: 'success' }, executed.events.length - denied);
     this.eventsCommitted.inc({ outcome: 'denied' }, denied);
+  }
+
+  /** A statistics job aggregated here: counts only, never a value. */
+  statsAggregated(outcome: { used: number; dropped: number; withheld: boolean }, seconds: number): void {
+    this.statsAggregations.inc({ outcome: outcome.withheld ? 'withheld' : 'released' });
+    this.statsReports.inc({ result: 'used' }, outcome.used);
+    this.statsReports.inc({ result: 'dropped' }, outcome.dropped);
+    this.statsAggregationSeconds.observe(seconds);
   }
 
   /** The Prometheus text exposition (format 0.0.4) of this node's registry. */

@@ -192,7 +192,7 @@ export class MedLedgerNode {
     }
     await this.host.handle(SYNC_PROTOCOL, (request) => this.sync.serve(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
     await this.host.handle(PAYLOAD_PROTOCOL, (request) => this.sync.servePayloads(request), { maxFrameBytes: SYNC_MAX_FRAME_BYTES });
-    this.stats = await attachStatsAggregator({ node: this, config, genesis, ledger, chain, host: this.host, signer, logger });
+    this.stats = await attachStatsAggregator({ node: this, config, genesis, ledger, chain, host: this.host, signer, metrics, logger });
     this.host.onPeerConnect((peer) => {
       this.engine.resendOwn();
       // A reconnecting peer may be ahead: one request finds out.

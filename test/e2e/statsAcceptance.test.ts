@@ -14,6 +14,7 @@ import { combinePrepShares, createVdaf, prepareInit, ProofFailed, shard, vdafFor
 import { shareContext } from '../../src/records/stats/report.js';
 import { sealShare } from '../../src/records/stats/sealing.js';
 import type { TxBody } from '../../src/records/tx/types.js';
+import { fetchMetrics, metricValue } from '../../scripts/bench/prometheus.js';
 import { cli, type CliRun } from '../support/cliRunner.js';
 import { TestNetwork } from '../support/testNetwork.js';
 
@@ -379,6 +380,18 @@ describe('issue 13 acceptance: private statistics over 30 patients at four hospi
     }
     // One aggregation on each node, in all; the batch holds its one job and no other.
     expect(aggregations(job)).toEqual([1, 1, 1, 1]);
+    for (const i of [0, 1, 2, 3]) {
+      const samples = await fetchMetrics(net.node(i).apiUrl);
+      expect(
+        [
+          metricValue(samples, 'medledger_stats_aggregations_total', { outcome: 'released' }),
+          metricValue(samples, 'medledger_stats_aggregations_total', { outcome: 'withheld' }),
+          metricValue(samples, 'medledger_stats_reports_total', { result: 'used' }),
+          metricValue(samples, 'medledger_stats_reports_total', { result: 'dropped' }),
+        ],
+        net.node(i).name,
+      ).toEqual([1, 0, CONTRIBUTORS, 1]);
+    }
     for (const i of [0, 1, 2, 3])
       expect(
         net

@@ -19,6 +19,7 @@ import type { P2PHost } from '../p2p/host.js';
 import { StoreDamage } from '../store/ledgerStore.js';
 import { errMessage } from '../p2p/errMessage.js';
 import { finishReports, JobAborted, prepareReports, type JobOutcome, type PreparedReports } from './jobWork.js';
+import type { NodeMetrics } from '../metrics.js';
 import {
   decodePrepRequest,
   encodePrepRequest,
@@ -67,6 +68,8 @@ export interface StatsAggregatorDeps {
   isPending?: (txId: string) => boolean;
   /** Reports a job may hold to be worked on here; default MAX_JOB_REPORTS (tests lower it). */
   maxReports?: number;
+  /** Counts of each aggregation (the node's /metrics). */
+  metrics?: Pick<NodeMetrics, 'statsAggregated'>;
   logger: Logger;
 }
 
@@ -261,6 +264,7 @@ export class StatsAggregator {
           () => this.stopped,
         );
         this.log.info({ job: short(a.job.id), used: a.outcome.used, dropped: a.outcome.dropped, ms: Date.now() - started }, 'stats job aggregated');
+        this.deps.metrics?.statsAggregated({ ...a.outcome, withheld: a.outcome.share.length === 0 }, (Date.now() - started) / 1000);
         progressed = true;
       }
       if (a.submitted && (Date.now() - a.submitted.at < RESUBMIT_MS || this.deps.isPending?.(a.submitted.tx))) continue;
@@ -418,6 +422,7 @@ export async function attachStatsAggregator(w: {
   signer: Signer;
   /** Its own admission path (`submit`) and mempool. */
   node: { submit(req: { tx: string; wait: boolean; timeoutMs: number }): Promise<unknown>; readonly mempool: { has(id: string): boolean } };
+  metrics: Pick<NodeMetrics, 'statsAggregated'>;
   logger: Logger;
 }): Promise<StatsAggregator | undefined> {
   const aggregator = loadAggregatorKey(w.config, w.genesis);
@@ -436,6 +441,7 @@ export async function attachStatsAggregator(w: {
       await w.node.submit({ tx: toBase64(tx.bytes), wait: false, timeoutMs: 30_000 });
     },
     isPending: (txId) => w.node.mempool.has(txId),
+    metrics: w.metrics,
     logger: w.logger.child({ module: 'stats' }),
   });
   w.chain.onCommitted((finalized) => stats.onCommitted(finalized));
