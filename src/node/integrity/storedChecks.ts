@@ -45,7 +45,7 @@ export class StoredChecks {
     if (this.opts.checkPayloads) await this.checkPayloads(executed);
     pass.events += executed.events.length;
     executed.events.forEach((event, i) => {
-      for (const { family, entry } of expectedIndexEntries(executed.txs[i]!.idHex, event, h, i)) pass.add(family, entry);
+      for (const { family, entry } of expectedIndexEntries(executed.txs[i]!, event, h, i)) pass.add(family, entry);
     });
   }
 

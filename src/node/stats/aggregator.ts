@@ -35,12 +35,13 @@ import {
 /**
  * Pending jobs being worked on at once (prepared, not yet answered by this node on chain); later ones wait
  * their turn. A job costs ~6.9 KiB per report here (own prep state of 281 field elements and own share, three
- * peers' shares; ~140 MB at MAX_JOB_REPORTS), so one at a time. A job this node has answered (its statsAggregate is committed) takes no slot:
+ * peers' shares; ~70 MB at MAX_JOB_REPORTS), so two at most: one job waiting for its own share to commit
+ * does not stop the next. A job this node has answered (its statsAggregate is committed) takes no slot:
  * it keeps only its encoded preparation-share frames, to serve peers that still need them.
  */
-export const MAX_ACTIVE_JOBS = 1;
+export const MAX_ACTIVE_JOBS = 2;
 /**
- * Answered jobs whose frames are kept for peers (~0.6 KiB per report, ~12 MiB at MAX_JOB_REPORTS): beyond
+ * Answered jobs whose frames are kept for peers (~0.6 KiB per report, ~6 MiB at MAX_JOB_REPORTS): beyond
  * this, the newer answered jobs stop being served (logged), so a hospital that never submits cannot pile up
  * memory here.
  */

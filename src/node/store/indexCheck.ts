@@ -1,12 +1,13 @@
 import type { AuditEvent } from '../../records/audit.js';
+import type { Tx } from '../../records/tx/types.js';
 import { decodeEvent, indexEntries } from './auditIndex.js';
 import { indexKey, K, seqKey, SEQ_LENGTH, type IndexName } from './keys.js';
 import { levelOptions, under, type Level, type ReadOptions, type StoreSnapshot } from './values.js';
 
 /**
  * The store's indexes as the integrity monitor checks them, both ways, without knowing their layout: each
- * index family is a set of entries (opaque strings); `expectedIndexEntries` says which entries one audit
- * event implies, `indexEntryBatches` reads the stored ones, and the two sets must be equal.
+ * index family is a set of entries (opaque strings); `expectedIndexEntries` says which entries one transaction
+ * and its audit event imply, `indexEntryBatches` reads the stored ones, and the two sets must be equal.
  */
 
 /** The index families (transaction locations and the audit indexes) with the names messages use, in check order. */
@@ -17,11 +18,12 @@ export const INDEX_FAMILIES = {
   hospital: 'hospital',
   record: 'record',
   time: 'time',
-} as const satisfies Record<'txLocation' | IndexName, string>;
+  statsReport: 'statistics report',
+} as const satisfies Record<'txLocation' | 'statsReport' | IndexName, string>;
 export type IndexFamily = keyof typeof INDEX_FAMILIES;
 
 /** Key tag of each family: a family is every key under `${tag}/`. */
-const TAG: Record<IndexFamily, string> = { txLocation: 't', patient: 'ip', user: 'iu', hospital: 'ih', record: 'ir', time: 'it' };
+const TAG: Record<IndexFamily, string> = { txLocation: 't', patient: 'ip', user: 'iu', hospital: 'ih', record: 'ir', time: 'it', statsReport: 'sr' };
 const FAMILY_OF_TAG = new Map(Object.entries(TAG).map(([family, tag]) => [tag, family as IndexFamily]));
 
 const txLocationEntry = (txIdHex: string, seq: string) => `${K.txLocation(txIdHex)}=${seq}`;
@@ -31,11 +33,20 @@ function expectedIndexKeys(event: AuditEvent, seq: string): string[] {
   return indexEntries(event).map(([index, value]) => indexKey(index, value, seq));
 }
 
+/** The statistics report index entry of a successful statsReport (its measure and batch are in the tx body only). */
+function statsReportKey(tx: Tx, event: AuditEvent, seq: string): string | undefined {
+  if (tx.tx.type !== 'statsReport' || event.outcome !== 'success') return undefined;
+  const body = (tx as Tx<'statsReport'>).tx.body;
+  return K.statsReport(body.measure, body.batch, seq);
+}
+
 /** The index entries a sound store holds for transaction `index` of block `height` and its audit event. */
-export function expectedIndexEntries(txIdHex: string, event: AuditEvent, height: number, index: number): { family: IndexFamily; entry: string }[] {
+export function expectedIndexEntries(tx: Tx, event: AuditEvent, height: number, index: number): { family: IndexFamily; entry: string }[] {
   const seq = seqKey(height, index);
-  const out: { family: IndexFamily; entry: string }[] = [{ family: 'txLocation', entry: txLocationEntry(txIdHex, seq) }];
+  const out: { family: IndexFamily; entry: string }[] = [{ family: 'txLocation', entry: txLocationEntry(tx.idHex, seq) }];
   for (const key of expectedIndexKeys(event, seq)) out.push({ family: FAMILY_OF_TAG.get(key.slice(0, key.indexOf('/')))!, entry: key });
+  const stats = statsReportKey(tx, event, seq);
+  if (stats) out.push({ family: 'statsReport', entry: stats });
   return out;
 }
 
@@ -86,6 +97,11 @@ export class IndexCheck {
     const { db } = this;
     const snap = { snapshot: snapshot.token };
     const txLocations = family === 'txLocation';
+    // A statistics report entry names its measure and batch, which only the transaction holds: here an entry must
+    // point to a successful statsReport event, and every such event must have an entry (a wrong measure or batch
+    // is caught by the digests, not located here).
+    const statsReports = family === 'statsReport';
+    const statsSeqs = new Set<string>();
     let worst: { height: number; problem: string } | null = null;
     const note = (height: number, problem: string) => {
       if (!worst || height < worst.height) worst = { height, problem };
@@ -104,7 +120,11 @@ export class IndexCheck {
         const value = values[i];
         if (!value) return note(height, `${name} index entry ${printable(key)} points to audit event ${seq} which does not exist`);
         const event = decodeEvent(value, seq);
-        const fits = txLocations ? key === K.txLocation(event.tx) : expectedIndexKeys(event, seq).includes(key);
+        const fits = txLocations
+          ? key === K.txLocation(event.tx)
+          : statsReports
+            ? event.type === 'statsReport' && event.outcome === 'success'
+            : expectedIndexKeys(event, seq).includes(key);
         if (!fits) note(height, `${name} index entry ${printable(key)} does not match the audit event it points to (transaction ${event.tx.slice(0, 12)}…)`);
       });
       batch = [];
@@ -120,6 +140,7 @@ export class IndexCheck {
         continue;
       }
       if (height > upTo) continue;
+      if (statsReports) statsSeqs.add(seq);
       batch.push({ key, seq });
       if (batch.length >= 1_000) await flush();
     }
@@ -144,6 +165,11 @@ export class IndexCheck {
       await pace(++n);
       const seq = key.slice(K.eventPrefix.length);
       const event = decodeEvent(value, seq);
+      if (statsReports) {
+        if (event.type === 'statsReport' && event.outcome === 'success' && !statsSeqs.has(seq))
+          note(event.height, `audit event of transaction ${event.tx.slice(0, 12)}… (${seq}) has no ${name} index entry`);
+        continue;
+      }
       const keys = txLocations ? [K.txLocation(event.tx)] : expectedIndexKeys(event, seq).filter((k) => k.startsWith(prefix));
       events.push({ seq, event, keys });
       if (events.length >= 1_000) await check();

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ledger } from '../../../src/node/ledger.js';
 import { StatsAggregator, withDeadline } from '../../../src/node/stats/aggregator.js';
 import { LedgerStore } from '../../../src/node/store/ledgerStore.js';
+import { rawLevel } from '../../../src/node/store/testSupport.js';
+import { IntegrityMonitor } from '../../../src/node/integrity/monitor.js';
 import { StoreDamage } from '../../../src/node/store/values.js';
 import { statsJobOf } from '../../../src/node/stats/views.js';
 import { batchOf } from '../../../src/records/stats/batches.js';
@@ -406,4 +408,25 @@ describe('the pull of a peer has an overall deadline', () => {
     for await (const f of withDeadline(quick, 300)) all.push(f);
     expect(all).toEqual([new Uint8Array([7])]);
   }, 30_000);
+
+  it('the integrity monitor checks the statistics report index both ways (an entry lost, one pointing elsewhere)', async () => {
+    const ledger = ledgers[3]!;
+    const scan = () => new IntegrityMonitor(ledger, { logger: pino({ level: 'silent' }) }).scanOnce();
+    expect(await scan()).toMatchObject({ ok: true });
+    const raw = rawLevel(ledger.store);
+    const keys: string[] = [];
+    for await (const k of raw.keys({ gte: 'sr/', lt: 'sr0' })) keys.push(k);
+    expect(keys.length).toBeGreaterThanOrEqual(20);
+    const lost = keys[5]!;
+    const height = Number(lost.slice(-17, -5));
+    await raw.del(lost);
+    expect(await scan()).toMatchObject({ ok: false, alert: { height, problem: expect.stringMatching(/has no statistics report index entry/) } });
+    await raw.put(lost, new Uint8Array(0));
+    // An entry that points to the first block's first event (a registration, not a report).
+    const stray = `${keys[0]!.slice(0, keys[0]!.indexOf('\0'))}\0${'1'.padStart(12, '0')}00000`;
+    await raw.put(stray, new Uint8Array(0));
+    expect(await scan()).toMatchObject({ ok: false, alert: { height: 1, problem: expect.stringMatching(/statistics report index entry .* does not match/) } });
+    await raw.del(stray);
+    expect(await scan()).toMatchObject({ ok: true });
+  }, 60_000);
 });
