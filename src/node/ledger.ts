@@ -4,7 +4,8 @@ import type { WrappedKey } from '../records/envelope.js';
 import type { MemoryState } from '../records/state/memoryState.js';
 import type { UnsignedTx } from '../records/tx/types.js';
 import { genesisBlock, type Block, type BlockHeader } from '../consensus/block.js';
-import { validateBlock, type ExecutedBlock, type ParentRef } from '../consensus/blockExecution.js';
+import { validateBlock, type ExecutedBlock, type ParentRef, type TxCache } from '../consensus/blockExecution.js';
+import type { SignatureVerifier } from '../records/crypto/signature.js';
 import { genesisChanges, type Genesis } from '../consensus/genesis.js';
 import type { Certificate } from '../consensus/votes.js';
 import type { FinalizedBlock } from './finalizedBlock.js';
@@ -58,9 +59,10 @@ export class Ledger extends EventEmitter<{ committed: [FinalizedBlock] }> {
 
   /**
    * Validates a block proposed or synced for the next height against the current state. `opts.hash`: the
-   * header's hash when the caller already computed it from this header (a proposal's, carried).
+   * header's hash when the caller already computed it from this header (a proposal's, carried). `txCache`
+   * and `verify`: a signature pre-check's verdicts (sync), instead of the node's own transaction cache.
    */
-  validateNext(block: Block, opts: { now?: number; hash?: Uint8Array } = {}): ExecutedBlock {
+  validateNext(block: Block, opts: { now?: number; hash?: Uint8Array; txCache?: TxCache; verify?: SignatureVerifier } = {}): ExecutedBlock {
     return validateBlock(block, this.head, this.state, { genesis: this.genesis, txCache: this.txCache, ...opts });
   }
 
