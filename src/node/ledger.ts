@@ -9,7 +9,7 @@ import type { SignatureVerifier } from '../records/crypto/signature.js';
 import { genesisChanges, type Genesis } from '../consensus/genesis.js';
 import type { Certificate } from '../consensus/votes.js';
 import type { FinalizedBlock } from './finalizedBlock.js';
-import type { AuditPage, EventFilter, LedgerStore, StoreDamage, StoredEvidence, StoredStatsReport } from './store/ledgerStore.js';
+import type { AuditPage, EventFilter, LedgerStore, ReadOptions, StoreDamage, StoredEvidence, StoredStatsReport } from './store/ledgerStore.js';
 import type { MeasureName } from '../records/stats/measures.js';
 import { BoundedTxCache } from './txCache.js';
 
@@ -78,12 +78,12 @@ export class Ledger extends EventEmitter<{ committed: [FinalizedBlock] }> {
   }
 
   /** A stored block decoded, with the bytes it was read from (one read). */
-  getStoredBlock(height: number): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
-    return this.store.getStoredBlock(height);
+  getStoredBlock(height: number, opts?: ReadOptions): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
+    return this.store.getStoredBlock(height, opts);
   }
 
-  getBlockBytes(height: number): Promise<Uint8Array | undefined> {
-    return this.store.getBlockBytes(height);
+  getBlockBytes(height: number, opts?: ReadOptions): Promise<Uint8Array | undefined> {
+    return this.store.getBlockBytes(height, opts);
   }
 
   getCertificate(height: number): Promise<Certificate | undefined> {

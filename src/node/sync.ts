@@ -108,7 +108,8 @@ export class SyncManager {
     const { ledger } = this.deps;
     const to = Math.min(parsed.data.to, parsed.data.from + MAX_RANGE - 1, ledger.height);
     for (let h = Math.max(1, parsed.data.from); h <= to; h++) {
-      const stored = await ledger.getStoredBlock(h);
+      // Bulk reads of old blocks stay out of LevelDB's block cache (hot index blocks stay in it).
+      const stored = await ledger.getStoredBlock(h, { cold: true });
       const cert = await ledger.getCertificate(h);
       if (!stored || !cert) return;
       const payloads: { index: number; payload: Uint8Array; redacted: boolean }[] = [];
