@@ -166,7 +166,7 @@ export async function storeBenchmark(opts: StoreOptions): Promise<StoreResult> {
         servingNodeIntegrityPassRunning: runningAtStart || (await passRunning()),
       };
       log(
-        `store: empty node synced ${chain.blocks} blocks / ${chain.events} events in ${seconds.toFixed(1)} s (${sync.eventsPerSecond.toFixed(0)} events/s, fully verified; ${sync.cpuMicrosPerEvent.toFixed(0)} µs CPU per event)${sync.servingNodeIntegrityPassRunning ? ' while the serving node ran its startup integrity pass' : ''}`,
+        `store: empty node synced ${chain.blocks} blocks / ${chain.events} events in ${seconds.toFixed(1)} s (${sync.eventsPerSecond.toFixed(0)} events/s, fully verified; ${sync.cpuMicrosPerEvent.toFixed(0)} µs CPU per event; syncing node peak ${sync.rssPeakMB} MB)${sync.servingNodeIntegrityPassRunning ? ' while the serving node ran its startup integrity pass' : ''}`,
       );
     }
 

@@ -59,7 +59,7 @@ export function createApiBackend(node: ApiBackendSource): ApiBackend {
     rawBlocks: async (from, to) => {
       const blocks: { height: number; block: Uint8Array; cert?: Uint8Array }[] = [];
       for (let h = from; h <= Math.min(to, ledger.height); h++) {
-        const block = await ledger.getBlockBytes(h);
+        const block = await ledger.getBlockBytes(h, { cold: true }); // bulk: out of LevelDB's block cache
         if (!block) break;
         const cert = await ledger.getCertificate(h);
         blocks.push({ height: h, block, ...(cert ? { cert: encodeCanonical(cert) } : {}) });

@@ -4,11 +4,12 @@ import type { WrappedKey } from '../records/envelope.js';
 import type { MemoryState } from '../records/state/memoryState.js';
 import type { UnsignedTx } from '../records/tx/types.js';
 import { genesisBlock, type Block, type BlockHeader } from '../consensus/block.js';
-import { validateBlock, type ExecutedBlock, type ParentRef } from '../consensus/blockExecution.js';
+import { validateBlock, type ExecutedBlock, type ParentRef, type TxCache } from '../consensus/blockExecution.js';
+import type { SignatureVerifier } from '../records/crypto/signature.js';
 import { genesisChanges, type Genesis } from '../consensus/genesis.js';
 import type { Certificate } from '../consensus/votes.js';
 import type { FinalizedBlock } from './finalizedBlock.js';
-import type { AuditPage, EventFilter, LedgerStore, StoreDamage, StoredEvidence, StoredStatsReport } from './store/ledgerStore.js';
+import type { AuditPage, EventFilter, LedgerStore, ReadOptions, StoreDamage, StoredEvidence, StoredStatsReport } from './store/ledgerStore.js';
 import type { MeasureName } from '../records/stats/measures.js';
 import { BoundedTxCache } from './txCache.js';
 
@@ -58,9 +59,10 @@ export class Ledger extends EventEmitter<{ committed: [FinalizedBlock] }> {
 
   /**
    * Validates a block proposed or synced for the next height against the current state. `opts.hash`: the
-   * header's hash when the caller already computed it from this header (a proposal's, carried).
+   * header's hash when the caller already computed it from this header (a proposal's, carried). `txCache`
+   * and `verify`: a signature pre-check's verdicts (sync), instead of the node's own transaction cache.
    */
-  validateNext(block: Block, opts: { now?: number; hash?: Uint8Array } = {}): ExecutedBlock {
+  validateNext(block: Block, opts: { now?: number; hash?: Uint8Array; txCache?: TxCache; verify?: SignatureVerifier } = {}): ExecutedBlock {
     return validateBlock(block, this.head, this.state, { genesis: this.genesis, txCache: this.txCache, ...opts });
   }
 
@@ -76,12 +78,12 @@ export class Ledger extends EventEmitter<{ committed: [FinalizedBlock] }> {
   }
 
   /** A stored block decoded, with the bytes it was read from (one read). */
-  getStoredBlock(height: number): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
-    return this.store.getStoredBlock(height);
+  getStoredBlock(height: number, opts?: ReadOptions): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
+    return this.store.getStoredBlock(height, opts);
   }
 
-  getBlockBytes(height: number): Promise<Uint8Array | undefined> {
-    return this.store.getBlockBytes(height);
+  getBlockBytes(height: number, opts?: ReadOptions): Promise<Uint8Array | undefined> {
+    return this.store.getBlockBytes(height, opts);
   }
 
   getCertificate(height: number): Promise<Certificate | undefined> {

@@ -5,7 +5,7 @@ import { sha256 } from '../records/crypto/hash.js';
 import { decodeCanonical, encodeCanonical } from '../records/encoding.js';
 import { bytes, uintSchema } from '../records/ids.js';
 import { decodeBlock, type Block } from '../consensus/block.js';
-import { SignaturePrecheck } from '../consensus/signaturePrecheck.js';
+import { ALL_SIGNATURES, PrecheckCache, SignaturePrecheck } from '../consensus/signaturePrecheck.js';
 import { certificateSchema, verifyCertificate } from '../consensus/votes.js';
 import type { ChainWriter } from './chainWriter.js';
 import type { Ledger } from './ledger.js';
@@ -39,6 +39,12 @@ export const MAX_REDACTED_OFFER_BYTES = 32 * 1024 * 1024;
 /** Distinct contents kept per transaction: f+1 honest peers agree, so a few candidates suffice. */
 const MAX_OFFERS_PER_TX = 8;
 const MAX_RANGE = 256;
+/**
+ * Chunks (PRECHECK_LIMITS: ≤ 32 blocks or ≤ 4,000 transactions each) checked ahead on the workers while the
+ * main thread commits one: with 2, the workers always have a chunk queued behind the one they are checking.
+ * Held at once: this many chunks plus the one being committed (≤ 3 × 4,000 decoded transactions).
+ */
+export const SYNC_AHEAD_CHUNKS = 2;
 export const SYNC_MAX_FRAME_BYTES = 24 * 1024 * 1024;
 
 const requestSchema = z.strictObject({ from: uintSchema, to: uintSchema });
@@ -102,7 +108,8 @@ export class SyncManager {
     const { ledger } = this.deps;
     const to = Math.min(parsed.data.to, parsed.data.from + MAX_RANGE - 1, ledger.height);
     for (let h = Math.max(1, parsed.data.from); h <= to; h++) {
-      const stored = await ledger.getStoredBlock(h);
+      // Bulk reads of old blocks stay out of LevelDB's block cache (hot index blocks stay in it).
+      const stored = await ledger.getStoredBlock(h, { cold: true });
       const cert = await ledger.getCertificate(h);
       if (!stored || !cert) return;
       const payloads: { index: number; payload: Uint8Array; redacted: boolean }[] = [];
@@ -163,16 +170,26 @@ export class SyncManager {
 
   private async fetchRange(peer: string, from: number, to: number): Promise<number> {
     const { ledger } = this.deps;
-    // Pipeline: while one chunk's blocks are validated and committed, the next chunk's transaction signatures
-    // are checked on worker threads (into the ledger's cache, where validation finds them) and further
-    // frames are read from the network. Every chunk goes to the workers, however few its signatures: its
-    // check overlaps the previous chunk's commit.
-    this.precheck ??= new SignaturePrecheck(ledger.genesis, { kinds: { txs: true, headers: false, certificates: false }, minSignatures: 1 });
-    const chunks = this.precheck.chunks(this.download(peer, from, to), { signed: ({ block }) => ({ block }), into: () => ({ txCache: ledger.txCache }) });
+    // Pipeline: while one chunk's blocks are validated and committed, the next chunks' signatures (transactions,
+    // proposers' headers, certificates) are checked on worker threads and further frames are read from the
+    // network. Verdicts land in a cache of the chunks in flight, dropped once a chunk is committed, so decoded
+    // transactions do not outlive their block (the node's own transaction cache is for the mempool).
+    this.precheck ??= new SignaturePrecheck(ledger.genesis, { kinds: ALL_SIGNATURES, minSignatures: 1 });
+    const caches = new PrecheckCache();
+    const chunks = this.precheck.chunks(this.download(peer, from, to), {
+      signed: ({ block, frame }) => ({ block, certificates: [frame.cert] }),
+      into: () => caches.open(),
+      ahead: SYNC_AHEAD_CHUNKS,
+    });
     let count = 0;
-    for await (const chunk of chunks) {
-      await chunk.verified;
-      count += await this.commitChunk(chunk.items);
+    try {
+      for await (const chunk of chunks) {
+        await chunk.verified;
+        count += await this.commitChunk(chunk.items, caches);
+        caches.drop(chunk.into);
+      }
+    } finally {
+      caches.clear();
     }
     return count;
   }
@@ -189,15 +206,16 @@ export class SyncManager {
   }
 
   /** Validates and commits a chunk of blocks in order (their signatures were checked on workers). */
-  private async commitChunk(chunk: SyncChunk): Promise<number> {
+  private async commitChunk(chunk: SyncChunk, caches: PrecheckCache): Promise<number> {
     const { ledger, chain, logger } = this.deps;
     let count = 0;
     for (const { block, frame, peer } of chunk) {
       // Validated and committed under the chain writer's lock, against the head it is committed on.
       const committed = await chain.exclusive(async () => {
         if (block.header.height !== ledger.height + 1) return false;
-        const executed = ledger.validateNext(block);
-        verifyCertificate(frame.cert, ledger.genesis.validators, ledger.genesis.file.network, { height: block.header.height, block: executed.hash });
+        const executed = ledger.validateNext(block, { txCache: caches, verify: caches.verify });
+        const expected = { height: block.header.height, block: executed.hash };
+        verifyCertificate(frame.cert, ledger.genesis.validators, ledger.genesis.file.network, expected, caches.verify);
         await chain.commit({ executed, cert: frame.cert, bytes: frame.block, payloads: this.syncedPayloads(executed.txs, frame.payloads, peer) });
         return true;
       });

@@ -1,3 +1,4 @@
+import { SYNC_AHEAD_CHUNKS } from '../../src/node/sync.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Block } from '../../src/consensus/block.js';
 import { ChainChecker } from '../../src/consensus/chainCheck.js';
@@ -179,6 +180,31 @@ describe('signature pre-check: chunks', () => {
     await new Promise((r) => setTimeout(r, 20));
     // The first chunk, and at most one read ahead (and the item that showed it was full).
     expect(read).toBeLessThanOrEqual(2 * PRECHECK_LIMITS.maxBlocks + 1);
+    await precheck.close();
+  });
+
+  it('reads at most `ahead` chunks beyond the one the consumer holds (sync: SYNC_AHEAD_CHUNKS)', async () => {
+    const precheck = new SignaturePrecheck(chain.genesis, { kinds: ALL_SIGNATURES, workers: 1 });
+    let read = 0;
+    async function* endless() {
+      for (let i = 0; i < 20 * PRECHECK_LIMITS.maxBlocks; i++) {
+        read++;
+        await Promise.resolve();
+        yield chain.blocks[i % chain.blocks.length]!;
+      }
+    }
+    for await (const chunk of precheck.chunks(endless(), {
+      signed: (b) => ({ block: b.executed.block }),
+      into: () => ({ txCache: new Map() }),
+      ahead: SYNC_AHEAD_CHUNKS,
+    })) {
+      await chunk.verified;
+      await new Promise((r) => setTimeout(r, 50));
+      // Held: this chunk; checked ahead: SYNC_AHEAD_CHUNKS full ones; read: at most the item that showed the last was full.
+      expect(read).toBeGreaterThanOrEqual((1 + SYNC_AHEAD_CHUNKS) * PRECHECK_LIMITS.maxBlocks);
+      expect(read).toBeLessThanOrEqual((1 + SYNC_AHEAD_CHUNKS) * PRECHECK_LIMITS.maxBlocks + 1);
+      break;
+    }
     await precheck.close();
   });
 });

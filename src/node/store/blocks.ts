@@ -44,8 +44,8 @@ export class BlockStore {
   }
 
   /** A stored block decoded, with the bytes it was read from (one read). */
-  async getStoredBlock(height: number): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
-    const bytes = await this.getBlockBytes(height);
+  async getStoredBlock(height: number, opts?: ReadOptions): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
+    const bytes = await this.getBlockBytes(height, opts);
     if (!bytes) return undefined;
     try {
       return { block: decodeBlock(bytes, MAX_STORED_BLOCK), bytes };

@@ -187,8 +187,8 @@ export class LedgerStore {
     return this.blocks.getBlock(height);
   }
   /** A stored block decoded, with the bytes it was read from (one read). */
-  getStoredBlock(height: number): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
-    return this.blocks.getStoredBlock(height);
+  getStoredBlock(height: number, opts?: ReadOptions): Promise<{ block: Block; bytes: Uint8Array } | undefined> {
+    return this.blocks.getStoredBlock(height, opts);
   }
   getHeader(height: number): Promise<{ header: BlockHeader; hash: Uint8Array } | undefined> {
     return this.blocks.getHeader(height);
