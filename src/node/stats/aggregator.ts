@@ -35,7 +35,7 @@ import {
 /**
  * Pending jobs being worked on at once (prepared, not yet answered by this node on chain); later ones wait
  * their turn. A job costs ~6.9 KiB per report here (own prep state of 281 field elements and own share, three
- * peers' shares; ~70 MB at MAX_JOB_REPORTS), so two at most: one job waiting for its own share to commit
+ * peers' shares; ~160 MB resident measured at MAX_JOB_REPORTS), so two at most: one job waiting for its own share to commit
  * does not stop the next. A job this node has answered (its statsAggregate is committed) takes no slot:
  * it keeps only its encoded preparation-share frames, to serve peers that still need them.
  */

@@ -16,7 +16,7 @@ export const MIN_BATCH_REPORTS = 10;
 /**
  * Most reports one (measure, batch) takes: every node prepares all of a batch's reports for a job, so the
  * batch is full beyond this (denied `batch-full`) and no job can outgrow what a node works on: ~6.9 KiB per
- * report while it is prepared (node/stats/aggregator.ts), ~70 MB at this bound. A larger population takes a
+ * report while it is prepared (node/stats/aggregator.ts; ~160 MB resident measured at this bound). A larger population takes a
  * shorter batch period (genesis `stats.batchMs`).
  */
 export const MAX_BATCH_REPORTS = 10_000;
