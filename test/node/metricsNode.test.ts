@@ -104,6 +104,8 @@ describe('GET /metrics on a single node process', () => {
     expect(count(after.samples, 'medledger_integrity_alert')).toBe(0);
     expect(count(after.samples, 'medledger_integrity_verified_height')).toBeLessThanOrEqual(status.height);
     for (const reason of ['mempool', 'memory', 'loop']) expect(count(after.samples, 'medledger_load_shed_total', { reason })).toBe(0);
+    // Statistics: shown from the start at 0 (nothing aggregated on this network).
+    for (const outcome of ['released', 'withheld']) expect(count(after.samples, 'medledger_stats_aggregations_total', { outcome })).toBe(0);
     expect(count(after.samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
     expect(count(after.samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
 
@@ -113,8 +115,8 @@ describe('GET /metrics on a single node process', () => {
     const allowed: Record<string, readonly string[]> = {
       source: ['api', 'gossip'],
       reason: [...REJECTION_REASONS, 'mempool', 'memory', 'loop'],
-      outcome: ['success', 'denied'],
-      result: ['stored', 'dropped'],
+      outcome: ['success', 'denied', 'released', 'withheld'],
+      result: ['stored', 'dropped', 'used'],
     };
     for (const s of after.samples.filter((x) => x.name.startsWith('medledger_'))) {
       for (const [k, v] of Object.entries(s.labels)) {
