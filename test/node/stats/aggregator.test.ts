@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { encodePrepRequest, readPrepResponse } from '../../../src/node/stats/prepProtocol.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ledger } from '../../../src/node/ledger.js';
-import { StatsAggregator, withDeadline } from '../../../src/node/stats/aggregator.js';
+import { StatsAggregator, withDeadline, type StatsAggregatorDeps } from '../../../src/node/stats/aggregator.js';
 import { LedgerStore } from '../../../src/node/store/ledgerStore.js';
 import { rawLevel } from '../../../src/node/store/testSupport.js';
 import { IntegrityMonitor } from '../../../src/node/integrity/monitor.js';
@@ -72,6 +72,25 @@ async function commitAll(txs: Tx[], time?: number): Promise<void> {
   const block = chain.finalize(txs, time !== undefined ? { time } : {});
   for (const l of ledgers) await l.commit(block.finalized);
   for (const a of aggregators) a?.onCommitted(block.finalized);
+}
+
+/** Hospital a's aggregator over `ledger` with no peers reachable (for the tests of what it does alone). */
+function lonelyAggregator(ledger: Ledger, overrides: Partial<StatsAggregatorDeps>): StatsAggregator {
+  return new StatsAggregator({
+    ledger,
+    genesis: chain.genesis,
+    hospital: hospitals[0]!,
+    aggregator: chain.aggregators[0]!,
+    signer: chain.validators[0]!.signer,
+    host: () => ({
+      request: () => {
+        throw new Error('no peers here');
+      },
+    }),
+    submit: async () => undefined,
+    logger: pino({ level: 'silent' }),
+    ...overrides,
+  });
 }
 
 function startAggregator(i: number): void {
@@ -171,17 +190,7 @@ describe('the node aggregator', () => {
       },
     });
     const submittedHere: Tx[] = [];
-    const bounded = new StatsAggregator({
-      ledger: ledgers[0]!,
-      genesis: chain.genesis,
-      hospital: hospitals[0]!,
-      aggregator: chain.aggregators[0]!,
-      signer: chain.validators[0]!.signer,
-      host: () => ({
-        request: () => {
-          throw new Error('no peers here');
-        },
-      }),
+    const bounded = lonelyAggregator(ledgers[0]!, {
       submit: async (tx) => {
         submittedHere.push(tx);
       },
@@ -224,20 +233,7 @@ describe('the node aggregator', () => {
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
     });
-    const stuck = new StatsAggregator({
-      ledger: damaged,
-      genesis: chain.genesis,
-      hospital: hospitals[0]!,
-      aggregator: chain.aggregators[0]!,
-      signer: chain.validators[0]!.signer,
-      host: () => ({
-        request: () => {
-          throw new Error('no peers here');
-        },
-      }),
-      submit: async () => undefined,
-      logger: pino({ level: 'info' }, capture),
-    });
+    const stuck = lonelyAggregator(damaged, { logger: pino({ level: 'info' }, capture) });
     stuck.start();
     try {
       await pollUntil(
